@@ -1,0 +1,60 @@
+"""The two ways to install (pip's pyproject.toml, conda's environment.yml) name the same
+packages, and the installed environment resolves cleanly with JupyterLab 4."""
+import re
+import subprocess
+import sys
+import tomllib
+from importlib.metadata import version
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _name(requirement: str) -> str:
+    # "jupyterlab>=4.0,<5" -> "jupyterlab"; names compare case- and separator-insensitively
+    return re.split(r"[<>=!~\[ ;]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _pyproject_names() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = project["dependencies"] + [r for extra in project["optional-dependencies"].values()
+                                      for r in extra]
+    return {_name(r) for r in reqs}
+
+
+def _environment_names() -> set[str]:
+    deps = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
+    names = set()
+    for dep in deps:
+        if isinstance(dep, dict):
+            names |= {_name(r) for r in dep["pip"] if not r.startswith("-e")}
+        else:
+            names.add(_name(dep))
+    return names - {"python", "pip"}
+
+
+def test_environment_yml_and_pyproject_name_the_same_packages():
+    assert _environment_names() == _pyproject_names()
+
+
+def test_peer_attack_library_is_pinned_exactly_in_both():
+    text = (ROOT / "pyproject.toml").read_text() + (ROOT / "environment.yml").read_text()
+    assert text.count("torchattacks==3.3.0") == 2
+    assert version("torchattacks") == "3.3.0"
+
+
+def test_installed_environment_is_consistent():
+    result = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_jupyterlab_is_4x():
+    assert version("jupyterlab").split(".")[0] == "4"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    assert "make test" in readme
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
