@@ -1,0 +1,276 @@
+"""Training: clean or adversarial, with the paper's method or the two baselines, checkpointed
+atomically every epoch, resumable, and reused when the same run has already finished.
+
+    cfg = make_config("quick", dataset="mnist", train_attack="pgd")
+    data = load_dataset(cfg.dataset, n_train=cfg.n_train, n_val=cfg.n_val, seed=cfg.seed)
+    model, loss = build_components(cfg, data)
+    history = train(model, loss, data, cfg)          # list of per-epoch dicts
+
+Methods (`cfg.method`):
+  standard  the paper's setting: one loss (CE, PCL, ...) on clean and attacked samples;
+  mustafa   baseline 1: a softmax (CE) stage, then the prototype-conformity stage, splitting the
+            epochs 164 : 400 as their code does (164 : 500 with adversarial training);
+  dynamic   baseline 2: PGD stopped per example by FOSC <= c_t (Wang et al.), adversarial
+            samples only.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import runio
+from .attacks import ATTACKS, pgd
+from .config import EVAL_ONLY, RunConfig
+from .dynamic import dynamic_criterion, dynamic_pgd
+from .losses import build_loss
+from .loops import batch_indices, to_float, train_epoch
+from .models import build_model
+
+__all__ = ["build_components", "train", "run_name", "run_path", "training_attack", "validate"]
+
+log = logging.getLogger(__name__)
+MUSTAFA_CENTRE_LR = {"prox": 0.5, "conprox": 1e-4}  # their code's plain-SGD centre rates
+MUSTAFA_STAGE2_LR = 0.1  # their stage-2 network lr (0.01) over their stage-1 lr (0.1)
+MUSTAFA_SPLIT = {"clean": 164 / 564, "adversarial": 164 / 664}  # share of epochs in softmax stage
+
+
+def build_components(cfg: RunConfig, data) -> tuple[nn.Module, nn.Module]:
+    """The model and loss a config describes, sized for `data` (channels, classes, statistics).
+
+    The weights are drawn from the global RNG seeded with cfg.seed, so the same config gives the
+    same initial model (resume and the channels-last comparison rely on it).
+    """
+    torch.manual_seed(cfg.seed)
+    extra = {"depth": cfg.wrn_depth, "widen_factor": cfg.widen_factor} if cfg.model == "wrn" else {}
+    if cfg.extra_fc:
+        extra["extra_fc"] = cfg.extra_fc
+    if cfg.loss == "am_softmax":
+        extra["head"] = "cosine"
+    model = build_model(cfg.model, num_classes=data.num_classes, in_channels=data.in_channels,
+                        width=cfg.width, dfl=cfg.dfl, mean=data.mean, std=data.std, **extra)
+    loss_kw = {}
+    if cfg.loss == "pcl":
+        loss_kw = {"w_intra": cfg.pcl_w_intra, "w_inter": cfg.pcl_w_inter}
+        if cfg.pcl_margin > 0:
+            loss_kw["margin"] = cfg.pcl_margin
+    loss = build_loss(cfg.loss, num_classes=data.num_classes, feature_dims=model.feature_dims,
+                      seed=cfg.seed, **loss_kw)
+    return model, loss
+
+
+def run_name(cfg: RunConfig) -> str:
+    """Readable part of a run folder's name, e.g. 'mnist-resnet18-dfl-pcl-pgd'."""
+    parts = [cfg.dataset, cfg.model if cfg.model != "wrn" else f"wrn{cfg.wrn_depth}-{cfg.widen_factor}",
+             "dfl" if cfg.dfl else "plain", cfg.loss, cfg.train_attack]
+    if cfg.method != "standard":
+        parts.append(cfg.method)
+    return "-".join(parts + [f"s{cfg.seed}"])
+
+
+def run_path(cfg: RunConfig, data, *, runs_root=None) -> Path:
+    """The run folder: a readable name plus a hash of config, data fingerprint and code version."""
+    # evaluation and engineering knobs do not change what is learned: they stay out of the key, so
+    # a run made with channels-last on a GPU is reused on a CPU, and a bigger n_eval retrains nothing
+    config = {k: v for k, v in cfg.to_dict().items() if k not in EVAL_ONLY}
+    key = runio.run_key(config=config, data_fingerprint=data.fingerprint,
+                        code_version=runio.code_version())
+    return runio.run_dir(root=runs_root or runio.default_runs_root(), name=run_name(cfg), key=key)
+
+
+def training_attack(cfg: RunConfig, *, epoch: int, generator: torch.Generator) -> Callable | None:
+    """The attack used to make training samples at `epoch`, with its settings bound."""
+    if cfg.train_attack == "none":
+        return None
+    eps = cfg.eps * min(1.0, (epoch + 1) / cfg.eps_ramp_epochs) if cfg.eps_ramp_epochs else cfg.eps
+    alpha = cfg.alpha or None
+    if cfg.method == "dynamic":
+        c_t = dynamic_criterion(epoch, epochs=cfg.epochs)
+        return partial(dynamic_pgd, eps=eps, alpha=alpha, steps=cfg.attack_steps, c_threshold=c_t,
+                       box_aware=cfg.dynamic_box_aware, generator=generator)
+    if cfg.train_attack == "fgsm":
+        return partial(ATTACKS["fgsm"], eps=eps, random_start=cfg.fgsm_random_start, alpha=alpha,
+                       generator=generator)
+    if cfg.train_attack == "pgd":
+        return partial(ATTACKS["pgd"], eps=eps, alpha=alpha, steps=cfg.attack_steps,
+                       generator=generator)
+    return partial(ATTACKS["cw"], c=cfg.cw_c, steps=cfg.cw_steps)
+
+
+@torch.no_grad()
+def _loss_and_acc(model, loss, x, y, *, batch_size) -> tuple[float, float]:
+    total, correct = 0.0, 0
+    for idx in batch_indices(len(y), batch_size=batch_size, shuffle=False):
+        logits, feats = model(to_float(x[idx]), return_features=True)
+        total += float(loss(logits, y[idx], feats)) * len(idx)
+        correct += int((logits.argmax(1) == y[idx]).sum())
+    return total / max(len(y), 1), correct / max(len(y), 1)
+
+
+def validate(model, loss, data, cfg: RunConfig) -> dict:
+    """Validation loss/accuracy on clean samples, and on PGD samples of a fixed monitor batch.
+
+    The PGD monitor uses the full eps and a fixed random start each epoch, so a sudden collapse of
+    its accuracy (catastrophic overfitting of FGSM training) is a real change of the model.
+    """
+    model.eval()
+    out = {}
+    if len(data.y_val) == 0:
+        return out
+    out["val_loss"], out["val_acc"] = _loss_and_acc(model, loss, data.x_val, data.y_val,
+                                                    batch_size=cfg.eval_batch_size)
+    k = min(cfg.monitor_size, len(data.y_val))
+    if k:
+        x, y = to_float(data.x_val[:k]), data.y_val[:k]
+        gen = torch.Generator().manual_seed(cfg.seed + 12345)
+        x_adv = pgd(model, x, y, eps=cfg.eps, steps=cfg.attack_steps, generator=gen)
+        out["val_adv_loss"], out["val_adv_acc"] = _loss_and_acc(model, loss, x_adv, y,
+                                                                batch_size=cfg.eval_batch_size)
+    return out
+
+
+def _optimizer(cfg: RunConfig, model: nn.Module, loss: nn.Module) -> torch.optim.Optimizer:
+    groups = [{"params": list(model.parameters())}]
+    if hasattr(loss, "centroid_param_groups"):  # Mustafa et al.: their own centre steps
+        groups += loss.centroid_param_groups(MUSTAFA_CENTRE_LR)
+    elif any(True for _ in loss.parameters()):  # learnable class centroids: own lr, no decay
+        groups.append({"params": list(loss.parameters()), "lr": cfg.centroid_lr,
+                       "weight_decay": 0.0})
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def _scheduler(cfg: RunConfig, opt) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per-group lr factors by epoch: the schedule, times Mustafa et al.'s stage-2 model rate.
+
+    Their prototype-conformity stage trains the network at a tenth of the softmax stage's rate
+    (lr_model 0.01 after 0.1); their centre groups keep their own fixed rates.
+    """
+    milestones = sorted({max(1, round(cfg.epochs * 0.5)), max(1, round(cfg.epochs * 0.75))})
+
+    def schedule(epoch: int) -> float:
+        if cfg.schedule == "multistep":
+            return 0.1 ** sum(epoch >= m for m in milestones)
+        if cfg.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * epoch / cfg.epochs))
+        return 1.0
+
+    def model_factor(epoch: int) -> float:
+        stage2 = cfg.method == "mustafa" and epoch >= _mustafa_stage1_epochs(cfg)
+        return schedule(epoch) * (MUSTAFA_STAGE2_LR if stage2 else 1.0)
+
+    factors = [model_factor] + [schedule] * (len(opt.param_groups) - 1)
+    return torch.optim.lr_scheduler.LambdaLR(opt, factors)
+
+
+def _mustafa_stage1_epochs(cfg: RunConfig) -> int:
+    share = MUSTAFA_SPLIT["clean" if cfg.train_attack == "none" else "adversarial"]
+    return max(1, round(cfg.epochs * share))
+
+
+def _stage_loss(cfg: RunConfig, loss: nn.Module, epoch: int, ce: nn.Module) -> nn.Module:
+    """Mustafa et al. train with softmax first, then add prototype conformity."""
+    if cfg.method != "mustafa":
+        return loss
+    return ce if epoch < _mustafa_stage1_epochs(cfg) else loss
+
+
+def train(model: nn.Module, loss: nn.Module, data, cfg: RunConfig, *, runs_root=None,
+          resume: bool = True, progress: bool = True,
+          on_epoch_end: Callable[[int, Path], None] | None = None) -> list[dict]:
+    """Train `model` with `loss` on `data` as `cfg` says; returns the per-epoch history.
+
+    The run folder is keyed by the config, the data fingerprint and the code version. A finished
+    run is loaded, not trained again; an unfinished one resumes from its last checkpoint when
+    `resume` is True. `on_epoch_end(epoch, run_dir)` is called after each checkpoint is written.
+    """
+    torch.manual_seed(cfg.seed)
+    rdir = run_path(cfg, data, runs_root=runs_root)
+    rdir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = rdir / "checkpoint.pt"
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model.to(memory_format=memory_format)
+
+    opt = _optimizer(cfg, model, loss)
+    sched = _scheduler(cfg, opt)
+    gens = {"data": torch.Generator().manual_seed(cfg.seed),
+            "attack": torch.Generator().manual_seed(cfg.seed + 1)}
+    history: list[dict] = []
+    start_epoch = 0
+    if runio.is_finished(rdir) or (resume and ckpt_path.exists()):
+        state = runio.load_checkpoint(ckpt_path)
+        runio.check_compatible(state["model"], model)
+        runio.check_compatible(state["loss"], loss)
+        model.load_state_dict(state["model"])
+        loss.load_state_dict(state["loss"])
+        history = state["history"]
+        if runio.is_finished(rdir):
+            print(f"reusing finished run {rdir} ({len(history)} epochs): not training again")
+            model.eval()
+            return history
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        runio.set_rng_state(state["rng"], gens)
+        start_epoch = state["epoch"] + 1
+        print(f"resuming {rdir} at epoch {start_epoch + 1} of {cfg.epochs}")
+    else:
+        runio.write_json(rdir / "config.json", cfg.to_dict())
+
+    ce = build_loss("ce", num_classes=data.num_classes, feature_dims=model.feature_dims)
+    epochs = range(start_epoch, cfg.epochs)
+    bar = _progress(epochs, enabled=progress, desc=run_name(cfg))
+    best_adv = 0.0
+    for epoch in bar:
+        attack = training_attack(cfg, epoch=epoch, generator=gens["attack"])
+        adv_fraction = 1.0 if cfg.method == "dynamic" else cfg.adv_fraction
+        row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
+        stats = train_epoch(model, _stage_loss(cfg, loss, epoch, ce), data.x_train, data.y_train,
+                            optimizer=opt, batch_size=cfg.batch_size, generator=gens["data"],
+                            attack=attack, adv_fraction=adv_fraction, augment=cfg.augment,
+                            memory_format=memory_format)
+        sched.step()
+        row.update(train_loss=stats["loss"], train_acc=stats["acc"], train_error=1 - stats["acc"],
+                   train_seconds=stats["seconds"])
+        start = time.perf_counter()
+        row.update(validate(model, loss, data, cfg))
+        row["val_seconds"] = time.perf_counter() - start
+        best_adv = max([best_adv] + [h.get("val_adv_acc", 0.0) for h in history])
+        # catastrophic overfitting: robust accuracy collapses to under half its best so far
+        row["collapse"] = bool(best_adv > 0.1 and row.get("val_adv_acc", 1.0) < 0.5 * best_adv)
+        history.append(row)
+        runio.save_checkpoint(ckpt_path, state={
+            "model": model.state_dict(), "loss": loss.state_dict(), "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(), "epoch": epoch, "history": history,
+            "config": cfg.to_dict(), "rng": runio.rng_state(gens)})
+        runio.write_json(rdir / "history.json", history)
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{row.get('val_acc', 0):.3f}",
+                            adv=f"{row.get('val_adv_acc', 0):.3f}")
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, rdir)
+    runio.write_json(rdir / "done.json", runio.provenance(
+        config=cfg.to_dict(), seed=cfg.seed, device=cfg.device,
+        wall_seconds=sum(h["train_seconds"] + h["val_seconds"] for h in history)))
+    model.eval()
+    return history
+
+
+def _progress(it, *, enabled: bool, desc: str):
+    if not enabled:
+        return it
+    from tqdm.auto import tqdm  # notebook-aware bars under Jupyter, plain ones in a terminal
+
+    return tqdm(it, desc=desc, unit="epoch")
+
+
+def load_data(cfg: RunConfig, *, root=None):
+    """The dataset a config names: its training subset, validation hold-out and full test set."""
+    from .data import load_dataset
+
+    return load_dataset(cfg.dataset, root=root, path=cfg.data_path or None,
+                        n_train=cfg.n_train or None, n_val=cfg.n_val, seed=cfg.seed)
