@@ -1,0 +1,409 @@
+"""Robust-accuracy evaluation: one attack at a time, or a table of attacks with a worst-case row.
+
+    x, y = eval_subset(data, n=1000, seed=0)                  # fixed, class-balanced test subset
+    table = evaluate(model.eval(), x, y, attacks={
+        "clean": {},
+        "pgd-20": {"attack": "pgd", "eps": 0.3, "steps": 20},
+        "autoattack": {"eps": 0.3},
+    })
+    json.dumps(table)            # rows are plain dicts; table.masks holds the per-example results
+    as_frame(table)              # a pandas DataFrame
+
+Conventions (AutoAttack's): an example is robust to an attack only if it is classified correctly
+both clean and after the attack, so every row's accuracy is at most the clean accuracy. The last
+row, "worst case", counts an example as robust only if it survived *every* attack in the table.
+Every accuracy comes with a 95% Wilson interval, the settings that produced it, the largest
+perturbation actually seen (L-inf and L2), the number of adversarial examples holding NaN, and
+the wall time.
+
+The model must be in eval mode; it is never switched, updated or given gradients (the attacks
+differentiate with respect to the input only), and the global RNG is left as it was.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import re
+import time
+import warnings
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .attacks import ATTACKS, LogitsOnly, logits_of, pgd
+from .checks import check_images, check_known, check_labels, check_nonnegative
+from .data import balanced_indices
+from .loops import batch_indices, to_float
+from .losses import pairwise_distance
+
+__all__ = ["eval_subset", "eval_subset_indices", "wilson_interval", "robust_accuracy",
+           "evaluate", "as_frame", "EvalTable", "pcl_loss", "ATTACK_NAMES", "WORST_CASE"]
+
+WORST_CASE = "worst case"
+# The original AutoAttack's "standard" budgets (Croce & Hein 2020): 100 iterations for APGD and
+# FAB, 5000 queries for Square. torchattacks 3.3.0's AutoAttack builds its APGD/APGD-T/FAB with
+# steps=10; we reset them to these values so "autoattack" means the published evaluation.
+AA_STEPS = 100
+AA_QUERIES = 5000
+
+
+# --------------------------------------------------------------------------- subsets and intervals
+
+def eval_subset_indices(y: torch.Tensor, *, n: int, seed: int) -> torch.Tensor:
+    """Sorted indices (n,) of a class-balanced subset of labels y (N,), drawn with
+    torch.Generator().manual_seed(seed) (`dfl_lib.data.balanced_indices`: n // K per class, the
+    remainder to the first classes, a short class's shortfall shared among the others). The same
+    (y, n, seed) always gives the same indices."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    y = torch.as_tensor(y).cpu().long()
+    if n > len(y):
+        raise ValueError(f"asked for n={n} examples but the test set has {len(y)}")
+    return balanced_indices(y, n=n, num_classes=int(y.max()) + 1,
+                            generator=torch.Generator().manual_seed(seed))
+
+
+def eval_subset(data, *, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed, seeded, class-balanced subset of `data`'s test split: (x float [0, 1], y).
+
+    `data` is a `dfl_lib.data.Dataset` (or anything with uint8 `x_test` (N, C, H, W) and
+    `y_test` (N,)). Record n and seed beside the results: they define the subset.
+    """
+    idx = eval_subset_indices(data.y_test, n=n, seed=seed)
+    return to_float(data.x_test[idx]), torch.as_tensor(data.y_test)[idx].long()
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for k successes in n trials (z = 1.96: 95%).
+
+    Unlike the normal approximation it stays inside [0, 1] and is not degenerate at k = 0 or
+    k = n: (0, z^2 / (n + z^2)) and (n / (n + z^2), 1). n = 0 gives (0, 1): nothing is known.
+    """
+    if n < 0 or not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    if n == 0:
+        return 0.0, 1.0
+    p, z2 = k / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    lo = 0.0 if k == 0 else max(0.0, centre - half)
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return lo, hi
+
+
+# --------------------------------------------------------------------------- the adaptive attack
+
+def pcl_loss(centroids, *, feature: str = "penultimate", ce_weight: float = 0.0) -> Callable:
+    """The adaptive objective against a centroid defence, as a `loss_fn` for `pgd` (N,):
+
+        ||f - c_y|| - min_{j != y} ||f - c_j||   (+ ce_weight * CE)
+
+    maximising it pulls the feature f = features[feature] towards the nearest wrong centroid and
+    away from its own, the direction the Polarised Contrastive Loss trained against.
+    `centroids`: a tensor (K, d), or a loss module that owns `.centroids` (e.g.
+    PolarisedContrastiveLoss); they are detached, the attack never changes them.
+    """
+    c = getattr(centroids, "centroids", centroids)
+    if not isinstance(c, torch.Tensor) or c.dim() != 2:
+        raise TypeError("centroids must be a (K, d) tensor or a module with .centroids (K, d)")
+    c = c.detach()
+    check_nonnegative(ce_weight, name="ce_weight")
+
+    def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out = model(x, return_features=True)
+        if not isinstance(out, tuple):
+            raise TypeError("pgd_pcl needs a model with forward(x, return_features=True) -> "
+                            "(logits, features)")
+        logits, feats = out
+        if feature not in feats:
+            raise KeyError(f"the model returned no features[{feature!r}]; it has {sorted(feats)}")
+        f = feats[feature]  # (N, d)
+        if f.shape[1] != c.shape[1]:
+            raise ValueError(f"features[{feature!r}] are {f.shape[1]}-d, centroids {c.shape[1]}-d")
+        dist = pairwise_distance(f, c.to(f.device, f.dtype))  # (N, K)
+        own = dist.gather(1, y[:, None]).squeeze(1)
+        nearest_other = dist.masked_fill(F.one_hot(y, c.shape[0]).bool(), float("inf")).amin(1)
+        value = own - nearest_other
+        if ce_weight:
+            value = value + ce_weight * F.cross_entropy(logits, y, reduction="none")
+        return value
+
+    loss.__name__ = f"pcl_loss[{feature}]"
+    return loss
+
+
+# --------------------------------------------------------------------------- attack runners
+# Each runner: (model in eval mode, x (B, C, H, W), y (B,), generator, seed, **kwargs) -> x_adv.
+# `settings(kwargs)` gives the full settings (defaults filled in) recorded in the results.
+
+def _own(fn):
+    def run(model, x, y, *, generator, seed, **kw):
+        if "generator" in inspect.signature(fn).parameters:
+            kw.setdefault("generator", generator)
+        return fn(model, x, y, **kw)
+    return run
+
+
+def _pgd_pcl(model, x, y, *, generator, seed, centroids=None, feature="penultimate",
+             ce_weight=0.0, **kw):
+    if centroids is None:
+        raise ValueError("pgd_pcl needs centroids= (K, d), e.g. the PCL loss's .centroids")
+    loss_fn = pcl_loss(centroids, feature=feature, ce_weight=ce_weight)
+    return pgd(model, x, y, loss_fn=loss_fn, generator=generator, **kw)
+
+
+def _transfer(model, x, y, *, generator, seed, surrogate=None, craft="pgd", **kw):
+    """Adversarial examples crafted on an independently trained surrogate, then shown to model."""
+    if surrogate is None:
+        raise ValueError("transfer needs surrogate=<an independently trained model in eval mode>")
+    if surrogate is model:
+        raise ValueError("the transfer surrogate must be a different model from the one attacked")
+    check_known(craft, ATTACKS, kind="attack")
+    with _frozen(surrogate):
+        return _own(ATTACKS[craft])(surrogate, x, y, generator=generator, seed=seed, **kw)
+
+
+def _torchattacks(kind: str):
+    def run(model, x, y, *, generator, seed, eps, n_classes, **kw):
+        import torchattacks  # the pinned peer library; imported only when used
+
+        wrapped = LogitsOnly(model)
+        if kind == "apgd_ce":
+            atk = torchattacks.APGD(wrapped, norm="Linf", eps=eps, seed=seed, loss="ce", **kw)
+        elif kind == "apgd_t":
+            atk = torchattacks.APGDT(wrapped, norm="Linf", eps=eps, seed=seed,
+                                     n_classes=n_classes, **kw)
+        elif kind == "fab":
+            atk = torchattacks.FAB(wrapped, norm="Linf", eps=eps, seed=seed, n_classes=n_classes,
+                                   **kw)
+        elif kind == "square":
+            atk = torchattacks.Square(wrapped, norm="Linf", eps=eps, seed=seed, **kw)
+        else:  # autoattack, standard version: APGD-CE, APGD-T, FAB-T, Square
+            steps, n_queries = kw.pop("steps"), kw.pop("n_queries")
+            atk = torchattacks.AutoAttack(wrapped, norm="Linf", eps=eps, version="standard",
+                                          n_classes=n_classes, seed=seed, **kw)
+            for sub in atk._autoattack.attacks:
+                if isinstance(sub, torchattacks.Square):
+                    sub.n_queries = n_queries
+                else:
+                    sub.steps = steps
+        return atk(x, y)
+    return run
+
+
+_TA_DEFAULTS = {
+    "apgd_ce": {"steps": AA_STEPS, "n_restarts": 1},
+    "apgd_t": {"steps": AA_STEPS, "n_restarts": 1},
+    "fab": {"steps": AA_STEPS, "n_restarts": 1, "multi_targeted": True},  # FAB-T, as in AA
+    "square": {"n_queries": AA_QUERIES, "n_restarts": 1},
+    "autoattack": {"steps": AA_STEPS, "n_queries": AA_QUERIES},
+}
+
+_RUNNERS: dict[str, Callable] = {
+    # eps is accepted and ignored, so loops can pass one budget to every attack
+    "clean": lambda model, x, y, *, generator, seed, eps=None: x,
+    **{name: _own(fn) for name, fn in ATTACKS.items()},
+    "pgd_ce": _own(pgd),
+    "pgd_pcl": _pgd_pcl,
+    "transfer": _transfer,
+    **{name: _torchattacks(name) for name in _TA_DEFAULTS},
+}
+ATTACK_NAMES = tuple(sorted(_RUNNERS))
+
+
+def _settings(attack: str, kwargs: dict, *, seed: int, n_classes: int) -> dict:
+    """The attack's full settings (defaults filled in), as JSON-safe values."""
+    fn = {"pgd_ce": pgd, "pgd_pcl": pgd}.get(attack, ATTACKS.get(attack))
+    if attack == "transfer":
+        fn = ATTACKS[kwargs.get("craft", "pgd")]
+    full = {}
+    if fn is not None:
+        for name, p in inspect.signature(fn).parameters.items():
+            if p.kind == p.KEYWORD_ONLY and p.default is not p.empty and name != "generator":
+                full[name] = p.default
+    if attack in _TA_DEFAULTS:
+        full.update(_TA_DEFAULTS[attack], norm="Linf", n_classes=n_classes)
+    if attack == "pgd_pcl":
+        full.update(loss_fn="pcl_loss", feature="penultimate", ce_weight=0.0)
+    if attack == "transfer":
+        full["craft"] = "pgd"
+    if attack == "clean":
+        return {}
+    full.update(kwargs, seed=seed)
+    return {k: _json_safe(v) for k, v in sorted(full.items())}
+
+
+def _json_safe(v):
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(u) for u in v]
+    if isinstance(v, dict):
+        return {str(k): _json_safe(u) for k, u in v.items()}
+    if isinstance(v, torch.Tensor):
+        return v.item() if v.numel() == 1 else f"tensor{tuple(v.shape)}"
+    if isinstance(v, nn.Module):
+        n = sum(p.numel() for p in v.parameters())
+        return f"{type(v).__name__}({n} parameters)"
+    if callable(v):
+        return getattr(v, "__name__", type(v).__name__)
+    return repr(v)
+
+
+@contextmanager
+def _frozen(model: nn.Module):
+    """Require eval mode; restore every submodule's mode afterwards (torchattacks calls .eval())
+    and leave the global RNG as it was (torchattacks' APGD/FAB/Square reseed it)."""
+    if model.training:
+        raise ValueError("put the model in eval mode (model.eval()) before evaluating: in train "
+                         "mode BatchNorm uses batch statistics and updates its running buffers")
+    modes = [(m, m.training) for m in model.modules()]
+    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
+    try:
+        with torch.random.fork_rng(devices=devices):
+            yield
+    finally:
+        for m, mode in modes:
+            m.train(mode)
+
+
+# --------------------------------------------------------------------------- one attack
+
+def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack: str,
+                    batch_size: int = 250, seed: int = 0, **attack_kwargs) -> dict:
+    """Accuracy of `model` (eval mode) on (x, y) under `attack`, run in batches.
+
+    attack: one of ATTACK_NAMES: "clean"; our attacks (dfl_lib.attacks.ATTACKS; "pgd_ce" is
+    "pgd"); "pgd_pcl" (adaptive PGD on the PCL objective, needs centroids=); "transfer" (PGD, or
+    craft=<name>, on surrogate=<model>); torchattacks' "autoattack" (standard: APGD-CE, APGD-T,
+    FAB-T, Square), "apgd_ce", "apgd_t", "fab" (FAB-T), "square", all L-inf and with AutoAttack's
+    budgets unless overridden (steps=..., n_queries=...). attack_kwargs go to the attack (eps, ...).
+    seed: seeds the random starts (our attacks: a torch.Generator; torchattacks: its seed).
+
+    Returns {"attack", "accuracy", "ci_low", "ci_high", "n", "n_correct", "settings", "max_linf",
+    "max_l2", "nan_count", "seconds", "correct"}; "correct" is a bool tensor (n,) on the CPU, True
+    where the example is classified correctly both clean and attacked. nan_count counts
+    adversarial examples holding NaN; they are replaced by the clean input (the attack failed).
+    """
+    check_known(attack, _RUNNERS, kind="attack")
+    check_images(x, name="x")
+    check_labels(y, n=x.shape[0], name="y")
+    if attack in _TA_DEFAULTS and "eps" not in attack_kwargs:
+        raise ValueError(f"{attack} needs eps=")
+    y = y.to(x.device).long()
+    start = time.perf_counter()
+    with _frozen(model):
+        with torch.no_grad():
+            n_classes = int(logits_of(model, x[:1]).shape[1])
+        kwargs = dict(_TA_DEFAULTS.get(attack, {}), **attack_kwargs)
+        if attack in _TA_DEFAULTS:
+            kwargs["n_classes"] = n_classes
+        generator = torch.Generator().manual_seed(seed)
+        correct, max_linf, max_l2, nan_count = [], 0.0, 0.0, 0
+        for idx in batch_indices(len(y), batch_size=batch_size, shuffle=False):
+            xb, yb = x[idx], y[idx]
+            x_adv = _RUNNERS[attack](model, xb, yb, generator=generator, seed=seed, **kwargs)
+            x_adv = x_adv.detach().to(xb.device, xb.dtype)
+            bad = torch.isnan(x_adv).flatten(1).any(1)  # (B,)
+            nan_count += int(bad.sum())
+            x_adv = torch.where(bad[:, None, None, None], xb, x_adv)
+            delta = (x_adv - xb).flatten(1)
+            max_linf = max(max_linf, float(delta.abs().amax()) if delta.numel() else 0.0)
+            max_l2 = max(max_l2, float(delta.norm(dim=1).amax()) if delta.numel() else 0.0)
+            with torch.no_grad():
+                clean_ok = logits_of(model, xb).argmax(1) == yb
+                adv_ok = logits_of(model, x_adv).argmax(1) == yb
+            correct.append((clean_ok & adv_ok).cpu())
+    correct = torch.cat(correct) if correct else torch.zeros(0, dtype=torch.bool)
+    settings = _settings(attack, attack_kwargs, seed=seed, n_classes=n_classes)
+    eps = settings.get("eps")
+    if isinstance(eps, (int, float)) and attack != "cw" and max_linf > eps + 1e-6:
+        warnings.warn(f"{attack}: largest L-inf perturbation {max_linf:.6g} exceeds eps {eps}",
+                      RuntimeWarning, stacklevel=2)
+    if nan_count:
+        warnings.warn(f"{attack}: {nan_count} adversarial examples held NaN", RuntimeWarning,
+                      stacklevel=2)
+    return _row(attack, correct, settings=settings, max_linf=max_linf, max_l2=max_l2,
+                nan_count=nan_count, seconds=time.perf_counter() - start)
+
+
+def _row(attack: str, correct: torch.Tensor, **fields) -> dict:
+    n, k = len(correct), int(correct.sum())
+    lo, hi = wilson_interval(k, n)
+    return {"attack": attack, "accuracy": k / n if n else float("nan"), "ci_low": lo,
+            "ci_high": hi, "n": n, "n_correct": k, **fields, "correct": correct}
+
+
+# --------------------------------------------------------------------------- a table of attacks
+
+class EvalTable(list):
+    """The rows of `evaluate` (plain JSON-safe dicts, so json.dumps(table) works) plus
+    `.masks`: {row name: bool tensor (n,)}, True where the example survived that attack."""
+
+    def __init__(self, rows=(), masks: dict | None = None):
+        super().__init__(rows)
+        self.masks: dict[str, torch.Tensor] = dict(masks or {})
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attacks: dict[str, dict],
+             batch_size: int = 250, seed: int = 0, masks_dir: str | Path | None = None
+             ) -> EvalTable:
+    """One row per attack, then the "worst case" row (the per-example AND of all masks).
+
+    attacks: {row name: keyword arguments}; the attack is the row name unless the arguments name
+    it with "attack", so one attack can appear with several settings:
+        {"fgsm": {"eps": 0.3}, "pgd-50x5": {"attack": "pgd", "eps": 0.3, "steps": 50,
+         "restarts": 5}}
+    Each row: {"name", "attack", "accuracy", "ci_low", "ci_high", "n", "n_correct", "settings",
+    "max_linf", "max_l2", "nan_count", "seconds"}. With masks_dir, each row's mask is saved
+    there as <name>.npy (bool (n,)).
+    """
+    if not attacks:
+        raise ValueError("attacks is empty: give at least one, e.g. {'clean': {}}")
+    if WORST_CASE in attacks:
+        raise ValueError(f"{WORST_CASE!r} is the name of the combined row; rename that attack")
+    table = EvalTable()
+    for name, kwargs in attacks.items():
+        kwargs = dict(kwargs)
+        attack = kwargs.pop("attack", name)
+        result = robust_accuracy(model, x, y, attack=attack, batch_size=batch_size,
+                                 **{"seed": seed, **kwargs})
+        table.masks[name] = result.pop("correct")
+        table.append({"name": name, **result})
+    worst = torch.stack(list(table.masks.values())).all(0)  # (n,)
+    row = _row(WORST_CASE, worst, settings={"of": list(attacks)},
+               max_linf=max(r["max_linf"] for r in table), max_l2=max(r["max_l2"] for r in table),
+               nan_count=sum(r["nan_count"] for r in table),
+               seconds=sum(r["seconds"] for r in table))
+    table.masks[WORST_CASE] = row.pop("correct")
+    table.append({"name": WORST_CASE, **row})
+    if masks_dir is not None:
+        save_masks(table.masks, masks_dir)
+    return table
+
+
+def save_masks(masks: dict[str, torch.Tensor], folder: str | Path) -> list[Path]:
+    """Save each mask as <folder>/<name>.npy (bool (n,)); names are made file-safe."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, mask in masks.items():
+        path = folder / (re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") + ".npy")
+        np.save(path, mask.cpu().numpy().astype(bool))
+        paths.append(path)
+    return paths
+
+
+def as_frame(rows):
+    """The rows as a pandas DataFrame (settings as a column of dicts); needs pandas."""
+    try:
+        import pandas as pd
+    except ImportError as err:  # pragma: no cover - pandas comes with the notebook dependencies
+        raise ImportError("as_frame needs pandas (pip install pandas)") from err
+    rows = [{k: v for k, v in r.items() if k != "correct"} for r in rows]
+    return pd.DataFrame(rows)

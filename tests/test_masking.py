@@ -1,0 +1,186 @@
+"""Tests of dfl_lib.masking: the checks pass an ordinary trained model and flag deliberately
+masked ones (an input quantised by round(4x)/4, whose gradient is exactly zero; a saturated
+softmax output; a randomised output), reuse `evaluate`'s masks, and respect their tolerance.
+
+The models are a tiny CNN trained for about a second on a synthetic 4-class task (a jittered
+bright square in one of four quadrants of a noisy 12x12 image).
+"""
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import dfl_lib.masking as masking
+from dfl_lib.evaluate import evaluate
+from dfl_lib.masking import CHECKS, Tolerance, failed_checks, masking_checks
+
+EPS = 0.1
+# cheaper than the defaults, still enough for these models
+FAST = dict(strong_steps=20, strong_restarts=2, square_queries=200)
+
+
+def quadrants(n: int, *, seed: int, size: int = 12):
+    """x float (n, 1, size, size) in [0, 1], y (n,) in 0..3: class k lights quadrant k."""
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 4
+    x = torch.rand(n, 1, size, size, generator=gen) * 0.3
+    bright = 0.5 + 0.5 * torch.rand(n, generator=gen)
+    offset = torch.randint(0, 3, (n, 2), generator=gen)
+    half = size // 2
+    for i in range(n):
+        k = int(y[i])
+        r, c = (k // 2) * half + int(offset[i, 0]), (k % 2) * half + int(offset[i, 1])
+        x[i, :, r:r + 3, c:c + 3] = bright[i]
+    return x, y
+
+
+def tiny_cnn(x, y, *, seed: int = 0, epochs: int = 3, lr: float = 3e-3) -> nn.Module:
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(16 * 3 * 3, 32), nn.ReLU(), nn.Linear(32, 4))
+    opt = torch.optim.Adam(model.parameters(), lr)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        for idx in torch.randperm(len(y), generator=gen).split(64):
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.zero_grad(set_to_none=True)
+    return model.eval()
+
+
+class Quantised(nn.Module):
+    """round(k x) / k in front of the model: same predictions, gradient exactly zero."""
+
+    def __init__(self, model, k=4):
+        super().__init__()
+        self.model, self.k = model, k
+
+    def forward(self, x):
+        return self.model(torch.round(x * self.k) / self.k)
+
+
+class Saturated(nn.Module):
+    """Probabilities of 1e4-scaled logits: one-hot outputs whose softmax Jacobian is zero."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return torch.softmax(self.model(x) * 1e4, dim=1)
+
+
+class Noisy(nn.Module):
+    """Random logits noise even in eval mode: a randomised defence."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        out = self.model(x)
+        return out + 0.1 * torch.randn_like(out)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread; two threads per process oversubscribe a shared
+    2-core CPU (these two files: 56 s with 2 threads vs 9 s with 1, beside one busy process)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def task():
+    x_train, y_train = quadrants(1024, seed=1)
+    x, y = quadrants(96, seed=2)
+    model = tiny_cnn(x_train, y_train)
+    with torch.no_grad():
+        assert (model(x).argmax(1) == y).float().mean() > 0.9, "the tiny model did not learn"
+    return SimpleNamespace(model=model, x=x, y=y)
+
+
+def test_ordinary_model_raises_no_flag(task):
+    checks = masking_checks(task.model, task.x, task.y, eps=EPS, **FAST)
+    assert [c["check"] for c in checks] == list(CHECKS)
+    assert failed_checks(checks) == [], [c["detail"] for c in checks if not c["passed"]]
+    json.dumps(checks)  # plain values, ready for a results file
+    sweep = checks[CHECKS.index("eps_sweep")]["values"]
+    assert sweep["eps"][-1] == 1.0 and sweep["accuracy"][-1] == 0.0
+
+
+def test_quantised_input_is_flagged(task):
+    masked = Quantised(task.model).eval()
+    failed = failed_checks(masking_checks(masked, task.x, task.y, eps=EPS, **FAST))
+    # zero gradients; PGD cannot reach examples even at eps = 1; Square finds what PGD missed
+    assert {"zero_grad", "eps_sweep", "black_box"} <= set(failed)
+    assert "logits" not in failed and "deterministic" not in failed
+
+
+def test_saturated_softmax_is_flagged(task):
+    masked = Saturated(task.model).eval()
+    failed = failed_checks(masking_checks(masked, task.x, task.y, eps=EPS, **FAST))
+    assert {"logits", "zero_grad"} <= set(failed)
+
+
+def test_randomised_output_is_flagged(task):
+    noisy = Noisy(task.model).eval()
+    checks = masking_checks(noisy, task.x[:32], task.y[:32], eps=EPS, sweep=(1.0,),
+                            strong_steps=2, strong_restarts=1, square_queries=10)
+    assert "deterministic" in failed_checks(checks)
+
+
+def test_reuses_the_masks_of_evaluate(task, monkeypatch):
+    table = evaluate(task.model, task.x, task.y, attacks={
+        "fgsm": {"eps": EPS}, "pgd": {"eps": EPS},
+        "pgd-20x2": {"attack": "pgd", "eps": EPS, "steps": 20, "restarts": 2},
+        "cw_pgd": {"eps": EPS, "kappa": 50.0},
+        "square": {"eps": EPS, "n_queries": 200}})
+    calls = []
+    real = masking.robust_accuracy
+    monkeypatch.setattr(masking, "robust_accuracy",
+                        lambda *a, **kw: calls.append(kw) or real(*a, **kw))
+    checks = masking_checks(task.model, task.x, task.y, eps=EPS, results=table, sweep=(EPS, 1.0))
+    # only the eps = 1 point of the sweep is new; everything at EPS came from the table
+    assert [kw["eps"] for kw in calls] == [1.0]
+    by_name = {c["check"]: c for c in checks}
+    assert "pgd-20x2 (reused)" in by_name["more_steps"]["detail"]
+    assert "cw_pgd" in by_name["black_box"]["values"]["white_box"]  # extra white-box rows join
+    with pytest.raises(ValueError, match="shape"):
+        masking_checks(task.model, task.x, task.y, eps=EPS,
+                       results={"fgsm": table.masks["pgd"][:5]})
+
+
+def test_comparisons_flag_only_beyond_the_tolerance(task):
+    n = len(task.y)
+    assert Tolerance().allowed(n) == 3 and Tolerance().allowed(1000) == 20
+    robust = torch.ones(n, dtype=torch.bool)
+
+    def fooled(*idx):
+        m = robust.clone()
+        m[list(idx)] = False
+        return m
+
+    def run(**roles):
+        masks = {"fgsm": robust, "pgd": robust, "pgd_strong": robust, "square": robust} | roles
+        checks = masking_checks(task.model, task.x, task.y, eps=EPS, results=masks, sweep=(1.0,))
+        return set(failed_checks(checks))
+
+    # FGSM fools 3 examples PGD misses: within the tolerance; 4: flagged
+    assert "iterative" not in run(fgsm=fooled(0, 1, 2))
+    assert "iterative" in run(fgsm=fooled(0, 1, 2, 3))
+    # PGD-10 fools examples the stronger PGD misses
+    assert "more_steps" in run(pgd=fooled(*range(10)), fgsm=fooled(*range(10)))
+    # Square fools 5 examples every white-box attack missed
+    assert "black_box" in run(square=fooled(*range(5)))
+    assert "black_box" not in run(square=fooled(*range(5)), pgd=fooled(*range(5)),
+                                  pgd_strong=fooled(*range(5)), fgsm=fooled(*range(5)))
