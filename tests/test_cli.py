@@ -1,0 +1,77 @@
+"""The command line: typed overrides, and train/evaluate writing their files with provenance."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dfl_lib.cli import parse_overrides
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_overrides_are_typed_by_the_config():
+    assert parse_overrides(["epochs=3", "dfl=false", "eps=0.1", "model=resnet34"]) == {
+        "epochs": 3, "dfl": False, "eps": 0.1, "model": "resnet34"}
+
+
+@pytest.mark.parametrize("bad,match", [(["epoch=3"], "unknown config key"),
+                                       (["epochs=three"], "takes a int"),
+                                       (["dfl=maybe"], "true or false"),
+                                       (["epochs"], "key=value")])
+def test_bad_overrides_are_clear_errors(bad, match):
+    with pytest.raises(ValueError, match=match):
+        parse_overrides(bad)
+
+
+def _cli(*args, runs):
+    return subprocess.run([sys.executable, "-m", "dfl_lib", *args, "--runs-dir", str(runs),
+                           "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_train_then_evaluate_write_history_checkpoint_and_metrics(synthetic_npz, tmp_path):
+    common = ["--profile", "smoke", "--set", "dataset=npz", "--set", f"data_path={synthetic_npz}",
+              "--set", "epochs=1", "--set", "eps=0.1", "--set", "n_eval=40"]
+    trained = _cli("train", *common, runs=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    for name in ("checkpoint.pt", "history.json", "config.json", "done.json"):
+        assert (run / name).exists(), name
+    done = json.loads((run / "done.json").read_text())
+    assert {"git_commit", "versions", "device", "seed", "config", "wall_seconds"} <= set(done)
+
+    evaluated = _cli("evaluate", *common, "--suite", "paper", runs=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "reusing finished run" in evaluated.stdout
+    metrics = json.loads((run / "metrics-paper.json").read_text())
+    attacks = [row["name"] for row in metrics["table"]]
+    assert attacks[0] == "clean" and "FGSM" in attacks and attacks[-1] == "worst case"
+    assert metrics["n_eval"] == 40 and metrics["provenance"]["config"]["epochs"] == 1
+
+
+def test_unknown_profile_is_rejected(tmp_path):
+    out = _cli("train", "--profile", "fast", runs=tmp_path)
+    assert out.returncode != 0 and "invalid choice" in out.stderr
+
+
+def test_full_suite_has_strong_adaptive_and_transfer_attacks_and_masking_flags(synthetic_npz,
+                                                                                 tmp_path):
+    from dfl_lib.config import make_config
+    from dfl_lib.experiment import evaluate_run
+
+    cfg = make_config("smoke", dataset="npz", data_path=str(synthetic_npz), eps=0.1, n_eval=40,
+                      dfl=True, loss="pcl", train_attack="pgd")
+    metrics = evaluate_run(cfg, runs_root=tmp_path, progress=False)
+    rows = {row["attack"]: row for row in metrics["table"]}
+    assert {"clean", "fgsm", "pgd", "cw", "cw_pgd", "autoattack", "pgd_pcl", "transfer",
+            "worst case"} <= set(rows)
+    assert rows["autoattack"]["settings"]["steps"] == cfg.aa_steps
+    worst = rows["worst case"]["accuracy"]
+    assert worst == min(row["accuracy"] for row in metrics["table"])
+    assert [c["check"] for c in metrics["masking"]] == list(
+        __import__("dfl_lib.masking", fromlist=["CHECKS"]).CHECKS)
+    # the masks of every row are on disk, and the metrics file holds them all
+    saved = json.loads(Path(metrics["path"]).read_text())
+    assert len(saved["table"]) == len(metrics["table"])
+    assert len(list((Path(metrics["path"]).parent / "masks-full").glob("*.npy"))) == len(metrics["table"])
