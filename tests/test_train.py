@@ -219,5 +219,5 @@ def test_run_key_ignores_evaluation_settings_but_not_training_ones(synthetic_npz
     here = run_path(cfg, data, runs_root=tmp_path)
     assert run_path(cfg.replace(n_eval=7, aa_queries=10, channels_last=False), data,
                     runs_root=tmp_path) == here
-    for change in (dict(epochs=4), dict(eps=0.2), dict(seed=1), dict(dfl=True)):
+    for change in (dict(epochs=4), dict(eps=0.2), dict(seed=1), dict(dfl=not cfg.dfl)):
         assert run_path(cfg.replace(**change), data, runs_root=tmp_path) != here, change
