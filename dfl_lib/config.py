@@ -126,19 +126,20 @@ PROFILES: dict[str, Profile] = {
         overrides={"width": 16, "n_val": 500, "n_eval": 500, "monitor_size": 100,
                    "wrn_depth": 16, "widen_factor": 4, "lr": 0.05, "batch_size": 128,
                    "aa_queries": 1000},
+        # No eps ramp: measured on MNIST at eps 0.3 (6 epochs, PGD-10 training), ResNet-18 with
+        # DFL + PCL trains as well from the full eps (clean / PGD-10 99.0 / 92.0% on 500 test
+        # images) as with a 2-epoch ramp (98.8 / 92.8%); the ramp stays available as a setting.
         per_dataset={
-            "mnist": {"n_train": 10000, "epochs": 6, "eps_ramp_epochs": 2},
-            "fashion_mnist": {"n_train": 10000, "epochs": 6, "eps_ramp_epochs": 2},
-            "cifar10_jpeg": {"n_train": 10000, "epochs": 8, "eps_ramp_epochs": 0},
-            "cifar10": {"n_train": 10000, "epochs": 8, "eps_ramp_epochs": 0},
+            "mnist": {"n_train": 10000, "epochs": 6},
+            "fashion_mnist": {"n_train": 10000, "epochs": 6},
+            "cifar10_jpeg": {"n_train": 10000, "epochs": 8},
+            "cifar10": {"n_train": 10000, "epochs": 8},
         },
         deviations=(
             "networks 1/4 as wide (width 16 instead of 64; WRN-16-4 instead of WRN-34-10)",
             "10,000 training images instead of the full training set",
             "6 epochs (MNIST) / 8 epochs (CIFAR-10) instead of 50 / 100",
             "batch 128 and lr 0.05 instead of batch 64 and lr 0.1 (fewer, cheaper steps on a CPU)",
-            "MNIST: eps ramped linearly over the first 2 epochs (PGD training at 0.3 from "
-            "scratch stalls)",
             "evaluation on a fixed subset of 500 test images",
             "AutoAttack's Square with 1,000 queries instead of 5,000 (APGD and FAB keep 100 "
             "iterations)",
