@@ -35,7 +35,10 @@ def run_demo(*, profile: str = "quick", data_root=None, runs_root=None, seed: in
 
 def format_demo(results: list[dict], *, profile: str) -> str:
     """A plain-text table: rows = attacks, one accuracy column per run, then masking flags."""
-    names = [row["name"] for row in results[0]["table"]]
+    # every run's rows, in order (an attack only one run has, e.g. the adaptive PCL attack, too);
+    # the worst case last, since it is taken over all rows above it
+    names = list(dict.fromkeys(row["name"] for r in results for row in r["table"]))
+    names.sort(key=lambda name: name == "worst case")
     cfg = results[0]["provenance"]["config"]
     lines = [f"MNIST, eps {cfg['eps']}, profile {profile!r}: ResNet-18 width {cfg['width']}, "
              f"{results[0]['n_train']} training images, {cfg['epochs']} epochs; accuracy (%) on "

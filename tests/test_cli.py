@@ -75,3 +75,23 @@ def test_full_suite_has_strong_adaptive_and_transfer_attacks_and_masking_flags(s
     saved = json.loads(Path(metrics["path"]).read_text())
     assert len(saved["table"]) == len(metrics["table"])
     assert len(list((Path(metrics["path"]).parent / "masks-full").glob("*.npy"))) == len(metrics["table"])
+
+
+def test_demo_table_shows_rows_that_only_one_run_has():
+    from dfl_lib.demo import format_demo
+
+    def result(label, names):
+        table = [{"name": n, "accuracy": 0.5, "ci_low": 0.4, "ci_high": 0.6} for n in names]
+        return {"label": label, "table": table, "masking": [], "n_train": 10, "n_eval": 4,
+                "train_seconds": 1.0, "path": "x", "provenance": {"config": {"eps": 0.3,
+                                                                              "width": 4,
+                                                                              "epochs": 1}}}
+
+    text = format_demo([result("(a)", ["clean", "PGD-10", "worst case"]),
+                        result("(b)", ["clean", "PGD-10", "adaptive PGD (PCL)", "worst case"])],
+                       profile="smoke")
+    rows = [line.split("  ")[0] for line in text.splitlines()]
+    assert "adaptive PGD (PCL)" in rows
+    adaptive = next(line for line in text.splitlines() if line.startswith("adaptive"))
+    assert adaptive.split()[3] == "-"  # run (a) has no such row: its cell is a dash
+    assert rows.index("worst case") > rows.index("adaptive PGD (PCL)")
