@@ -22,7 +22,7 @@ from torch import nn
 
 from .checks import check_known, check_labels, check_nonnegative
 
-__all__ = ["CrossEntropy", "PolarisedContrastiveLoss", "CenterLoss", "AdditiveMarginSoftmax",
+__all__ = ["CrossEntropy", "PolarisedContrastiveLoss", "LegacyPolarisedContrastiveLoss", "CenterLoss", "AdditiveMarginSoftmax",
            "PrototypeConformityLoss", "LOSSES", "build_loss", "pairwise_distance",
            "squared_distances"]
 
@@ -98,6 +98,10 @@ def _mean_over_others(values: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 class _Loss(nn.Module):
+    # learning rate of the loss's own parameters (centroids) unless the config sets one;
+    # None = the model's learning rate and schedule
+    default_centroid_lr: float | None = 0.1
+
     def components(self, logits, y, features=None) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
@@ -120,55 +124,86 @@ class CrossEntropy(_Loss):
 
 
 class PolarisedContrastiveLoss(_Loss):
-    """The paper's Polarised Contrastive Loss (Sec. 3.3, Eq. 2-5), in the form
+    """The paper's Polarised Contrastive Loss (Sec. 3.3, Eq. 2-5), on the unit sphere:
 
-        CE + w_intra * mean_i ||f_i - c_{y_i}||
-           + w_inter * mean_i mean_{j != y_i} [ relu(m - ||f_i - c_j||)              "inter_push"
+        CE + w_intra * mean_i d(f_i, c_{y_i})
+           + w_inter * mean_i mean_{j != y_i} [ relu(m - d(f_i, c_j))                "inter_push"
                                                + (pi - angle(c_{y_i}, c_j)) / pi ]    "inter_angle"
 
-    with f = features[feature] (N, d), learnable centroids c (K, d) and
-    angle = arccos((1 - cos_eps) * cos(c_{y_i}, c_j)). Components: "ce", "intra", "inter_push",
-    "inter_angle" (weighted); each >= 0, so the loss is bounded below by 0.
+    with d(f, c) = || f / |f| - c / |c| || in [0, 2] (Euclidean distance between directions),
+    f = features[feature] (N, d), learnable centroids c (K, d), angle = arccos((1 - cos_eps) *
+    cos(c_{y_i}, c_j)). Components: "ce", "intra", "inter_push", "inter_angle" (weighted).
 
-    Departures from the literal Eq. 3-5, and why:
-    - Eq. 3 sums ||f_i - w_{y_i}|| over the batch; we average, so w_intra does not scale with
-      the batch size (Eq. 2's CE is a mean too).
-    - Eq. 4 is *added* in Eq. 5 although the text says both inter-class parts are to be
-      maximised. Adding ||f_i - c_j|| pulls features towards the other classes' centroids;
-      subtracting it is unbounded below (features run off to infinity). We push with the hinge
-      relu(m - ||f_i - c_j||), zero once a feature is m away from every other centroid.
-    - Eq. 4's arccos(w_{y_i} w_j) takes raw dot products (not in [-1, 1]) and follows ArcFace's
-      inter-loss, which *subtracts* the angle between centres to push them apart. We use the
-      cosine of the centroids and (pi - angle) / pi in [0, 1]: minimal for opposite centroids.
-    - arccos' gradient is infinite at +-1. Instead of a hard clamp to [-1 + eps, 1 - eps] (which
-      has zero gradient beyond the clamp, i.e. exactly when two centroids coincide, where the push
-      matters most) we shrink the cosine: (1 - cos_eps) * cos, so |gradient| <= 1/sqrt(2 cos_eps)
-      everywhere (~71 for 1e-4); the angle moves by at most sqrt(2 cos_eps) ~ 0.014 rad.
-    - Eq. 4 puts the sum's 1/(k-1) and the arccos under one sum; we average both over j != y_i.
-    - The paper gives term weights 1 (our defaults) and no margin. Our default m = sqrt(d) is
-      our choice, not the paper's: after BatchNorm-ReLU and average pooling each feature
-      coordinate has RMS ~ 1, so ||f|| ~ sqrt(d) (measured 0.85-1.3 sqrt(d) on this library's
-      ResNets at init), and N(0, 1) centroids have norm sqrt(d) and are sqrt(2d) apart. So a
-      feature on its own centroid is not pushed; one is pushed off a wrong centroid while it is
-      nearer to it than one typical feature norm (past ~30% of the way between two centroids).
-      Pass `margin` to change it; runs record it in their config.
+    Why directions, not raw distances (`LegacyPolarisedContrastiveLoss` keeps the raw form):
+    - The features are post-ReLU averages, so they are non-negative; centroids drawn from N(0, 1)
+      have about half their coordinates negative, which no feature can reach. The raw intra term
+      then has a floor of about 0.71 sqrt(d) even for a perfect fit, and its gradient on those
+      coordinates only drives feature entries to zero. Here every centroid starts as a unit
+      vector in the positive orthant (|N(0, 1)| normalised): a direction features can take.
+    - Eq. 4's angle term is angular already; measuring the pull and the push on directions puts
+      all three terms on one bounded scale (intra and push in [0, 2], angle in [0, 1]) whatever
+      the feature dimension or the network's width, so w_intra = w_inter = 1 (the paper's) mean
+      the same for every backbone, and the regulariser cannot be lowered by shrinking or
+      inflating the features: CE alone sets their norm.
+    - The margin is on the same scale: m = sqrt(2) by default, the distance between orthogonal
+      directions. Ten orthogonal centroids fit in the positive orthant (d >= K), so a feature on
+      its own centroid with the others orthogonal to it has no push left: the optimum is
+      reachable. `margin` changes it; runs record it in their config.
+    - Directions are taken as f / sqrt(|f|^2 + floor^2) (floor 1e-2, far below the features'
+      norms, ~0.2-1.5 at init on this library's ResNets): an all-zero feature vector maps to 0
+      with a bounded gradient instead of a division by zero.
+    - The centroids are normalised inside the loss, so their own norm is irrelevant and their
+      gradient is tangent to the sphere, of order 1 like a linear layer's weights: they train
+      at the model's learning rate (`default_centroid_lr = None`).
+
+    Departures from the literal Eq. 3-5 shared with the legacy form:
+    - Eq. 3 sums over the batch; we average, so w_intra does not scale with the batch size.
+    - Eq. 4 is *added* in Eq. 5 although the text says both inter-class parts are maximised;
+      adding ||f_i - c_j|| pulls features towards wrong centroids and subtracting it is
+      unbounded below. We push with the hinge relu(m - d(f_i, c_j)).
+    - Eq. 4's arccos(w_{y_i} w_j) takes raw dot products and follows ArcFace's inter-loss, which
+      pushes centres apart; we use (pi - angle) / pi in [0, 1], minimal for opposite centroids.
+    - arccos' gradient is infinite at +-1; instead of a hard clamp (zero gradient exactly when two
+      centroids coincide) we shrink the cosine by (1 - cos_eps): |gradient| <= 1/sqrt(2 cos_eps).
+    - Eq. 4's 1/(k-1) and the arccos share one sum; we average both over j != y_i.
     """
+
+    default_centroid_lr: float | None = None  # None: the model's learning rate and schedule
 
     def __init__(self, num_classes: int, feature_dim: int, *, w_intra: float = 1.0,
                  w_inter: float = 1.0, margin: float | None = None, cos_eps: float = 1e-4,
-                 feature: str = "penultimate", seed: int = 0):
+                 feature: str = "penultimate", seed: int = 0, norm_floor: float = 1e-2):
         super().__init__()
         _check_sizes(num_classes, {"feature_dim": feature_dim})
-        margin = math.sqrt(feature_dim) if margin is None else margin
+        margin = self.default_margin(feature_dim) if margin is None else margin
         for name, v in (("w_intra", w_intra), ("w_inter", w_inter), ("margin", margin),
-                        ("cos_eps", cos_eps)):
+                        ("cos_eps", cos_eps), ("norm_floor", norm_floor)):
             check_nonnegative(v, name=name)
         if not 0 < cos_eps < 1:
             raise ValueError(f"cos_eps must be in (0, 1), got {cos_eps}")
         self.num_classes, self.feature_dim, self.feature = num_classes, feature_dim, feature
         self.w_intra, self.w_inter = float(w_intra), float(w_inter)
-        self.margin, self.cos_eps = float(margin), float(cos_eps)
-        self.centroids = _init_centroids(num_classes, feature_dim, seed=seed)  # (K, d)
+        self.margin, self.cos_eps, self.norm_floor = float(margin), float(cos_eps), float(norm_floor)
+        self.centroids = self._init(num_classes, feature_dim, seed=seed)  # (K, d)
+
+    @staticmethod
+    def default_margin(feature_dim: int) -> float:
+        return math.sqrt(2.0)  # the distance between orthogonal unit vectors
+
+    @staticmethod
+    def _init(num_classes: int, dim: int, *, seed: int) -> nn.Parameter:
+        """Unit vectors in the positive orthant, where non-negative features can reach them."""
+        c = _init_centroids(num_classes, dim, seed=seed).detach().abs()
+        return nn.Parameter(F.normalize(c, dim=1))
+
+    def directions(self, f: torch.Tensor) -> torch.Tensor:
+        """f (N, d) -> f / sqrt(|f|^2 + floor^2) (N, d): unit length unless f is (nearly) 0."""
+        return f / (f.pow(2).sum(1, keepdim=True) + self.norm_floor ** 2).sqrt()
+
+    def distances(self, f: torch.Tensor) -> torch.Tensor:
+        """The loss's feature-to-centroid distances (N, K) for features f (N, d)."""
+        c = F.normalize(self.centroids, dim=1)
+        return pairwise_distance(self.directions(f), c.to(f.device, f.dtype))
 
     def centroid_closeness(self) -> torch.Tensor:
         """(K, K): (pi - angle between centroids) / pi; 1 = same direction, 0 = opposite."""
@@ -178,7 +213,7 @@ class PolarisedContrastiveLoss(_Loss):
 
     def regulariser(self, f: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
         """The weighted "intra", "inter_push", "inter_angle" terms for f (N, d), labels y (N,)."""
-        dist = pairwise_distance(f, self.centroids)  # (N, K)
+        dist = self.distances(f)  # (N, K)
         intra = dist.gather(1, y[:, None]).squeeze(1)  # (N,)
         push = _mean_over_others(F.relu(self.margin - dist), y)  # (N,)
         angle = _mean_over_others(self.centroid_closeness()[y], y)  # (N,)
@@ -195,6 +230,26 @@ class PolarisedContrastiveLoss(_Loss):
         return (f"num_classes={self.num_classes}, feature={self.feature!r}, "
                 f"feature_dim={self.feature_dim}, w_intra={self.w_intra}, w_inter={self.w_inter}, "
                 f"margin={self.margin:.4g}, cos_eps={self.cos_eps}")
+
+
+class LegacyPolarisedContrastiveLoss(PolarisedContrastiveLoss):
+    """The first form of our PCL, kept for comparison ("pcl_legacy"): raw Euclidean distances
+    ||f - c|| between features and N(0, 1) centroids, margin sqrt(d), centroids at their own
+    learning rate 0.1. Its targets are partly unreachable for non-negative features (see
+    `PolarisedContrastiveLoss`); the fidelity report compares both forms."""
+
+    default_centroid_lr: float | None = 0.1
+
+    @staticmethod
+    def default_margin(feature_dim: int) -> float:
+        return math.sqrt(feature_dim)  # ~ the norm of a feature or an N(0, 1) centroid at init
+
+    @staticmethod
+    def _init(num_classes: int, dim: int, *, seed: int) -> nn.Parameter:
+        return _init_centroids(num_classes, dim, seed=seed)
+
+    def distances(self, f: torch.Tensor) -> torch.Tensor:
+        return pairwise_distance(f, self.centroids.to(f.device, f.dtype))
 
 
 class CenterLoss(_Loss):
@@ -362,6 +417,7 @@ class PrototypeConformityLoss(_Loss):
 LOSSES = {
     "ce": CrossEntropy,
     "pcl": PolarisedContrastiveLoss,
+    "pcl_legacy": LegacyPolarisedContrastiveLoss,
     "center": CenterLoss,
     "am_softmax": AdditiveMarginSoftmax,
     "prototype_conformity": PrototypeConformityLoss,

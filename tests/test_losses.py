@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from dfl_lib.losses import (LOSSES, AdditiveMarginSoftmax, CenterLoss, CrossEntropy,
-                            PolarisedContrastiveLoss, PrototypeConformityLoss, build_loss,
-                            pairwise_distance)
+                            LegacyPolarisedContrastiveLoss, PolarisedContrastiveLoss,
+                            PrototypeConformityLoss, build_loss, pairwise_distance)
 
 K, D = 4, 6
 DIMS = {"pooled": 5, "penultimate": D}
@@ -39,10 +39,21 @@ def set_centroids(loss, c):
 
 
 # --------------------------------------------------------------------------- PCL
+# Both forms: the study's PCL on directions (unit sphere) and the legacy raw-distance form.
+PCLS = [PolarisedContrastiveLoss, LegacyPolarisedContrastiveLoss]
+
+
+def pcl_points(loss, f):
+    """(features, centroids) in the space where the loss measures distances."""
+    c = loss.centroids.detach()
+    if isinstance(loss, LegacyPolarisedContrastiveLoss):
+        return f, c
+    return f / (f.pow(2).sum(1, keepdim=True) + loss.norm_floor ** 2).sqrt(), F.normalize(c, dim=1)
+
 
 def pcl_by_hand(loss, logits, y, f):
     """The documented formula, one sample and one class at a time."""
-    c, m, eps = loss.centroids.detach(), loss.margin, loss.cos_eps
+    (f, c), m, eps = pcl_points(loss, f), loss.margin, loss.cos_eps
     intra, push, angle = [], [], []
     for i in range(len(y)):
         yi = int(y[i])
@@ -58,9 +69,11 @@ def pcl_by_hand(loss, logits, y, f):
             "inter_push": loss.w_inter * mean(push), "inter_angle": loss.w_inter * mean(angle)}
 
 
-def test_pcl_matches_hand_computation_and_total_is_the_sum():
+@pytest.mark.parametrize("cls,margin", [(PolarisedContrastiveLoss, 1.3),
+                                        (LegacyPolarisedContrastiveLoss, 3.5)])
+def test_pcl_matches_hand_computation_and_total_is_the_sum(cls, margin):
     logits, y, feats = batch()
-    loss = PolarisedContrastiveLoss(K, D, w_intra=2.0, w_inter=0.5, margin=3.5)
+    loss = cls(K, D, w_intra=2.0, w_inter=0.5, margin=margin)
     got = loss.components(logits, y, feats)
     want = pcl_by_hand(loss, logits, y, feats["penultimate"])
     assert set(got) == {"ce", "intra", "inter_push", "inter_angle"}
@@ -70,22 +83,73 @@ def test_pcl_matches_hand_computation_and_total_is_the_sum():
     assert val(loss(logits, y, feats)) == pytest.approx(sum(want.values()), rel=1e-5)
 
 
-def test_pcl_default_margin_is_sqrt_of_feature_dim():
-    assert PolarisedContrastiveLoss(K, 64).margin == pytest.approx(8.0)
-    assert PolarisedContrastiveLoss(K, 64, margin=0.0).margin == 0.0
+def test_pcl_default_margins():
+    assert PolarisedContrastiveLoss(K, 64).margin == pytest.approx(math.sqrt(2))  # orthogonal
+    assert LegacyPolarisedContrastiveLoss(K, 64).margin == pytest.approx(8.0)  # sqrt(d)
+    assert PolarisedContrastiveLoss(K, 64, margin=0.0).margin == 0.0  # 0 is a margin, not "default"
 
 
-def test_pcl_intra_is_zero_on_the_centroids():
+def test_pcl_centroids_start_where_non_negative_features_can_reach_them():
+    d = 64
+    loss = PolarisedContrastiveLoss(10, d, seed=3)
+    c = loss.centroids.detach()
+    assert (c >= 0).all() and torch.allclose(c.norm(dim=1), torch.ones(10))
+    y = torch.arange(10)
+    # features (post-ReLU, non-negative) on their centroids, at any scale: no intra distance
+    for scale in (0.3, 1.0, 30.0):
+        assert val(loss.regulariser(scale * c, y)["intra"]) < 1e-3
+    # the legacy form's N(0, 1) centroids: the nearest non-negative feature, relu(c), stays
+    # ~sqrt(d / 2) away, a floor no training can remove
+    legacy = LegacyPolarisedContrastiveLoss(10, d, seed=3)
+    floor = val(legacy.regulariser(F.relu(legacy.centroids.detach()), y)["intra"])
+    assert floor > 0.5 * math.sqrt(d)
+
+
+def test_pcl_optimum_is_reachable_with_orthogonal_centroids():
     loss = PolarisedContrastiveLoss(K, D)
+    set_centroids(loss, torch.eye(K, D))  # orthogonal unit vectors in the positive orthant
+    y = torch.tensor([0, 1, 2, 3, 2])
+    terms = loss.regulariser(3.7 * torch.eye(K, D)[y], y)
+    assert val(terms["intra"]) < 1e-3 and val(terms["inter_push"]) < 1e-3
+
+
+@pytest.mark.parametrize("scale", [0.1, 10.0, 1e4])
+def test_pcl_regulariser_does_not_depend_on_the_feature_scale(scale):
+    # directions only: shrinking or inflating features cannot lower the regulariser
+    _, y, feats = batch()
+    f = feats["penultimate"].abs() + 0.1
+    loss = PolarisedContrastiveLoss(K, D)
+    base = {k: val(v) for k, v in loss.regulariser(f, y).items()}
+    scaled = {k: val(v) for k, v in loss.regulariser(scale * f, y).items()}
+    assert scaled == pytest.approx(base, rel=2e-3)
+    # the legacy form is not scale-free: far from every centroid its push vanishes
+    legacy = LegacyPolarisedContrastiveLoss(K, D)
+    assert val(legacy.regulariser(1e4 * f, y)["inter_push"]) == 0.0
+    assert val(legacy.regulariser(f, y)["inter_push"]) > 0.0
+
+
+def test_pcl_all_zero_features_have_bounded_gradients():
+    loss = PolarisedContrastiveLoss(K, D)
+    f = torch.zeros(4, D, requires_grad=True)
+    y = torch.arange(4)
+    sum(loss.regulariser(f, y).values()).backward()
+    assert torch.isfinite(f.grad).all() and f.grad.abs().max() <= 2.0 / loss.norm_floor
+
+
+@pytest.mark.parametrize("cls", PCLS)
+def test_pcl_intra_is_zero_on_the_centroids(cls):
+    loss = cls(K, D)
     y = torch.tensor([0, 1, 2, 3, 1])
     f = loss.centroids.detach()[y].clone()
-    assert val(loss.regulariser(f, y)["intra"]) == 0.0
-    assert val(loss.regulariser(f + 0.1, y)["intra"]) > 0.0
+    assert val(loss.regulariser(f, y)["intra"]) == pytest.approx(0.0, abs=1e-3)
+    assert val(loss.regulariser(f + torch.tensor([0.5, 0, 0, 0, 0, 0]), y)["intra"]) > 1e-2
 
 
-def test_pcl_moving_from_the_midpoint_towards_the_own_centroid_lowers_the_regulariser():
-    c = torch.tensor([[2.0, 0.0, 1.0], [-2.0, 1.0, 0.0]])
-    loss = PolarisedContrastiveLoss(2, 3, margin=val(torch.dist(c[0], c[1])))
+@pytest.mark.parametrize("cls", PCLS)
+def test_pcl_moving_from_the_midpoint_towards_the_own_centroid_lowers_the_regulariser(cls):
+    c = torch.tensor([[2.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    gap = torch.dist(F.normalize(c[0], dim=0), F.normalize(c[1], dim=0))
+    loss = cls(2, 3, margin=val(torch.dist(c[0], c[1]) if cls is PCLS[1] else gap))
     set_centroids(loss, c)
     y = torch.tensor([0])
     values = []
@@ -95,13 +159,14 @@ def test_pcl_moving_from_the_midpoint_towards_the_own_centroid_lowers_the_regula
     assert all(a > b for a, b in zip(values, values[1:])), values
 
 
+@pytest.mark.parametrize("cls", PCLS)
 @pytest.mark.parametrize("gap", [1e-4, 1e-6])
-def test_pcl_angle_gradient_is_alive_for_nearly_equal_centroids(gap):
+def test_pcl_angle_gradient_is_alive_for_nearly_equal_centroids(cls, gap):
     # cos(c0, c1) = 1 - gap; a hard clamp at 1 - 1e-4 would give zero gradient for gap = 1e-6
     theta = math.acos(1 - gap)
     c = torch.tensor([[1.0, 0.0, 0.0], [math.cos(theta), math.sin(theta), 0.0],
                       [0.0, 0.0, 1.0]], dtype=torch.float64)
-    loss = PolarisedContrastiveLoss(3, 3).double()
+    loss = cls(3, 3).double()
     set_centroids(loss, c)
     f = torch.zeros(2, 3, dtype=torch.float64)
     y = torch.tensor([0, 1])
@@ -115,21 +180,26 @@ def test_pcl_angle_gradient_is_alive_for_nearly_equal_centroids(gap):
     assert F.cosine_similarity(moved[0], moved[1], dim=0) < F.cosine_similarity(c[0], c[1], dim=0)
 
 
-def test_pcl_gradients_finite_when_a_feature_sits_on_its_centroid():
+@pytest.mark.parametrize("cls", PCLS)
+def test_pcl_gradients_finite_when_a_feature_sits_on_its_centroid(cls):
     logits, y, _ = batch()
-    loss = PolarisedContrastiveLoss(K, D)
+    loss = cls(K, D)
     f = loss.centroids.detach()[y].clone().requires_grad_(True)
     total = loss(logits, y, {"penultimate": f})
     total.backward()
     assert torch.isfinite(total)
     assert torch.isfinite(f.grad).all() and torch.isfinite(loss.centroids.grad).all()
     assert loss.centroids.grad.abs().sum() > 0
-    # the plain norm's gradient is NaN there; the library's distance keeps it finite
-    naive_f = f.detach().clone().requires_grad_(True)
-    (naive_f - loss.centroids.detach()[y]).pow(2).sum(1).sqrt().sum().backward()
+
+
+def test_pairwise_distance_gradient_is_finite_where_the_plain_norm_is_nan():
+    c = torch.randn(K, D)
+    y = torch.arange(K)
+    naive_f = c[y].clone().requires_grad_(True)
+    (naive_f - c[y]).pow(2).sum(1).sqrt().sum().backward()
     assert torch.isnan(naive_f.grad).any()
-    safe_f = f.detach().clone().requires_grad_(True)
-    pairwise_distance(safe_f, loss.centroids.detach()).sum().backward()
+    safe_f = c[y].clone().requires_grad_(True)
+    pairwise_distance(safe_f, c).sum().backward()
     assert torch.isfinite(safe_f.grad).all()
 
 
@@ -142,11 +212,12 @@ def test_distances_stay_accurate_for_large_features_near_their_centroid():
     assert torch.allclose(dist.diagonal(), torch.full((3,), 1e-2), rtol=1e-2)
 
 
-def test_pcl_no_nan_in_values_or_gradients():
+@pytest.mark.parametrize("cls", PCLS)
+def test_pcl_no_nan_in_values_or_gradients(cls):
     logits, y, feats = batch(n=16)
     logits.requires_grad_(True)
     f = feats["penultimate"].requires_grad_(True)
-    loss = PolarisedContrastiveLoss(K, D)
+    loss = cls(K, D)
     terms = loss.components(logits, y, {"penultimate": f})
     assert all(torch.isfinite(v) for v in terms.values())
     sum(terms.values()).backward()
@@ -154,24 +225,15 @@ def test_pcl_no_nan_in_values_or_gradients():
         assert torch.isfinite(g).all() and g.abs().sum() > 0
 
 
-def test_pcl_inter_angle_is_larger_for_nearly_equal_than_for_opposite_centroids():
-    loss = PolarisedContrastiveLoss(2, 3)
+@pytest.mark.parametrize("cls", PCLS)
+def test_pcl_inter_angle_is_larger_for_nearly_equal_than_for_opposite_centroids(cls):
+    loss = cls(2, 3)
     y, f = torch.tensor([0, 1]), torch.zeros(2, 3)
     set_centroids(loss, torch.tensor([[1.0, 0.0, 0.0], [1.0, 1e-3, 0.0]]))
     near = val(loss.regulariser(f, y)["inter_angle"])
     set_centroids(loss, torch.tensor([[1.0, 0.0, 0.0], [-1.0, 0.0, 0.0]]))
     opposite = val(loss.regulariser(f, y)["inter_angle"])
     assert near > 0.99 and opposite < 0.01 and near > opposite
-
-
-@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3, 1e6])
-def test_pcl_is_bounded_below_for_any_feature_scale(scale):
-    logits, y, feats = batch()
-    loss = PolarisedContrastiveLoss(K, D)
-    terms = loss.components(logits, y, {"penultimate": scale * feats["penultimate"]})
-    assert all(torch.isfinite(v) and val(v) >= 0.0 for v in terms.values()), terms
-    if scale >= 1e3:  # far from every centroid: no push left, the total cannot go below CE
-        assert val(terms["inter_push"]) == 0.0
 
 
 # --------------------------------------------------------------------------- batch means
@@ -313,7 +375,7 @@ def test_build_loss_runs_forward_and_backward(name):
     assert logits.grad.abs().sum() > 0
     for p in loss.centroid_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
-    if name in ("pcl", "center"):
+    if name in ("pcl", "pcl_legacy", "center"):
         assert feats["penultimate"].grad.abs().sum() > 0
     if name == "prototype_conformity":
         assert all(v.grad.abs().sum() > 0 for v in feats.values())
