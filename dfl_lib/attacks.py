@@ -17,6 +17,7 @@ objectives (a feature-space loss, the C&W margin) plug into the same code.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -129,12 +130,53 @@ def _random_start(x: torch.Tensor, *, eps: float, generator: torch.Generator | N
     return project_linf(x + eps * (2 * noise - 1), x, eps=eps)
 
 
-def _iterate(model, x, y, *, eps, alpha, steps, loss_fn, start, decay=None):
+class _Best:
+    """The per-example worst case among candidate x_adv (N, C, H, W): a misclassified candidate
+    beats a correctly classified one; otherwise the higher attack loss wins."""
+
+    def __init__(self):
+        self.x = self.wrong = self.loss = None
+
+    def update(self, x_adv: torch.Tensor, wrong: torch.Tensor, loss: torch.Tensor) -> None:
+        if self.x is None:
+            self.x, self.wrong, self.loss = x_adv.detach(), wrong, loss
+            return
+        better = (wrong & ~self.wrong) | ((wrong == self.wrong) & (loss > self.loss))  # (N,)
+        self.x = torch.where(better[:, None, None, None], x_adv.detach(), self.x)
+        self.wrong = self.wrong | wrong
+        self.loss = torch.where(better, loss, self.loss)
+
+
+@contextmanager
+def _logits_seen(model: nn.Module):
+    """Records the logits of the model's last forward call (for the loss the attack computes
+    anyway), so tracking the best iterate costs no extra forward pass."""
+    seen: dict[str, torch.Tensor] = {}
+
+    def hook(module, inputs, output):
+        seen["logits"] = (output[0] if isinstance(output, tuple) else output).detach()
+
+    handle = model.register_forward_hook(hook)
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+def _iterate(model, x, y, *, eps, alpha, steps, loss_fn, start, decay=None, keep_best=False):
     """`steps` L-inf steps from `start`; with `decay` set, MIM's momentum on the normalised
-    gradient. x, start: (N, C, H, W); returns the detached last iterate."""
+    gradient. x, start: (N, C, H, W). Returns the detached last iterate, or with keep_best the
+    per-example best of all iterates (start and last included; see `_Best`)."""
     x_adv, momentum = start.detach(), torch.zeros_like(x)
+    best = _Best() if keep_best else None
     for _ in range(steps):
-        _, grad = _input_grad(model, x_adv, y, loss_fn)
+        with _logits_seen(model) as seen:
+            loss, grad = _input_grad(model, x_adv, y, loss_fn)
+        if best is not None:
+            logits = seen.get("logits")
+            if logits is None:  # a loss_fn that never called the model itself
+                logits = _outcome_logits(model, x_adv)
+            best.update(x_adv, logits.argmax(1) != y, loss)
         if decay is not None:
             # divide by the per-example mean |grad| (Dong et al.'s L1 normalisation) so every
             # example's history weighs the same whatever the scale of its gradient
@@ -142,7 +184,15 @@ def _iterate(model, x, y, *, eps, alpha, steps, loss_fn, start, decay=None):
             momentum = decay * momentum + grad
             grad = momentum
         x_adv = _linf_step(x_adv, x, grad, alpha=alpha, eps=eps)
-    return x_adv.detach()
+    if best is None:
+        return x_adv.detach()
+    best.update(x_adv, *_outcome(model, x_adv, y, loss_fn))
+    return best.x
+
+
+@torch.no_grad()
+def _outcome_logits(model, x_adv) -> torch.Tensor:
+    return logits_of(model, x_adv)
 
 
 # --------------------------------------------------------------------------- L-inf attacks
@@ -195,14 +245,16 @@ def mim(model, x, y, *, eps: float, alpha: float | None = None, steps: int = 10,
 
 def pgd(model, x, y, *, eps: float, alpha: float | None = None, steps: int = 10,
         random_start: bool = True, restarts: int = 1, loss_fn: LossFn = ce_loss,
-        generator: torch.Generator | None = None) -> torch.Tensor:
+        generator: torch.Generator | None = None, keep_best: bool = True) -> torch.Tensor:
     """L-inf Projected Gradient Descent (Madry et al. 2018).
 
     Each step: x + alpha * sign(grad), clamp the perturbation to eps, clamp to [0, 1]; with
-    random_start=False and CE this is torchattacks.PGD(random_start=False). alpha defaults to
-    2.5 * eps / steps (Madry et al.'s ratio). Random starts are uniform in the eps-ball, drawn
-    with `generator`. With several restarts each example keeps its own worst case: a
-    misclassified result beats a correctly classified one, otherwise the higher loss wins.
+    random_start=False, keep_best=False and CE this is torchattacks.PGD(random_start=False).
+    alpha defaults to 2.5 * eps / steps (Madry et al.'s ratio). Random starts are uniform in the
+    eps-ball, drawn with `generator`. Each example keeps its own worst case over every iterate
+    of every restart (keep_best, the evaluation default): a misclassified iterate beats a
+    correctly classified one, otherwise the higher loss wins. keep_best=False returns the last
+    iterate (of the best restart), as adversarial training uses it.
     x (N, C, H, W), y (N,) -> (N, C, H, W).
     """
     _check(model, x, y, eps=eps, alpha=alpha, steps=steps, restarts=restarts)
@@ -210,21 +262,15 @@ def pgd(model, x, y, *, eps: float, alpha: float | None = None, steps: int = 10,
         raise ValueError(f"restarts must be >= 1, got {restarts}")
     alpha = 2.5 * eps / max(steps, 1) if alpha is None else alpha
     x = x.detach()
-    best = best_wrong = best_loss = None
+    best = _Best()
     for _ in range(restarts):
         start = _random_start(x, eps=eps, generator=generator) if random_start else x
         x_adv = _iterate(model, x, y, eps=eps, alpha=alpha, steps=steps, loss_fn=loss_fn,
-                         start=start)
+                         start=start, keep_best=keep_best)
         if restarts == 1:
             return x_adv
-        wrong, loss = _outcome(model, x_adv, y, loss_fn)  # (N,), (N,)
-        if best is None:
-            best, best_wrong, best_loss = x_adv, wrong, loss
-            continue
-        better = (wrong & ~best_wrong) | ((wrong == best_wrong) & (loss > best_loss))
-        best = torch.where(better[:, None, None, None], x_adv, best)
-        best_wrong, best_loss = best_wrong | wrong, torch.where(better, loss, best_loss)
-    return best
+        best.update(x_adv, *_outcome(model, x_adv, y, loss_fn))
+    return best.x
 
 
 @torch.no_grad()
@@ -235,7 +281,7 @@ def _outcome(model, x_adv, y, loss_fn) -> tuple[torch.Tensor, torch.Tensor]:
 
 def cw_pgd(model, x, y, *, eps: float, alpha: float | None = None, steps: int = 10,
            kappa: float = 0.0, random_start: bool = True, restarts: int = 1,
-           generator: torch.Generator | None = None) -> torch.Tensor:
+           generator: torch.Generator | None = None, keep_best: bool = True) -> torch.Tensor:
     """L-inf PGD on the C&W margin loss (Madry et al.'s "CW-inf"; Carlini & Wagner 2017):
     `pgd(..., loss_fn=margin_loss(kappa))`, the field's fixed-budget use of the C&W objective.
 
@@ -244,13 +290,14 @@ def cw_pgd(model, x, y, *, eps: float, alpha: float | None = None, steps: int = 
     x (N, C, H, W), y (N,) -> (N, C, H, W).
     """
     return pgd(model, x, y, eps=eps, alpha=alpha, steps=steps, random_start=random_start,
-               restarts=restarts, loss_fn=margin_loss(kappa), generator=generator)
+               restarts=restarts, loss_fn=margin_loss(kappa), generator=generator,
+               keep_best=keep_best)
 
 
 # --------------------------------------------------------------------------- C&W L2
 
 def cw(model, x, y, *, c: float = 0.1, kappa: float = 0.0, steps: int = 100, lr: float = 0.01,
-       binary_search_steps: int = 0, c_max: float = 1e4) -> torch.Tensor:
+       binary_search_steps: int = 0, c_max: float = 1e4, abort_early: bool = True) -> torch.Tensor:
     """Carlini-Wagner L2 (Carlini & Wagner 2017): minimise over x' = (tanh(w) + 1) / 2
 
         ||x' - x||_2^2 + c * max(Z_y - max_{j != y} Z_j, -kappa)
@@ -264,7 +311,13 @@ def cw(model, x, y, *, c: float = 0.1, kappa: float = 0.0, steps: int = 100, lr:
     example over that many optimisations: c starts at `c`, is multiplied by 10 until the attack
     succeeds (at most c_max), then bisected between the largest failing and smallest succeeding
     c (0 or 1: a single optimisation at `c`). Success means margin max_{j!=y} Z_j - Z_y > 0
-    (>= kappa when kappa > 0).
+    (>= kappa when kappa > 0). abort_early (Carlini & Wagner's code): an optimisation stops
+    when its objective has not fallen by 0.01% over the last steps // 10 steps.
+
+    The tanh box: pixels at exactly 0 or 1 (most of MNIST) start where tanh is flat; Adam's
+    normalised steps still move them (~lr per step), which is why the literal paper setting
+    (c = 0.1, 10 steps, no search) changes almost nothing, and why the study's C&W-L2 row
+    searches c over many steps.
 
     Returns (N, C, H, W): per example the smallest-L2 successful x' found, or the CLEAN x where
     none was found. Report its L2 norms beside the accuracy.
@@ -278,7 +331,8 @@ def cw(model, x, y, *, c: float = 0.1, kappa: float = 0.0, steps: int = 100, lr:
     hi = torch.full((n,), float("inf"), device=dev, dtype=x.dtype)  # smallest c that succeeded
     best, best_l2 = x.clone(), torch.full((n,), float("inf"), device=dev, dtype=x.dtype)
     for _ in range(max(binary_search_steps, 1)):
-        found, l2, x_adv = _cw_once(model, x, y, c=c_now, kappa=kappa, steps=steps, lr=lr)
+        found, l2, x_adv = _cw_once(model, x, y, c=c_now, kappa=kappa, steps=steps, lr=lr,
+                                    abort_early=abort_early)
         improve = found & (l2 < best_l2)
         best = torch.where(improve[:, None, None, None], x_adv, best)
         best_l2 = torch.where(improve, l2, best_l2)
@@ -288,7 +342,7 @@ def cw(model, x, y, *, c: float = 0.1, kappa: float = 0.0, steps: int = 100, lr:
     return best
 
 
-def _cw_once(model, x, y, *, c, kappa, steps, lr):
+def _cw_once(model, x, y, *, c, kappa, steps, lr, abort_early=False):
     """One C&W optimisation at per-example constants c (N,): (found (N,), best L2 (N,), best x')."""
     # tanh-space variable: x' = (tanh(w) + 1) / 2 always lies in [0, 1]; atanh needs |.| < 1
     w = torch.atanh((x * 2 - 1).clamp(-1 + 1e-6, 1 - 1e-6)).requires_grad_(True)
@@ -296,6 +350,7 @@ def _cw_once(model, x, y, *, c, kappa, steps, lr):
     found = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     best_l2 = torch.full((len(x),), float("inf"), device=x.device, dtype=x.dtype)
     best = x.clone()
+    check_every, previous = max(steps // 10, 1), float("inf")
     for step in range(steps + 1):  # the last pass only scores the final iterate
         with torch.enable_grad():
             x_adv = (torch.tanh(w) + 1) / 2
@@ -312,6 +367,10 @@ def _cw_once(model, x, y, *, c, kappa, steps, lr):
             found |= wrong
         if step == steps:
             break
+        if abort_early and step % check_every == 0 and step > 0:
+            if float(objective.detach()) > previous * 0.9999:
+                break  # no progress: the optimisation has converged or stalled
+            previous = float(objective.detach())
         (w.grad,) = torch.autograd.grad(objective, w)
         opt.step()
     return found, best_l2, best.detach()

@@ -249,7 +249,9 @@ def test_fgsm_bim_mim_pgd_match_torchattacks(toy):
     theirs = torchattacks.FGSM(wrapped, eps=EPS)(x, y)
     _agree(fgsm(model, x, y, eps=EPS), theirs)
     theirs = torchattacks.PGD(wrapped, eps=EPS, alpha=0.02, steps=7, random_start=False)(x, y)
-    _agree(pgd(model, x, y, eps=EPS, alpha=0.02, steps=7, random_start=False), theirs)
+    # torchattacks returns the last iterate: compare with ours asked for the same
+    _agree(pgd(model, x, y, eps=EPS, alpha=0.02, steps=7, random_start=False, keep_best=False),
+           theirs)
     theirs = torchattacks.BIM(wrapped, eps=EPS, alpha=0.02, steps=7)(x, y)
     _agree(bim(model, x, y, eps=EPS, alpha=0.02, steps=7), theirs)
     theirs = torchattacks.MIFGSM(wrapped, eps=EPS, alpha=0.02, steps=7, decay=0.5)(x, y)
@@ -354,16 +356,65 @@ def test_mnist_undefended_model_falls_to_linf_attacks(mnist):
     assert acc_fgsm >= acc_pgd
 
 
-def test_mnist_cw_with_binary_search_fools_almost_everything(mnist):
+@pytest.fixture(scope="module")
+def quick_suite():
+    """The quick profile's MNIST attack suite: the settings the study actually runs."""
+    from dfl_lib.config import make_config
+    from dfl_lib.experiment import attack_suite
+
+    cfg = make_config("quick", dataset="mnist")
+    return cfg, attack_suite(cfg, suite="full")
+
+
+def _run_row(model, x, y, spec):
+    from dfl_lib.evaluate import robust_accuracy
+
+    kwargs = {k: v for k, v in spec.items() if k not in ("attack", "note")}
+    return robust_accuracy(model, x, y, attack=spec["attack"], **kwargs)
+
+
+def test_mnist_cw_inf_column_takes_an_undefended_model_to_almost_zero(mnist, quick_suite):
     model, x, y = mnist
-    x, y = x[:100], y[:100]
-    x_adv = cw(model, x, y, steps=50, lr=0.1, binary_search_steps=4)
+    cfg, suite = quick_suite
+    row = _run_row(model, x, y, suite["CW-inf (PGD-10)"])  # the paper's C&W column
+    assert suite["CW-inf (PGD-10)"] == {"attack": "cw_pgd", "eps": 0.3, "steps": 10}
+    print(f"\nMNIST CW-inf (PGD-10) at eps 0.3: {row['accuracy']:.3f}")
+    assert row["accuracy"] < 0.05 and row["max_linf"] <= 0.3 + 1e-6
+
+
+def test_mnist_cw_l2_rows_at_the_suites_settings(mnist, quick_suite):
+    model, x, y = mnist
+    x, y = x[:50], y[:50]
+    cfg, suite = quick_suite
+    (search_name,) = [n for n in suite if n.startswith("C&W-L2 (search")]
+    (paper_name,) = [n for n in suite if n.startswith("C&W-L2 paper setting")]
+    assert suite[search_name]["lr"] == 0.01 and suite[search_name]["binary_search_steps"] == 5
+    search = _run_row(model, x, y, suite[search_name])
+    paper = _run_row(model, x, y, suite[paper_name])
+    print(f"\nMNIST C&W-L2: {search['accuracy']:.3f} at L2 <= {cfg.cw_l2_budget} with binary "
+          f"search (median L2 {search['median_l2']:.3f}); paper setting {paper['accuracy']:.3f}")
+    assert search["accuracy"] < 0.2  # the real C&W, at the MNIST L2 budget 2.0
+    assert 0 < search["median_l2"] < cfg.cw_l2_budget
+    assert search["max_l2"] <= cfg.cw_l2_budget + 1e-5
+    # the paper's literal setting reads about clean accuracy: why the suite labels it so
+    assert paper["accuracy"] > 0.8 and "non-informative" in suite[paper_name]["note"]
+
+
+# --------------------------------------------------------------------------- best iterate
+
+def test_single_restart_pgd_keeps_each_examples_best_iterate(toy):
+    model, x, y = toy
+    # a large step makes PGD bounce: its last iterate is often not its best one
+    kw = dict(eps=0.3, alpha=0.3, steps=6)
+    best = pgd(model, x, y, generator=torch.Generator().manual_seed(0), **kw)
+    last = pgd(model, x, y, generator=torch.Generator().manual_seed(0), keep_best=False, **kw)
     with torch.no_grad():
-        fooled = logits_of(model, x_adv).argmax(1) != y
-    l2 = (x_adv - x).flatten(1).norm(dim=1)[fooled]  # (n_fooled,)
-    acc_fixed = accuracy(model, cw(model, x, y, steps=50, lr=0.1), y)  # the paper's c = 0.1
-    print(f"\nMNIST C&W-L2: accuracy {1 - fooled.float().mean():.3f} with binary search "
-          f"(mean L2 {l2.mean():.3f}), {acc_fixed:.3f} at fixed c = 0.1")
-    assert fooled.float().mean() > 0.95
-    assert torch.isfinite(l2).all() and 0 < l2.mean() < 5
-    assert acc_fixed > 1 - fooled.float().mean()
+        logits_b, logits_l = model(best), model(last)
+    wrong_b, wrong_l = logits_b.argmax(1) != y, logits_l.argmax(1) != y
+    loss_b = F.cross_entropy(logits_b, y, reduction="none")
+    loss_l = F.cross_entropy(logits_l, y, reduction="none")
+    assert not (wrong_l & ~wrong_b).any()  # never gives up an example the last iterate fooled
+    same = wrong_b == wrong_l
+    assert (loss_b[same] >= loss_l[same] - 1e-5).all()
+    assert (wrong_b & ~wrong_l).any() or (loss_b > loss_l + 1e-3).any()  # and it does matter
+    assert (best - x).abs().amax() <= 0.3 + 1e-6
