@@ -10,25 +10,24 @@
 from __future__ import annotations
 
 import argparse
-import typing
 
-from .config import PROFILES, RunConfig, make_config
+from .config import PROFILES, RunConfig, field_type, make_config
 
 __all__ = ["parse_overrides", "build_parser"]
 
 
 def parse_overrides(pairs: list[str]) -> dict:
-    """["epochs=3", "dfl=false"] -> {"epochs": 3, "dfl": False}, typed by the config's fields."""
-    hints = typing.get_type_hints(RunConfig)
+    """["epochs=3", "dfl=false", "pcl_margin=none"] -> {"epochs": 3, "dfl": False,
+    "pcl_margin": None}, typed by the config's fields ("none" only where a field allows None)."""
     out = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep:
             raise ValueError(f"override {pair!r} must look like key=value")
-        if key not in hints:
-            raise ValueError(f"unknown config key {key!r}; known: {', '.join(sorted(hints))}")
-        want = hints[key]
-        if want is bool:
+        want, optional = field_type(key)
+        if optional and text.lower() == "none":
+            out[key] = None
+        elif want is bool:
             if text.lower() not in ("true", "false", "1", "0"):
                 raise ValueError(f"config key {key!r} takes true or false, got {text!r}")
             out[key] = text.lower() in ("true", "1")

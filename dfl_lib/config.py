@@ -14,11 +14,13 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 
-__all__ = ["RunConfig", "PROFILES", "FIELD_DEFAULTS", "DATASET_DEFAULTS", "EVAL_ONLY", "make_config",
-           "profile_deviations"]
+__all__ = ["RunConfig", "PROFILES", "FIELD_DEFAULTS", "DATASET_DEFAULTS", "METHOD_DEFAULTS",
+           "EVAL_ONLY", "make_config", "profile_deviations", "field_type", "milestones"]
 
 TRAIN_ATTACKS = ("none", "fgsm", "pgd", "cw")
 METHODS = ("standard", "mustafa", "dynamic")
+ADV_MODES = ("replace", "concat")
+SCHEDULES = ("multistep", "cosine", "constant")
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class RunConfig:
     data_path: str = ""       # for the "npz" and "image_folder" datasets
     n_train: int = 0          # 0 = the whole training set minus n_val
     n_val: int = 1000         # held out of the training set for the validation curves
-    n_eval: int = 1000        # fixed, seeded evaluation subset of the test set
+    n_eval: int = 0           # fixed, seeded evaluation subset of the test set; 0 = all of it
     augment: bool = True      # random crop (pad 4) + flip; the dataset default is applied
     # --- model (paper: ResNet-50 with DFL) ---
     model: str = "resnet50"
@@ -37,30 +39,38 @@ class RunConfig:
     widen_factor: int = 10
     dfl: bool = True
     extra_fc: int = 0         # 0 = none; Mustafa et al.'s model adds a 1024-d FC layer
-    loss: str = "pcl"         # "ce", "pcl", "center", "am_softmax", "prototype_conformity"
+    loss: str = "pcl"         # see LOSSES; "pcl_legacy" = the raw-distance form, for comparison
     pcl_w_intra: float = 1.0  # paper: every term weight 1 (Eq. 5)
     pcl_w_inter: float = 1.0
-    pcl_margin: float = 0.0   # 0 = the loss's own documented default
-    centroid_lr: float = 0.1  # centroids trained with the model, their own learning rate
+    pcl_margin: float | None = None   # None = the loss's own documented default
+    centroid_lr: float | None = None  # None = the loss's own default (PCL: the model's lr)
     # --- optimisation (paper: lr 0.1, batch 64, 100 epochs CIFAR-10 / 50 MNIST) ---
     epochs: int = 100
     lr: float = 0.1
     batch_size: int = 64
     momentum: float = 0.9     # field default (paper silent)
     weight_decay: float = 5e-4  # field default (paper silent)
-    schedule: str = "multistep"  # lr / 10 at 50% and 75% of the epochs: field default
+    schedule: str = "multistep"  # lr / 10 at the milestones: field default
+    lr_milestones: str = "0.5,0.75"  # shares of the epochs where "multistep" divides lr by 10
+    lr_warmup_epochs: float = 0.0  # linear lr warm-up from 0 over this many epochs, per batch
     # --- adversarial training (paper: 10 iterations, eps 0.03 CIFAR-10 / 0.3 MNIST, C&W c 0.1) ---
     method: str = "standard"  # "standard", "mustafa" (baseline 1), "dynamic" (baseline 2)
     train_attack: str = "none"  # "none" = the paper's "no defense"
     eps: float = 0.03         # pixel units in [0, 1]
     attack_steps: int = 10
     alpha: float = 0.0        # 0 = the attack's default step (PGD: 2.5 * eps / steps)
-    adv_fraction: float = 0.5  # share of each batch replaced by adversarial samples (recorded guess)
+    adv_fraction: float = 0.5  # share of each batch attacked (recorded guess)
+    adv_mode: str = "replace"  # "replace": attacked samples replace their clean ones in the batch;
+                               # "concat": clean batch + attacked copies (Mustafa et al.)
     fgsm_random_start: bool = False
-    cw_c: float = 0.1
-    cw_steps: int = 10        # the paper's "10 iterations" for every attack
+    cw_c: float = 0.1         # the paper's C&W (L2, fixed c, no search): non-informative, see
+    cw_steps: int = 10        # experiment.attack_suite; the paper's "10 iterations"
+    cw_l2_budget: float = 2.0  # L2 budget for the C&W-L2 row with binary search (per dataset)
+    cw_l2_search_steps: int = 9  # Carlini & Wagner's binary search over c
+    cw_l2_steps: int = 1000   # Adam steps per search step (lr 0.01, early abort)
     eps_ramp_epochs: int = 0  # linear eps warm-up; 0 = full eps from the first epoch
     dynamic_box_aware: bool = False  # FOSC over the eps-ball intersected with [0, 1]
+    dynamic_loss_weighting: bool = True  # Wang et al.'s code: each example's CE weighted by itself
     # --- evaluation and monitoring ---
     eval_batch_size: int = 250
     aa_steps: int = 100       # AutoAttack's APGD/FAB iterations (standard: 100)
@@ -69,7 +79,7 @@ class RunConfig:
     # --- engineering ---
     seed: int = 0
     channels_last: bool = True
-    device: str = "cpu"
+    device: str = "auto"      # "auto" = CUDA when present, else the CPU; or "cpu", "cuda:1", ...
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -80,7 +90,8 @@ class RunConfig:
 
 # Fields that change how a run is evaluated or executed, not what it learns: kept out of the run
 # key, so changing them reuses the trained model.
-EVAL_ONLY = ("n_eval", "eval_batch_size", "aa_steps", "aa_queries", "device", "channels_last")
+EVAL_ONLY = ("n_eval", "eval_batch_size", "aa_steps", "aa_queries", "device", "channels_last",
+             "cw_l2_budget", "cw_l2_search_steps", "cw_l2_steps")
 
 # What the paper leaves open and we fill with the field's usual values.
 FIELD_DEFAULTS = {
@@ -91,18 +102,42 @@ FIELD_DEFAULTS = {
     "adv_fraction": "half of each batch adversarial (the paper 'augments' the input space)",
     "n_val": "1,000 training images held out for validation curves",
     "pcl_margin": "hinge margin of the inter-class push (the paper's Eq. 4 is unbounded)",
+    "loss": "PCL measured on directions (unit sphere), see losses.PolarisedContrastiveLoss",
+    "cw_l2_budget": "L2 budget of the C&W-L2 row: 2.0 on MNIST (Croce & Hein's), 0.5 on "
+                    "CIFAR-10 (RobustBench's)",
     "seed": "seeds 0, 1, 2 for spreads",
 }
 
 # The paper's per-dataset values, applied when a config names the dataset.
 DATASET_DEFAULTS = {
-    "mnist": {"epochs": 50, "eps": 0.3, "augment": False},
-    "fashion_mnist": {"epochs": 50, "eps": 0.1, "augment": False},
-    "cifar10": {"epochs": 100, "eps": 0.03, "augment": True},
-    "cifar10_jpeg": {"epochs": 100, "eps": 0.03, "augment": True},
+    "mnist": {"epochs": 50, "eps": 0.3, "augment": False, "cw_l2_budget": 2.0},
+    "fashion_mnist": {"epochs": 50, "eps": 0.1, "augment": False, "cw_l2_budget": 1.5},
+    "cifar10": {"epochs": 100, "eps": 0.03, "augment": True, "cw_l2_budget": 0.5},
+    "cifar10_jpeg": {"epochs": 100, "eps": 0.03, "augment": True, "cw_l2_budget": 0.5},
     "npz": {"augment": False},
     "image_folder": {"augment": False},
 }
+
+# The baselines as their authors ran them (their public code; see ../shared/FIELD.md and the
+# docstrings of train.py and dynamic.py). Applied over the dataset's values and under explicit
+# overrides; a profile's scaling of the run's size (epochs, images, width) still applies.
+METHOD_DEFAULTS = {
+    # Mustafa et al. (pcl_training*.py): ResNet + a 1024-d FC layer, softmax pre-training, then
+    # the prototype-conformity stage; clean and attacked batches concatenated; their lr
+    # schedule never fired (it writes an optimiser key SGD never reads): constant rates.
+    "mustafa": {"loss": "prototype_conformity", "dfl": False, "extra_fc": 1024,
+                "schedule": "constant",
+                "adv_mode": "concat", "adv_fraction": 1.0, "weight_decay": 1e-4},
+    # Wang et al. (train_models.py): lr 0.01, batch 128, 120 epochs, lr / 10 at epochs 60 and
+    # 100, adversarial samples only.
+    "dynamic": {"loss": "ce", "dfl": False, "lr": 0.01, "batch_size": 128, "epochs": 120,
+                "lr_milestones": "0.5,0.8333",
+                "adv_fraction": 1.0, "weight_decay": 0.0},
+}
+# Mustafa et al.'s epochs: 164 of softmax training, then 400 (clean) / 500 (adversarial) of PCL.
+MUSTAFA_EPOCHS = {"clean": 164 + 400, "adversarial": 164 + 500}
+# What a profile scales for every method alike (the run's size), even where a method sets it.
+SCALED = ("epochs", "n_train", "n_val", "n_eval", "width", "wrn_depth", "widen_factor")
 
 
 @dataclass(frozen=True)
@@ -111,65 +146,89 @@ class Profile:
     summary: str
     overrides: dict = field(default_factory=dict)
     per_dataset: dict = field(default_factory=dict)
-    deviations: tuple[str, ...] = ()
+    # {config field (or "data"): how the profile departs from the paper there}; a test checks
+    # that every field where a profile's config differs from the paper profile's is listed
+    deviations: dict = field(default_factory=dict)
 
 
 PROFILES: dict[str, Profile] = {
     "paper": Profile(
         name="paper",
         summary="the paper's settings, for a GPU",
-        deviations=("CIFAR-10 is the JPEG copy where the original batches are unavailable",),
+        deviations={"data": "CIFAR-10 is the JPEG copy where the original batches are "
+                            "unavailable"},
     ),
     "quick": Profile(
         name="quick",
         summary="the whole study on a 2-core CPU",
         overrides={"width": 16, "n_val": 500, "n_eval": 500, "monitor_size": 100,
                    "wrn_depth": 16, "widen_factor": 4, "lr": 0.05, "batch_size": 128,
-                   "aa_queries": 1000},
-        # No eps ramp: measured on MNIST at eps 0.3 (6 epochs, PGD-10 training), ResNet-18 with
-        # DFL + PCL trains as well from the full eps (clean / PGD-10 99.0 / 92.0% on 500 test
-        # images) as with a 2-epoch ramp (98.8 / 92.8%); the ramp stays available as a setting.
+                   "aa_queries": 1000, "cw_l2_search_steps": 5},
         per_dataset={
             "mnist": {"n_train": 10000, "epochs": 6},
             "fashion_mnist": {"n_train": 10000, "epochs": 6},
             "cifar10_jpeg": {"n_train": 10000, "epochs": 8},
             "cifar10": {"n_train": 10000, "epochs": 8},
         },
-        deviations=(
-            "networks 1/4 as wide (width 16 instead of 64; WRN-16-4 instead of WRN-34-10)",
-            "10,000 training images instead of the full training set",
-            "6 epochs (MNIST) / 8 epochs (CIFAR-10) instead of 50 / 100",
-            "batch 128 and lr 0.05 instead of batch 64 and lr 0.1 (fewer, cheaper steps on a CPU)",
-            "evaluation on a fixed subset of 500 test images",
-            "AutoAttack's Square with 1,000 queries instead of 5,000 (APGD and FAB keep 100 "
-            "iterations)",
-        ),
+        deviations={
+            "width": "networks 1/4 as wide (width 16 instead of 64)",
+            "wrn_depth": "WRN-16-4 instead of WRN-34-10",
+            "widen_factor": "WRN-16-4 instead of WRN-34-10",
+            "n_train": "10,000 training images instead of the full training set",
+            "epochs": "6 epochs (MNIST) / 8 epochs (CIFAR-10) instead of the paper's 50 / 100 "
+                      "(and of the baselines' own 120 (Dynamic) and 564 / 664 (Mustafa et al.))",
+            "batch_size": "batch 128 instead of 64 (fewer, cheaper steps on a CPU)",
+            "lr": "lr 0.05 instead of 0.1 with the larger batch (baselines keep their own lr)",
+            "n_val": "500 validation images held out instead of 1,000",
+            "monitor_size": "the per-epoch PGD monitor on 100 validation images instead of 200",
+            "n_eval": "evaluation on a fixed subset of 500 test images instead of all 10,000",
+            "aa_queries": "AutoAttack's Square with 1,000 queries instead of 5,000 (APGD and FAB "
+                          "keep 100 iterations)",
+            "cw_l2_search_steps": "C&W-L2 with 5 binary-search steps instead of 9 (1,000 Adam "
+                                  "steps each: with 200, measured on a small MNIST CNN, 33% "
+                                  "instead of 3% survived at L2 <= 2, since pixels at 0 or 1 "
+                                  "start where tanh is flat)",
+        },
     ),
     "smoke": Profile(
         name="smoke",
         summary="seconds per run, for tests",
         overrides={"width": 4, "n_train": 256, "n_val": 64, "n_eval": 64, "monitor_size": 32,
                    "epochs": 2, "batch_size": 64, "attack_steps": 2, "cw_steps": 2,
-                   "aa_steps": 5, "aa_queries": 100,
+                   "aa_steps": 5, "aa_queries": 100, "cw_l2_search_steps": 2, "cw_l2_steps": 5,
                    "wrn_depth": 10, "widen_factor": 1, "model": "resnet18"},
-        deviations=("tiny networks, 256 training images, 2 epochs: checks plumbing, not results",),
+        deviations={key: "tiny networks, 256 training images, 2 epochs, 2-step attacks: checks "
+                         "plumbing, not results"
+                    for key in ("width", "n_train", "n_val", "n_eval", "monitor_size", "epochs",
+                                "attack_steps", "cw_steps", "aa_steps", "aa_queries",
+                                "cw_l2_search_steps", "cw_l2_steps", "wrn_depth", "widen_factor",
+                                "model")},
     ),
 }
 
 
 def profile_deviations(profile: str) -> tuple[str, ...]:
-    """The ways a profile departs from the paper, for reports."""
+    """The ways a profile departs from the paper, for reports (each text once)."""
     _check_profile(profile)
-    return PROFILES[profile].deviations
+    return tuple(dict.fromkeys(PROFILES[profile].deviations.values()))
 
 
 def make_config(profile: str = "quick", **overrides) -> RunConfig:
-    """Paper defaults -> the dataset's paper values -> the profile -> explicit overrides."""
+    """Paper defaults -> the dataset's paper values -> the method's own (baselines) -> the
+    profile (which scales the run's size for every method, but does not replace a baseline's
+    own hyperparameters) -> explicit overrides."""
     _check_profile(profile)
     p = PROFILES[profile]
     dataset = overrides.get("dataset", RunConfig.dataset)
-    layered = {"dataset": dataset, **DATASET_DEFAULTS.get(dataset, {}), **p.overrides,
-               **p.per_dataset.get(dataset, {}), **overrides}
+    method = overrides.get("method", RunConfig.method)
+    method_defaults = dict(METHOD_DEFAULTS.get(method, {}))
+    if method == "mustafa":
+        attacked = overrides.get("train_attack", RunConfig.train_attack) != "none"
+        method_defaults["epochs"] = MUSTAFA_EPOCHS["adversarial" if attacked else "clean"]
+    scaled = {**p.overrides, **p.per_dataset.get(dataset, {})}
+    scaled = {k: v for k, v in scaled.items() if k in SCALED or k not in method_defaults}
+    layered = {"dataset": dataset, **DATASET_DEFAULTS.get(dataset, {}), **method_defaults,
+               **scaled, **overrides}
     return _apply(RunConfig(), layered)
 
 
@@ -178,19 +237,32 @@ def _check_profile(profile: str) -> None:
         raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
 
 
+def field_type(key: str) -> tuple[type, bool]:
+    """(the field's base type, whether None is allowed), from RunConfig's type hints."""
+    hints = typing.get_type_hints(RunConfig)
+    if key not in hints:
+        raise ValueError(f"unknown config key {key!r}; known: {', '.join(sorted(hints))}")
+    hint = hints[key]
+    args = typing.get_args(hint)
+    if args and type(None) in args:  # `float | None`
+        return next(a for a in args if a is not type(None)), True
+    return hint, False
+
+
 def _apply(cfg: RunConfig, overrides: dict) -> RunConfig:
     """Replace fields, keeping each default's type (an int is accepted for a float)."""
-    hints = typing.get_type_hints(RunConfig)
     clean = {}
     for key, value in overrides.items():
-        if key not in hints:
-            raise ValueError(f"unknown config key {key!r}; known: {', '.join(sorted(hints))}")
-        want = hints[key]
+        want, optional = field_type(key)
+        if value is None and optional:
+            clean[key] = None
+            continue
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if type(value) is not want:
             raise TypeError(
-                f"config key {key!r} must be {want.__name__}, got {type(value).__name__} {value!r}"
+                f"config key {key!r} must be {want.__name__}{' or None' * optional}, got "
+                f"{type(value).__name__} {value!r}"
             )
         clean[key] = value
     out = dataclasses.replace(cfg, **clean)
@@ -198,13 +270,27 @@ def _apply(cfg: RunConfig, overrides: dict) -> RunConfig:
     return out
 
 
+def milestones(cfg: RunConfig) -> tuple[float, ...]:
+    """cfg.lr_milestones as shares of the epochs, e.g. "0.5,0.75" -> (0.5, 0.75)."""
+    try:
+        shares = tuple(float(t) for t in cfg.lr_milestones.split(",") if t.strip())
+    except ValueError:
+        raise ValueError(f"lr_milestones must be comma-separated numbers in (0, 1], got "
+                         f"{cfg.lr_milestones!r}") from None
+    if any(not 0 < m <= 1 for m in shares) or list(shares) != sorted(shares):
+        raise ValueError(f"lr_milestones must be increasing shares of the epochs in (0, 1], got "
+                         f"{cfg.lr_milestones!r}")
+    return shares
+
+
 def _validate(cfg: RunConfig) -> None:
     for key in ("eps", "alpha", "lr", "momentum", "weight_decay", "cw_c", "centroid_lr",
-                "pcl_w_intra", "pcl_w_inter", "pcl_margin"):
-        if getattr(cfg, key) < 0:
-            raise ValueError(f"config key {key!r} must be >= 0, got {getattr(cfg, key)}")
+                "pcl_w_intra", "pcl_w_inter", "pcl_margin", "lr_warmup_epochs", "cw_l2_budget"):
+        value = getattr(cfg, key)
+        if value is not None and value < 0:
+            raise ValueError(f"config key {key!r} must be >= 0, got {value}")
     for key in ("epochs", "batch_size", "attack_steps", "width", "eval_batch_size", "aa_steps",
-                "aa_queries"):
+                "aa_queries", "cw_l2_search_steps", "cw_l2_steps"):
         if getattr(cfg, key) < 1:
             raise ValueError(f"config key {key!r} must be >= 1, got {getattr(cfg, key)}")
     for key in ("n_train", "n_val", "n_eval", "monitor_size", "eps_ramp_epochs", "cw_steps",
@@ -213,14 +299,24 @@ def _validate(cfg: RunConfig) -> None:
             raise ValueError(f"config key {key!r} must be >= 0, got {getattr(cfg, key)}")
     if not 0.0 <= cfg.adv_fraction <= 1.0:
         raise ValueError(f"adv_fraction must be in [0, 1], got {cfg.adv_fraction}")
-    if cfg.train_attack not in TRAIN_ATTACKS:
-        raise ValueError(f"unknown train_attack {cfg.train_attack!r}; known: "
-                         f"{', '.join(TRAIN_ATTACKS)}")
-    if cfg.method not in METHODS:
-        raise ValueError(f"unknown method {cfg.method!r}; known: {', '.join(METHODS)}")
+    _check_choice(cfg, "train_attack", TRAIN_ATTACKS)
+    _check_choice(cfg, "method", METHODS)
+    _check_choice(cfg, "adv_mode", ADV_MODES)
+    _check_choice(cfg, "schedule", SCHEDULES)
+    milestones(cfg)
     if cfg.method == "dynamic" and cfg.train_attack != "pgd":
         raise ValueError("method 'dynamic' is adversarial training with PGD: set train_attack='pgd'")
+    if cfg.method == "dynamic" and cfg.dynamic_loss_weighting and cfg.loss != "ce":
+        raise ValueError("method 'dynamic' weights each example's CE (Wang et al.'s code): set "
+                         "loss='ce', or dynamic_loss_weighting=false to train another loss")
     if cfg.method == "mustafa" and cfg.loss != "prototype_conformity":
         raise ValueError("method 'mustafa' trains with loss='prototype_conformity'")
-    if cfg.schedule not in ("multistep", "cosine", "constant"):
-        raise ValueError(f"unknown schedule {cfg.schedule!r}; known: constant, cosine, multistep")
+    if cfg.loss == "prototype_conformity" and cfg.extra_fc == 0:
+        raise ValueError("loss 'prototype_conformity' acts on the pooled features and Mustafa et "
+                         "al.'s extra FC layer: set extra_fc (theirs: 1024); without it both "
+                         "layers are the same vector and the regulariser counts twice")
+
+
+def _check_choice(cfg: RunConfig, key: str, known: tuple[str, ...]) -> None:
+    if getattr(cfg, key) not in known:
+        raise ValueError(f"unknown {key} {getattr(cfg, key)!r}; known: {', '.join(known)}")

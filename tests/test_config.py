@@ -52,5 +52,68 @@ def test_config_is_frozen_and_serialises_to_a_plain_dict():
     assert RunConfig(**d) == cfg
 
 
-def test_every_non_paper_profile_records_its_deviations():
-    assert profile_deviations("quick") and profile_deviations("smoke")
+METHOD_RUNS = [dict(method="standard", train_attack="none"),
+               dict(method="standard", train_attack="pgd"),
+               dict(method="mustafa", train_attack="none"),
+               dict(method="mustafa", train_attack="pgd"),
+               dict(method="dynamic", train_attack="pgd")]
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+@pytest.mark.parametrize("dataset", ["mnist", "cifar10_jpeg"])
+@pytest.mark.parametrize("run", METHOD_RUNS, ids=lambda r: f"{r['method']}-{r['train_attack']}")
+def test_every_field_a_profile_changes_is_a_listed_deviation(profile, dataset, run):
+    paper = make_config("paper", dataset=dataset, **run).to_dict()
+    cfg = make_config(profile, dataset=dataset, **run).to_dict()
+    changed = {k for k in cfg if cfg[k] != paper[k]}
+    unlisted = changed - set(PROFILES[profile].deviations)
+    assert not unlisted, f"{profile} changes {sorted(unlisted)} without listing them"
+    assert all(PROFILES[profile].deviations.values())
+    assert profile_deviations(profile)
+
+
+def test_paper_profile_evaluates_on_the_whole_test_set():
+    assert make_config("paper", dataset="mnist").n_eval == 0  # 0 = all 10,000 test images
+    assert "n_eval" in PROFILES["quick"].deviations
+
+
+def test_baselines_get_their_authors_settings_and_the_profiles_scaling():
+    dyn = make_config("paper", dataset="cifar10_jpeg", method="dynamic", train_attack="pgd")
+    assert (dyn.lr, dyn.batch_size, dyn.epochs, dyn.lr_milestones, dyn.adv_fraction,
+            dyn.loss, dyn.weight_decay) == (0.01, 128, 120, "0.5,0.8333", 1.0, "ce", 0.0)
+    quick_dyn = make_config("quick", dataset="mnist", method="dynamic", train_attack="pgd")
+    assert (quick_dyn.lr, quick_dyn.epochs) == (0.01, 6)  # Wang's lr; the profile's epochs
+    must = make_config("paper", dataset="cifar10_jpeg", method="mustafa", train_attack="pgd")
+    assert (must.extra_fc, must.adv_mode, must.adv_fraction, must.schedule, must.epochs,
+            must.dfl) == (1024, "concat", 1.0, "constant", 664, False)
+    assert make_config("paper", method="mustafa").epochs == 564  # clean: 164 + 400
+    # explicit overrides still win
+    assert make_config("quick", method="dynamic", train_attack="pgd", lr=0.02).lr == 0.02
+
+
+def test_optional_fields_take_none_and_zero_means_zero():
+    cfg = make_config("smoke", pcl_margin=0.0, centroid_lr=None)
+    assert cfg.pcl_margin == 0.0 and cfg.centroid_lr is None
+    assert make_config("smoke").pcl_margin is None
+    with pytest.raises(TypeError, match="pcl_margin.*float or None"):
+        make_config("smoke", pcl_margin="big")
+
+
+def test_parse_overrides_reads_none_only_for_optional_fields():
+    from dfl_lib.cli import parse_overrides
+
+    assert parse_overrides(["pcl_margin=none", "centroid_lr=0.2"]) == {"pcl_margin": None,
+                                                                       "centroid_lr": 0.2}
+    with pytest.raises(ValueError, match="epochs"):
+        parse_overrides(["epochs=none"])
+
+
+def test_method_specific_errors():
+    with pytest.raises(ValueError, match="extra_fc"):
+        make_config("smoke", method="mustafa", extra_fc=0)
+    with pytest.raises(ValueError, match="loss='ce'"):
+        make_config("smoke", method="dynamic", train_attack="pgd", loss="pcl")
+    with pytest.raises(ValueError, match="lr_milestones"):
+        make_config("smoke", lr_milestones="0.8,0.5")
+    with pytest.raises(ValueError, match="adv_mode"):
+        make_config("smoke", adv_mode="mix")
