@@ -16,10 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attacks import logits_of, project_linf
-from .checks import check_images, check_nonnegative
+from .attacks import _check, _input_grad, _random_start, ce_loss, project_linf
 
-__all__ = ["fosc", "dynamic_criterion", "dynamic_pgd"]
+__all__ = ["fosc", "dynamic_criterion", "dynamic_pgd", "SelfWeightedCrossEntropy"]
 
 
 def fosc(x: torch.Tensor, x0: torch.Tensor, grad: torch.Tensor, *, eps: float,
@@ -41,31 +40,48 @@ def dynamic_criterion(epoch: int, *, epochs: int, c_max: float = 0.5) -> float:
 def dynamic_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, c_threshold: float,
                 alpha: float | None = None, steps: int = 10, random_start: bool = True,
                 box_aware: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
-    """PGD-`steps` (step eps/4 by default, as Wang et al.) where an example stops moving once its
-    FOSC is <= c_threshold. FOSC is computed on the per-example loss, so one example's gradient
-    does not depend on the batch size. x, result: (N, C, H, W) in [0, 1], detached."""
-    check_images(x, name="x")
-    check_nonnegative(eps, name="eps")
-    check_nonnegative(c_threshold, name="c_threshold")
-    if model.training:
-        raise ValueError("put the model in eval mode (model.eval()) before attacking")
+    """PGD-`steps` (step eps/4 by default) where an example stops moving once its FOSC is
+    <= c_threshold, in the order of Wang et al.'s code (pgd_attack.py, LinfPGDAttack.perturb):
+    from the random start the first step is always taken; after every step the FOSC is measured
+    at the new point with the gradient there, and it decides whether the example takes the next
+    step (the gradient is reused for that step). FOSC is computed on the per-example loss, so
+    one example's gradient does not depend on the batch size.
+
+    Differences from their code: the random start is clamped to [0, 1] before the first gradient
+    (theirs is clipped only after the first step), and the box-aware FOSC is an option.
+    x, result: (N, C, H, W) in [0, 1], detached.
+    """
+    _check(model, x, y, eps=eps, c_threshold=c_threshold, alpha=alpha, steps=steps)
     alpha = eps / 4 if alpha is None else alpha
     x0 = x.detach()
-    x_adv = x0.clone()
-    if random_start and eps > 0:
-        noise = torch.rand(x0.shape, generator=generator, dtype=x0.dtype) * 2 - 1
-        x_adv = project_linf(x0 + eps * noise.to(x0.device), x0, eps=eps)
-    active = torch.ones(len(x0), dtype=torch.bool, device=x0.device)  # (N,)
-    for _ in range(steps):
-        x_adv.requires_grad_(True)
-        # sum of per-example losses: each example's input gradient is its own loss's gradient
-        loss = F.cross_entropy(logits_of(model, x_adv), y, reduction="sum")
-        (grad,) = torch.autograd.grad(loss, x_adv)
-        x_adv = x_adv.detach()
-        c = fosc(x_adv, x0, grad, eps=eps, box_aware=box_aware)
-        active &= c > c_threshold
+    x_adv = _random_start(x0, eps=eps, generator=generator) if random_start and eps > 0 else x0
+    active = torch.ones(len(x0), dtype=torch.bool, device=x0.device)  # (N,) still moving
+    _, grad = _input_grad(model, x_adv, y, ce_loss)
+    for t in range(steps):
+        step = alpha * grad.sign() * active.view(-1, 1, 1, 1).to(grad.dtype)
+        x_adv = project_linf(x_adv + step, x0, eps=eps)
+        if t == steps - 1:  # their code measures FOSC once more here, only to log it
+            break
+        _, grad = _input_grad(model, x_adv, y, ce_loss)  # at the new point: FOSC, next step
+        active &= fosc(x_adv, x0, grad, eps=eps, box_aware=box_aware) > c_threshold
         if not active.any():
             break
-        step = alpha * grad.sign() * active.view(-1, 1, 1, 1)
-        x_adv = project_linf(x_adv + step, x0, eps=eps)
     return x_adv.detach()
+
+
+class SelfWeightedCrossEntropy(nn.Module):
+    """Wang et al.'s training loss after the first epoch (train_models.py: `sample_weight =
+    max(-y log p)`): each example's CE weighted by its own (detached) CE, mean over the batch,
+    so badly fitted adversarial examples count more. Component "weighted_ce".
+
+    Their weights come from a separate inference-mode prediction on the adversarial batch; here
+    they come from the training forward pass itself (BatchNorm in train mode), which spares a
+    forward pass per batch. Features are ignored.
+    """
+
+    def components(self, logits, y, features=None) -> dict[str, torch.Tensor]:
+        ce = F.cross_entropy(logits, y, reduction="none")  # (N,)
+        return {"weighted_ce": (ce.detach() * ce).mean()}
+
+    def forward(self, logits, y, features=None) -> torch.Tensor:
+        return sum(self.components(logits, y, features).values())

@@ -32,8 +32,11 @@ def batch_indices(n: int, *, batch_size: int, generator: torch.Generator | None 
 
 
 def _forward(model: nn.Module, x: torch.Tensor, loss: nn.Module, y: torch.Tensor):
+    """(logits (B, K), the loss's weighted terms {name: scalar}) for one batch."""
     logits, feats = model(x, return_features=True)
-    return logits, loss(logits, y, feats)
+    if hasattr(loss, "components"):
+        return logits, loss.components(logits, y, feats)
+    return logits, {"loss": loss(logits, y, feats)}
 
 
 def train_epoch(
@@ -48,27 +51,37 @@ def train_epoch(
     attack: Callable | None = None,
     attack_kwargs: dict | None = None,
     adv_fraction: float = 0.5,
+    adv_mode: str = "replace",
     augment: bool = False,
     memory_format: torch.memory_format = torch.contiguous_format,
+    device: torch.device | str = "cpu",
+    lr_factor: Callable[[int], float] | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     progress: Callable[[Iterator], Iterator] | None = None,
 ) -> dict:
-    """One pass over (x, y) (uint8 images (N, C, H, W), labels (N,)).
+    """One pass over (x, y) (uint8 images (N, C, H, W) on any device, labels (N,)).
 
-    With an `attack`, the first round(adv_fraction * B) samples of each batch are replaced by
-    their adversarial versions (the paper "augments" the input space with poisoned samples); the
-    attack runs with the model in eval mode (BatchNorm statistics of clean data, no buffer
-    updates), and the loss then sees clean and adversarial samples with their true labels.
-    `scheduler`, if given, is stepped per batch.
-    Returns {"loss", "acc", "n", "seconds"} averaged over samples.
+    With an `attack`, round(adv_fraction * B) samples of each batch (the first ones) are
+    attacked; adv_mode "replace" puts the attacked samples in place of their clean ones (the
+    paper "augments" the input space with poisoned samples), "concat" appends them to the whole
+    clean batch (Mustafa et al.). The attack runs with the model in eval mode (BatchNorm
+    statistics of clean data, no buffer updates); the loss then sees clean and attacked samples
+    with their true labels. Batches are moved to `device` (the model's).
+    `lr_factor(i)`, if given, scales every group's learning rate at this epoch's batch i (a
+    warm-up); `scheduler`, if given, is stepped per batch.
+    Returns {"loss", "acc", "n", "seconds", "terms": {term: mean}} averaged over samples.
     """
     if not 0.0 <= adv_fraction <= 1.0:
         raise ValueError(f"adv_fraction must be in [0, 1], got {adv_fraction}")
+    if adv_mode not in ("replace", "concat"):
+        raise ValueError(f"unknown adv_mode {adv_mode!r}; known: concat, replace")
     model.train()
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
     total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
+    terms: dict[str, float] = {}
     batches = batch_indices(len(y), batch_size=batch_size, generator=generator)
-    for idx in (progress(batches) if progress else batches):
-        xb, yb = to_float(x[idx]), y[idx]
+    for i, idx in enumerate(progress(batches) if progress else batches):
+        xb, yb = to_float(x[idx]).to(device, non_blocking=True), y[idx].to(device)
         if augment:
             xb = augment_batch(xb, generator=generator)
         xb = xb.contiguous(memory_format=memory_format)
@@ -77,31 +90,47 @@ def train_epoch(
             model.eval()
             x_adv = attack(model, xb[:k], yb[:k], **(attack_kwargs or {}))
             model.train()
-            # a new tensor: the clean half is never modified in place
-            xb = torch.cat([x_adv, xb[k:]]).contiguous(memory_format=memory_format)
-        logits, value = _forward(model, xb, loss, yb)
+            # new tensors: the clean batch is never modified in place
+            if adv_mode == "replace":
+                xb = torch.cat([x_adv, xb[k:]])
+            else:
+                xb, yb = torch.cat([xb, x_adv]), torch.cat([yb, yb[:k]])
+            xb = xb.contiguous(memory_format=memory_format)
+        if lr_factor is not None:
+            for group, lr in zip(optimizer.param_groups, base_lrs):
+                group["lr"] = lr * lr_factor(i)
+        logits, parts = _forward(model, xb, loss, yb)
+        value = sum(parts.values())
         optimizer.zero_grad(set_to_none=True)
         value.backward()
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
         total_loss += float(value.detach()) * len(yb)
+        for name, part in parts.items():
+            terms[name] = terms.get(name, 0.0) + float(part.detach()) * len(yb)
         correct += int((logits.argmax(1) == yb).sum())
         seen += len(yb)
+    if lr_factor is not None:  # the epoch's scheduler owns the base rates
+        for group, lr in zip(optimizer.param_groups, base_lrs):
+            group["lr"] = lr
     return {"loss": total_loss / max(seen, 1), "acc": correct / max(seen, 1), "n": seen,
-            "seconds": time.perf_counter() - start}
+            "seconds": time.perf_counter() - start,
+            "terms": {name: v / max(seen, 1) for name, v in terms.items()}}
 
 
 @torch.no_grad()
 def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
     """Logits (N, K) for images x (uint8 or float in [0, 1]); the model's mode is left alone."""
     outs = []
+    device = next(model.parameters()).device
     for idx in batch_indices(len(x), batch_size=batch_size, shuffle=False):
-        out = model(to_float(x[idx]))
+        out = model(to_float(x[idx]).to(device))
         outs.append(out[0] if isinstance(out, tuple) else out)
     return torch.cat(outs) if outs else torch.empty(0)
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 256) -> float:
     """Share of correctly classified samples; the caller sets eval mode."""
-    return float((predict(model, x, batch_size=batch_size).argmax(1) == y).float().mean())
+    logits = predict(model, x, batch_size=batch_size)
+    return float((logits.argmax(1) == y.to(logits.device)).float().mean())

@@ -8,10 +8,28 @@ atomically every epoch, resumable, and reused when the same run has already fini
 
 Methods (`cfg.method`):
   standard  the paper's setting: one loss (CE, PCL, ...) on clean and attacked samples;
-  mustafa   baseline 1: a softmax (CE) stage, then the prototype-conformity stage, splitting the
-            epochs 164 : 400 as their code does (164 : 500 with adversarial training);
-  dynamic   baseline 2: PGD stopped per example by FOSC <= c_t (Wang et al.), adversarial
-            samples only.
+  mustafa   baseline 1, as Mustafa et al.'s scripts run it (aamir-mustafa/pcl-adversarial-defense):
+            a clean softmax (CE) stage, then the prototype-conformity stage (adversarial when
+            train_attack is set), splitting the epochs 164 : 400 (164 : 500 adversarial); the
+            model's lr x 0.1 in stage 2 (their 0.01 after 0.1), constant rates (their schedule
+            never fired); centres by plain SGD at fixed rates 0.5 (Prox) and 1e-4 (ConProx;
+            1e-5 adversarial, with w_conprox 1e-5), never decayed; a 1024-d FC layer; attacked
+            copies concatenated to the clean batch; per batch eps ~ U(2/3 eps, 5/3 eps) (their
+            U(0.02, 0.05) at CIFAR-10's 0.03), PGD without random start, step eps * (2/255)/0.03
+            (their 2/255). Remaining differences: their own ResNet-110 (ours: the study's
+            backbone), their double normalisation inside the attack and in-place handling of the
+            clean batch (flaws, not reproduced), their Prox/ConProx code flaws (see
+            losses.PrototypeConformityLoss), weight decay 1e-4 in both stages (their softmax
+            script's own value is not checked here).
+  dynamic   baseline 2, as Wang et al.'s code runs it (YisenWang/dynamic_adv_training): PGD-10
+            stopped per example by FOSC <= c_t (see dynamic.dynamic_pgd), adversarial samples
+            only, lr 0.01 / 10 at 1/2 and 5/6 of the epochs (their 60 and 100 of 120), batch 128,
+            no weight decay, each example's CE weighted by itself from the second epoch on
+            (dynamic.SelfWeightedCrossEntropy). Remaining differences: their Keras SGD also
+            decays lr as 1 / (1 + 1e-4 * updates) (not reproduced: our schedule is per epoch),
+            their CIFAR-10 augmentation (rotation 10 degrees, shifts of 20%, flips) is ours (crop
+            with 4-pixel padding, flips), their networks are theirs (ours: the study's backbone).
+A profile scales every method's epochs and data alike; its deviations list says how.
 """
 from __future__ import annotations
 
@@ -27,8 +45,9 @@ from torch import nn
 
 from . import runio
 from .attacks import ATTACKS, pgd
-from .config import EVAL_ONLY, RunConfig
-from .dynamic import dynamic_criterion, dynamic_pgd
+from .config import EVAL_ONLY, RunConfig, milestones
+from .device import resolve_device
+from .dynamic import SelfWeightedCrossEntropy, dynamic_criterion, dynamic_pgd
 from .losses import build_loss
 from .loops import batch_indices, to_float, train_epoch
 from .models import build_model
@@ -36,9 +55,15 @@ from .models import build_model
 __all__ = ["build_components", "train", "run_name", "run_path", "training_attack", "validate"]
 
 log = logging.getLogger(__name__)
-MUSTAFA_CENTRE_LR = {"prox": 0.5, "conprox": 1e-4}  # their code's plain-SGD centre rates
+# Mustafa et al.'s settings, keyed by "clean" / "adversarial" (their pcl_training.py and
+# pcl_training_adversarial_*.py scripts)
+MUSTAFA_CENTRE_LR = {"clean": {"prox": 0.5, "conprox": 1e-4},  # plain SGD, never decayed
+                     "adversarial": {"prox": 0.5, "conprox": 1e-5}}
+MUSTAFA_W_CONPROX = {"clean": 1e-4, "adversarial": 1e-5}
 MUSTAFA_STAGE2_LR = 0.1  # their stage-2 network lr (0.01) over their stage-1 lr (0.1)
 MUSTAFA_SPLIT = {"clean": 164 / 564, "adversarial": 164 / 664}  # share of epochs in softmax stage
+MUSTAFA_EPS_RANGE = (0.02 / 0.03, 0.05 / 0.03)  # their U(0.02, 0.05) over CIFAR-10's eps 0.03
+MUSTAFA_ALPHA = (2 / 255) / 0.03  # their PGD step 2/255, over CIFAR-10's eps 0.03
 
 
 def build_components(cfg: RunConfig, data) -> tuple[nn.Module, nn.Module]:
@@ -56,13 +81,19 @@ def build_components(cfg: RunConfig, data) -> tuple[nn.Module, nn.Module]:
     model = build_model(cfg.model, num_classes=data.num_classes, in_channels=data.in_channels,
                         width=cfg.width, dfl=cfg.dfl, mean=data.mean, std=data.std, **extra)
     loss_kw = {}
-    if cfg.loss == "pcl":
-        loss_kw = {"w_intra": cfg.pcl_w_intra, "w_inter": cfg.pcl_w_inter}
-        if cfg.pcl_margin > 0:
-            loss_kw["margin"] = cfg.pcl_margin
+    if cfg.loss in ("pcl", "pcl_legacy"):
+        loss_kw = {"w_intra": cfg.pcl_w_intra, "w_inter": cfg.pcl_w_inter,
+                   "margin": cfg.pcl_margin}
+    if cfg.method == "mustafa":
+        loss_kw = {"w_conprox": MUSTAFA_W_CONPROX[_regime(cfg)]}
     loss = build_loss(cfg.loss, num_classes=data.num_classes, feature_dims=model.feature_dims,
                       seed=cfg.seed, **loss_kw)
-    return model, loss
+    device = resolve_device(cfg.device)
+    return model.to(device), loss.to(device)
+
+
+def _regime(cfg: RunConfig) -> str:
+    return "clean" if cfg.train_attack == "none" else "adversarial"
 
 
 def run_name(cfg: RunConfig) -> str:
@@ -86,30 +117,49 @@ def run_path(cfg: RunConfig, data, *, runs_root=None) -> Path:
 
 def training_attack(cfg: RunConfig, *, epoch: int, generator: torch.Generator) -> Callable | None:
     """The attack used to make training samples at `epoch`, with its settings bound."""
-    if cfg.train_attack == "none":
-        return None
+    if cfg.train_attack == "none" or (cfg.method == "mustafa" and _mustafa_stage(cfg, epoch) == 1):
+        return None  # Mustafa et al.'s adversarial scripts start from a clean softmax model
     eps = cfg.eps * min(1.0, (epoch + 1) / cfg.eps_ramp_epochs) if cfg.eps_ramp_epochs else cfg.eps
     alpha = cfg.alpha or None
     if cfg.method == "dynamic":
         c_t = dynamic_criterion(epoch, epochs=cfg.epochs)
         return partial(dynamic_pgd, eps=eps, alpha=alpha, steps=cfg.attack_steps, c_threshold=c_t,
                        box_aware=cfg.dynamic_box_aware, generator=generator)
+    if cfg.method == "mustafa":
+        return partial(_mustafa_attack, kind=cfg.train_attack, eps=eps, steps=cfg.attack_steps,
+                       generator=generator)
     if cfg.train_attack == "fgsm":
         return partial(ATTACKS["fgsm"], eps=eps, random_start=cfg.fgsm_random_start, alpha=alpha,
                        generator=generator)
     if cfg.train_attack == "pgd":
+        # the last iterate, as Madry et al. train (evaluation keeps the per-example best)
         return partial(ATTACKS["pgd"], eps=eps, alpha=alpha, steps=cfg.attack_steps,
-                       generator=generator)
+                       generator=generator, keep_best=False)
     return partial(ATTACKS["cw"], c=cfg.cw_c, steps=cfg.cw_steps)
 
 
+def _mustafa_attack(model, x, y, *, kind: str, eps: float, steps: int,
+                    generator: torch.Generator):
+    """Mustafa et al.'s training attack: per batch eps ~ U(2/3, 5/3) * eps; PGD from x itself
+    (no random start) with a fixed step, or FGSM (one step of the drawn eps)."""
+    lo, hi = MUSTAFA_EPS_RANGE
+    draw = eps * (lo + (hi - lo) * float(torch.rand((), generator=generator)))
+    if kind == "fgsm":
+        return ATTACKS["fgsm"](model, x, y, eps=draw)
+    if kind == "pgd":
+        return ATTACKS["pgd"](model, x, y, eps=draw, alpha=eps * MUSTAFA_ALPHA, steps=steps,
+                              random_start=False, keep_best=False)
+    raise ValueError(f"method 'mustafa' trains with fgsm or pgd, not {kind!r}")
+
+
 @torch.no_grad()
-def _loss_and_acc(model, loss, x, y, *, batch_size) -> tuple[float, float]:
+def _loss_and_acc(model, loss, x, y, *, batch_size, device) -> tuple[float, float]:
     total, correct = 0.0, 0
     for idx in batch_indices(len(y), batch_size=batch_size, shuffle=False):
-        logits, feats = model(to_float(x[idx]), return_features=True)
-        total += float(loss(logits, y[idx], feats)) * len(idx)
-        correct += int((logits.argmax(1) == y[idx]).sum())
+        xb, yb = to_float(x[idx]).to(device), y[idx].to(device)
+        logits, feats = model(xb, return_features=True)
+        total += float(loss(logits, yb, feats)) * len(idx)
+        correct += int((logits.argmax(1) == yb).sum())
     return total / max(len(y), 1), correct / max(len(y), 1)
 
 
@@ -120,28 +170,34 @@ def validate(model, loss, data, cfg: RunConfig) -> dict:
     its accuracy (catastrophic overfitting of FGSM training) is a real change of the model.
     """
     model.eval()
+    device = resolve_device(cfg.device)
     out = {}
     if len(data.y_val) == 0:
         return out
     out["val_loss"], out["val_acc"] = _loss_and_acc(model, loss, data.x_val, data.y_val,
-                                                    batch_size=cfg.eval_batch_size)
+                                                    batch_size=cfg.eval_batch_size, device=device)
     k = min(cfg.monitor_size, len(data.y_val))
     if k:
-        x, y = to_float(data.x_val[:k]), data.y_val[:k]
+        x, y = to_float(data.x_val[:k]).to(device), data.y_val[:k].to(device)
         gen = torch.Generator().manual_seed(cfg.seed + 12345)
         x_adv = pgd(model, x, y, eps=cfg.eps, steps=cfg.attack_steps, generator=gen)
-        out["val_adv_loss"], out["val_adv_acc"] = _loss_and_acc(model, loss, x_adv, y,
-                                                                batch_size=cfg.eval_batch_size)
+        out["val_adv_loss"], out["val_adv_acc"] = _loss_and_acc(
+            model, loss, x_adv, y, batch_size=cfg.eval_batch_size, device=device)
     return out
 
 
 def _optimizer(cfg: RunConfig, model: nn.Module, loss: nn.Module) -> torch.optim.Optimizer:
+    """SGD over the model (group 0) and the loss's centroids (their own groups, no decay).
+
+    Centroid rate: cfg.centroid_lr, else the loss's `default_centroid_lr`, else (None) the
+    model's rate. Mustafa et al.'s centres get their scripts' plain-SGD rates."""
     groups = [{"params": list(model.parameters())}]
     if hasattr(loss, "centroid_param_groups"):  # Mustafa et al.: their own centre steps
-        groups += loss.centroid_param_groups(MUSTAFA_CENTRE_LR)
+        groups += loss.centroid_param_groups(MUSTAFA_CENTRE_LR[_regime(cfg)])
     elif any(True for _ in loss.parameters()):  # learnable class centroids: own lr, no decay
-        groups.append({"params": list(loss.parameters()), "lr": cfg.centroid_lr,
-                       "weight_decay": 0.0})
+        lr = cfg.centroid_lr if cfg.centroid_lr is not None else loss.default_centroid_lr
+        group = {"params": list(loss.parameters()), "weight_decay": 0.0}
+        groups.append(group if lr is None else {**group, "lr": lr})
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
@@ -149,35 +205,48 @@ def _scheduler(cfg: RunConfig, opt) -> torch.optim.lr_scheduler.LRScheduler:
     """Per-group lr factors by epoch: the schedule, times Mustafa et al.'s stage-2 model rate.
 
     Their prototype-conformity stage trains the network at a tenth of the softmax stage's rate
-    (lr_model 0.01 after 0.1); their centre groups keep their own fixed rates.
+    (lr_model 0.01 after 0.1); their centre groups keep their own fixed rates (never decayed).
     """
-    milestones = sorted({max(1, round(cfg.epochs * 0.5)), max(1, round(cfg.epochs * 0.75))})
+    marks = sorted({max(1, round(cfg.epochs * m)) for m in milestones(cfg)})
 
     def schedule(epoch: int) -> float:
         if cfg.schedule == "multistep":
-            return 0.1 ** sum(epoch >= m for m in milestones)
+            return 0.1 ** sum(epoch >= m for m in marks)
         if cfg.schedule == "cosine":
             return 0.5 * (1 + math.cos(math.pi * epoch / cfg.epochs))
         return 1.0
 
     def model_factor(epoch: int) -> float:
-        stage2 = cfg.method == "mustafa" and epoch >= _mustafa_stage1_epochs(cfg)
+        stage2 = cfg.method == "mustafa" and _mustafa_stage(cfg, epoch) == 2
         return schedule(epoch) * (MUSTAFA_STAGE2_LR if stage2 else 1.0)
 
-    factors = [model_factor] + [schedule] * (len(opt.param_groups) - 1)
+    other = (lambda epoch: 1.0) if cfg.method == "mustafa" else schedule
+    factors = [model_factor] + [other] * (len(opt.param_groups) - 1)
     return torch.optim.lr_scheduler.LambdaLR(opt, factors)
 
 
-def _mustafa_stage1_epochs(cfg: RunConfig) -> int:
-    share = MUSTAFA_SPLIT["clean" if cfg.train_attack == "none" else "adversarial"]
-    return max(1, round(cfg.epochs * share))
+def _warmup(cfg: RunConfig, *, epoch: int, n_batches: int) -> Callable[[int], float] | None:
+    """Linear lr warm-up over the first cfg.lr_warmup_epochs epochs, per batch (None after)."""
+    total = cfg.lr_warmup_epochs * n_batches
+    if total <= 0 or epoch * n_batches >= total:
+        return None
+    return lambda i: min(1.0, (epoch * n_batches + i + 1) / total)
+
+
+def _mustafa_stage(cfg: RunConfig, epoch: int) -> int:
+    """1 (softmax) or 2 (prototype conformity) for Mustafa et al.'s two-stage training."""
+    stage1 = max(1, round(cfg.epochs * MUSTAFA_SPLIT[_regime(cfg)]))
+    return 1 if epoch < stage1 else 2
 
 
 def _stage_loss(cfg: RunConfig, loss: nn.Module, epoch: int, ce: nn.Module) -> nn.Module:
-    """Mustafa et al. train with softmax first, then add prototype conformity."""
-    if cfg.method != "mustafa":
-        return loss
-    return ce if epoch < _mustafa_stage1_epochs(cfg) else loss
+    """The loss of this epoch: Mustafa et al. train with softmax first, then add prototype
+    conformity; Wang et al. weight each example's CE by itself from the second epoch on."""
+    if cfg.method == "mustafa" and _mustafa_stage(cfg, epoch) == 1:
+        return ce
+    if cfg.method == "dynamic" and cfg.dynamic_loss_weighting and epoch > 0:
+        return SelfWeightedCrossEntropy()
+    return loss
 
 
 def train(model: nn.Module, loss: nn.Module, data, cfg: RunConfig, *, runs_root=None,
@@ -192,9 +261,11 @@ def train(model: nn.Module, loss: nn.Module, data, cfg: RunConfig, *, runs_root=
     torch.manual_seed(cfg.seed)
     rdir = run_path(cfg, data, runs_root=runs_root)
     rdir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = rdir / "checkpoint.pt"
+    ckpt_path = rdir / runio.CHECKPOINT_NAME
+    device = resolve_device(cfg.device)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    model.to(memory_format=memory_format)
+    model.to(device=device, memory_format=memory_format)
+    loss.to(device)
 
     opt = _optimizer(cfg, model, loss)
     sched = _scheduler(cfg, opt)
@@ -222,20 +293,22 @@ def train(model: nn.Module, loss: nn.Module, data, cfg: RunConfig, *, runs_root=
         runio.write_json(rdir / "config.json", cfg.to_dict())
 
     ce = build_loss("ce", num_classes=data.num_classes, feature_dims=model.feature_dims)
+    n_batches = math.ceil(len(data.y_train) / cfg.batch_size)
     epochs = range(start_epoch, cfg.epochs)
     bar = _progress(epochs, enabled=progress, desc=run_name(cfg))
     best_adv = 0.0
     for epoch in bar:
         attack = training_attack(cfg, epoch=epoch, generator=gens["attack"])
-        adv_fraction = 1.0 if cfg.method == "dynamic" else cfg.adv_fraction
         row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
         stats = train_epoch(model, _stage_loss(cfg, loss, epoch, ce), data.x_train, data.y_train,
                             optimizer=opt, batch_size=cfg.batch_size, generator=gens["data"],
-                            attack=attack, adv_fraction=adv_fraction, augment=cfg.augment,
-                            memory_format=memory_format)
+                            attack=attack, adv_fraction=cfg.adv_fraction, adv_mode=cfg.adv_mode,
+                            augment=cfg.augment, memory_format=memory_format, device=device,
+                            lr_factor=_warmup(cfg, epoch=epoch, n_batches=n_batches))
         sched.step()
         row.update(train_loss=stats["loss"], train_acc=stats["acc"], train_error=1 - stats["acc"],
-                   train_seconds=stats["seconds"])
+                   train_seconds=stats["seconds"],
+                   **{f"train_{name}": v for name, v in stats["terms"].items()})
         start = time.perf_counter()
         row.update(validate(model, loss, data, cfg))
         row["val_seconds"] = time.perf_counter() - start
@@ -253,8 +326,8 @@ def train(model: nn.Module, loss: nn.Module, data, cfg: RunConfig, *, runs_root=
                             adv=f"{row.get('val_adv_acc', 0):.3f}")
         if on_epoch_end is not None:
             on_epoch_end(epoch, rdir)
-    runio.write_json(rdir / "done.json", runio.provenance(
-        config=cfg.to_dict(), seed=cfg.seed, device=cfg.device,
+    runio.write_json(rdir / runio.DONE_NAME, runio.provenance(
+        config=cfg.to_dict(), seed=cfg.seed, device=str(device),
         wall_seconds=sum(h["train_seconds"] + h["val_seconds"] for h in history)))
     model.eval()
     return history
