@@ -9,6 +9,7 @@ runs are keyed, checkpointed, resumable and reused; metrics land in each run's f
 from __future__ import annotations
 
 from .config import make_config, profile_deviations
+from .evaluate import WORST_CASE
 from .experiment import evaluate_run
 
 __all__ = ["DEMO_RUNS", "run_demo", "format_demo"]
@@ -38,7 +39,7 @@ def format_demo(results: list[dict], *, profile: str) -> str:
     # every run's rows, in order (an attack only one run has, e.g. the adaptive PCL attack, too);
     # the worst case last, since it is taken over all rows above it
     names = list(dict.fromkeys(row["name"] for r in results for row in r["table"]))
-    names.sort(key=lambda name: name == "worst case")
+    names.sort(key=lambda name: name.startswith(WORST_CASE))
     cfg = results[0]["provenance"]["config"]
     lines = [f"MNIST, eps {cfg['eps']}, profile {profile!r}: ResNet-18 width {cfg['width']}, "
              f"{results[0]['n_train']} training images, {cfg['epochs']} epochs; accuracy (%) on "

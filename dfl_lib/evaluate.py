@@ -11,7 +11,8 @@
 
 Conventions (AutoAttack's): an example is robust to an attack only if it is classified correctly
 both clean and after the attack, so every row's accuracy is at most the clean accuracy. The last
-row, "worst case", counts an example as robust only if it survived *every* attack in the table.
+rows, "worst case (<norm>, eps <budget>)", count an example as robust only if it survived *every*
+attack of that threat model in the table (L-inf and L2 attacks are never mixed).
 Every accuracy comes with a 95% Wilson interval, the settings that produced it, the largest
 perturbation actually seen (L-inf and L2), the number of adversarial examples holding NaN, and
 the wall time.
@@ -42,7 +43,8 @@ from .loops import batch_indices, to_float
 from .losses import pairwise_distance
 
 __all__ = ["eval_subset", "eval_subset_indices", "wilson_interval", "robust_accuracy",
-           "evaluate", "as_frame", "EvalTable", "pcl_loss", "ATTACK_NAMES", "WORST_CASE"]
+           "evaluate", "as_frame", "EvalTable", "pcl_loss", "attack_norm", "threat_budget",
+           "worst_case_name", "ATTACK_NAMES", "ATTACK_NORMS", "WORST_CASE"]
 
 WORST_CASE = "worst case"
 # The original AutoAttack's "standard" budgets (Croce & Hein 2020): 100 iterations for APGD and
@@ -101,18 +103,25 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 def pcl_loss(centroids, *, feature: str = "penultimate", ce_weight: float = 0.0) -> Callable:
     """The adaptive objective against a centroid defence, as a `loss_fn` for `pgd` (N,):
 
-        ||f - c_y|| - min_{j != y} ||f - c_j||   (+ ce_weight * CE)
+        d(f, c_y) - min_{j != y} d(f, c_j)   (+ ce_weight * CE)
 
     maximising it pulls the feature f = features[feature] towards the nearest wrong centroid and
     away from its own, the direction the Polarised Contrastive Loss trained against.
-    `centroids`: a tensor (K, d), or a loss module that owns `.centroids` (e.g.
-    PolarisedContrastiveLoss); they are detached, the attack never changes them.
+    `centroids`: a loss module with `.distances(f)` (PolarisedContrastiveLoss and its legacy
+    form: d is the loss's own distance, on directions or raw), or a tensor (K, d) or module
+    with `.centroids` (d is the Euclidean distance). The attack never changes the centroids.
     """
+    own_distances = getattr(centroids, "distances", None)
     c = getattr(centroids, "centroids", centroids)
     if not isinstance(c, torch.Tensor) or c.dim() != 2:
         raise TypeError("centroids must be a (K, d) tensor or a module with .centroids (K, d)")
     c = c.detach()
     check_nonnegative(ce_weight, name="ce_weight")
+
+    def distances(f: torch.Tensor) -> torch.Tensor:  # (N, d) -> (N, K), no gradient to c
+        if own_distances is not None:
+            return own_distances(f)  # torch.autograd.grad in the attack fills no .grad
+        return pairwise_distance(f, c.to(f.device, f.dtype))
 
     def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         out = model(x, return_features=True)
@@ -125,7 +134,7 @@ def pcl_loss(centroids, *, feature: str = "penultimate", ce_weight: float = 0.0)
         f = feats[feature]  # (N, d)
         if f.shape[1] != c.shape[1]:
             raise ValueError(f"features[{feature!r}] are {f.shape[1]}-d, centroids {c.shape[1]}-d")
-        dist = pairwise_distance(f, c.to(f.device, f.dtype))  # (N, K)
+        dist = distances(f)  # (N, K)
         own = dist.gather(1, y[:, None]).squeeze(1)
         nearest_other = dist.masked_fill(F.one_hot(y, c.shape[0]).bool(), float("inf")).amin(1)
         value = own - nearest_other
@@ -214,6 +223,8 @@ _RUNNERS: dict[str, Callable] = {
     **{name: _torchattacks(name) for name in _TA_DEFAULTS},
 }
 ATTACK_NAMES = tuple(sorted(_RUNNERS))
+# threat model of each attack (the rest are L-inf); "transfer" takes its crafting attack's
+ATTACK_NORMS = {"clean": None, "cw": "L2"}
 
 
 def _settings(attack: str, kwargs: dict, *, seed: int, n_classes: int) -> dict:
@@ -274,8 +285,18 @@ def _frozen(model: nn.Module):
 
 # --------------------------------------------------------------------------- one attack
 
+def attack_norm(attack: str, kwargs: dict | None = None) -> str | None:
+    """The threat model of an attack: "Linf", "L2", or None for "clean". A transfer attack has
+    the norm of the attack it crafts with."""
+    check_known(attack, _RUNNERS, kind="attack")
+    if attack == "transfer":
+        return attack_norm((kwargs or {}).get("craft", "pgd"))
+    return ATTACK_NORMS.get(attack, "Linf")
+
+
 def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack: str,
-                    batch_size: int = 250, seed: int = 0, **attack_kwargs) -> dict:
+                    batch_size: int = 250, seed: int = 0, l2_budget: float | None = None,
+                    **attack_kwargs) -> dict:
     """Accuracy of `model` (eval mode) on (x, y) under `attack`, run in batches.
 
     attack: one of ATTACK_NAMES: "clean"; our attacks (dfl_lib.attacks.ATTACKS; "pgd_ce" is
@@ -284,17 +305,26 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attac
     FAB-T, Square), "apgd_ce", "apgd_t", "fab" (FAB-T), "square", all L-inf and with AutoAttack's
     budgets unless overridden (steps=..., n_queries=...). attack_kwargs go to the attack (eps, ...).
     seed: seeds the random starts (our attacks: a torch.Generator; torchattacks: its seed).
+    l2_budget: for the minimum-norm L2 attack ("cw"), the L2 radius of the threat model: an
+    adversarial example farther than it from x counts as a failure (accuracy at that budget).
 
-    Returns {"attack", "accuracy", "ci_low", "ci_high", "n", "n_correct", "settings", "max_linf",
-    "max_l2", "nan_count", "seconds", "correct"}; "correct" is a bool tensor (n,) on the CPU, True
-    where the example is classified correctly both clean and attacked. nan_count counts
-    adversarial examples holding NaN; they are replaced by the clean input (the attack failed).
+    Returns {"attack", "norm", "accuracy", "ci_low", "ci_high", "n", "n_correct", "settings",
+    "max_linf", "max_l2", "median_l2", "nan_count", "seconds", "correct"}; "correct" is a bool
+    tensor (n,) on the CPU, True where the example is classified correctly both clean and
+    attacked. median_l2: median L2 norm of the successful perturbations (clean correct, attacked
+    wrong, before the budget), None where there are none. nan_count counts adversarial examples
+    holding NaN; they are replaced by the clean input (the attack failed).
     """
     check_known(attack, _RUNNERS, kind="attack")
     check_images(x, name="x")
     check_labels(y, n=x.shape[0], name="y")
     if attack in _TA_DEFAULTS and "eps" not in attack_kwargs:
         raise ValueError(f"{attack} needs eps=")
+    norm = attack_norm(attack, attack_kwargs)
+    if l2_budget is not None:
+        check_nonnegative(l2_budget, name="l2_budget")
+        if norm != "L2":
+            raise ValueError(f"l2_budget is for L2 attacks; {attack} is {norm}")
     y = y.to(x.device).long()
     start = time.perf_counter()
     with _frozen(model):
@@ -304,7 +334,7 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attac
         if attack in _TA_DEFAULTS:
             kwargs["n_classes"] = n_classes
         generator = torch.Generator().manual_seed(seed)
-        correct, max_linf, max_l2, nan_count = [], 0.0, 0.0, 0
+        correct, fooled_l2, max_linf, max_l2, nan_count = [], [], 0.0, 0.0, 0
         for idx in batch_indices(len(y), batch_size=batch_size, shuffle=False):
             xb, yb = x[idx], y[idx]
             x_adv = _RUNNERS[attack](model, xb, yb, generator=generator, seed=seed, **kwargs)
@@ -312,31 +342,55 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attac
             bad = torch.isnan(x_adv).flatten(1).any(1)  # (B,)
             nan_count += int(bad.sum())
             x_adv = torch.where(bad[:, None, None, None], xb, x_adv)
-            delta = (x_adv - xb).flatten(1)
-            max_linf = max(max_linf, float(delta.abs().amax()) if delta.numel() else 0.0)
-            max_l2 = max(max_l2, float(delta.norm(dim=1).amax()) if delta.numel() else 0.0)
             with torch.no_grad():
                 clean_ok = logits_of(model, xb).argmax(1) == yb
                 adv_ok = logits_of(model, x_adv).argmax(1) == yb
+            l2 = (x_adv - xb).flatten(1).norm(dim=1)  # (B,)
+            fooled_l2.append(l2[clean_ok & ~adv_ok].cpu())
+            if l2_budget is not None:  # beyond the budget the attack did not succeed
+                far = l2 > l2_budget + 1e-6
+                adv_ok = adv_ok | far
+                x_adv = torch.where(far[:, None, None, None], xb, x_adv)
+                l2 = torch.where(far, torch.zeros_like(l2), l2)
+            delta = (x_adv - xb).flatten(1)
+            max_linf = max(max_linf, float(delta.abs().amax()) if delta.numel() else 0.0)
+            max_l2 = max(max_l2, float(l2.amax()) if l2.numel() else 0.0)
             correct.append((clean_ok & adv_ok).cpu())
     correct = torch.cat(correct) if correct else torch.zeros(0, dtype=torch.bool)
+    fooled_l2 = torch.cat(fooled_l2) if fooled_l2 else torch.zeros(0)
     settings = _settings(attack, attack_kwargs, seed=seed, n_classes=n_classes)
+    if l2_budget is not None:
+        settings["l2_budget"] = float(l2_budget)
     eps = settings.get("eps")
-    if isinstance(eps, (int, float)) and attack != "cw" and max_linf > eps + 1e-6:
+    if isinstance(eps, (int, float)) and norm == "Linf" and max_linf > eps + 1e-6:
         warnings.warn(f"{attack}: largest L-inf perturbation {max_linf:.6g} exceeds eps {eps}",
                       RuntimeWarning, stacklevel=2)
     if nan_count:
         warnings.warn(f"{attack}: {nan_count} adversarial examples held NaN", RuntimeWarning,
                       stacklevel=2)
-    return _row(attack, correct, settings=settings, max_linf=max_linf, max_l2=max_l2,
-                nan_count=nan_count, seconds=time.perf_counter() - start)
+    median_l2 = float(fooled_l2.median()) if len(fooled_l2) else None
+    return _row(attack, correct, norm=norm, settings=settings, max_linf=max_linf, max_l2=max_l2,
+                median_l2=median_l2, nan_count=nan_count, seconds=time.perf_counter() - start)
 
 
-def _row(attack: str, correct: torch.Tensor, **fields) -> dict:
+def _row(attack: str, correct: torch.Tensor, *, norm, **fields) -> dict:
     n, k = len(correct), int(correct.sum())
     lo, hi = wilson_interval(k, n)
-    return {"attack": attack, "accuracy": k / n if n else float("nan"), "ci_low": lo,
-            "ci_high": hi, "n": n, "n_correct": k, **fields, "correct": correct}
+    return {"attack": attack, "norm": norm, "accuracy": k / n if n else float("nan"),
+            "ci_low": lo, "ci_high": hi, "n": n, "n_correct": k, **fields, "correct": correct}
+
+
+def threat_budget(row: dict) -> float | None:
+    """The radius of a row's threat model: eps for L-inf rows, l2_budget for L2 rows; None for
+    clean rows and unbounded (minimum-norm without a budget) ones."""
+    s = row.get("settings", {})
+    value = s.get("eps") if row.get("norm") == "Linf" else s.get("l2_budget")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def worst_case_name(norm: str, budget: float) -> str:
+    """e.g. "worst case (Linf, eps 0.3)": the row combining every attack of that threat model."""
+    return f"{WORST_CASE} ({norm}, eps {budget:g})"
 
 
 # --------------------------------------------------------------------------- a table of attacks
@@ -353,35 +407,50 @@ class EvalTable(list):
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attacks: dict[str, dict],
              batch_size: int = 250, seed: int = 0, masks_dir: str | Path | None = None
              ) -> EvalTable:
-    """One row per attack, then the "worst case" row (the per-example AND of all masks).
+    """One row per attack, then one "worst case" row per threat model (norm and budget): the
+    per-example AND of the masks of every attack of that threat model (an example counts as
+    robust only if it survived all of them). Attacks of different threat models are never
+    combined, and unbounded rows (a minimum-norm attack without l2_budget) join no worst case.
 
     attacks: {row name: keyword arguments}; the attack is the row name unless the arguments name
-    it with "attack", so one attack can appear with several settings:
+    it with "attack", so one attack can appear with several settings; a "note" is copied into the
+    row (e.g. why a row is non-informative):
         {"fgsm": {"eps": 0.3}, "pgd-50x5": {"attack": "pgd", "eps": 0.3, "steps": 50,
          "restarts": 5}}
-    Each row: {"name", "attack", "accuracy", "ci_low", "ci_high", "n", "n_correct", "settings",
-    "max_linf", "max_l2", "nan_count", "seconds"}. With masks_dir, each row's mask is saved
-    there as <name>.npy (bool (n,)).
+    Each row: {"name", "attack", "norm", "accuracy", "ci_low", "ci_high", "n", "n_correct",
+    "settings", "max_linf", "max_l2", "median_l2", "nan_count", "seconds"[, "note"]}; a worst-case
+    row's settings name its threat model and the rows it combines. With masks_dir, each row's
+    mask is saved there as <name>.npy (bool (n,)).
     """
     if not attacks:
         raise ValueError("attacks is empty: give at least one, e.g. {'clean': {}}")
-    if WORST_CASE in attacks:
-        raise ValueError(f"{WORST_CASE!r} is the name of the combined row; rename that attack")
+    taken = [name for name in attacks if name.startswith(WORST_CASE)]
+    if taken:
+        raise ValueError(f"{taken[0]!r}: names starting with {WORST_CASE!r} are kept for the "
+                         "combined rows; rename that attack")
     table = EvalTable()
     for name, kwargs in attacks.items():
         kwargs = dict(kwargs)
-        attack = kwargs.pop("attack", name)
+        attack, note = kwargs.pop("attack", name), kwargs.pop("note", None)
         result = robust_accuracy(model, x, y, attack=attack, batch_size=batch_size,
                                  **{"seed": seed, **kwargs})
         table.masks[name] = result.pop("correct")
-        table.append({"name": name, **result})
-    worst = torch.stack(list(table.masks.values())).all(0)  # (n,)
-    row = _row(WORST_CASE, worst, settings={"of": list(attacks)},
-               max_linf=max(r["max_linf"] for r in table), max_l2=max(r["max_l2"] for r in table),
-               nan_count=sum(r["nan_count"] for r in table),
-               seconds=sum(r["seconds"] for r in table))
-    table.masks[WORST_CASE] = row.pop("correct")
-    table.append({"name": WORST_CASE, **row})
+        table.append({"name": name, **result, **({"note": note} if note else {})})
+    groups: dict[tuple[str, float], list[dict]] = {}
+    for row in table:
+        budget = threat_budget(row)
+        if row["norm"] is not None and budget is not None:
+            groups.setdefault((row["norm"], budget), []).append(row)
+    for (norm, budget), rows in groups.items():
+        name = worst_case_name(norm, budget)
+        worst = torch.stack([table.masks[r["name"]] for r in rows]).all(0)  # (n,)
+        row = _row(WORST_CASE, worst, norm=norm,
+                   settings={"threat_model": norm, "eps": budget, "of": [r["name"] for r in rows]},
+                   max_linf=max(r["max_linf"] for r in rows), max_l2=max(r["max_l2"] for r in rows),
+                   median_l2=None, nan_count=sum(r["nan_count"] for r in rows),
+                   seconds=sum(r["seconds"] for r in rows))
+        table.masks[name] = row.pop("correct")
+        table.append({"name": name, **row})
     if masks_dir is not None:
         save_masks(table.masks, masks_dir)
     return table

@@ -147,7 +147,8 @@ def _reusable(results, *, eps: float, n: int) -> tuple[dict, dict, dict]:
         pgd_rows, names = [], {}
         for row in results:
             s, name = row.get("settings", {}), row["name"]
-            if row["name"] == WORST_CASE or not _same(s.get("eps"), eps):
+            if row["attack"] == WORST_CASE or row.get("norm") != "Linf" \
+                    or not _same(s.get("eps"), eps):
                 continue
             if row["attack"] == "fgsm" and not s.get("random_start", False):
                 found["fgsm"], names["fgsm"] = results.masks[name], name

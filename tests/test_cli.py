@@ -46,7 +46,10 @@ def test_train_then_evaluate_write_history_checkpoint_and_metrics(synthetic_npz,
     assert "reusing finished run" in evaluated.stdout
     metrics = json.loads((run / "metrics-paper.json").read_text())
     attacks = [row["name"] for row in metrics["table"]]
-    assert attacks[0] == "clean" and "FGSM" in attacks and attacks[-1] == "worst case"
+    assert attacks[0] == "clean" and "FGSM" in attacks and attacks[-1] == "worst case (Linf, eps 0.1)"
+    assert metrics["paper_columns"] == {"FGSM": "FGSM", "PGD": "PGD-2", "C&W": "CW-inf (PGD-2)"}
+    paper_cw = next(r for r in metrics["table"] if r["name"].startswith("C&W-L2 paper setting"))
+    assert "non-informative" in paper_cw["note"] and paper_cw["norm"] == "L2"
     assert metrics["n_eval"] == 40 and metrics["provenance"]["config"]["epochs"] == 1
 
 
@@ -56,19 +59,40 @@ def test_unknown_profile_is_rejected(tmp_path):
 
 
 def test_full_suite_has_strong_adaptive_and_transfer_attacks_and_masking_flags(synthetic_npz,
-                                                                                 tmp_path):
+                                                                                 tmp_path,
+                                                                                 monkeypatch):
     from dfl_lib.config import make_config
     from dfl_lib.experiment import evaluate_run
 
     cfg = make_config("smoke", dataset="npz", data_path=str(synthetic_npz), eps=0.1, n_eval=40,
                       dfl=True, loss="pcl", train_attack="pgd")
+    import torchattacks
+
+    built = []
+    original = torchattacks.AutoAttack.forward
+
+    def spy(self, images, labels):  # records the components actually built, then attacks
+        built.extend(self._autoattack.attacks)
+        return original(self, images, labels)
+
+    monkeypatch.setattr(torchattacks.AutoAttack, "forward", spy)
     metrics = evaluate_run(cfg, runs_root=tmp_path, progress=False)
-    rows = {row["attack"]: row for row in metrics["table"]}
+    rows = {row["name"]: row for row in metrics["table"]}
+    attacks = {row["attack"] for row in metrics["table"]}
     assert {"clean", "fgsm", "pgd", "cw", "cw_pgd", "autoattack", "pgd_pcl", "transfer",
-            "worst case"} <= set(rows)
-    assert rows["autoattack"]["settings"]["steps"] == cfg.aa_steps
-    worst = rows["worst case"]["accuracy"]
-    assert worst == min(row["accuracy"] for row in metrics["table"])
+            "worst case"} <= attacks
+    # the AutoAttack components carry the config's budgets (every batch builds the same four)
+    assert {(type(a).__name__, getattr(a, "steps", None), getattr(a, "n_queries", None))
+            for a in built} == {("APGD", cfg.aa_steps, None), ("APGDT", cfg.aa_steps, None),
+                                ("FAB", cfg.aa_steps, None), ("Square", None, cfg.aa_queries)}
+    # the L-inf worst case is the minimum over the L-inf rows, not over the L2 C&W rows
+    linf = [r for r in metrics["table"] if r["norm"] == "Linf" and r["attack"] != "worst case"]
+    worst = rows["worst case (Linf, eps 0.1)"]
+    assert worst["accuracy"] <= min(r["accuracy"] for r in linf)
+    assert set(worst["settings"]["of"]) == {r["name"] for r in linf}
+    search = rows[f"C&W-L2 (search, L2 <= {cfg.cw_l2_budget:g})"]
+    assert search["norm"] == "L2" and search["settings"]["binary_search_steps"] == \
+        cfg.cw_l2_search_steps and search["settings"]["l2_budget"] == cfg.cw_l2_budget
     assert [c["check"] for c in metrics["masking"]] == list(
         __import__("dfl_lib.masking", fromlist=["CHECKS"]).CHECKS)
     # the masks of every row are on disk, and the metrics file holds them all
@@ -87,11 +111,12 @@ def test_demo_table_shows_rows_that_only_one_run_has():
                                                                               "width": 4,
                                                                               "epochs": 1}}}
 
-    text = format_demo([result("(a)", ["clean", "PGD-10", "worst case"]),
-                        result("(b)", ["clean", "PGD-10", "adaptive PGD (PCL)", "worst case"])],
+    text = format_demo([result("(a)", ["clean", "PGD-10", "worst case (Linf, eps 0.3)"]),
+                        result("(b)", ["clean", "PGD-10", "worst case (Linf, eps 0.3)",
+                                       "adaptive PGD (PCL)"])],
                        profile="smoke")
     rows = [line.split("  ")[0] for line in text.splitlines()]
     assert "adaptive PGD (PCL)" in rows
     adaptive = next(line for line in text.splitlines() if line.startswith("adaptive"))
     assert adaptive.split()[3] == "-"  # run (a) has no such row: its cell is a dash
-    assert rows.index("worst case") > rows.index("adaptive PGD (PCL)")
+    assert rows.index("worst case (Linf, eps 0.3)") > rows.index("adaptive PGD (PCL)")

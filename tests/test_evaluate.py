@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dfl_lib.evaluate import (ATTACK_NAMES, WORST_CASE, as_frame, eval_subset, evaluate,
+                              worst_case_name,
                               robust_accuracy, wilson_interval)
 
 EPS = 0.1
@@ -207,20 +208,83 @@ def test_worst_case_row_is_the_and_of_all_masks(task, tmp_path):
                                                            "steps": 5},
                "mim": {"eps": EPS}}
     table = evaluate(task.model, task.x, task.y, attacks=attacks, masks_dir=tmp_path)
-    assert [r["name"] for r in table] == [*attacks, WORST_CASE]
-    worst = torch.stack([table.masks[k] for k in attacks]).all(0)
-    assert torch.equal(table.masks[WORST_CASE], worst)
+    name = worst_case_name("Linf", EPS)
+    assert [r["name"] for r in table] == [*attacks, name]
+    attacked = ["fgsm", "pgd-5", "mim"]
+    worst = torch.stack([table.masks[k] for k in attacked]).all(0)
+    assert torch.equal(table.masks[name], worst)
     assert table[-1]["accuracy"] == pytest.approx(float(worst.float().mean()))
     assert all(table[-1]["accuracy"] <= r["accuracy"] for r in table)
-    assert table[-1]["settings"]["of"] == list(attacks)
+    assert table[-1]["settings"] == {"threat_model": "Linf", "eps": EPS, "of": attacked}
     assert table[2]["attack"] == "pgd" and table[2]["settings"]["steps"] == 5
     rows = json.loads(json.dumps(table))  # plain, JSON-safe rows
     assert rows[1]["settings"]["eps"] == EPS
     saved = np.load(tmp_path / "pgd-5.npy")
     assert saved.dtype == bool and np.array_equal(saved, table.masks["pgd-5"].numpy())
-    assert (tmp_path / "worst_case.npy").exists()
+    assert (tmp_path / "worst_case_Linf_eps_0.1.npy").exists()
     frame = as_frame(table)
     assert len(frame) == len(attacks) + 1 and "accuracy" in frame.columns
+
+
+def test_worst_case_never_mixes_threat_models(task):
+    # an L2 C&W at a large budget fools what the L-inf attacks at a small eps cannot: it must
+    # get its own worst case, and an unbounded (no budget) C&W row joins none
+    attacks = {"fgsm": {"eps": EPS / 4},
+               "cw-l2": {"attack": "cw", "steps": 30, "binary_search_steps": 3, "l2_budget": 5.0},
+               "cw-unbounded": {"attack": "cw", "steps": 3}}
+    table = evaluate(task.model, task.x, task.y, attacks=attacks)
+    names = [r["name"] for r in table]
+    linf, l2 = worst_case_name("Linf", EPS / 4), worst_case_name("L2", 5.0)
+    assert names == [*attacks, linf, l2]
+    assert torch.equal(table.masks[linf], table.masks["fgsm"])
+    assert torch.equal(table.masks[l2], table.masks["cw-l2"])
+    rows = {r["name"]: r for r in table}
+    assert rows["cw-l2"]["norm"] == "L2" and rows["fgsm"]["norm"] == "Linf"
+    assert rows["cw-l2"]["accuracy"] < rows["fgsm"]["accuracy"]  # mixing would hide this gap
+
+
+def test_l2_budget_counts_farther_perturbations_as_failures(task):
+    free = robust_accuracy(task.model, task.x, task.y, attack="cw", steps=50,
+                           binary_search_steps=3)
+    assert free["median_l2"] is not None and free["median_l2"] > 0
+    tight = robust_accuracy(task.model, task.x, task.y, attack="cw", steps=50,
+                            binary_search_steps=3, l2_budget=0.5 * free["median_l2"])
+    loose = robust_accuracy(task.model, task.x, task.y, attack="cw", steps=50,
+                            binary_search_steps=3, l2_budget=1e6)
+    assert loose["accuracy"] == free["accuracy"] < tight["accuracy"]
+    assert tight["max_l2"] <= 0.5 * free["median_l2"] + 1e-5
+    assert tight["settings"]["l2_budget"] == pytest.approx(0.5 * free["median_l2"])
+    with pytest.raises(ValueError, match="l2_budget is for L2"):
+        robust_accuracy(task.model, task.x, task.y, attack="pgd", eps=EPS, l2_budget=1.0)
+
+
+class _Built(Exception):
+    """Raised by the spy once the AutoAttack object has been built and inspected."""
+
+
+@pytest.mark.parametrize("budgets,want", [
+    ({}, (100, 100, 100, 5000)),                      # the published "standard" budgets
+    ({"steps": 7, "n_queries": 30}, (7, 7, 7, 30)),   # overrides reach every component
+])
+def test_autoattack_builds_the_standard_components(task, monkeypatch, budgets, want):
+    import torchattacks
+
+    built = []
+
+    def spy(self, images, labels):
+        built.extend(self._autoattack.attacks)
+        raise _Built
+
+    monkeypatch.setattr(torchattacks.AutoAttack, "forward", spy)
+    with pytest.raises(_Built):
+        robust_accuracy(task.model, task.x[:4], task.y[:4], attack="autoattack", eps=EPS,
+                        **budgets)
+    apgd, apgd_t, fab, square = built
+    assert [type(a).__name__ for a in built] == ["APGD", "APGDT", "FAB", "Square"]
+    assert (apgd.steps, apgd_t.steps, fab.steps, square.n_queries) == want
+    assert apgd.loss == "ce" and fab.multi_targeted
+    assert apgd_t.n_target_classes == fab.n_target_classes == 3  # every other class of 4
+    assert all(a.eps == EPS and a.norm == "Linf" and a.n_restarts == 1 for a in built)
 
 
 def test_autoattack_is_at_least_as_strong_as_pgd(task):
@@ -233,8 +297,6 @@ def test_autoattack_is_at_least_as_strong_as_pgd(task):
     assert missed <= max(2, 0.03 * len(y))
     assert aa["accuracy"] <= pgd["accuracy"]
     assert aa["max_linf"] <= EPS + 1e-6
-    s = aa["settings"]
-    assert (s["steps"], s["n_queries"], s["n_classes"], s["norm"]) == (20, 100, 4, "Linf")
 
 
 def test_adaptive_pcl_attack_reduces_accuracy(task):
