@@ -1,0 +1,32 @@
+"""Plot helpers: a figure from run histories, laid out by the records' labels."""
+import pytest
+
+from dfl_lib.plots import curve_grid
+
+
+def _records():
+    hist = lambda a: [{"epoch": e, "train_acc": a * e, "val_acc": a} for e in (1, 2, 3)]  # noqa
+    return [{"history": hist(0.1), "row": "ResNet-18", "loss": "CE", "remedy": "warm-up"},
+            {"history": hist(0.2), "row": "ResNet-18", "loss": "PCL", "remedy": "warm-up"},
+            {"history": hist(0.3), "row": "ResNet-50", "loss": "CE", "remedy": "none"}]
+
+
+def test_curve_grid_has_a_panel_per_row_and_metric_and_a_line_per_record(tmp_path):
+    fig = curve_grid(_records(), rows="row", hue="loss", style="remedy",
+                     metrics={"train_acc": "train acc", "val_acc": "val acc"},
+                     percent=("val_acc",), title="t")
+    axes = fig.axes
+    assert len(axes) == 4
+    assert [len(ax.lines) for ax in axes] == [2, 2, 1, 1]
+    assert axes[1].lines[0].get_ydata()[0] == pytest.approx(10.0)  # percent
+    assert axes[0].get_title() == "ResNet-18: train acc" and axes[1].get_ylabel() == "val acc (%)"
+    assert axes[1].lines[0].get_linestyle() != axes[3].lines[0].get_linestyle()  # by remedy
+    fig.savefig(tmp_path / "x.png")
+    assert (tmp_path / "x.png").stat().st_size > 0
+
+
+def test_curve_grid_errors_are_clear():
+    with pytest.raises(ValueError, match="no records"):
+        curve_grid([], rows="row", hue="loss", style="remedy", metrics={"val_acc": "v"})
+    with pytest.raises(KeyError, match="history"):
+        curve_grid([{"row": 1}], rows="row", hue="loss", style="remedy", metrics={"v": "v"})
