@@ -122,11 +122,10 @@ DATASET_DEFAULTS = {
 # docstrings of train.py and dynamic.py). Applied over the dataset's values and under explicit
 # overrides; a profile's scaling of the run's size (epochs, images, width) still applies.
 METHOD_DEFAULTS = {
-    # Mustafa et al. (pcl_training*.py): ResNet + a 1024-d FC layer, softmax pre-training, then
-    # the prototype-conformity stage; clean and attacked batches concatenated; their lr
-    # schedule never fired (it writes an optimiser key SGD never reads): constant rates.
+    # Mustafa et al. (softmax_training.py, pcl_training*.py): ResNet + a 1024-d FC layer,
+    # softmax pre-training, then the prototype-conformity stage; clean and attacked batches
+    # concatenated; their two stages' lr schedule is the trainer's (train.BASELINE_NOTES).
     "mustafa": {"loss": "prototype_conformity", "dfl": False, "extra_fc": 1024,
-                "schedule": "constant",
                 "adv_mode": "concat", "adv_fraction": 1.0, "weight_decay": 1e-4},
     # Wang et al. (train_models.py): lr 0.01, batch 128, 120 epochs, lr / 10 at epochs 60 and
     # 100, adversarial samples only.

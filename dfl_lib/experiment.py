@@ -16,7 +16,7 @@ from .config import RunConfig
 from .device import resolve_device
 from .evaluate import eval_subset, evaluate
 from .masking import masking_checks
-from .train import build_components, load_data, run_path, train
+from .train import BASELINE_NOTES, build_components, load_data, run_path, train
 
 __all__ = ["train_run", "attack_suite", "surrogate_config", "evaluate_run", "paper_column_rows",
            "PAPER_COLUMNS", "PAPER_SETTING_CW_NOTE"]
@@ -133,6 +133,7 @@ def evaluate_run(cfg: RunConfig, *, suite: str = "full", data_root=None, runs_ro
         "dataset": data.source, "run": rdir.name, "suite": suite, "n_eval": len(y),
         "n_train": len(data.y_train), "train_seconds": _train_seconds(run["history"]),
         "paper_columns": paper_column_rows(cfg),
+        **({"baseline_note": BASELINE_NOTES[cfg.method]} if cfg.method in BASELINE_NOTES else {}),
         "table": list(table), "masking": flags,
         "provenance": runio.provenance(config=cfg.to_dict(), seed=cfg.seed, device=str(device),
                                        wall_seconds=time.perf_counter() - start),

@@ -8,27 +8,10 @@ atomically every epoch, resumable, and reused when the same run has already fini
 
 Methods (`cfg.method`):
   standard  the paper's setting: one loss (CE, PCL, ...) on clean and attacked samples;
-  mustafa   baseline 1, as Mustafa et al.'s scripts run it (aamir-mustafa/pcl-adversarial-defense):
-            a clean softmax (CE) stage, then the prototype-conformity stage (adversarial when
-            train_attack is set), splitting the epochs 164 : 400 (164 : 500 adversarial); the
-            model's lr x 0.1 in stage 2 (their 0.01 after 0.1), constant rates (their schedule
-            never fired); centres by plain SGD at fixed rates 0.5 (Prox) and 1e-4 (ConProx;
-            1e-5 adversarial, with w_conprox 1e-5), never decayed; a 1024-d FC layer; attacked
-            copies concatenated to the clean batch; per batch eps ~ U(2/3 eps, 5/3 eps) (their
-            U(0.02, 0.05) at CIFAR-10's 0.03), PGD without random start, step eps * (2/255)/0.03
-            (their 2/255). Remaining differences: their own ResNet-110 (ours: the study's
-            backbone), their double normalisation inside the attack and in-place handling of the
-            clean batch (flaws, not reproduced), their Prox/ConProx code flaws (see
-            losses.PrototypeConformityLoss), weight decay 1e-4 in both stages (their softmax
-            script's own value is not checked here).
-  dynamic   baseline 2, as Wang et al.'s code runs it (YisenWang/dynamic_adv_training): PGD-10
-            stopped per example by FOSC <= c_t (see dynamic.dynamic_pgd), adversarial samples
-            only, lr 0.01 / 10 at 1/2 and 5/6 of the epochs (their 60 and 100 of 120), batch 128,
-            no weight decay, each example's CE weighted by itself from the second epoch on
-            (dynamic.SelfWeightedCrossEntropy). Remaining differences: their Keras SGD also
-            decays lr as 1 / (1 + 1e-4 * updates) (not reproduced: our schedule is per epoch),
-            their CIFAR-10 augmentation (rotation 10 degrees, shifts of 20%, flips) is ours (crop
-            with 4-pixel padding, flips), their networks are theirs (ours: the study's backbone).
+  mustafa   baseline 1 as Mustafa et al.'s scripts run it: `BASELINE_NOTES["mustafa"]`;
+  dynamic   baseline 2 as Wang et al.'s code runs it: `BASELINE_NOTES["dynamic"]`.
+Each note says what we follow and every remaining difference with its reason; evaluation copies
+the note of a baseline run into its metrics, so reports show it beside the numbers.
 A profile scales every method's epochs and data alike; its deviations list says how.
 """
 from __future__ import annotations
@@ -52,15 +35,55 @@ from .losses import build_loss
 from .loops import batch_indices, to_float, train_epoch
 from .models import build_model
 
-__all__ = ["build_components", "train", "run_name", "run_path", "training_attack", "validate"]
+__all__ = ["build_components", "train", "run_name", "run_path", "training_attack", "validate",
+           "BASELINE_NOTES"]
 
 log = logging.getLogger(__name__)
+
+BASELINE_NOTES = {
+    "mustafa": (
+        "Mustafa et al. (ICCV 2019), as their scripts run it (aamir-mustafa/pcl-adversarial-"
+        "defense: softmax_training.py, pcl_training.py, pcl_training_adversarial_*.py). "
+        "Followed: a softmax (CE) stage trained clean, then the prototype-conformity stage "
+        "(adversarial when train_attack is set), epochs split 164 : 400 (164 : 500 adversarial); "
+        "stage-1 lr / 10 at 81, 122 and 140 of 164 epochs; stage-2 model lr a tenth of stage "
+        "1's (their 0.01 after 0.1), constant (their stage-2 schedule writes an optimiser key "
+        "SGD never reads, so it never fired); Prox / ConProx on the pooled features and a "
+        "1024-d FC layer, w_prox 1, w_conprox 1e-4 (1e-5 adversarial); centres by plain SGD at "
+        "fixed rates 0.5 (Prox) and 1e-4 (ConProx; 1e-5 adversarial), never decayed, their "
+        "gradients divided by the term's weight; weight decay 1e-4; attacked copies "
+        "concatenated to the clean batch; per batch eps ~ U(2/3 eps, 5/3 eps) (their U(0.02, "
+        "0.05) at CIFAR-10's eps 0.03), PGD from x itself (no random start), step "
+        "eps * (2/255) / 0.03 (their 2/255). Differences: the network is the study's backbone "
+        "(theirs: ResNet-110) so the baseline row compares losses, not architectures; one batch "
+        "size for both stages (theirs: 128 softmax, 64 + 64 attacked in the PCL stage); their "
+        "code's flaws are not reproduced (double normalisation inside their attack, the clean "
+        "batch modified in place, their loss code's casts and clamps: see "
+        "losses.PrototypeConformityLoss); the profile's scaling of epochs and data applies, and "
+        "the quick profile's lr warm-up applies to every method alike."),
+    "dynamic": (
+        "Wang et al. (ICML 2019) 'Dynamic' adversarial training, as their code runs it "
+        "(YisenWang/dynamic_adv_training: train_models.py, pgd_attack.py). Followed: PGD-10 with "
+        "step eps/4 and a random start, whose first step is always taken, then FOSC measured at "
+        "each new point decides per example whether it steps again, with c_t = 0.5 (1 - t / "
+        "(5T/6)); adversarial samples only; lr 0.01, / 10 at 1/2 and 5/6 of the epochs (their "
+        "60 and 100 of 120), batch 128, no weight decay; from the second epoch each example's CE "
+        "weighted by itself. Differences: their Keras SGD also decays the lr as 1 / (1 + 1e-4 * "
+        "updates) (not reproduced: our schedule is per epoch); the loss weights come from the "
+        "training forward pass (theirs: a separate inference-mode prediction); the random start "
+        "is clamped to [0, 1] before the first gradient; CIFAR-10 augmentation is the study's "
+        "(crop with 4-pixel padding and flips; theirs: rotations of 10 degrees, shifts of 20%, "
+        "flips); the network is the study's backbone (theirs: their own CNNs); the profile's "
+        "scaling of epochs and data applies, and the quick profile's lr warm-up applies to every "
+        "method alike."),
+}
 # Mustafa et al.'s settings, keyed by "clean" / "adversarial" (their pcl_training.py and
 # pcl_training_adversarial_*.py scripts)
 MUSTAFA_CENTRE_LR = {"clean": {"prox": 0.5, "conprox": 1e-4},  # plain SGD, never decayed
                      "adversarial": {"prox": 0.5, "conprox": 1e-5}}
 MUSTAFA_W_CONPROX = {"clean": 1e-4, "adversarial": 1e-5}
 MUSTAFA_STAGE2_LR = 0.1  # their stage-2 network lr (0.01) over their stage-1 lr (0.1)
+MUSTAFA_STAGE1_MILESTONES = (81 / 164, 122 / 164, 140 / 164)  # softmax_training.py: lr / 10
 MUSTAFA_SPLIT = {"clean": 164 / 564, "adversarial": 164 / 664}  # share of epochs in softmax stage
 MUSTAFA_EPS_RANGE = (0.02 / 0.03, 0.05 / 0.03)  # their U(0.02, 0.05) over CIFAR-10's eps 0.03
 MUSTAFA_ALPHA = (2 / 255) / 0.03  # their PGD step 2/255, over CIFAR-10's eps 0.03
@@ -202,11 +225,9 @@ def _optimizer(cfg: RunConfig, model: nn.Module, loss: nn.Module) -> torch.optim
 
 
 def _scheduler(cfg: RunConfig, opt) -> torch.optim.lr_scheduler.LRScheduler:
-    """Per-group lr factors by epoch: the schedule, times Mustafa et al.'s stage-2 model rate.
-
-    Their prototype-conformity stage trains the network at a tenth of the softmax stage's rate
-    (lr_model 0.01 after 0.1); their centre groups keep their own fixed rates (never decayed).
-    """
+    """Per-group lr factors by epoch: cfg.schedule, or for Mustafa et al. their two stages
+    (stage 1: / 10 at 81, 122, 140 of 164 epochs; stage 2: a tenth of the base rate, constant;
+    their centre groups keep their own fixed rates, never decayed)."""
     marks = sorted({max(1, round(cfg.epochs * m)) for m in milestones(cfg)})
 
     def schedule(epoch: int) -> float:
@@ -217,8 +238,12 @@ def _scheduler(cfg: RunConfig, opt) -> torch.optim.lr_scheduler.LRScheduler:
         return 1.0
 
     def model_factor(epoch: int) -> float:
-        stage2 = cfg.method == "mustafa" and _mustafa_stage(cfg, epoch) == 2
-        return schedule(epoch) * (MUSTAFA_STAGE2_LR if stage2 else 1.0)
+        if cfg.method != "mustafa":
+            return schedule(epoch)
+        if _mustafa_stage(cfg, epoch) == 2:
+            return MUSTAFA_STAGE2_LR  # constant: their stage-2 schedule never fired
+        stage1 = _mustafa_stage1_epochs(cfg)
+        return 0.1 ** sum(epoch >= round(stage1 * m) for m in MUSTAFA_STAGE1_MILESTONES)
 
     other = (lambda epoch: 1.0) if cfg.method == "mustafa" else schedule
     factors = [model_factor] + [other] * (len(opt.param_groups) - 1)
@@ -233,10 +258,13 @@ def _warmup(cfg: RunConfig, *, epoch: int, n_batches: int) -> Callable[[int], fl
     return lambda i: min(1.0, (epoch * n_batches + i + 1) / total)
 
 
+def _mustafa_stage1_epochs(cfg: RunConfig) -> int:
+    return max(1, round(cfg.epochs * MUSTAFA_SPLIT[_regime(cfg)]))
+
+
 def _mustafa_stage(cfg: RunConfig, epoch: int) -> int:
     """1 (softmax) or 2 (prototype conformity) for Mustafa et al.'s two-stage training."""
-    stage1 = max(1, round(cfg.epochs * MUSTAFA_SPLIT[_regime(cfg)]))
-    return 1 if epoch < stage1 else 2
+    return 1 if epoch < _mustafa_stage1_epochs(cfg) else 2
 
 
 def _stage_loss(cfg: RunConfig, loss: nn.Module, epoch: int, ce: nn.Module) -> nn.Module:

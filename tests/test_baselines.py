@@ -65,7 +65,10 @@ def test_mustafa_rates_centres_fixed_model_lr_tenth_in_stage_two(synthetic_npz):
         assert [g["lr"] for g in opt.param_groups[1:]] == centre  # never decayed
         opt.step()
         sched.step()
-    assert model_lrs[:2] == [cfg.lr] * 2 and model_lrs[2:] == [pytest.approx(0.1 * cfg.lr)] * 5
+    # stage 1 (2 of 7 epochs): their softmax schedule, / 10 at 81, 122, 140 of 164 epochs ->
+    # epochs 1, 1, 2 of 2 here; stage 2: a tenth of the base rate, constant
+    assert model_lrs[:2] == [cfg.lr, pytest.approx(0.01 * cfg.lr)]
+    assert model_lrs[2:] == [pytest.approx(0.1 * cfg.lr)] * 5
 
 
 class _WithFeatures(nn.Module):
@@ -141,3 +144,16 @@ def test_self_weighted_ce_is_the_ce_weighted_by_itself():
     assert float(value.detach()) == pytest.approx(float((ce * ce).mean()))
     value.backward()  # the weights are constants: d/dlogits = mean(w_i * dce_i)
     assert torch.isfinite(logits.grad).all()
+
+
+def test_baseline_metrics_carry_the_note_of_what_differs(synthetic_npz, tmp_path):
+    from dfl_lib.experiment import evaluate_run
+    from dfl_lib.train import BASELINE_NOTES
+
+    cfg = _cfg(synthetic_npz, method="dynamic", train_attack="pgd", epochs=1, n_eval=16)
+    metrics = evaluate_run(cfg, suite="paper", runs_root=tmp_path, progress=False)
+    assert metrics["baseline_note"] == BASELINE_NOTES["dynamic"]
+    assert "Differences:" in BASELINE_NOTES["dynamic"] and "Differences:" in BASELINE_NOTES["mustafa"]
+    plain = evaluate_run(_cfg(synthetic_npz, epochs=1, n_eval=16), suite="paper",
+                         runs_root=tmp_path, progress=False)
+    assert "baseline_note" not in plain

@@ -84,8 +84,8 @@ def test_baselines_get_their_authors_settings_and_the_profiles_scaling():
     quick_dyn = make_config("quick", dataset="mnist", method="dynamic", train_attack="pgd")
     assert (quick_dyn.lr, quick_dyn.epochs) == (0.01, 6)  # Wang's lr; the profile's epochs
     must = make_config("paper", dataset="cifar10_jpeg", method="mustafa", train_attack="pgd")
-    assert (must.extra_fc, must.adv_mode, must.adv_fraction, must.schedule, must.epochs,
-            must.dfl) == (1024, "concat", 1.0, "constant", 664, False)
+    assert (must.extra_fc, must.adv_mode, must.adv_fraction, must.weight_decay, must.epochs,
+            must.dfl) == (1024, "concat", 1.0, 1e-4, 664, False)
     assert make_config("paper", method="mustafa").epochs == 564  # clean: 164 + 400
     # explicit overrides still win
     assert make_config("quick", method="dynamic", train_attack="pgd", lr=0.02).lr == 0.02
