@@ -312,6 +312,9 @@ def _validate(cfg: RunConfig) -> None:
     if cfg.method == "dynamic" and cfg.dynamic_loss_weighting and cfg.loss != "ce":
         raise ValueError("method 'dynamic' weights each example's CE (Wang et al.'s code): set "
                          "loss='ce', or dynamic_loss_weighting=false to train another loss")
+    if cfg.method == "mustafa" and cfg.train_attack == "cw":
+        raise ValueError("method 'mustafa' trains adversarially with fgsm or pgd (their scripts); "
+                         "train_attack='cw' is not one of them")
     if cfg.method == "mustafa" and cfg.loss != "prototype_conformity":
         raise ValueError("method 'mustafa' trains with loss='prototype_conformity'")
     if cfg.loss == "prototype_conformity" and cfg.extra_fc == 0:

@@ -6,6 +6,7 @@ evaluate with an attack suite, and write metrics with provenance into the run fo
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from .evaluate import eval_subset, evaluate
 from .masking import masking_checks
 from .train import BASELINE_NOTES, build_components, load_data, run_path, train
 
-__all__ = ["train_run", "attack_suite", "surrogate_config", "evaluate_run", "paper_column_rows",
+__all__ = ["train_run", "attack_suite", "surrogate_config", "evaluate_run", "eval_key",
+           "paper_column_rows",
            "PAPER_COLUMNS", "PAPER_SETTING_CW_NOTE"]
 
 
@@ -99,12 +101,31 @@ def attack_suite(cfg: RunConfig, *, suite: str = "full") -> dict[str, dict]:
     return attacks
 
 
+def eval_key(cfg: RunConfig, *, suite: str, transfer: bool) -> str:
+    """12 hex digits over what an evaluation's numbers depend on beyond the trained model: the
+    config (evaluation fields included), the suite's attack settings, and the syntax of the
+    evaluation code (`codehash`, docstrings and comments left out)."""
+    spec = {"config": cfg.to_dict(), "suite": suite, "attacks": attack_suite(cfg, suite=suite),
+            "transfer": transfer and suite == "full",
+            "code": runio.code_version(entry="experiment")}
+    return hashlib.sha256(runio.canonical_json(spec).encode("ascii")).hexdigest()[:12]
+
+
 def evaluate_run(cfg: RunConfig, *, suite: str = "full", data_root=None, runs_root=None,
-                 transfer: bool = True, progress: bool = True) -> dict:
+                 transfer: bool = True, progress: bool = True, reuse: bool = True) -> dict:
     """Evaluate the run `cfg` describes on its fixed evaluation subset (all of the test set
-    when cfg.n_eval is 0), on cfg.device; writes metrics-<suite>.json."""
+    when cfg.n_eval is 0), on cfg.device; writes metrics-<suite>.json with its `eval_key`.
+    With `reuse`, metrics already written under the same key are returned, not recomputed: a
+    new attack in the suite or a change to the evaluation code re-evaluates, nothing retrains."""
     start = time.perf_counter()
     run = train_run(cfg, data_root=data_root, runs_root=runs_root, progress=progress)
+    key = eval_key(cfg, suite=suite, transfer=transfer)
+    path = Path(run["run_dir"]) / f"metrics-{suite}.json"
+    if reuse and path.exists():
+        saved = runio.read_json(path)
+        if saved.get("eval_key") == key:
+            print(f"reusing metrics {path} (evaluation key {key})")
+            return {**saved, "path": str(path)}
     model, loss, data = run["model"], run["loss"], run["data"]
     device = resolve_device(cfg.device)
     x, y = eval_subset(data, n=cfg.n_eval or len(data.y_test), seed=cfg.seed)
@@ -130,7 +151,8 @@ def evaluate_run(cfg: RunConfig, *, suite: str = "full", data_root=None, runs_ro
                                square_queries=cfg.aa_queries, batch_size=cfg.eval_batch_size,
                                seed=cfg.seed)
     metrics = {
-        "dataset": data.source, "run": rdir.name, "suite": suite, "n_eval": len(y),
+        "dataset": data.source, "run": rdir.name, "suite": suite, "eval_key": key,
+        "n_eval": len(y),
         "n_train": len(data.y_train), "train_seconds": _train_seconds(run["history"]),
         "paper_columns": paper_column_rows(cfg),
         **({"baseline_note": BASELINE_NOTES[cfg.method]} if cfg.method in BASELINE_NOTES else {}),
@@ -138,7 +160,6 @@ def evaluate_run(cfg: RunConfig, *, suite: str = "full", data_root=None, runs_ro
         "provenance": runio.provenance(config=cfg.to_dict(), seed=cfg.seed, device=str(device),
                                        wall_seconds=time.perf_counter() - start),
     }
-    path = rdir / f"metrics-{suite}.json"
     runio.write_json(path, metrics)
     return {**metrics, "path": str(path)}
 

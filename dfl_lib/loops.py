@@ -81,7 +81,8 @@ def train_epoch(
     terms: dict[str, float] = {}
     batches = batch_indices(len(y), batch_size=batch_size, generator=generator)
     for i, idx in enumerate(progress(batches) if progress else batches):
-        xb, yb = to_float(x[idx]).to(device, non_blocking=True), y[idx].to(device)
+        # uint8 to the device first (4x less to move), then to float there
+        xb, yb = to_float(x[idx].to(device, non_blocking=True)), y[idx].to(device)
         if augment:
             xb = augment_batch(xb, generator=generator)
         xb = xb.contiguous(memory_format=memory_format)

@@ -1,8 +1,9 @@
 """Run folders, provenance and atomic checkpoints.
 
 A run lives in `<runs root>/<readable name>-<key>`, where the key hashes the config, the data
-fingerprint and the code version, so changing any of them starts a new run instead of silently
-reusing an old one:
+fingerprint and the code version (the syntax of the code a training run executes, docstrings and
+comments left out), so changing any of them starts a new run instead of silently reusing an old
+one:
 
     key = run_key(config=cfg.to_dict(), data_fingerprint=data.fingerprint,
                   code_version=code_version())
@@ -35,6 +36,7 @@ import torch
 from torch import nn
 
 from . import __version__
+from .codehash import code_hash
 
 __all__ = [
     "canonical_json", "run_key", "code_version", "default_runs_root", "run_dir", "git_state",
@@ -101,20 +103,16 @@ def run_key(*, config: dict, data_fingerprint: str, code_version: str) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()[:12]
 
 
-def code_version(*, package_dir: str | os.PathLike | None = None) -> str:
-    """`<dfl_lib.__version__>+<12 hex digits>`: the version plus a hash of the library's source.
+def code_version(*, entry: str = "train", package_dir: str | os.PathLike | None = None) -> str:
+    """`<dfl_lib.__version__>+<12 hex digits>`: the version plus `codehash.code_hash` of the
+    module `entry` and the package modules it imports (default: what a training run executes).
 
-    The hash covers every `*.py` under the package (names and contents, CRLF read as LF so
-    Windows checkouts agree), so any edit, committed or not, gives new run keys. The git commit
-    is deliberately not part of it: uncommitted edits matter and clones differ.
+    The hash covers the code's syntax trees without docstrings, so edits to comments,
+    docstrings or formatting keep run keys (and finished runs) valid, while any change to what
+    the code does, committed or not, gives new keys. The git commit is recorded in the
+    provenance instead: uncommitted edits matter and clones differ.
     """
-    root = Path(package_dir) if package_dir is not None else PACKAGE_DIR
-    digest = hashlib.sha256()
-    files = sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
-    for path in files:
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes().replace(b"\r\n", b"\n") + b"\0")
-    return f"{__version__}+{digest.hexdigest()[:12]}"
+    return f"{__version__}+{code_hash(entry=entry, package_dir=package_dir)}"
 
 
 def default_runs_root() -> Path:

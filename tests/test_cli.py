@@ -120,3 +120,26 @@ def test_demo_table_shows_rows_that_only_one_run_has():
     adaptive = next(line for line in text.splitlines() if line.startswith("adaptive"))
     assert adaptive.split()[3] == "-"  # run (a) has no such row: its cell is a dash
     assert rows.index("worst case (Linf, eps 0.3)") > rows.index("adaptive PGD (PCL)")
+
+
+def test_metrics_are_reused_under_the_same_evaluation_key(synthetic_npz, tmp_path, monkeypatch,
+                                                          capsys):
+    from dfl_lib import experiment
+    from dfl_lib.config import make_config
+
+    cfg = make_config("smoke", dataset="npz", data_path=str(synthetic_npz), eps=0.1, n_eval=16,
+                      epochs=1)
+    first = experiment.evaluate_run(cfg, suite="paper", runs_root=tmp_path, progress=False)
+
+    def no_evaluation(*args, **kwargs):
+        raise AssertionError("evaluated again under the same key")
+
+    monkeypatch.setattr(experiment, "evaluate", no_evaluation)
+    again = experiment.evaluate_run(cfg, suite="paper", runs_root=tmp_path, progress=False)
+    assert again["eval_key"] == first["eval_key"] and again["table"] == first["table"]
+    assert "reusing metrics" in capsys.readouterr().out
+    # another evaluation setting (more test images) re-evaluates the same trained run
+    bigger = cfg.replace(n_eval=24)
+    assert experiment.eval_key(bigger, suite="paper", transfer=True) != first["eval_key"]
+    with pytest.raises(AssertionError, match="evaluated again"):
+        experiment.evaluate_run(bigger, suite="paper", runs_root=tmp_path, progress=False)

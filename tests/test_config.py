@@ -111,6 +111,8 @@ def test_parse_overrides_reads_none_only_for_optional_fields():
 def test_method_specific_errors():
     with pytest.raises(ValueError, match="extra_fc"):
         make_config("smoke", method="mustafa", extra_fc=0)
+    with pytest.raises(ValueError, match="fgsm or pgd"):
+        make_config("smoke", method="mustafa", train_attack="cw")
     with pytest.raises(ValueError, match="loss='ce'"):
         make_config("smoke", method="dynamic", train_attack="pgd", loss="pcl")
     with pytest.raises(ValueError, match="lr_milestones"):

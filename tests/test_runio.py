@@ -56,14 +56,32 @@ def test_canonical_json_rejects_non_json_values_naming_the_path(bad, where):
         runio.canonical_json(bad)
 
 
-def test_code_version_follows_the_source(tmp_path):
-    (tmp_path / "a.py").write_text("x = 1\n")
-    before = runio.code_version(package_dir=tmp_path)
+def test_code_version_follows_the_code_not_its_prose(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "losses.py").write_text('"""Losses."""\n\ndef ce(x):\n    """Doc."""\n    return x * 2\n')
+    (pkg / "train.py").write_text("from .losses import ce\n\ndef fit(x):\n    return ce(x) + 1\n")
+    (pkg / "cli.py").write_text("from .train import fit\n")  # not imported by train
+    before = runio.code_version(package_dir=pkg)
     assert before.startswith(runio.__version__ + "+")
-    assert runio.code_version(package_dir=tmp_path) == before
-    (tmp_path / "a.py").write_text("x = 2\n")
-    assert runio.code_version(package_dir=tmp_path) != before
-    assert runio.code_version() != before  # the real package hashes its own files
+    # prose: docstrings, comments, blank lines and formatting keep the key
+    (pkg / "losses.py").write_text('"""Losses, now documented at length."""\n# a comment\n\n\n'
+                                   'def ce(x):\n    """Other words."""\n    return (x*2)  # why\n')
+    (pkg / "cli.py").write_text("from .train import fit\nVALUE = 3\n")  # outside the closure
+    assert runio.code_version(package_dir=pkg) == before
+    # arithmetic of an imported module changes it
+    (pkg / "losses.py").write_text('def ce(x):\n    return x * 3\n')
+    assert runio.code_version(package_dir=pkg) != before
+    assert runio.code_version() != before  # the real package hashes its own modules
+
+
+def test_code_hash_closure_of_the_real_training_entry():
+    from dfl_lib.codehash import module_closure
+
+    closure = module_closure("train")
+    assert {"train", "losses", "attacks", "models", "loops", "data"} <= set(closure)
+    assert "cli" not in closure and "masking" not in closure and "demo" not in closure
+    assert {"evaluate", "masking"} <= set(module_closure("experiment"))
 
 
 def test_run_dir_sanitises_the_name_and_defaults_the_root(tmp_path, monkeypatch):
