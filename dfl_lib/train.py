@@ -34,6 +34,7 @@ from .dynamic import SelfWeightedCrossEntropy, dynamic_criterion, dynamic_pgd
 from .losses import build_loss
 from .loops import batch_indices, to_float, train_epoch
 from .models import build_model
+from .runlock import run_lock
 
 __all__ = ["build_components", "train", "run_name", "run_path", "training_attack", "validate",
            "BASELINE_NOTES"]
@@ -285,10 +286,19 @@ def train(model: nn.Module, loss: nn.Module, data, cfg: RunConfig, *, runs_root=
     The run folder is keyed by the config, the data fingerprint and the code version. A finished
     run is loaded, not trained again; an unfinished one resumes from its last checkpoint when
     `resume` is True. `on_epoch_end(epoch, run_dir)` is called after each checkpoint is written.
+    The folder is locked while this runs: a second process asking for the same run waits, then
+    reuses it (`runlock.run_lock`).
     """
     torch.manual_seed(cfg.seed)
     rdir = run_path(cfg, data, runs_root=runs_root)
     rdir.mkdir(parents=True, exist_ok=True)
+    with run_lock(rdir):
+        return _train_in(rdir, model, loss, data, cfg, resume=resume, progress=progress,
+                         on_epoch_end=on_epoch_end)
+
+
+def _train_in(rdir: Path, model, loss, data, cfg: RunConfig, *, resume, progress,
+              on_epoch_end) -> list[dict]:
     ckpt_path = rdir / runio.CHECKPOINT_NAME
     device = resolve_device(cfg.device)
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
