@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from .experiment import evaluate_run, train_run
+    from .tables import format_accuracy_table
 
     cfg = config_from_args(args)
     if args.command == "train":
@@ -32,9 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         metrics = evaluate_run(cfg, data_root=args.data_dir, runs_root=args.runs_dir,
                                suite=args.suite, progress=not args.quiet)
-        for row in metrics["table"]:
-            print(f"  {row['name']:<40} {100 * row['accuracy']:6.2f}%  "
-                  f"[{100 * row['ci_low']:.1f}, {100 * row['ci_high']:.1f}]")
+        print(format_accuracy_table({metrics["run"]: metrics["table"]}))
         for flag in metrics["masking"]:
             print(f"  masking check {flag['check']:<32} {'ok' if flag['passed'] else 'FLAGGED'}")
         print(f"metrics written to {metrics['path']}")

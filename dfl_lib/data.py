@@ -33,7 +33,12 @@ from .data_formats import (CACHE_ENV, DATA_ENV, FASHION_CLASSES, RawDataset, idx
                            read_cifar10, read_cifar10_jpeg, read_image_folder, read_npz_dataset)
 
 __all__ = ["Dataset", "DatasetSpec", "DATASETS", "load_dataset", "balanced_indices", "data_root",
-           "cache_dir"]
+           "cache_dir", "to_float"]
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images (N, C, H, W) in 0..255 -> float32 in [0, 1]; float input passes through."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
 
 
 @dataclass
@@ -95,8 +100,8 @@ class Dataset:
 
     @staticmethod
     def to_float(x: torch.Tensor) -> torch.Tensor:
-        """uint8 images (N, C, H, W) in 0..255 -> float32 in [0, 1]; float input passes through."""
-        return x.float().div_(255.0) if x.dtype == torch.uint8 else x
+        """uint8 images (N, C, H, W) in 0..255 -> float32 in [0, 1] (`dfl_lib.data.to_float`)."""
+        return to_float(x)
 
     def __repr__(self) -> str:  # the default would print six whole tensors
         return (f"Dataset({self.name!r}, source={self.source!r}, {self.num_classes} classes, "

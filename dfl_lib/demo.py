@@ -9,8 +9,8 @@ runs are keyed, checkpointed, resumable and reused; metrics land in each run's f
 from __future__ import annotations
 
 from .config import make_config, profile_deviations
-from .evaluate import WORST_CASE
 from .experiment import evaluate_run
+from .tables import format_accuracy_table
 
 __all__ = ["DEMO_RUNS", "run_demo", "format_demo"]
 
@@ -36,24 +36,12 @@ def run_demo(*, profile: str = "quick", data_root=None, runs_root=None, seed: in
 
 def format_demo(results: list[dict], *, profile: str) -> str:
     """A plain-text table: rows = attacks, one accuracy column per run, then masking flags."""
-    # every run's rows, in order (an attack only one run has, e.g. the adaptive PCL attack, too);
-    # the worst case last, since it is taken over all rows above it
-    names = list(dict.fromkeys(row["name"] for r in results for row in r["table"]))
-    names.sort(key=lambda name: name.startswith(WORST_CASE))
     cfg = results[0]["provenance"]["config"]
     lines = [f"MNIST, eps {cfg['eps']}, profile {profile!r}: ResNet-18 width {cfg['width']}, "
              f"{results[0]['n_train']} training images, {cfg['epochs']} epochs; accuracy (%) on "
              f"a fixed subset of {results[0]['n_eval']} test images, 95% Wilson interval"]
     lines += [f"  deviation from the paper: {d}" for d in profile_deviations(profile)]
-    lines.append(f"{'attack':<38}" + "".join(f"{r['label'][:36]:>38}" for r in results))
-    for name in names:
-        cells = []
-        for r in results:
-            row = next((x for x in r["table"] if x["name"] == name), None)
-            cells.append("-" if row is None else
-                         f"{100 * row['accuracy']:5.1f} [{100 * row['ci_low']:4.1f}, "
-                         f"{100 * row['ci_high']:5.1f}]")
-        lines.append(f"{name:<38}" + "".join(f"{c:>38}" for c in cells))
+    lines.append(format_accuracy_table({r["label"]: r["table"] for r in results}))
     for r in results:
         flagged = [c["check"] for c in r["masking"] if not c["passed"]]
         lines.append(f"{r['label']}: trained in {r['train_seconds']:.0f} s; masking flags: "

@@ -10,7 +10,6 @@ import hashlib
 import time
 from pathlib import Path
 
-import torch
 
 from . import runio
 from .config import RunConfig

@@ -13,13 +13,9 @@ import torch
 from torch import nn
 
 from .augment import augment_batch
+from .data import to_float  # re-exported: the loops' callers convert batches with it
 
 __all__ = ["batch_indices", "to_float", "train_epoch", "predict", "accuracy"]
-
-
-def to_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 images (N, C, H, W) in 0..255 -> float32 in [0, 1]; float input passes through."""
-    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
 
 
 def batch_indices(n: int, *, batch_size: int, generator: torch.Generator | None = None,

@@ -5,7 +5,7 @@ profile's sizes, and which remedy makes it? lr warm-up and eps ramp over the fir
 
 Prints running loss/accuracy every 10 steps, then clean and PGD-10 accuracy on 200 validation
 images (reports/fidelity-pcl-depth/warmup_probe.txt holds the output of five such runs)."""
-import sys, time, json, torch
+import sys, time, torch
 import torch.nn.functional as F
 from dfl_lib.data import load_dataset
 from dfl_lib.models import build_model

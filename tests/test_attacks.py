@@ -11,26 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from conftest import quadrants
 from dfl_lib.attacks import (ATTACKS, LogitsOnly, bim, ce_loss, cw, cw_margin, cw_pgd, fgsm,
                              logits_of, margin_loss, mim, pgd, project_linf, run_attack)
 from dfl_lib.models import build_model
 
 EPS = 0.1
 LINF = ("fgsm", "fgsm_rs", "bim", "mim", "pgd", "pgd_restarts", "cw_pgd")
-
-
-def quadrants(n: int, *, seed: int, size: int = 12):
-    """x float (n, 1, size, size) in [0, 1], y (n,) in 0..3: class k lights quadrant k."""
-    gen = torch.Generator().manual_seed(seed)
-    y = torch.arange(n) % 4
-    x = torch.rand(n, 1, size, size, generator=gen) * 0.3
-    offset = torch.randint(0, 3, (n, 2), generator=gen)
-    half = size // 2
-    for i in range(n):
-        k = int(y[i])
-        r, c = (k // 2) * half + int(offset[i, 0]), (k % 2) * half + int(offset[i, 1])
-        x[i, :, r:r + 3, c:c + 3] = 0.6 + 0.4 * torch.rand(1, generator=gen)
-    return x, y
 
 
 def small_cnn(in_channels: int = 1, size: int = 12, num_classes: int = 4) -> nn.Module:

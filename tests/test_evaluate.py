@@ -13,73 +13,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from dfl_lib.evaluate import (ATTACK_NAMES, WORST_CASE, as_frame, eval_subset, evaluate,
+from conftest import quadrants, train_tiny
+from dfl_lib.evaluate import (ATTACK_NAMES, as_frame, eval_subset, evaluate,
                               worst_case_name,
                               robust_accuracy, wilson_interval)
 
 EPS = 0.1
 
 
-def quadrants(n: int, *, seed: int, size: int = 12):
-    """x float (n, 1, size, size) in [0, 1], y (n,) in 0..3: class k lights quadrant k."""
-    gen = torch.Generator().manual_seed(seed)
-    y = torch.arange(n) % 4
-    x = torch.rand(n, 1, size, size, generator=gen) * 0.3
-    bright = 0.5 + 0.5 * torch.rand(n, generator=gen)
-    offset = torch.randint(0, 3, (n, 2), generator=gen)
-    half = size // 2
-    for i in range(n):
-        k = int(y[i])
-        r, c = (k // 2) * half + int(offset[i, 0]), (k % 2) * half + int(offset[i, 1])
-        x[i, :, r:r + 3, c:c + 3] = bright[i]
-    return x, y
-
-
-class TinyCNN(nn.Module):
-    """Two conv layers and a 32-d penultimate layer; forward(x, return_features) as our models."""
-
-    def __init__(self, num_classes: int = 4):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-            nn.Linear(16 * 3 * 3, 32), nn.ReLU())
-        self.head = nn.Linear(32, num_classes)
-
-    def forward(self, x, return_features=False):
-        f = self.body(x)  # (N, 32)
-        logits = self.head(f)
-        return (logits, {"penultimate": f}) if return_features else logits
-
-
-def train_tiny(x, y, *, seed: int, epochs: int = 3, lr: float = 3e-3) -> TinyCNN:
-    # moderate training: a model trained much longer gets logit margins of tens, and CE-PGD then
-    # stalls on it (see dfl_lib.masking's notes)
-    torch.manual_seed(seed)
-    model = TinyCNN()
-    opt = torch.optim.Adam(model.parameters(), lr)
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(y), generator=gen).split(64):
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.zero_grad(set_to_none=True)
-    return model.eval()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; two threads per process oversubscribe a shared
-    2-core CPU (these two files: 56 s with 2 threads vs 9 s with 1, beside one busy process)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -10,49 +10,16 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import dfl_lib.masking as masking
+from conftest import quadrants, train_tiny
 from dfl_lib.evaluate import evaluate
 from dfl_lib.masking import CHECKS, Tolerance, failed_checks, masking_checks
 
 EPS = 0.1
 # cheaper than the defaults, still enough for these models
 FAST = dict(strong_steps=20, strong_restarts=2, square_queries=200)
-
-
-def quadrants(n: int, *, seed: int, size: int = 12):
-    """x float (n, 1, size, size) in [0, 1], y (n,) in 0..3: class k lights quadrant k."""
-    gen = torch.Generator().manual_seed(seed)
-    y = torch.arange(n) % 4
-    x = torch.rand(n, 1, size, size, generator=gen) * 0.3
-    bright = 0.5 + 0.5 * torch.rand(n, generator=gen)
-    offset = torch.randint(0, 3, (n, 2), generator=gen)
-    half = size // 2
-    for i in range(n):
-        k = int(y[i])
-        r, c = (k // 2) * half + int(offset[i, 0]), (k % 2) * half + int(offset[i, 1])
-        x[i, :, r:r + 3, c:c + 3] = bright[i]
-    return x, y
-
-
-def tiny_cnn(x, y, *, seed: int = 0, epochs: int = 3, lr: float = 3e-3) -> nn.Module:
-    torch.manual_seed(seed)
-    model = nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-        nn.Linear(16 * 3 * 3, 32), nn.ReLU(), nn.Linear(32, 4))
-    opt = torch.optim.Adam(model.parameters(), lr)
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(y), generator=gen).split(64):
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.zero_grad(set_to_none=True)
-    return model.eval()
 
 
 class Quantised(nn.Module):
@@ -89,21 +56,14 @@ class Noisy(nn.Module):
         return out + 0.1 * torch.randn_like(out)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; two threads per process oversubscribe a shared
-    2-core CPU (these two files: 56 s with 2 threads vs 9 s with 1, beside one busy process)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def task():
     x_train, y_train = quadrants(1024, seed=1)
     x, y = quadrants(96, seed=2)
-    model = tiny_cnn(x_train, y_train)
+    model = train_tiny(x_train, y_train)
     with torch.no_grad():
         assert (model(x).argmax(1) == y).float().mean() > 0.9, "the tiny model did not learn"
     return SimpleNamespace(model=model, x=x, y=y)
