@@ -13,33 +13,40 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass, field
+from typing import Literal
 
 __all__ = ["RunConfig", "PROFILES", "FIELD_DEFAULTS", "DATASET_DEFAULTS", "METHOD_DEFAULTS",
-           "EVAL_ONLY", "make_config", "profile_deviations", "field_type", "milestones"]
+           "EVAL_ONLY", "make_config", "profile_deviations", "field_type", "field_choices",
+           "milestones"]
 
-TRAIN_ATTACKS = ("none", "fgsm", "pgd", "cw")
-METHODS = ("standard", "mustafa", "dynamic")
-ADV_MODES = ("replace", "concat")
-SCHEDULES = ("multistep", "cosine", "constant")
+# Closed sets of names, as types: `field_type` reads them and `_apply` checks them, in one place.
+# (Tests keep Dataset, Model and Loss equal to the DATASETS, MODELS and LOSSES registries.)
+Dataset = Literal["mnist", "fashion_mnist", "cifar10", "cifar10_jpeg", "image_folder", "npz"]
+Model = Literal["resnet18", "resnet34", "resnet50", "wrn"]
+Loss = Literal["ce", "pcl", "pcl_legacy", "center", "am_softmax", "prototype_conformity"]
+Schedule = Literal["multistep", "cosine", "constant"]
+Method = Literal["standard", "mustafa", "dynamic"]
+TrainAttack = Literal["none", "fgsm", "pgd", "cw"]
+AdvMode = Literal["replace", "concat"]
 
 
 @dataclass(frozen=True)
 class RunConfig:
     # --- data (paper: MNIST and CIFAR-10; here CIFAR-10 is the JPEG copy) ---
-    dataset: str = "cifar10_jpeg"
+    dataset: Dataset = "cifar10_jpeg"
     data_path: str = ""       # for the "npz" and "image_folder" datasets
     n_train: int = 0          # 0 = the whole training set minus n_val
     n_val: int = 1000         # held out of the training set for the validation curves
     n_eval: int = 0           # fixed, seeded evaluation subset of the test set; 0 = all of it
     augment: bool = True      # random crop (pad 4) + flip; the dataset default is applied
     # --- model (paper: ResNet-50 with DFL) ---
-    model: str = "resnet50"
+    model: Model = "resnet50"
     width: int = 64           # 64 = standard ResNet; 16 = standard WRN
     wrn_depth: int = 34       # WRN-34-10: the paper names no size (recorded guess)
     widen_factor: int = 10
     dfl: bool = True
     extra_fc: int = 0         # 0 = none; Mustafa et al.'s model adds a 1024-d FC layer
-    loss: str = "pcl"         # see LOSSES; "pcl_legacy" = the raw-distance form, for comparison
+    loss: Loss = "pcl"        # see LOSSES; "pcl_legacy" = the raw-distance form, for comparison
     pcl_w_intra: float = 1.0  # paper: every term weight 1 (Eq. 5)
     pcl_w_inter: float = 1.0
     pcl_margin: float | None = None   # None = the loss's own documented default
@@ -50,17 +57,17 @@ class RunConfig:
     batch_size: int = 64
     momentum: float = 0.9     # field default (paper silent)
     weight_decay: float = 5e-4  # field default (paper silent)
-    schedule: str = "multistep"  # lr / 10 at the milestones: field default
+    schedule: Schedule = "multistep"  # lr / 10 at the milestones: field default
     lr_milestones: str = "0.5,0.75"  # shares of the epochs where "multistep" divides lr by 10
     lr_warmup_epochs: float = 0.0  # linear lr warm-up from 0 over this many epochs, per batch
     # --- adversarial training (paper: 10 iterations, eps 0.03 CIFAR-10 / 0.3 MNIST, C&W c 0.1) ---
-    method: str = "standard"  # "standard", "mustafa" (baseline 1), "dynamic" (baseline 2)
-    train_attack: str = "none"  # "none" = the paper's "no defense"
+    method: Method = "standard"  # "standard", "mustafa" (baseline 1), "dynamic" (baseline 2)
+    train_attack: TrainAttack = "none"  # "none" = the paper's "no defense"
     eps: float = 0.03         # pixel units in [0, 1]
     attack_steps: int = 10
     alpha: float = 0.0        # 0 = the attack's default step (PGD: 2.5 * eps / steps)
     adv_fraction: float = 0.5  # share of each batch attacked (recorded guess)
-    adv_mode: str = "replace"  # "replace": attacked samples replace their clean ones in the batch;
+    adv_mode: AdvMode = "replace"  # "replace": attacked samples replace their clean ones in the batch;
                                # "concat": clean batch + attacked copies (Mustafa et al.)
     fgsm_random_start: bool = False
     cw_c: float = 0.1         # the paper's C&W (L2, fixed c, no search): non-informative, see
@@ -241,15 +248,25 @@ def _check_profile(profile: str) -> None:
 
 
 def field_type(key: str) -> tuple[type, bool]:
-    """(the field's base type, whether None is allowed), from RunConfig's type hints."""
+    """(the field's base type, whether None is allowed), from RunConfig's type hints; a closed
+    set of names (Literal) has base type str (`field_choices` gives the names)."""
     hints = typing.get_type_hints(RunConfig)
     if key not in hints:
         raise ValueError(f"unknown config key {key!r}; known: {', '.join(sorted(hints))}")
     hint = hints[key]
+    if typing.get_origin(hint) is Literal:
+        return str, False
     args = typing.get_args(hint)
     if args and type(None) in args:  # `float | None`
         return next(a for a in args if a is not type(None)), True
     return hint, False
+
+
+def field_choices(key: str) -> tuple[str, ...] | None:
+    """The names a closed-set field allows (its Literal's values), else None."""
+    field_type(key)  # unknown keys: the same error
+    hint = typing.get_type_hints(RunConfig)[key]
+    return typing.get_args(hint) if typing.get_origin(hint) is Literal else None
 
 
 def _apply(cfg: RunConfig, overrides: dict) -> RunConfig:
@@ -267,6 +284,9 @@ def _apply(cfg: RunConfig, overrides: dict) -> RunConfig:
                 f"config key {key!r} must be {want.__name__}{' or None' * optional}, got "
                 f"{type(value).__name__} {value!r}"
             )
+        choices = field_choices(key)
+        if choices is not None and value not in choices:
+            raise ValueError(f"unknown {key} {value!r}; known: {', '.join(choices)}")
         clean[key] = value
     out = dataclasses.replace(cfg, **clean)
     _validate(out)
@@ -302,10 +322,6 @@ def _validate(cfg: RunConfig) -> None:
             raise ValueError(f"config key {key!r} must be >= 0, got {getattr(cfg, key)}")
     if not 0.0 <= cfg.adv_fraction <= 1.0:
         raise ValueError(f"adv_fraction must be in [0, 1], got {cfg.adv_fraction}")
-    _check_choice(cfg, "train_attack", TRAIN_ATTACKS)
-    _check_choice(cfg, "method", METHODS)
-    _check_choice(cfg, "adv_mode", ADV_MODES)
-    _check_choice(cfg, "schedule", SCHEDULES)
     milestones(cfg)
     if cfg.method == "dynamic" and cfg.train_attack != "pgd":
         raise ValueError("method 'dynamic' is adversarial training with PGD: set train_attack='pgd'")
@@ -321,8 +337,3 @@ def _validate(cfg: RunConfig) -> None:
         raise ValueError("loss 'prototype_conformity' acts on the pooled features and Mustafa et "
                          "al.'s extra FC layer: set extra_fc (theirs: 1024); without it both "
                          "layers are the same vector and the regulariser counts twice")
-
-
-def _check_choice(cfg: RunConfig, key: str, known: tuple[str, ...]) -> None:
-    if getattr(cfg, key) not in known:
-        raise ValueError(f"unknown {key} {getattr(cfg, key)!r}; known: {', '.join(known)}")

@@ -119,3 +119,19 @@ def test_method_specific_errors():
         make_config("smoke", lr_milestones="0.8,0.5")
     with pytest.raises(ValueError, match="adv_mode"):
         make_config("smoke", adv_mode="mix")
+
+
+def test_closed_sets_are_types_that_match_the_registries():
+    from dfl_lib.config import field_choices
+    from dfl_lib.data import DATASETS
+    from dfl_lib.losses import LOSSES
+    from dfl_lib.models import MODELS
+
+    assert set(field_choices("dataset")) == set(DATASETS)
+    assert set(field_choices("model")) == set(MODELS)
+    assert set(field_choices("loss")) == set(LOSSES)
+    assert field_choices("lr") is None
+    for key, bad in (("loss", "arcface"), ("model", "vgg"), ("schedule", "step"),
+                     ("adv_mode", "mix"), ("method", "trades")):
+        with pytest.raises(ValueError, match=f"unknown {key} '{bad}'"):
+            make_config("smoke", **{key: bad})
