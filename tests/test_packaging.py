@@ -7,6 +7,7 @@ import tomllib
 from importlib.metadata import version
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,3 +59,18 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_public_names_resolve_and_are_in_their_modules_all():
+    import importlib
+
+    import dfl_lib
+
+    for name, (module, line) in dfl_lib.PUBLIC.items():
+        assert line and len(line) < 100, name
+        obj = getattr(dfl_lib, name)
+        assert obj is getattr(importlib.import_module(f"dfl_lib.{module}"), name)
+        assert name in importlib.import_module(f"dfl_lib.{module}").__all__, name
+    assert set(dfl_lib.__all__) == {"__version__", *dfl_lib.PUBLIC}
+    with pytest.raises(AttributeError, match="no attribute 'private_thing'"):
+        dfl_lib.private_thing  # noqa: B018
