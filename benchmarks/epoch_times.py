@@ -12,7 +12,7 @@ import time
 import torch
 
 from dfl_lib.config import make_config
-from dfl_lib.train import build_components, load_data, training_attack
+from dfl_lib.train import build_components, build_optimizer, load_data, training_attack
 from dfl_lib.loops import train_epoch
 
 ARCHS = [("resnet18", False), ("resnet18", True), ("resnet34", False), ("resnet34", True),
@@ -24,8 +24,7 @@ def seconds_per_epoch(cfg, data, *, batches: int) -> float:
     model, loss = build_components(cfg, data)
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model.to(memory_format=fmt)
-    opt = torch.optim.SGD(list(model.parameters()) + list(loss.parameters()), lr=cfg.lr,
-                          momentum=cfg.momentum)
+    opt = build_optimizer(cfg, model, loss)  # the engine's groups, rates and weight decay
     gen = torch.Generator().manual_seed(0)
     attack = training_attack(cfg, epoch=cfg.epochs - 1, generator=gen)
     n = cfg.batch_size * (batches + 1)

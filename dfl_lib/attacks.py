@@ -163,15 +163,29 @@ def _logits_seen(model: nn.Module):
         handle.remove()
 
 
-def _iterate(model, x, y, *, eps, alpha, steps, loss_fn, start, decay=None, keep_best=False):
+def _iterate(model, x, y, *, eps, alpha, steps, loss_fn, start, decay=None, keep_best=False,
+             moving=None):
     """`steps` L-inf steps from `start`; with `decay` set, MIM's momentum on the normalised
     gradient. x, start: (N, C, H, W). Returns the detached last iterate, or with keep_best the
-    per-example best of all iterates (start and last included; see `_Best`)."""
+    per-example best of all iterates (start and last included; see `_Best`).
+
+    `moving(x_adv, grad) -> bool (N,)`, if given, stops examples one by one: from the second
+    step on, an example steps only while it has been moving at every check so far (its check
+    uses the gradient at its current point, the one the step then uses). The first step is
+    always taken; the loop ends early once no example moves. (Wang et al.'s FOSC stopping.)
+    """
     x_adv, momentum = start.detach(), torch.zeros_like(x)
     best = _Best() if keep_best else None
-    for _ in range(steps):
+    active = None  # (N,) bool once `moving` has been asked
+    for t in range(steps):
         with _logits_seen(model) as seen:
             loss, grad = _input_grad(model, x_adv, y, loss_fn)
+        if moving is not None and t > 0:
+            now = moving(x_adv, grad)
+            active = now if active is None else active & now
+            if not active.any():
+                break
+            grad = grad * active.view(-1, 1, 1, 1).to(grad.dtype)  # sign(0) = 0: no step
         if best is not None:
             logits = seen.get("logits")
             if logits is None:  # a loss_fn that never called the model itself

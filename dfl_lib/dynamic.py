@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attacks import _check, _input_grad, _random_start, ce_loss, project_linf
+from .attacks import _check, _iterate, _random_start, ce_loss
 
 __all__ = ["fosc", "dynamic_criterion", "dynamic_pgd", "SelfWeightedCrossEntropy"]
 
@@ -44,8 +44,9 @@ def dynamic_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: floa
     <= c_threshold, in the order of Wang et al.'s code (pgd_attack.py, LinfPGDAttack.perturb):
     from the random start the first step is always taken; after every step the FOSC is measured
     at the new point with the gradient there, and it decides whether the example takes the next
-    step (the gradient is reused for that step). FOSC is computed on the per-example loss, so
-    one example's gradient does not depend on the batch size.
+    step (the gradient is reused for that step). It is the library's PGD iteration with a
+    per-example stop (`attacks._iterate(moving=...)`); FOSC uses the per-example loss, so one
+    example's gradient does not depend on the batch size.
 
     Differences from their code: the random start is clamped to [0, 1] before the first gradient
     (theirs is clipped only after the first step), and the box-aware FOSC is an option.
@@ -54,19 +55,13 @@ def dynamic_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: floa
     _check(model, x, y, eps=eps, c_threshold=c_threshold, alpha=alpha, steps=steps)
     alpha = eps / 4 if alpha is None else alpha
     x0 = x.detach()
-    x_adv = _random_start(x0, eps=eps, generator=generator) if random_start and eps > 0 else x0
-    active = torch.ones(len(x0), dtype=torch.bool, device=x0.device)  # (N,) still moving
-    _, grad = _input_grad(model, x_adv, y, ce_loss)
-    for t in range(steps):
-        step = alpha * grad.sign() * active.view(-1, 1, 1, 1).to(grad.dtype)
-        x_adv = project_linf(x_adv + step, x0, eps=eps)
-        if t == steps - 1:  # their code measures FOSC once more here, only to log it
-            break
-        _, grad = _input_grad(model, x_adv, y, ce_loss)  # at the new point: FOSC, next step
-        active &= fosc(x_adv, x0, grad, eps=eps, box_aware=box_aware) > c_threshold
-        if not active.any():
-            break
-    return x_adv.detach()
+    start = _random_start(x0, eps=eps, generator=generator) if random_start and eps > 0 else x0
+
+    def moving(x_adv: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:  # (N,) bool
+        return fosc(x_adv, x0, grad, eps=eps, box_aware=box_aware) > c_threshold
+
+    return _iterate(model, x0, y, eps=eps, alpha=alpha, steps=steps, loss_fn=ce_loss,
+                    start=start, moving=moving)
 
 
 class SelfWeightedCrossEntropy(nn.Module):

@@ -36,8 +36,8 @@ from .loops import batch_indices, to_float, train_epoch
 from .models import build_model
 from .runlock import run_lock
 
-__all__ = ["build_components", "train", "run_name", "run_path", "training_attack", "validate",
-           "BASELINE_NOTES"]
+__all__ = ["build_components", "build_optimizer", "build_scheduler", "train", "run_name",
+           "run_path", "training_attack", "validate", "BASELINE_NOTES"]
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ def validate(model, loss, data, cfg: RunConfig) -> dict:
     return out
 
 
-def _optimizer(cfg: RunConfig, model: nn.Module, loss: nn.Module) -> torch.optim.Optimizer:
+def build_optimizer(cfg: RunConfig, model: nn.Module, loss: nn.Module) -> torch.optim.Optimizer:
     """SGD over the model (group 0) and the loss's centroids (their own groups, no decay).
 
     Centroid rate: cfg.centroid_lr, else the loss's `default_centroid_lr`, else (None) the
@@ -225,7 +225,7 @@ def _optimizer(cfg: RunConfig, model: nn.Module, loss: nn.Module) -> torch.optim
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def _scheduler(cfg: RunConfig, opt) -> torch.optim.lr_scheduler.LRScheduler:
+def build_scheduler(cfg: RunConfig, opt) -> torch.optim.lr_scheduler.LRScheduler:
     """Per-group lr factors by epoch: cfg.schedule, or for Mustafa et al. their two stages
     (stage 1: / 10 at 81, 122, 140 of 164 epochs; stage 2: a tenth of the base rate, constant;
     their centre groups keep their own fixed rates, never decayed)."""
@@ -305,8 +305,8 @@ def _train_in(rdir: Path, model, loss, data, cfg: RunConfig, *, resume, progress
     model.to(device=device, memory_format=memory_format)
     loss.to(device)
 
-    opt = _optimizer(cfg, model, loss)
-    sched = _scheduler(cfg, opt)
+    opt = build_optimizer(cfg, model, loss)
+    sched = build_scheduler(cfg, opt)
     gens = {"data": torch.Generator().manual_seed(cfg.seed),
             "attack": torch.Generator().manual_seed(cfg.seed + 1)}
     history: list[dict] = []

@@ -55,8 +55,8 @@ def test_mustafa_rates_centres_fixed_model_lr_tenth_in_stage_two(synthetic_npz):
     model, loss = build_components(cfg, data)
     assert model.feature_dims["penultimate"] == 1024  # their extra FC layer
     assert loss.w_conprox == 1e-5  # adversarial training: w_conprox 1e-5
-    opt = train_mod._optimizer(cfg, model, loss)
-    sched = train_mod._scheduler(cfg, opt)
+    opt = train_mod.build_optimizer(cfg, model, loss)
+    sched = train_mod.build_scheduler(cfg, opt)
     centre = [g["lr"] for g in opt.param_groups[1:]]
     assert centre == [0.5, pytest.approx(1e-5 / 1e-5)]  # prox 0.5; conprox 1e-5 / w 1e-5
     model_lrs = []
@@ -124,8 +124,8 @@ def test_dynamic_weights_ce_from_the_second_epoch_and_steps_lr_at_their_mileston
     assert isinstance(train_mod._stage_loss(cfg, loss, 1, None), SelfWeightedCrossEntropy)
     data = load_data(cfg)
     model, loss = build_components(cfg, data)
-    opt = train_mod._optimizer(cfg, model, loss)
-    sched = train_mod._scheduler(cfg, opt)
+    opt = train_mod.build_optimizer(cfg, model, loss)
+    sched = train_mod.build_scheduler(cfg, opt)
     lrs = []
     for _ in range(12):
         lrs.append(opt.param_groups[0]["lr"])
