@@ -22,36 +22,28 @@ differentiate with respect to the input only), and the global RNG is left as it 
 """
 from __future__ import annotations
 
-import inspect
 import math
 import re
 import time
 import warnings
-from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .attacks import ATTACKS, LogitsOnly, logits_of, pgd
+from .attack_registry import PEER_ATTACKS, REGISTRY, frozen, pcl_loss  # noqa: F401 (pcl_loss)
+from .attacks import logits_of
 from .checks import check_images, check_known, check_labels, check_nonnegative
 from .data import balanced_indices
 from .loops import batch_indices, to_float
-from .losses import pairwise_distance
 
 __all__ = ["eval_subset", "eval_subset_indices", "wilson_interval", "robust_accuracy",
            "evaluate", "as_frame", "EvalTable", "pcl_loss", "attack_norm", "threat_budget",
-           "worst_case_name", "ATTACK_NAMES", "ATTACK_NORMS", "WORST_CASE"]
+           "worst_case_name", "ATTACK_NAMES", "WORST_CASE"]
 
 WORST_CASE = "worst case"
-# The original AutoAttack's "standard" budgets (Croce & Hein 2020): 100 iterations for APGD and
-# FAB, 5000 queries for Square. torchattacks 3.3.0's AutoAttack builds its APGD/APGD-T/FAB with
-# steps=10; we reset them to these values so "autoattack" means the published evaluation.
-AA_STEPS = 100
-AA_QUERIES = 5000
+ATTACK_NAMES = tuple(sorted(REGISTRY))
 
 
 # --------------------------------------------------------------------------- subsets and intervals
@@ -98,153 +90,18 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return lo, hi
 
 
-# --------------------------------------------------------------------------- the adaptive attack
-
-def pcl_loss(centroids, *, feature: str = "penultimate", ce_weight: float = 0.0) -> Callable:
-    """The adaptive objective against a centroid defence, as a `loss_fn` for `pgd` (N,):
-
-        d(f, c_y) - min_{j != y} d(f, c_j)   (+ ce_weight * CE)
-
-    maximising it pulls the feature f = features[feature] towards the nearest wrong centroid and
-    away from its own, the direction the Polarised Contrastive Loss trained against.
-    `centroids`: a loss module with `.distances(f)` (PolarisedContrastiveLoss and its legacy
-    form: d is the loss's own distance, on directions or raw), or a tensor (K, d) or module
-    with `.centroids` (d is the Euclidean distance). The attack never changes the centroids.
-    """
-    own_distances = getattr(centroids, "distances", None)
-    c = getattr(centroids, "centroids", centroids)
-    if not isinstance(c, torch.Tensor) or c.dim() != 2:
-        raise TypeError("centroids must be a (K, d) tensor or a module with .centroids (K, d)")
-    c = c.detach()
-    check_nonnegative(ce_weight, name="ce_weight")
-
-    def distances(f: torch.Tensor) -> torch.Tensor:  # (N, d) -> (N, K), no gradient to c
-        if own_distances is not None:
-            return own_distances(f)  # torch.autograd.grad in the attack fills no .grad
-        return pairwise_distance(f, c.to(f.device, f.dtype))
-
-    def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        out = model(x, return_features=True)
-        if not isinstance(out, tuple):
-            raise TypeError("pgd_pcl needs a model with forward(x, return_features=True) -> "
-                            "(logits, features)")
-        logits, feats = out
-        if feature not in feats:
-            raise KeyError(f"the model returned no features[{feature!r}]; it has {sorted(feats)}")
-        f = feats[feature]  # (N, d)
-        if f.shape[1] != c.shape[1]:
-            raise ValueError(f"features[{feature!r}] are {f.shape[1]}-d, centroids {c.shape[1]}-d")
-        dist = distances(f)  # (N, K)
-        own = dist.gather(1, y[:, None]).squeeze(1)
-        nearest_other = dist.masked_fill(F.one_hot(y, c.shape[0]).bool(), float("inf")).amin(1)
-        value = own - nearest_other
-        if ce_weight:
-            value = value + ce_weight * F.cross_entropy(logits, y, reduction="none")
-        return value
-
-    loss.__name__ = f"pcl_loss[{feature}]"
-    return loss
-
-
-# --------------------------------------------------------------------------- attack runners
-# Each runner: (model in eval mode, x (B, C, H, W), y (B,), generator, seed, **kwargs) -> x_adv.
-# `settings(kwargs)` gives the full settings (defaults filled in) recorded in the results.
-
-def _own(fn):
-    def run(model, x, y, *, generator, seed, **kw):
-        if "generator" in inspect.signature(fn).parameters:
-            kw.setdefault("generator", generator)
-        return fn(model, x, y, **kw)
-    return run
-
-
-def _pgd_pcl(model, x, y, *, generator, seed, centroids=None, feature="penultimate",
-             ce_weight=0.0, **kw):
-    if centroids is None:
-        raise ValueError("pgd_pcl needs centroids= (K, d), e.g. the PCL loss's .centroids")
-    loss_fn = pcl_loss(centroids, feature=feature, ce_weight=ce_weight)
-    return pgd(model, x, y, loss_fn=loss_fn, generator=generator, **kw)
-
-
-def _transfer(model, x, y, *, generator, seed, surrogate=None, craft="pgd", **kw):
-    """Adversarial examples crafted on an independently trained surrogate, then shown to model."""
-    if surrogate is None:
-        raise ValueError("transfer needs surrogate=<an independently trained model in eval mode>")
-    if surrogate is model:
-        raise ValueError("the transfer surrogate must be a different model from the one attacked")
-    check_known(craft, ATTACKS, kind="attack")
-    with _frozen(surrogate):
-        return _own(ATTACKS[craft])(surrogate, x, y, generator=generator, seed=seed, **kw)
-
-
-def _torchattacks(kind: str):
-    def run(model, x, y, *, generator, seed, eps, n_classes, **kw):
-        import torchattacks  # the pinned peer library; imported only when used
-
-        wrapped = LogitsOnly(model)
-        if kind == "apgd_ce":
-            atk = torchattacks.APGD(wrapped, norm="Linf", eps=eps, seed=seed, loss="ce", **kw)
-        elif kind == "apgd_t":
-            atk = torchattacks.APGDT(wrapped, norm="Linf", eps=eps, seed=seed,
-                                     n_classes=n_classes, **kw)
-        elif kind == "fab":
-            atk = torchattacks.FAB(wrapped, norm="Linf", eps=eps, seed=seed, n_classes=n_classes,
-                                   **kw)
-        elif kind == "square":
-            atk = torchattacks.Square(wrapped, norm="Linf", eps=eps, seed=seed, **kw)
-        else:  # autoattack, standard version: APGD-CE, APGD-T, FAB-T, Square
-            steps, n_queries = kw.pop("steps"), kw.pop("n_queries")
-            atk = torchattacks.AutoAttack(wrapped, norm="Linf", eps=eps, version="standard",
-                                          n_classes=n_classes, seed=seed, **kw)
-            for sub in atk._autoattack.attacks:
-                if isinstance(sub, torchattacks.Square):
-                    sub.n_queries = n_queries
-                else:
-                    sub.steps = steps
-        return atk(x, y)
-    return run
-
-
-_TA_DEFAULTS = {
-    "apgd_ce": {"steps": AA_STEPS, "n_restarts": 1},
-    "apgd_t": {"steps": AA_STEPS, "n_restarts": 1},
-    "fab": {"steps": AA_STEPS, "n_restarts": 1, "multi_targeted": True},  # FAB-T, as in AA
-    "square": {"n_queries": AA_QUERIES, "n_restarts": 1},
-    "autoattack": {"steps": AA_STEPS, "n_queries": AA_QUERIES},
-}
-
-_RUNNERS: dict[str, Callable] = {
-    # eps is accepted and ignored, so loops can pass one budget to every attack
-    "clean": lambda model, x, y, *, generator, seed, eps=None: x,
-    **{name: _own(fn) for name, fn in ATTACKS.items()},
-    "pgd_ce": _own(pgd),
-    "pgd_pcl": _pgd_pcl,
-    "transfer": _transfer,
-    **{name: _torchattacks(name) for name in _TA_DEFAULTS},
-}
-ATTACK_NAMES = tuple(sorted(_RUNNERS))
-# threat model of each attack (the rest are L-inf); "transfer" takes its crafting attack's
-ATTACK_NORMS = {"clean": None, "cw": "L2"}
-
+# --------------------------------------------------------------------------- settings
 
 def _settings(attack: str, kwargs: dict, *, seed: int, n_classes: int) -> dict:
-    """The attack's full settings (defaults filled in), as JSON-safe values."""
-    fn = {"pgd_ce": pgd, "pgd_pcl": pgd}.get(attack, ATTACKS.get(attack))
-    if attack == "transfer":
-        fn = ATTACKS[kwargs.get("craft", "pgd")]
-    full = {}
-    if fn is not None:
-        for name, p in inspect.signature(fn).parameters.items():
-            if p.kind == p.KEYWORD_ONLY and p.default is not p.empty and name != "generator":
-                full[name] = p.default
-    if attack in _TA_DEFAULTS:
-        full.update(_TA_DEFAULTS[attack], norm="Linf", n_classes=n_classes)
-    if attack == "pgd_pcl":
-        full.update(loss_fn="pcl_loss", feature="penultimate", ce_weight=0.0)
-    if attack == "transfer":
-        full["craft"] = "pgd"
+    """The attack's full settings (the registry's defaults, then the caller's), JSON-safe."""
     if attack == "clean":
         return {}
+    entry = REGISTRY[attack]
+    full = dict(entry.defaults)
+    if attack == "transfer":  # the crafting attack's own defaults
+        full.update(REGISTRY[kwargs.get("craft", "pgd")].defaults, craft="pgd")
+    if attack in PEER_ATTACKS:
+        full.update(norm="Linf", n_classes=n_classes)
     full.update(kwargs, seed=seed)
     return {k: _json_safe(v) for k, v in sorted(full.items())}
 
@@ -266,32 +123,15 @@ def _json_safe(v):
     return repr(v)
 
 
-@contextmanager
-def _frozen(model: nn.Module):
-    """Require eval mode; restore every submodule's mode afterwards (torchattacks calls .eval())
-    and leave the global RNG as it was (torchattacks' APGD/FAB/Square reseed it)."""
-    if model.training:
-        raise ValueError("put the model in eval mode (model.eval()) before evaluating: in train "
-                         "mode BatchNorm uses batch statistics and updates its running buffers")
-    modes = [(m, m.training) for m in model.modules()]
-    devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
-    try:
-        with torch.random.fork_rng(devices=devices):
-            yield
-    finally:
-        for m, mode in modes:
-            m.train(mode)
-
-
 # --------------------------------------------------------------------------- one attack
 
 def attack_norm(attack: str, kwargs: dict | None = None) -> str | None:
-    """The threat model of an attack: "Linf", "L2", or None for "clean". A transfer attack has
-    the norm of the attack it crafts with."""
-    check_known(attack, _RUNNERS, kind="attack")
+    """The threat model of an attack (its registry entry's): "Linf", "L2", or None for
+    "clean". A transfer attack has the norm of the attack it crafts with."""
+    check_known(attack, REGISTRY, kind="attack")
     if attack == "transfer":
         return attack_norm((kwargs or {}).get("craft", "pgd"))
-    return ATTACK_NORMS.get(attack, "Linf")
+    return REGISTRY[attack].norm
 
 
 def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack: str,
@@ -315,10 +155,10 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attac
     wrong, before the budget), None where there are none. nan_count counts adversarial examples
     holding NaN; they are replaced by the clean input (the attack failed).
     """
-    check_known(attack, _RUNNERS, kind="attack")
+    check_known(attack, REGISTRY, kind="attack")
     check_images(x, name="x")
     check_labels(y, n=x.shape[0], name="y")
-    if attack in _TA_DEFAULTS and "eps" not in attack_kwargs:
+    if attack in PEER_ATTACKS and "eps" not in attack_kwargs:
         raise ValueError(f"{attack} needs eps=")
     norm = attack_norm(attack, attack_kwargs)
     if l2_budget is not None:
@@ -327,17 +167,18 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attac
             raise ValueError(f"l2_budget is for L2 attacks; {attack} is {norm}")
     y = y.to(x.device).long()
     start = time.perf_counter()
-    with _frozen(model):
+    with frozen(model):
         with torch.no_grad():
             n_classes = int(logits_of(model, x[:1]).shape[1])
-        kwargs = dict(_TA_DEFAULTS.get(attack, {}), **attack_kwargs)
-        if attack in _TA_DEFAULTS:
+        kwargs = dict(REGISTRY[attack].defaults, **attack_kwargs) if attack in PEER_ATTACKS \
+            else dict(attack_kwargs)
+        if attack in PEER_ATTACKS:
             kwargs["n_classes"] = n_classes
         generator = torch.Generator().manual_seed(seed)
         correct, fooled_l2, max_linf, max_l2, nan_count = [], [], 0.0, 0.0, 0
         for idx in batch_indices(len(y), batch_size=batch_size, shuffle=False):
             xb, yb = x[idx], y[idx]
-            x_adv = _RUNNERS[attack](model, xb, yb, generator=generator, seed=seed, **kwargs)
+            x_adv = REGISTRY[attack].run(model, xb, yb, generator=generator, seed=seed, **kwargs)
             x_adv = x_adv.detach().to(xb.device, xb.dtype)
             bad = torch.isnan(x_adv).flatten(1).any(1)  # (B,)
             nan_count += int(bad.sum())
@@ -405,8 +246,8 @@ class EvalTable(list):
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attacks: dict[str, dict],
-             batch_size: int = 250, seed: int = 0, masks_dir: str | Path | None = None
-             ) -> EvalTable:
+             batch_size: int = 250, seed: int = 0, masks_dir: str | Path | None = None,
+             live: dict | None = None) -> EvalTable:
     """One row per attack, then one "worst case" row per threat model (norm and budget): the
     per-example AND of the masks of every attack of that threat model (an example counts as
     robust only if it survived all of them). Attacks of different threat models are never
@@ -421,6 +262,9 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attacks: dic
     "settings", "max_linf", "max_l2", "median_l2", "nan_count", "seconds"[, "note"]}; a worst-case
     row's settings name its threat model and the rows it combines. With masks_dir, each row's
     mask is saved there as <name>.npy (bool (n,)).
+    live: runtime objects the attacks may need ({"centroids": a PCL loss, "surrogate": a model}),
+    kept out of `attacks` so a suite stays plain data; each row gets those its registry entry
+    `needs` (a row's own setting wins).
     """
     if not attacks:
         raise ValueError("attacks is empty: give at least one, e.g. {'clean': {}}")
@@ -432,6 +276,10 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attacks: dic
     for name, kwargs in attacks.items():
         kwargs = dict(kwargs)
         attack, note = kwargs.pop("attack", name), kwargs.pop("note", None)
+        check_known(attack, REGISTRY, kind="attack")
+        for need in REGISTRY[attack].needs:
+            if live and need in live:
+                kwargs.setdefault(need, live[need])
         result = robust_accuracy(model, x, y, attack=attack, batch_size=batch_size,
                                  **{"seed": seed, **kwargs})
         table.masks[name] = result.pop("correct")

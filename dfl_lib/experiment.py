@@ -129,20 +129,18 @@ def evaluate_run(cfg: RunConfig, *, suite: str = "full", data_root=None, runs_ro
     device = resolve_device(cfg.device)
     x, y = eval_subset(data, n=cfg.n_eval or len(data.y_test), seed=cfg.seed)
     x, y = x.to(device), y.to(device)
-    attacks = attack_suite(cfg, suite=suite)
-    for spec in attacks.values():
-        if spec["attack"] == "pgd_pcl":
-            spec["centroids"] = loss  # the loss's own distances (directions or raw)
+    attacks = attack_suite(cfg, suite=suite)  # plain data; live objects go separately
+    live = {"centroids": loss}  # the adaptive attack uses the loss's own distances
     surrogate = None
     if transfer and suite == "full":
         surrogate = train_run(surrogate_config(cfg), data=data, runs_root=runs_root,
                               progress=progress)["model"]
+        live["surrogate"] = surrogate
         attacks["transfer PGD (undefended surrogate)"] = {
-            "attack": "transfer", "eps": cfg.eps, "steps": 5 * cfg.attack_steps,
-            "surrogate": surrogate}
+            "attack": "transfer", "eps": cfg.eps, "steps": 5 * cfg.attack_steps}
     rdir = Path(run["run_dir"])
     table = evaluate(model, x, y, attacks=attacks, batch_size=cfg.eval_batch_size, seed=cfg.seed,
-                     masks_dir=rdir / f"masks-{suite}")
+                     masks_dir=rdir / f"masks-{suite}", live=live)
     flags = []
     if suite == "full":  # reuses the table's FGSM, PGD, Square and transfer masks
         flags = masking_checks(model, x, y, eps=cfg.eps, results=table, surrogate=surrogate,

@@ -42,15 +42,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .attack_registry import REGISTRY
 from .attacks import logits_of
 from .checks import check_images, check_labels, check_nonnegative
 from .evaluate import WORST_CASE, robust_accuracy
 
 __all__ = ["Tolerance", "masking_checks", "failed_checks", "CHECKS"]
 
-# gradient-based attacks whose rows in an EvalTable join the white-box side of check 7
-WHITE_BOX = ("fgsm", "bim", "mim", "pgd", "pgd_ce", "cw_pgd", "pgd_pcl", "apgd_ce", "apgd_t",
-             "fab")
+# gradient-based attacks (the registry's white-box and adaptive kinds) whose rows in an
+# EvalTable join the white-box side of check 7
+WHITE_BOX = tuple(name for name, e in REGISTRY.items() if e.kind in ("white-box", "adaptive"))
 CHECKS = ("logits", "deterministic", "zero_grad", "eps_sweep", "iterative", "more_steps",
           "black_box")
 
@@ -154,8 +155,8 @@ def _reusable(results, *, eps: float, n: int) -> tuple[dict, dict, dict]:
                 found["fgsm"], names["fgsm"] = results.masks[name], name
             elif row["attack"] in ("square", "transfer"):
                 found[row["attack"]], names[row["attack"]] = results.masks[name], name
-            elif row["attack"] in ("pgd", "pgd_ce") and s.get("loss_fn") == "ce_loss":
-                pgd_rows.append((s.get("steps", 10) * s.get("restarts", 1), name))
+            elif _is_ce_pgd(row):
+                pgd_rows.append((s["steps"] * s["restarts"], name))
             elif row["attack"] in WHITE_BOX:
                 white[name] = results.masks[name]
         if pgd_rows:
@@ -177,6 +178,15 @@ def _reusable(results, *, eps: float, n: int) -> tuple[dict, dict, dict]:
         found = dict(results)
         labels = {role: f"{role} (reused)" for role in found}
     return _as_masks(found, n), labels, _as_masks(white, n)
+
+
+def _is_ce_pgd(row: dict) -> bool:
+    """A white-box row of our PGD function on its default objective (cross-entropy): the loss it
+    records is the registry's default for PGD, not one a caller passed."""
+    entry, reference = REGISTRY.get(row["attack"]), REGISTRY["pgd"]
+    default = reference.defaults["loss_fn"]
+    return (entry is not None and entry.kind == "white-box" and entry.fn is reference.fn
+            and row.get("settings", {}).get("loss_fn") == getattr(default, "__name__", default))
 
 
 def _as_masks(masks: dict, n: int) -> dict[str, torch.Tensor]:

@@ -1,0 +1,96 @@
+"""The attack registry: every entry runs on its own through the evaluation (the AutoAttack
+components each alone too), describes its norm, kind and defaults, and callers read roles from
+it instead of recognising names."""
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from conftest import quadrants, train_tiny
+from dfl_lib.attack_registry import KINDS, PEER_ATTACKS, REGISTRY
+from dfl_lib.evaluate import robust_accuracy
+from dfl_lib.masking import WHITE_BOX, _is_ce_pgd
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+EPS = 0.1
+# small budgets: every entry must run, not be strong here
+BUDGETS = {"apgd_ce": {"steps": 3}, "apgd_t": {"steps": 3}, "fab": {"steps": 3},
+           "square": {"n_queries": 20}, "autoattack": {"steps": 3, "n_queries": 20},
+           "cw": {"steps": 5}, "bim": {"steps": 3}, "mim": {"steps": 3}, "pgd": {"steps": 3},
+           "pgd_ce": {"steps": 3}, "pgd_pcl": {"steps": 3}, "cw_pgd": {"steps": 3},
+           "transfer": {"steps": 3}}
+
+
+@pytest.fixture(scope="module")
+def task():
+    x_train, y_train = quadrants(512, seed=1)
+    x, y = quadrants(24, seed=2)
+    model = train_tiny(x_train, y_train, seed=0)
+    surrogate = train_tiny(x_train, y_train, seed=1)
+    with torch.no_grad():
+        _, feats = model(x_train, return_features=True)
+    centroids = torch.stack([feats["penultimate"][y_train == k].mean(0) for k in range(4)])
+    return SimpleNamespace(model=model, surrogate=surrogate, centroids=centroids, x=x, y=y)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_every_entry_runs_alone_and_records_its_defaults(task, name):
+    entry = REGISTRY[name]
+    assert entry.kind in KINDS and entry.norm in (None, "Linf", "L2") and entry.summary
+    kwargs = dict(BUDGETS.get(name, {}))
+    if entry.norm == "Linf":
+        kwargs["eps"] = EPS
+    live = {"centroids": task.centroids, "surrogate": task.surrogate}
+    kwargs.update({need: live[need] for need in entry.needs})
+    row = robust_accuracy(task.model, task.x, task.y, attack=name, **kwargs)
+    clean = robust_accuracy(task.model, task.x, task.y, attack="clean")
+    assert row["n"] == len(task.y) and row["accuracy"] <= clean["accuracy"]
+    assert row["norm"] == entry.norm
+    if entry.norm == "Linf":
+        assert row["max_linf"] <= EPS + 1e-6
+    # the recorded settings hold every default (overridden where the caller said so)
+    assert set(entry.defaults) <= set(row["settings"])
+    for key, value in BUDGETS.get(name, {}).items():
+        assert row["settings"][key] == value
+
+
+def test_peer_attacks_are_the_torchattacks_ones_with_autoattacks_budgets():
+    assert set(PEER_ATTACKS) == {"apgd_ce", "apgd_t", "fab", "square", "autoattack"}
+    assert REGISTRY["apgd_t"].defaults["steps"] == 100
+    assert REGISTRY["square"].defaults["n_queries"] == 5000
+    assert REGISTRY["square"].kind == "score-based" and REGISTRY["transfer"].kind == "transfer"
+
+
+def test_roles_come_from_the_registry_not_from_names():
+    assert "square" not in WHITE_BOX and "transfer" not in WHITE_BOX
+    assert {"pgd", "apgd_t", "fab", "pgd_pcl", "cw_pgd"} <= set(WHITE_BOX)
+    ce = {"attack": "pgd", "settings": {"loss_fn": "ce_loss", "steps": 10, "restarts": 1}}
+    cw = {"attack": "pgd", "settings": {"loss_fn": "cw_margin", "steps": 10, "restarts": 1}}
+    adaptive = {"attack": "pgd_pcl", "settings": {"loss_fn": "ce_loss"}}
+    assert _is_ce_pgd(ce) and not _is_ce_pgd(cw) and not _is_ce_pgd(adaptive)
+
+
+def test_registering_a_name_twice_or_an_unknown_kind_is_an_error():
+    from dfl_lib.attack_registry import register
+
+    with pytest.raises(ValueError, match="registered twice"):
+        register("pgd", norm="Linf", kind="white-box", summary="x", defaults={})(lambda: None)
+    with pytest.raises(ValueError, match="unknown kind"):
+        register("new", norm="Linf", kind="grey-box", summary="x", defaults={})
+
+
+def test_live_objects_reach_only_the_rows_that_need_them_and_suites_stay_data(task):
+    import copy
+
+    from dfl_lib.evaluate import evaluate
+
+    attacks = {"pgd": {"eps": EPS, "steps": 2}, "pgd_pcl": {"eps": EPS, "steps": 2},
+               "transfer": {"eps": EPS, "steps": 2}}
+    before = copy.deepcopy(attacks)
+    table = evaluate(task.model, task.x, task.y, attacks=attacks,
+                     live={"centroids": task.centroids, "surrogate": task.surrogate})
+    assert attacks == before  # nothing written into the suite
+    rows = {r["name"]: r for r in table}
+    assert rows["pgd_pcl"]["settings"]["centroids"] == "tensor(4, 32)"
+    assert rows["transfer"]["settings"]["surrogate"].startswith("TinyCNN")
+    assert "surrogate" not in rows["pgd"]["settings"] and "centroids" not in rows["pgd"]["settings"]
