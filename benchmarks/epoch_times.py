@@ -12,7 +12,8 @@ import time
 import torch
 
 from dfl_lib.config import make_config
-from dfl_lib.train import build_components, build_optimizer, load_data, training_attack
+from dfl_lib.methods import training_attack
+from dfl_lib.train import build_components, build_optimizer, load_data
 from dfl_lib.loops import train_epoch
 
 ARCHS = [("resnet18", False), ("resnet18", True), ("resnet34", False), ("resnet34", True),

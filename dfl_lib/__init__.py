@@ -41,7 +41,7 @@ PUBLIC = {
     "evaluate_run": ("experiment", "evaluate a run with a suite; metrics with provenance, reused by key"),
     "attack_suite": ("experiment", "the 'paper' or 'full' attack suite of a config, as data"),
     "paper_column_rows": ("experiment", "which row stands for each of the paper's columns"),
-    "BASELINE_NOTES": ("train", "what each baseline follows of its authors' code, and what differs"),
+    "BASELINE_NOTES": ("methods", "what each baseline follows of its authors' code, and what differs"),
     # figures and tables
     "curve_grid": ("plots", "training curves from run histories, panels by row and metric"),
     "format_accuracy_table": ("tables", "a plain-text table of evaluation rows, one column per run"),

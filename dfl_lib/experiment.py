@@ -16,7 +16,9 @@ from .config import RunConfig
 from .device import resolve_device
 from .evaluate import eval_subset, evaluate
 from .masking import masking_checks
-from .train import BASELINE_NOTES, build_components, load_data, run_path, train
+from .methods import BASELINE_NOTES
+from .runfolder import run_path
+from .train import build_components, load_data, train
 
 __all__ = ["train_run", "attack_suite", "surrogate_config", "evaluate_run", "eval_key",
            "paper_column_rows",

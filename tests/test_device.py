@@ -13,6 +13,7 @@ import torch
 from dfl_lib import experiment, train as train_mod
 from dfl_lib.config import make_config
 from dfl_lib.device import resolve_device
+from dfl_lib.runfolder import run_path
 
 META = torch.device("meta")
 
@@ -80,7 +81,7 @@ def test_the_run_records_the_device_it_ran_on(synthetic_npz, tmp_path):
     data = train_mod.load_data(cfg)
     model, loss = train_mod.build_components(cfg, data)
     train_mod.train(model, loss, data, cfg, runs_root=tmp_path, progress=False)
-    done = json.loads((train_mod.run_path(cfg, data, runs_root=tmp_path) / "done.json").read_text())
+    done = json.loads((run_path(cfg, data, runs_root=tmp_path) / "done.json").read_text())
     assert done["device"] == str(resolve_device("auto"))  # resolved, not the word "auto"
 
 

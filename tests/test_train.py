@@ -13,7 +13,9 @@ import torch
 from dfl_lib import train as train_mod
 from dfl_lib.config import make_config
 from dfl_lib.loops import to_float
-from dfl_lib.train import build_components, load_data, run_path, train
+from dfl_lib import methods
+from dfl_lib.runfolder import run_path
+from dfl_lib.train import build_components, load_data, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -246,9 +248,9 @@ def test_history_records_each_loss_term(synthetic_npz, tmp_path):
 
 def test_lr_warmup_is_linear_per_batch_then_off(synthetic_npz):
     cfg = _cfg(synthetic_npz, lr_warmup_epochs=1.5)
-    first = train_mod._warmup(cfg, epoch=0, n_batches=10)
-    second = train_mod._warmup(cfg, epoch=1, n_batches=10)
+    first = methods.warmup(cfg, epoch=0, n_batches=10)
+    second = methods.warmup(cfg, epoch=1, n_batches=10)
     assert [first(i) for i in (0, 9)] == [pytest.approx(1 / 15), pytest.approx(10 / 15)]
     assert [second(i) for i in (0, 4, 9)] == [pytest.approx(11 / 15), 1.0, 1.0]
-    assert train_mod._warmup(cfg, epoch=2, n_batches=10) is None
-    assert train_mod._warmup(_cfg(synthetic_npz), epoch=0, n_batches=10) is None
+    assert methods.warmup(cfg, epoch=2, n_batches=10) is None
+    assert methods.warmup(_cfg(synthetic_npz), epoch=0, n_batches=10) is None
