@@ -39,8 +39,8 @@ PUBLIC = {
     "build_components": ("train", "the model and loss a config describes"),
     "train_run": ("experiment", "load data, build and train the run a config describes"),
     "evaluate_run": ("experiment", "evaluate a run with a suite; metrics with provenance, reused by key"),
-    "attack_suite": ("experiment", "the 'paper' or 'full' attack suite of a config, as data"),
-    "paper_column_rows": ("experiment", "which row stands for each of the paper's columns"),
+    "attack_suite": ("suites", "the 'paper' or 'full' attack suite of a config, as data"),
+    "paper_column_rows": ("suites", "which row stands for each of the paper's columns"),
     "BASELINE_NOTES": ("methods", "what each baseline follows of its authors' code, and what differs"),
     # figures and tables
     "curve_grid": ("plots", "training curves from run histories, panels by row and metric"),

@@ -18,6 +18,7 @@ from .evaluate import eval_subset, evaluate
 from .masking import masking_checks
 from .methods import BASELINE_NOTES
 from .runfolder import run_path
+from .suites import PAPER_COLUMNS, PAPER_SETTING_CW_NOTE, attack_suite, paper_column_rows  # noqa: F401
 from .train import build_components, load_data, train
 
 __all__ = ["train_run", "attack_suite", "surrogate_config", "evaluate_run", "eval_key",
@@ -39,67 +40,6 @@ def surrogate_config(cfg: RunConfig) -> RunConfig:
     """An independently trained, undefended model of the same architecture: the transfer source."""
     return cfg.replace(dfl=False, loss="ce", extra_fc=0, train_attack="none", method="standard",
                        seed=cfg.seed + 1000)
-
-
-# The paper's three test-time attacks and the study's rows for them. The paper's "C&W" column
-# is the C&W margin loss inside L-inf PGD (CW-inf, as the Dynamic AT baseline's tables use it):
-# the literal paper setting of an L2 C&W (fixed c = 0.1, 10 steps, no search) cannot move
-# most pixels (see PAPER_SETTING_CW_NOTE) and is kept beside it, labelled, not as the column.
-PAPER_COLUMNS = {"FGSM": "FGSM", "PGD": "PGD-{steps}", "C&W": "CW-inf (PGD-{steps})"}
-PAPER_SETTING_CW_NOTE = (
-    "non-informative: the paper's literal C&W (L2, fixed c = 0.1, 10 Adam steps of lr 0.01, no "
-    "binary search) barely moves pixels at exactly 0 or 1 (tanh box, 81% of MNIST pixels) and "
-    "does not search c, so it reads about clean accuracy on any model; the study's C&W column "
-    "is CW-inf, and the C&W-L2 row with binary search is the real L2 C&W")
-
-
-def paper_column_rows(cfg: RunConfig) -> dict[str, str]:
-    """{paper column: the row name that stands for it in this config's suites}."""
-    return {col: name.format(steps=cfg.attack_steps) for col, name in PAPER_COLUMNS.items()}
-
-
-def attack_suite(cfg: RunConfig, *, suite: str = "full") -> dict[str, dict]:
-    """Row name -> attack settings.
-
-    "paper": clean, FGSM, PGD-<steps>, CW-inf (the C&W margin in PGD-<steps>; the paper's C&W
-    column) at the config's eps, plus the literal paper C&W-L2 setting, with a note saying why
-    it is non-informative. "full": plus PGD-<5 steps> x 3 restarts, CW-inf with 5x the steps,
-    C&W-L2 with Carlini & Wagner's binary search over c (initial c = the paper's 0.1, x10 until
-    success then bisection; cfg.cw_l2_search_steps searches of cfg.cw_l2_steps Adam steps at lr
-    0.01 with early abort) reported at the L2 budget cfg.cw_l2_budget with the median L2 of its
-    successes, AutoAttack (standard), and for PCL-trained models the adaptive feature-space
-    attack (its centroids are passed by `evaluate_run`, not stored here).
-    """
-    eps, steps = cfg.eps, cfg.attack_steps
-    columns = paper_column_rows(cfg)
-    attacks = {
-        "clean": {"attack": "clean"},
-        columns["FGSM"]: {"attack": "fgsm", "eps": eps},
-        columns["PGD"]: {"attack": "pgd", "eps": eps, "steps": steps},
-        columns["C&W"]: {"attack": "cw_pgd", "eps": eps, "steps": steps},
-        f"C&W-L2 paper setting (c={cfg.cw_c:g}, {cfg.cw_steps} steps)": {
-            "attack": "cw", "c": cfg.cw_c, "steps": cfg.cw_steps, "binary_search_steps": 0,
-            "note": PAPER_SETTING_CW_NOTE},
-    }
-    if suite == "paper":
-        return attacks
-    if suite != "full":
-        raise ValueError(f"unknown suite {suite!r}; known: full, paper")
-    strong_steps = 5 * steps
-    attacks.update({
-        f"PGD-{strong_steps} x3 restarts": {"attack": "pgd", "eps": eps, "steps": strong_steps,
-                                            "restarts": 3},
-        f"CW-inf (PGD-{strong_steps})": {"attack": "cw_pgd", "eps": eps, "steps": strong_steps},
-        f"C&W-L2 (search, L2 <= {cfg.cw_l2_budget:g})": {
-            "attack": "cw", "c": cfg.cw_c, "steps": cfg.cw_l2_steps, "lr": 0.01,
-            "binary_search_steps": cfg.cw_l2_search_steps, "l2_budget": cfg.cw_l2_budget},
-        "AutoAttack": {"attack": "autoattack", "eps": eps, "steps": cfg.aa_steps,
-                       "n_queries": cfg.aa_queries},
-    })
-    if cfg.loss in ("pcl", "pcl_legacy"):
-        attacks[f"adaptive PGD-{strong_steps} (PCL)"] = {"attack": "pgd_pcl", "eps": eps,
-                                                        "steps": strong_steps}
-    return attacks
 
 
 def eval_key(cfg: RunConfig, *, suite: str, transfer: bool) -> str:

@@ -94,3 +94,22 @@ def test_live_objects_reach_only_the_rows_that_need_them_and_suites_stay_data(ta
     assert rows["pgd_pcl"]["settings"]["centroids"] == "tensor(4, 32)"
     assert rows["transfer"]["settings"]["surrogate"].startswith("TinyCNN")
     assert "surrogate" not in rows["pgd"]["settings"] and "centroids" not in rows["pgd"]["settings"]
+
+
+def test_suites_are_tables_of_registered_attacks_over_config_fields():
+    from dfl_lib.config import RunConfig, make_config
+    from dfl_lib.suites import PAPER_COLUMNS, ROWS, SUITES, attack_suite
+
+    fields = set(RunConfig().to_dict()) | {"strong_steps"}
+    for key, (name, attack, template, *_) in ROWS.items():
+        assert attack in REGISTRY, key
+        assert all(v in fields for v in template.values() if isinstance(v, str)), key
+    assert set(SUITES["paper"]) <= set(SUITES["full"]) and set(PAPER_COLUMNS.values()) <= \
+        set(SUITES["paper"])
+    cfg = make_config("quick", dataset="mnist")
+    full = attack_suite(cfg, suite="full")
+    assert full["PGD-50 x3 restarts"] == {"attack": "pgd", "eps": 0.3, "steps": 50, "restarts": 3}
+    assert "adaptive PGD-50 (PCL)" in full
+    assert "adaptive PGD-50 (PCL)" not in attack_suite(cfg.replace(loss="ce"), suite="full")
+    with pytest.raises(ValueError, match="unknown suite 'strong'"):
+        attack_suite(cfg, suite="strong")
