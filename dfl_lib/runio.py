@@ -1,4 +1,4 @@
-"""Run folders, provenance and atomic checkpoints.
+"""Run I/O: run keys, provenance, and files written atomically (JSON, checkpoints, RNG state).
 
 A run lives in `<runs root>/<readable name>-<key>`, where the key hashes the config, the data
 fingerprint and the code version (the syntax of the code a training run executes, docstrings and
