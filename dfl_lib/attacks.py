@@ -17,7 +17,7 @@ objectives (a feature-space loss, the C&W margin) plug into the same code.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -163,11 +163,12 @@ def _logits_seen(model: nn.Module):
         handle.remove()
 
 
-def _iterate(model, x, y, *, eps, alpha, steps, loss_fn, start, decay=None, keep_best=False,
+def _iterate(model, x, y, *, eps, alpha, steps, loss_fn, start, decay=None, best=None,
              moving=None):
     """`steps` L-inf steps from `start`; with `decay` set, MIM's momentum on the normalised
-    gradient. x, start: (N, C, H, W). Returns the detached last iterate, or with keep_best the
-    per-example best of all iterates (start and last included; see `_Best`).
+    gradient. x, start: (N, C, H, W). Returns the detached last iterate, or, given a `_Best`,
+    updates it with every iterate (start and last included) and returns its per-example best
+    so far; one `_Best` shared by several calls (PGD's restarts) keeps the best of all of them.
 
     `moving(x_adv, grad) -> bool (N,)`, if given, stops examples one by one: from the second
     step on, an example steps only while it has been moving at every check so far (its check
@@ -175,10 +176,10 @@ def _iterate(model, x, y, *, eps, alpha, steps, loss_fn, start, decay=None, keep
     always taken; the loop ends early once no example moves. (Wang et al.'s FOSC stopping.)
     """
     x_adv, momentum = start.detach(), torch.zeros_like(x)
-    best = _Best() if keep_best else None
     active = None  # (N,) bool once `moving` has been asked
     for t in range(steps):
-        with _logits_seen(model) as seen:
+        # the logits are recorded only when the best iterate is tracked (evaluation)
+        with _logits_seen(model) if best is not None else nullcontext({}) as seen:
             loss, grad = _input_grad(model, x_adv, y, loss_fn)
         if moving is not None and t > 0:
             now = moving(x_adv, grad)
@@ -276,15 +277,15 @@ def pgd(model, x, y, *, eps: float, alpha: float | None = None, steps: int = 10,
         raise ValueError(f"restarts must be >= 1, got {restarts}")
     alpha = 2.5 * eps / max(steps, 1) if alpha is None else alpha
     x = x.detach()
-    best = _Best()
+    best = _Best()  # over every iterate of every restart (keep_best), or their last iterates
     for _ in range(restarts):
         start = _random_start(x, eps=eps, generator=generator) if random_start else x
         x_adv = _iterate(model, x, y, eps=eps, alpha=alpha, steps=steps, loss_fn=loss_fn,
-                         start=start, keep_best=keep_best)
-        if restarts == 1:
-            return x_adv
+                         start=start, best=best if keep_best else None)
+        if restarts == 1 or keep_best:
+            continue
         best.update(x_adv, *_outcome(model, x_adv, y, loss_fn))
-    return best.x
+    return x_adv if restarts == 1 and not keep_best else best.x
 
 
 @torch.no_grad()
