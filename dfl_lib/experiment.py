@@ -18,7 +18,8 @@ from .evaluate import eval_subset, evaluate
 from .masking import masking_checks
 from .methods import BASELINE_NOTES
 from .runfolder import run_path
-from .suites import PAPER_COLUMNS, PAPER_SETTING_CW_NOTE, attack_suite, paper_column_rows  # noqa: F401
+from .suites import (CHECKED_SUITES, PAPER_COLUMNS, PAPER_SETTING_CW_NOTE,  # noqa: F401
+                     attack_suite, paper_column_rows)
 from .train import build_components, load_data, train
 
 __all__ = ["train_run", "attack_suite", "surrogate_config", "evaluate_run", "eval_key",
@@ -47,7 +48,7 @@ def eval_key(cfg: RunConfig, *, suite: str, transfer: bool) -> str:
     config (evaluation fields included), the suite's attack settings, and the syntax of the
     evaluation code (`codehash`, docstrings and comments left out)."""
     spec = {"config": cfg.to_dict(), "suite": suite, "attacks": attack_suite(cfg, suite=suite),
-            "transfer": transfer and suite == "full",
+            "transfer": transfer and suite in CHECKED_SUITES,
             "code": runio.code_version(entry="experiment")}
     return hashlib.sha256(runio.canonical_json(spec).encode("ascii")).hexdigest()[:12]
 
@@ -74,7 +75,7 @@ def evaluate_run(cfg: RunConfig, *, suite: str = "full", data_root=None, runs_ro
     attacks = attack_suite(cfg, suite=suite)  # plain data; live objects go separately
     live = {"centroids": loss}  # the adaptive attack uses the loss's own distances
     surrogate = None
-    if transfer and suite == "full":
+    if transfer and suite in CHECKED_SUITES:
         surrogate = train_run(surrogate_config(cfg), data=data, runs_root=runs_root,
                               progress=progress)["model"]
         live["surrogate"] = surrogate
@@ -84,7 +85,7 @@ def evaluate_run(cfg: RunConfig, *, suite: str = "full", data_root=None, runs_ro
     table = evaluate(model, x, y, attacks=attacks, batch_size=cfg.eval_batch_size, seed=cfg.seed,
                      masks_dir=rdir / f"masks-{suite}", live=live)
     flags = []
-    if suite == "full":  # reuses the table's FGSM, PGD, Square and transfer masks
+    if suite in CHECKED_SUITES:  # reuses the table's FGSM, PGD, Square and transfer masks
         flags = masking_checks(model, x, y, eps=cfg.eps, results=table, surrogate=surrogate,
                                pgd_steps=cfg.attack_steps, strong_steps=5 * cfg.attack_steps,
                                square_queries=cfg.aa_queries, batch_size=cfg.eval_batch_size,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .config import RunConfig
 
-__all__ = ["ROWS", "SUITES", "PAPER_COLUMNS", "PAPER_SETTING_CW_NOTE", "attack_suite",
+__all__ = ["ROWS", "SUITES", "CHECKED_SUITES", "PAPER_COLUMNS", "PAPER_SETTING_CW_NOTE", "attack_suite",
            "paper_column_rows"]
 
 PAPER_SETTING_CW_NOTE = (
@@ -33,6 +33,7 @@ ROWS = {
                     PAPER_SETTING_CW_NOTE),
     "pgd_strong": ("PGD-{strong_steps} x3 restarts", "pgd",
                    {"eps": "eps", "steps": "strong_steps", "restarts": 3}),
+    "pgd_long": ("PGD-{strong_steps}", "pgd", {"eps": "eps", "steps": "strong_steps"}),
     "cw_inf_strong": ("CW-inf (PGD-{strong_steps})", "cw_pgd",
                       {"eps": "eps", "steps": "strong_steps"}),
     # Carlini & Wagner's binary search over c (from the paper's c, x10 until success, then
@@ -47,9 +48,18 @@ ROWS = {
 }
 SUITES = {
     "paper": ("clean", "fgsm", "pgd", "cw_inf", "cw_l2_paper"),
+    # every table cell of the notebook study: the paper's columns plus a longer PGD and the
+    # adaptive attack, cheap enough for every cell on a CPU
+    "table": ("clean", "fgsm", "pgd", "cw_inf", "cw_l2_paper", "pgd_long", "adaptive_pcl"),
     "full": ("clean", "fgsm", "pgd", "cw_inf", "cw_l2_paper", "pgd_strong", "cw_inf_strong",
              "cw_l2_search", "autoattack", "adaptive_pcl"),
+    # the headline cells at the quick profile: "full" without the C&W-L2 binary search (5 x
+    # 1,000 Adam steps per image would cost more than the rest of the study's evaluation)
+    "headline": ("clean", "fgsm", "pgd", "cw_inf", "pgd_strong", "cw_inf_strong", "autoattack",
+                 "adaptive_pcl"),
 }
+# suites that also run the transfer attack and the gradient-masking checks
+CHECKED_SUITES = ("full", "headline")
 # rows that apply only to some runs: the adaptive attack needs a PCL's centroids
 ONLY_FOR_LOSSES = {"adaptive_pcl": ("pcl", "pcl_legacy")}
 # the paper's three test-time attacks -> the rows that stand for them

@@ -82,7 +82,7 @@ def test_baselines_get_their_authors_settings_and_the_profiles_scaling():
     assert (dyn.lr, dyn.batch_size, dyn.epochs, dyn.lr_milestones, dyn.adv_fraction,
             dyn.loss, dyn.weight_decay) == (0.01, 128, 120, "0.5,0.8333", 1.0, "ce", 0.0)
     quick_dyn = make_config("quick", dataset="mnist", method="dynamic", train_attack="pgd")
-    assert (quick_dyn.lr, quick_dyn.epochs) == (0.01, 6)  # Wang's lr; the profile's epochs
+    assert (quick_dyn.lr, quick_dyn.epochs) == (0.01, PROFILES["quick"].per_dataset["mnist"]["epochs"])
     must = make_config("paper", dataset="cifar10_jpeg", method="mustafa", train_attack="pgd")
     assert (must.extra_fc, must.adv_mode, must.adv_fraction, must.weight_decay, must.epochs,
             must.dfl) == (1024, "concat", 1.0, 1e-4, 664, False)

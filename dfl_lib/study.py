@@ -1,0 +1,74 @@
+"""The study runner's first stage: print the plan with estimated seconds, then train and evaluate
+every plan item, one at a time (two torch processes on a small CPU slow each other far more than
+twice), with one progress bar across the plan. Interrupted, it resumes: finished runs and
+evaluations are reused, unfinished runs resume from their checkpoints.
+
+    run_plan("quick", runs_root="runs/quick")
+"""
+from __future__ import annotations
+
+import time
+
+from tqdm.auto import tqdm
+
+from .config import EVAL_ONLY
+from .device import resolve_device
+from .estimate import item_seconds
+from .plan import study_plan
+
+__all__ = ["plan_table", "run_plan"]
+
+
+def _train_key(cfg) -> tuple:
+    return tuple((k, v) for k, v in cfg.to_dict().items() if k not in EVAL_ONLY)
+
+
+def plan_table(items, *, device: str) -> tuple[list[tuple], float]:
+    """[(key, what, estimated seconds)] with each training counted once, and the total."""
+    kind = "cuda" if str(device).startswith("cuda") else "cpu"
+    trained, rows, total = set(), [], 0.0
+    for item in items:
+        seconds, _ = item_seconds(item, device=kind)
+        tkey = _train_key(item.cfg)
+        what = []
+        if item.role in ("depth", "cell") and tkey not in trained:
+            what.append(f"train {item.cfg.epochs} ep")
+        elif item.suite is not None:  # training already counted: evaluation only
+            seconds -= item_seconds(type(item)(item.key, item.cfg, None, item.notebooks,
+                                               item.role), device=kind)[0]
+        trained.add(tkey)
+        if item.suite:
+            what.append(f"{item.suite} suite on {item.cfg.n_eval or 'all'} images")
+        rows.append((item.key, ", ".join(what), max(seconds, 0.0)))
+        total += max(seconds, 0.0)
+    return rows, total
+
+
+def run_plan(profile: str, *, data_root=None, runs_root=None, device: str = "auto",
+             progress: bool = True) -> list[dict]:
+    """Execute the plan; one record per item: key, run folder, metrics path, measured seconds."""
+    from .experiment import evaluate_run, train_run
+
+    items = study_plan(profile, device=device)
+    dev = str(resolve_device(device))
+    rows, total = plan_table(items, device=dev)
+    print(f"study plan, profile {profile!r}, on {dev}: {len(items)} items, estimated "
+          f"{total / 60:.0f} min (one job at a time)")
+    for key, what, seconds in rows:
+        print(f"  {seconds:7.0f} s  {key:<58} {what}")
+    out = []
+    bar = tqdm(total=round(total), unit="s", desc=f"study {profile}", disable=not progress)
+    for item, (_, _, estimate) in zip(items, rows):
+        start = time.perf_counter()
+        bar.set_postfix_str(item.key)
+        if item.suite is None:
+            run = train_run(item.cfg, data_root=data_root, runs_root=runs_root, progress=False)
+            record = {"run_dir": str(run["run_dir"])}
+        else:
+            metrics = evaluate_run(item.cfg, suite=item.suite, data_root=data_root,
+                                   runs_root=runs_root, progress=False)
+            record = {"metrics": metrics["path"]}
+        out.append({"key": item.key, "seconds": time.perf_counter() - start, **record})
+        bar.update(round(estimate))
+    bar.close()
+    return out
