@@ -1,4 +1,5 @@
-# One entry point for people and CI. `make quick` runs the study on this CPU; `make test` the tests.
+# One entry point for people and CI. `make quick` runs the notebook study on this CPU (reports/quick/);
+# `make test` the tests.
 # Both create a local virtual environment (.venv) first.
 PYTHON ?= python3
 VENV ?= .venv
@@ -10,7 +11,9 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 DFL_DATA_DIR ?= ../shared/data
 export DFL_DATA_DIR
 
-.PHONY: install test quick smoke strip-notebooks clean-venv
+PROFILE ?= quick
+
+.PHONY: install test quick smoke study plan demo strip-notebooks clean-venv
 
 install: $(VENV)/.installed
 
@@ -24,11 +27,24 @@ $(VENV)/.installed: pyproject.toml
 test: install
 	$(PY) -m pytest
 
+# the notebook study: plan (train + evaluate, one job at a time), then every notebook with
+# papermill into reports/<profile>/ and its index README.md; interrupted, it resumes
 quick: install
-	$(PY) -m dfl_lib demo --profile quick
+	$(PY) -m dfl_lib study --profile quick
 
 smoke: install
-	$(PY) -m dfl_lib demo --profile smoke
+	$(PY) -m dfl_lib study --profile smoke
+
+study: install
+	$(PY) -m dfl_lib study --profile $(PROFILE)
+
+# print the plan with estimated seconds (this CPU, and one H100 from the FLOP count)
+plan: install
+	$(PY) -m dfl_lib study --profile $(PROFILE) --plan-only
+
+# the command-line demo of the engine (two MNIST runs, full attack suite)
+demo: install
+	$(PY) -m dfl_lib demo --profile quick
 
 strip-notebooks: install
 	$(VENV)/bin/nbstripout --keep-id notebooks/*.ipynb

@@ -1,4 +1,4 @@
-"""Command line: `python -m dfl_lib {train,evaluate,demo} ...` (see dfl_lib/cli.py)."""
+"""Command line: `python -m dfl_lib {train,evaluate,study,demo} ...` (see dfl_lib/cli.py)."""
 from __future__ import annotations
 
 import sys
@@ -9,6 +9,10 @@ from .cli import build_parser, config_from_args
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "study":
+        from .study_main import run_study
+
+        return run_study(args)
     if args.command == "demo":
         from .demo import format_demo, run_demo
 

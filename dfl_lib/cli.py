@@ -3,6 +3,7 @@
     python -m dfl_lib train    --profile quick --set dataset=mnist --set train_attack=pgd
     python -m dfl_lib evaluate --profile quick --set dataset=mnist --set train_attack=pgd
     python -m dfl_lib demo     --profile quick
+    python -m dfl_lib study    --profile quick    # the notebook study -> reports/quick/
 
 `train` trains (or reuses, or resumes) the run the config describes; `evaluate` loads that run
 (training it first if needed) and writes `metrics.json` with provenance into its folder.
@@ -55,6 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--suite", default="full", choices=["paper", "full"],
                            help="paper: FGSM, PGD-10, C&W as the paper; full: plus strong attacks "
                                 "and AutoAttack")
+    study = sub.add_parser("study", help="the notebook study: train and evaluate the plan, then "
+                           "run every notebook with papermill into reports/<profile>/")
+    study.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    study.add_argument("--data-dir", default=None, help="data root (default: $DFL_DATA_DIR, ./data)")
+    study.add_argument("--runs-dir", default=None, help="runs root (default: runs/<profile>)")
+    study.add_argument("--out-dir", default=None, help="reports folder (default: "
+                       "reports/<profile>)")
+    study.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    study.add_argument("--plan-only", action="store_true", help="print the plan and stop")
+    study.add_argument("--skip-plan", action="store_true", help="run the notebooks only (they "
+                       "train whatever the plan has not)")
+    study.add_argument("--notebooks", default="", help="comma-separated subset, e.g. 01-depth")
+    study.add_argument("--quiet", action="store_true", help="no progress bars")
     demo = sub.add_parser("demo", help="MNIST: an undefended ResNet-18 and DFL + PCL with PGD "
                           "training, under the paper's and strong attacks")
     demo.add_argument("--profile", default="quick", choices=sorted(PROFILES))

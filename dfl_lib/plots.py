@@ -57,6 +57,7 @@ def curve_grid(records: Sequence[Mapping], *, rows: str, hue: str, style: str,
             ax.set_ylabel(label + (" (%)" if key in percent else ""), fontsize=8)
             if i == len(row_values) - 1:
                 ax.set_xlabel("epoch")
+            ax.xaxis.get_major_locator().set_params(integer=True)
             ax.grid(alpha=0.3)
             ax.tick_params(labelsize=8)
     handles, labels = [], []

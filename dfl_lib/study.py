@@ -7,16 +7,21 @@ evaluations are reused, unfinished runs resume from their checkpoints.
 """
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from . import runio
 from .config import EVAL_ONLY
 from .device import resolve_device
 from .estimate import item_seconds
 from .plan import study_plan
 
-__all__ = ["plan_table", "run_plan"]
+__all__ = ["plan_table", "run_plan", "plan_times", "TIMES_NAME"]
+
+TIMES_NAME = "plan-times.json"
 
 
 def _train_key(cfg) -> tuple:
@@ -44,6 +49,18 @@ def plan_table(items, *, device: str) -> tuple[list[tuple], float]:
     return rows, total
 
 
+def plan_times(runs_root) -> dict[str, float]:
+    """{plan item: seconds it took when it really ran} (a reused item keeps its first time)."""
+    path = Path(runs_root or runio.default_runs_root()) / TIMES_NAME
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _record_time(runs_root, *, key: str, seconds: float) -> None:
+    times = plan_times(runs_root)
+    times[key] = max(times.get(key, 0.0), seconds)
+    runio.write_json(Path(runs_root or runio.default_runs_root()) / TIMES_NAME, times)
+
+
 def run_plan(profile: str, *, data_root=None, runs_root=None, device: str = "auto",
              progress: bool = True) -> list[dict]:
     """Execute the plan; one record per item: key, run folder, metrics path, measured seconds."""
@@ -69,6 +86,7 @@ def run_plan(profile: str, *, data_root=None, runs_root=None, device: str = "aut
                                    runs_root=runs_root, progress=False)
             record = {"metrics": metrics["path"]}
         out.append({"key": item.key, "seconds": time.perf_counter() - start, **record})
+        _record_time(runs_root, key=item.key, seconds=out[-1]["seconds"])
         bar.update(round(estimate))
     bar.close()
     return out

@@ -1,0 +1,141 @@
+"""Every notebook executed with papermill at the smoke profile (after the smoke plan), its
+metrics.json checked for keys and sane values; the index written; a raising notebook fails.
+The notebooks are committed without outputs, with a first code cell of literals tagged
+`parameters`."""
+import ast
+import json
+import math
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from dfl_lib.paper_numbers import TABLES, paper_table
+from dfl_lib.study_report import NOTEBOOKS, NotebookFailed, run_notebooks, write_index
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE_EPOCHS = 2
+pytestmark = pytest.mark.skipif(not (ROOT.parent / "shared" / "data").exists()
+                                and not os.environ.get("DFL_DATA_DIR"),
+                                reason="needs the study's data (../shared/data or $DFL_DATA_DIR)")
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_is_clean_and_parameterised(name):
+    nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "parameters" in code[0].metadata.get("tags", [])
+    for stmt in ast.parse(code[0].source).body:  # literals only
+        assert isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant), \
+            ast.unparse(stmt)
+    assert {"PROFILE", "DEVICE", "DATA_DIR", "RUNS_DIR", "OUT_DIR"} <= {
+        t.id for s in ast.parse(code[0].source).body for t in s.targets}
+    assert all(not c.outputs and c.execution_count is None for c in code), "outputs committed"
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    from dfl_lib.study import plan_times, run_plan
+
+    base = tmp_path_factory.mktemp("study")
+    runs, out = base / "runs", base / "reports"
+    run_plan("smoke", runs_root=runs, progress=False)
+    seconds = run_notebooks("smoke", out_dir=out, runs_dir=runs)
+    index = write_index("smoke", out_dir=out, plan_seconds=plan_times(runs),
+                        notebook_seconds=seconds, command="pytest")
+    return {"out": out, "index": index, "seconds": seconds}
+
+
+def _metrics(study, name):
+    return json.loads((study["out"] / name / "metrics.json").read_text())
+
+
+def _finite(x):
+    return isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def test_every_notebook_ran_and_wrote_metrics_and_figures(study):
+    assert list(study["seconds"]) == list(NOTEBOOKS)
+    for name in NOTEBOOKS:
+        m = _metrics(study, name)
+        assert m["profile"] == "smoke" and m["provenance"]["wall_seconds"] > 0
+        assert (study["out"] / f"{name}.ipynb").exists()
+        for figure in m["figures"]:
+            assert (study["out"] / name / figure).stat().st_size > 5000
+            assert (study["out"] / name / figure.replace(".png", ".pdf")).exists()
+
+
+def test_depth_notebook_curves_and_verdicts(study):
+    m = _metrics(study, "01-depth")
+    assert len(m["curves"]) == 12  # 3 depths x DFL or not x no defence / PGD
+    for history in m["curves"].values():
+        assert len(history) == SMOKE_EPOCHS
+        assert all(_finite(e["train_loss"]) and 0 <= e["val_acc"] <= 1 for e in history)
+    assert [v["claim"] for v in m["verdicts"]] == [
+        "fig1_deeper_less_convergence", "fig135_deeper_better_with_dfl", "fig5_resnet50_dfl_gain"]
+    assert "figure2-pipeline.png" in m["figures"]
+
+
+def test_tables_notebook_has_one_row_per_paper_cell(study):
+    m = _metrics(study, "03-robustness-tables")
+    assert list(m["tables"]) == list(TABLES)
+    for table, rows in m["tables"].items():
+        assert len(rows) == len(paper_table(table))
+        for r in rows:
+            if r["ours"] is None:
+                assert r["row"] == "dynamic" and r["setting"] == "no defence" and r["note"]
+                continue
+            assert 0 <= r["ours"] <= 100 and r["diff"] == pytest.approx(r["ours"] - r["paper"])
+            headline = (r["row"], r["setting"]) in {("resnet", "no defence"),
+                                                    ("resnet", "adversarial training"),
+                                                    ("dfl_pcl", "adversarial training"),
+                                                    ("resnet_dfl_pcl", "adversarial training")}
+            assert r["seeds"] == (2 if headline else 1)
+            assert (r["std"] is not None) == headline
+            if headline:
+                assert 0 <= r["strong"]["AutoAttack"][0] <= 100
+    assert all(v["verdict"] in ("reproduced", "direction only", "not reproduced",
+                                "within noise", "not testable here") for v in m["verdicts"])
+    assert "JPEG" in m["cifar_note"]
+
+
+def test_geometry_curves_feature_space_and_explore_metrics(study):
+    geo = _metrics(study, "02-decision-geometry")
+    assert list(geo["panels"]) == ["CE", "centre loss", "additive margin", "PCL"]
+    assert all(_finite(p["intra/inter"]) and p["intra/inter"] > 0 and
+               0 <= p["clean accuracy (%)"] <= 100 for p in geo["panels"].values())
+    curves = _metrics(study, "04-training-curves")
+    assert len(curves["curves"]) == 8 and all(len(h) == SMOKE_EPOCHS
+                                              for h in curves["curves"].values())
+    feats = _metrics(study, "05-feature-space")
+    assert len(feats["models"]) == 3
+    for metrics in feats["models"].values():
+        assert 0 <= metrics["centroid_hit_rate_perturbed"] <= 100
+        assert _finite(metrics["displacement_ratio"]) and metrics["displacement_ratio"] >= 0
+    explore = _metrics(study, "06-explore")
+    assert explore["interactive"] is False
+    assert sum(f.startswith("examples-eps") for f in explore["figures"]) == 4
+    assert sum(f.startswith("regions-eps") for f in explore["figures"]) == 4
+
+
+def test_index_lists_every_paper_item_deviations_and_times(study):
+    text = study["index"].read_text()
+    for item in ("Figure 1", "Figure 2", "Figure 4", "Figure 6", "Tables 1-6", "Table 6"):
+        assert item in text
+    assert "JPEG" in text and "Deviations" in text and "| 01-depth |" in text
+
+
+def test_a_raising_notebook_fails_the_run_and_names_the_cell(tmp_path):
+    books = tmp_path / "books"
+    books.mkdir()
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('PROFILE = "smoke"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("x = 1"),
+                nbformat.v4.new_code_cell("raise ValueError('broken on purpose')")]
+    nbformat.write(nb, books / "01-depth.ipynb")
+    with pytest.raises(NotebookFailed, match=r"01-depth failed in cell \d+(.|\n)*broken on purpose"):
+        run_notebooks("smoke", out_dir=tmp_path / "out", runs_dir=tmp_path / "runs",
+                      notebooks_dir=books, only=("01-depth",))
