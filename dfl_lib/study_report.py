@@ -14,7 +14,9 @@ from pathlib import Path
 
 from .config import PROFILES, profile_deviations
 from .notebook import CIFAR_NOTE
+from .paper_numbers import paper_claims
 from .plan import plan_deviations
+from .verdicts import claim_id
 
 __all__ = ["NOTEBOOKS", "PAPER_ITEMS", "run_notebooks", "write_index", "NotebookFailed"]
 
@@ -66,8 +68,9 @@ def run_notebooks(profile: str, *, out_dir, runs_dir, data_dir: str = "", device
                                 progress_bar=False, log_output=False)
         except pm.PapermillExecutionError as err:
             raise NotebookFailed(f"notebook {name} failed in cell {err.exec_count}: "
-                                 f"{err.ename}: {err.evalue}\n(executed copy with the traceback: "
-                                 f"{target})\n{''.join(err.traceback[-3:])}") from None
+                                 f"{err.ename}: {err.evalue}\n--- the cell ---\n{err.source}\n"
+                                 f"--- (executed copy with the traceback: {target})\n"
+                                 f"{''.join(err.traceback[-3:])}") from None
         seconds[name] = time.perf_counter() - start
         print(f"  {name}: {seconds[name]:.0f} s", flush=True)
     return seconds
@@ -109,6 +112,14 @@ def write_index(profile: str, *, out_dir, plan_seconds: dict[str, float],
             lines.append("")
         if m.get("verdicts"):
             lines += ["- verdicts:"] + _verdict_lines(m)
+        lines.append("")
+    covered = {claim_id(v) for name in NOTEBOOKS for v in _metrics(out_dir, name).get(
+        "verdicts", [])}
+    rest = [c for c in paper_claims() if c["claim_id"] not in covered]
+    if rest:
+        lines += ["### The paper's other claims: not testable here", ""]
+        lines += [f"- {c['claim_id']} ({c['where']}): \"{c['text']}\": not testable here; "
+                  f"{c.get('note') or 'no comparison in the paper defines it'}" for c in rest]
         lines.append("")
     total_plan = sum(plan_seconds.values())
     total_nb = sum(notebook_seconds.values())

@@ -11,10 +11,15 @@ import math
 
 from .comparison import standard_error
 
-__all__ = ["verdict_depth", "verdict_table_margin", "verdict_table5", "verdict_wrn",
+__all__ = ["claim_id", "verdict_depth", "verdict_table_margin", "verdict_table5", "verdict_wrn",
            "verdict_strong_attacks", "verdict_fig6", "VERDICTS"]
 
 VERDICTS = ("reproduced", "direction only", "not reproduced", "within noise", "not testable here")
+
+
+def claim_id(verdict: dict) -> str:
+    """The paper_claims.csv id a verdict is about ("table1_margins (adversarial)" -> its id)."""
+    return verdict["claim"].split(" (")[0]
 
 
 def _final(history: list[dict], key: str) -> float:
@@ -56,6 +61,21 @@ def verdict_depth(histories: dict[str, list[dict]], *, n_val: int) -> list[dict]
                             else "not reproduced"),
                 "numbers": f"final val accuracy with DFL R18 / R34 / R50: "
                            f"{dfl[0]:.1f} / {dfl[1]:.1f} / {dfl[2]:.1f}%"})
+    err = {k: _final(h, "train_error") * 100 for k, h in histories.items()
+           if "train_error" in h[-1]}
+    val_err = {k: 100.0 - v for k, v in acc.items()}
+    lowest = all(val_err["resnet50+dfl"] <= val_err[f"resnet{d}+dfl"] for d in (18, 34)) and \
+        all(err.get("resnet50+dfl", 0) <= err.get(f"resnet{d}+dfl", 0) for d in (18, 34))
+    out.append({"claim": "fig3_dfl_resnet50_lower_error",
+                "text": "with the DFL, ResNet-50's training and validation errors fall lowest",
+                "verdict": ("reproduced" if lowest and _differs(acc["resnet50+dfl"],
+                                                                acc["resnet18+dfl"], n=n_val)
+                            else "within noise" if not _differs(acc["resnet50+dfl"],
+                                                                acc["resnet18+dfl"], n=n_val)
+                            else "not reproduced"),
+                "numbers": "final train / val error with DFL R18, R34, R50: " + ", ".join(
+                    f"{err.get(f'resnet{d}+dfl', float('nan')):.1f} / "
+                    f"{val_err[f'resnet{d}+dfl']:.1f}%" for d in (18, 34, 50))})
     gain = acc["resnet50+dfl"] - acc["resnet50"]
     out.append({"claim": "fig5_resnet50_dfl_gain",
                 "text": "the DFL improves ResNet-50 under PGD training (paper: 60.5 -> 64.8%)",

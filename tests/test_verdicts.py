@@ -21,6 +21,7 @@ def test_depth_verdicts_follow_the_numbers():
                   verdict_depth(_depth((0.9, 0.8, 0.6), (0.7, 0.8, 0.9)), n_val=1000)}
     assert paper_like == {"fig1_deeper_less_convergence": "reproduced",
                           "fig135_deeper_better_with_dfl": "reproduced",
+                          "fig3_dfl_resnet50_lower_error": "reproduced",
                           "fig5_resnet50_dfl_gain": "reproduced"}
     flat = {v["claim"]: v["verdict"] for v in
             verdict_depth(_depth((0.80, 0.80, 0.80), (0.80, 0.80, 0.80)), n_val=100)}
@@ -30,6 +31,7 @@ def test_depth_verdicts_follow_the_numbers():
     assert reversed_["fig1_deeper_less_convergence"] == "not reproduced"
     assert reversed_["fig135_deeper_better_with_dfl"] == "not reproduced"
     assert reversed_["fig5_resnet50_dfl_gain"] == "not reproduced"  # 0.5 with DFL vs 0.9
+    assert reversed_["fig3_dfl_resnet50_lower_error"] == "not reproduced"
 
 
 def _cell(row, setting, column, ours, *, n=500, paper=50.0):
