@@ -44,6 +44,14 @@ _BACKBONE = {"smoke": "resnet18", "quick": "resnet18", "paper": "resnet50"}
 _SEEDS = {"smoke": (0, 1), "quick": (0, 1, 2), "paper": (0, 1, 2)}
 # the headline cells' strong evaluation: its suite and test subset (0 = the profile's n_eval)
 _HEADLINE = {"smoke": ("headline", 0), "quick": ("headline", 100), "paper": ("full", 0)}
+# engineering settings per profile (EVAL_ONLY fields: they never change a run's key). Smoke runs
+# contiguous: torch 2.14.1 on this CPU aborts ("double free or corruption") in the input-gradient
+# backward of a channels-last width-4 ResNet-18 with 2 threads (FAB-T inside AutoAttack on 3-5
+# CIFAR-10 images), and never with contiguous memory or 1 thread
+_ENGINEERING = {"smoke": {"channels_last": False}, "quick": {}, "paper": {}}
+# evaluation subsets per profile and dataset where they differ from the profile's n_eval
+# (EVAL_ONLY: a smaller subset re-evaluates, never retrains)
+_N_EVAL = {"quick": {"cifar10_jpeg": 250}}
 
 
 @dataclass(frozen=True)
@@ -82,7 +90,9 @@ def cell_config(profile: str, *, dataset: str, row: str, setting: str, seed: int
         raise ValueError("Dynamic is adversarial training by construction: it has no "
                          "'no defence' run")
     base = {"model": table_backbone(profile), "dataset": dataset, "seed": seed,
-            "train_attack": SETTINGS[setting], "device": device}
+            "train_attack": SETTINGS[setting], "device": device, **_ENGINEERING[profile]}
+    if dataset in _N_EVAL.get(profile, {}):
+        base["n_eval"] = _N_EVAL[profile][dataset]
     return make_config(profile, **{**base, **ROW_OVERRIDES[row]})
 
 
@@ -91,7 +101,7 @@ def depth_config(profile: str, *, model: str, dfl: bool, setting: str, seed: int
     """A run of the depth study (Figures 1, 3, 5): MNIST, CE, with or without the DFL. At the
     table backbone's depth it is the same config as the table's 'resnet' / 'dfl' cells."""
     return make_config(profile, dataset="mnist", model=model, dfl=dfl, loss="ce", seed=seed,
-                       train_attack=SETTINGS[setting], device=device)
+                       train_attack=SETTINGS[setting], device=device, **_ENGINEERING[profile])
 
 
 def _cells(profile: str, device: str):
@@ -164,6 +174,7 @@ _PLAN_DEVIATIONS = {
               "study (Figures 1, 3, 5) keeps ResNet-18/34/50",
               "3 seeds for the headline cells (no defence, PGD training, DFL + PCL with PGD "
               "training), 1 seed elsewhere",
+              "CIFAR-10 cells evaluated on 250 test images (MNIST: 500)",
               "AutoAttack, the gradient-masking checks and transfer only on the headline cells, "
               "seed 0, on 100 test images; every cell gets PGD-50 and the per-example worst case",
               "C&W-L2 with binary search is left out of the quick study (5 x 1,000 Adam steps "

@@ -16,9 +16,8 @@ from dfl_lib.study_report import NOTEBOOKS, NotebookFailed, run_notebooks, write
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_EPOCHS = 2
-pytestmark = pytest.mark.skipif(not (ROOT.parent / "shared" / "data").exists()
-                                and not os.environ.get("DFL_DATA_DIR"),
-                                reason="needs the study's data (../shared/data or $DFL_DATA_DIR)")
+DATA = os.environ.get("DFL_DATA_DIR") or str(ROOT.parent / "shared" / "data")
+
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -39,10 +38,12 @@ def test_notebook_is_clean_and_parameterised(name):
 def study(tmp_path_factory):
     from dfl_lib.study import plan_times, run_plan
 
+    if not Path(DATA).exists():
+        pytest.skip(f"needs the study's data ($DFL_DATA_DIR or {DATA})")
     base = tmp_path_factory.mktemp("study")
     runs, out = base / "runs", base / "reports"
-    run_plan("smoke", runs_root=runs, progress=False)
-    seconds = run_notebooks("smoke", out_dir=out, runs_dir=runs)
+    run_plan("smoke", runs_root=runs, data_root=DATA, progress=False)
+    seconds = run_notebooks("smoke", out_dir=out, runs_dir=runs, data_dir=DATA)
     index = write_index("smoke", out_dir=out, plan_seconds=plan_times(runs),
                         notebook_seconds=seconds, command="pytest")
     return {"out": out, "index": index, "seconds": seconds}
