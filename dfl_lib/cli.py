@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--plan-only", action="store_true", help="print the plan and stop")
     study.add_argument("--skip-plan", action="store_true", help="run the notebooks only (they "
                        "train whatever the plan has not)")
+    study.add_argument("--index-only", action="store_true", help="rewrite reports/<profile>/"
+                       "README.md from the notebooks' metrics and recorded times")
     study.add_argument("--notebooks", default="", help="comma-separated subset, e.g. 01-depth")
     study.add_argument("--quiet", action="store_true", help="no progress bars")
     demo = sub.add_parser("demo", help="MNIST: an undefended ResNet-18 and DFL + PCL with PGD "

@@ -19,7 +19,7 @@ from .device import resolve_device
 from .estimate import item_seconds
 from .plan import study_plan
 
-__all__ = ["plan_table", "run_plan", "plan_times", "TIMES_NAME"]
+__all__ = ["plan_table", "run_plan", "plan_times", "measured_seconds", "TIMES_NAME"]
 
 TIMES_NAME = "plan-times.json"
 
@@ -47,6 +47,32 @@ def plan_table(items, *, device: str) -> tuple[list[tuple], float]:
         rows.append((item.key, ", ".join(what), max(seconds, 0.0)))
         total += max(seconds, 0.0)
     return rows, total
+
+
+def measured_seconds(items, *, runs_root) -> dict[str, float]:
+    """{plan item: compute seconds its artifacts record}: a training item's epochs (training
+    plus validation, from history.json), an evaluation item's wall time (metrics provenance;
+    it includes training when the evaluation trained the run, and a headline item's surrogate).
+    Read from the run folders, so it holds whichever invocation did the work."""
+    from .runfolder import run_name
+
+    root = Path(runs_root or runio.default_runs_root())
+    out = {}
+    for item in items:
+        folders = sorted(root.glob(f"{run_name(item.cfg)}-*"), key=lambda p: p.stat().st_mtime)
+        if not folders:
+            continue
+        rdir = folders[-1]
+        if item.suite is None:
+            history = rdir / "history.json"
+            if history.exists():
+                out[item.key] = sum(e["train_seconds"] + e["val_seconds"]
+                                    for e in json.loads(history.read_text()))
+            continue
+        metrics = rdir / f"metrics-{item.suite}.json"
+        if metrics.exists():
+            out[item.key] = json.loads(metrics.read_text())["provenance"]["wall_seconds"]
+    return out
 
 
 def plan_times(runs_root) -> dict[str, float]:

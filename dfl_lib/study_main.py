@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def run_study(args) -> int:
     from .estimate import RATES, H100_BF16_PEAK
     from .plan import study_plan
-    from .study import plan_table, plan_times, run_plan
-    from .study_report import NotebookFailed, run_notebooks, write_index
+    from .study import plan_table, run_plan
+    from .study_report import NotebookFailed, run_notebooks
 
     runs_dir = Path(args.runs_dir or ROOT / "runs" / args.profile)
     out_dir = Path(args.out_dir or ROOT / "reports" / args.profile)
@@ -31,6 +31,9 @@ def run_study(args) -> int:
             print(f"  {seconds:9.0f} s (GPU)  {key:<58} {what}")
         return 0
     start = time.perf_counter()
+    if args.index_only:
+        print(f"index: {_index(args, runs_dir, out_dir)}")
+        return 0
     if not args.skip_plan:
         run_plan(args.profile, data_root=args.data_dir, runs_root=runs_dir, device=args.device,
                  progress=not args.quiet)
@@ -42,9 +45,25 @@ def run_study(args) -> int:
         print(err, file=sys.stderr)
         return 1
     if only is None:
-        command = f"python -m dfl_lib study --profile {args.profile}"
-        index = write_index(args.profile, out_dir=out_dir, plan_seconds=plan_times(runs_dir),
-                            notebook_seconds=seconds, command=command)
-        print(f"index: {index}")
+        print(f"index: {_index(args, runs_dir, out_dir)}")
     print(f"study wall time (this invocation) {time.perf_counter() - start:.0f} s")
     return 0
+
+
+def _index(args, runs_dir: Path, out_dir: Path) -> Path:
+    """The index from the notebooks' metrics, the plan items' recorded compute and the
+    notebooks' recorded wall times."""
+    import json
+
+    from .plan import study_plan
+    from .study import measured_seconds
+    from .study_report import TIMINGS_NAME, write_index
+
+    timings = out_dir / TIMINGS_NAME
+    seconds = json.loads(timings.read_text()) if timings.exists() else {}
+    return write_index(args.profile, out_dir=out_dir,
+                       plan_seconds=measured_seconds(study_plan(args.profile,
+                                                                device=args.device),
+                                                     runs_root=runs_dir),
+                       notebook_seconds=seconds,
+                       command=f"python -m dfl_lib study --profile {args.profile}")

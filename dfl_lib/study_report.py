@@ -30,6 +30,7 @@ PAPER_ITEMS = {"Figure 1": "01-depth", "Figure 2": "01-depth", "Figure 3": "01-d
                "Epsilon explorer (widgets)": "06-explore"}
 # parameters only some notebooks take (papermill warns about unknown ones)
 EXTRA_PARAMETERS = {"06-explore": {"INTERACTIVE": False}}
+TIMINGS_NAME = "notebook-seconds.json"
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 
 
@@ -73,6 +74,9 @@ def run_notebooks(profile: str, *, out_dir, runs_dir, data_dir: str = "", device
                                  f"{''.join(err.traceback[-3:])}") from None
         seconds[name] = time.perf_counter() - start
         print(f"  {name}: {seconds[name]:.0f} s", flush=True)
+        timings = out_dir / TIMINGS_NAME  # kept across partial runs, for the index
+        saved = json.loads(timings.read_text()) if timings.exists() else {}
+        timings.write_text(json.dumps({**saved, name: seconds[name]}, indent=1) + "\n")
     return seconds
 
 

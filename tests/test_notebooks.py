@@ -36,7 +36,8 @@ def test_notebook_is_clean_and_parameterised(name):
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    from dfl_lib.study import plan_times, run_plan
+    from dfl_lib.plan import study_plan
+    from dfl_lib.study import measured_seconds, run_plan
 
     if not Path(DATA).exists():
         pytest.skip(f"needs the study's data ($DFL_DATA_DIR or {DATA})")
@@ -44,7 +45,9 @@ def study(tmp_path_factory):
     runs, out = base / "runs", base / "reports"
     run_plan("smoke", runs_root=runs, data_root=DATA, progress=False)
     seconds = run_notebooks("smoke", out_dir=out, runs_dir=runs, data_dir=DATA)
-    index = write_index("smoke", out_dir=out, plan_seconds=plan_times(runs),
+    plan_seconds = measured_seconds(study_plan("smoke"), runs_root=runs)
+    assert len(plan_seconds) == len(study_plan("smoke"))  # every item's work is on record
+    index = write_index("smoke", out_dir=out, plan_seconds=plan_seconds,
                         notebook_seconds=seconds, command="pytest")
     return {"out": out, "index": index, "seconds": seconds}
 

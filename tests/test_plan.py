@@ -85,3 +85,12 @@ def test_plan_estimates_count_each_training_once_and_scale_with_the_profile():
     quick = sum(item_seconds(i, device="cuda")[1] for i in study_plan("quick"))
     paper = sum(item_seconds(i, device="cuda")[1] for i in study_plan("paper"))
     assert paper > 100 * quick  # FLOPs: full data, width 64, ResNet-50, 50-100 epochs
+
+
+def test_study_plan_only_prints_the_paper_profiles_time_on_this_cpu_and_a_gpu(capsys):
+    from dfl_lib.__main__ import main
+
+    assert main(["study", "--profile", "paper", "--plan-only"]) == 0
+    out = capsys.readouterr().out
+    assert "this project's 2-core CPU" in out and "one H100 at 25%" in out
+    assert out.count(" s (GPU)  ") == len(study_plan("paper"))
