@@ -138,6 +138,8 @@ def test_a_raising_notebook_fails_the_run_and_names_the_cell(tmp_path):
     books = tmp_path / "books"
     books.mkdir()
     nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python",
+                                 "display_name": "Python 3"}
     params = nbformat.v4.new_code_cell('PROFILE = "smoke"')
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell("x = 1"),
