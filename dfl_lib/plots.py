@@ -22,10 +22,12 @@ STYLES = ("-", "--", ":", "-.")
 
 
 def curve_grid(records: Sequence[Mapping], *, rows: str, hue: str, style: str,
-               metrics: Mapping[str, str], title: str = "", percent: Sequence[str] = ()):
+               metrics: Mapping[str, str], title: str = "", percent: Sequence[str] = (),
+               log: Sequence[str] = ()):
     """One row of panels per value of records[i][rows], one column per metric (a history key;
     its label is the y-axis), one line per record: colour by `hue`, line style by `style`.
-    Metrics named in `percent` are drawn in % (values in [0, 1] times 100). A record whose
+    Metrics named in `percent` are drawn in % (values in [0, 1] times 100), those in `log` on
+    a log scale (a diverging run's loss can be 1e7 where the others are near 1). A record whose
     history lacks a metric is skipped in that panel. Returns the figure."""
     if not records:
         raise ValueError("no records to plot")
@@ -54,6 +56,8 @@ def curve_grid(records: Sequence[Mapping], *, rows: str, hue: str, style: str,
                         linestyle=STYLES[styles.index(r[style]) % len(STYLES)], marker="o",
                         markersize=3, label=f"{r[hue]}, {r[style]}")
             ax.set_title(f"{row_value}: {label}", fontsize=9)
+            if key in log:
+                ax.set_yscale("log")
             ax.set_ylabel(label + (" (%)" if key in percent else ""), fontsize=8)
             if i == len(row_values) - 1:
                 ax.set_xlabel("epoch")

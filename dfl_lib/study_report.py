@@ -116,6 +116,8 @@ def write_index(profile: str, *, out_dir, plan_seconds: dict[str, float],
             for table, rows in m["tables"].items():
                 lines += ["", comparison_markdown(rows, title=table)]
             lines.append("")
+        if m.get("statement"):
+            lines.append(f"- **{m['statement']}**")
         if m.get("verdicts"):
             lines += ["- verdicts:"] + _verdict_lines(m)
         lines.append("")

@@ -11,7 +11,7 @@ import math
 
 from .comparison import standard_error
 
-__all__ = ["claim_id", "verdict_depth", "verdict_table_margin", "verdict_table5", "verdict_wrn",
+__all__ = ["claim_id", "depth_statement", "verdict_depth", "verdict_table_margin", "verdict_table5", "verdict_wrn",
            "verdict_strong_attacks", "verdict_fig6", "VERDICTS"]
 
 VERDICTS = ("reproduced", "direction only", "not reproduced", "within noise", "not testable here")
@@ -203,3 +203,22 @@ def verdict_fig6(histories: dict[str, list[dict]], *, n_val: int) -> dict:
             "verdict": "reproduced" if holds else "not reproduced",
             "numbers": f"val accuracy rise from the first to the last epoch: PCL {pcl:+.1f}, "
                        f"DFL {dfl:+.1f} points"}
+
+
+def depth_statement(verdicts: list[dict], finals: list[dict], *, floor: float = 0.5) -> str:
+    """One plain sentence on the paper's central claim from the depth verdicts, naming every
+    run that did not train (final clean validation accuracy below `floor`)."""
+    got = {v["claim"]: v["verdict"] for v in verdicts}
+    shown = got.get("fig1_deeper_less_convergence") == "reproduced" and \
+        got.get("fig135_deeper_better_with_dfl") == "reproduced"
+    failed = [f"{f['depth']} {f['variant']} ({f['setting']}, validation accuracy "
+              f"{100 * f['val_acc']:.1f}%)" for f in finals
+              if f.get("val_acc") is not None and f["val_acc"] < floor]
+    text = ("Our curves show the paper's central claim (deeper ResNets train worse under PGD "
+            "training, and with the DFL the deeper one is the better)." if shown else
+            "Our curves do not show the paper's central claim (deeper ResNets train worse under "
+            "PGD training, and with the DFL the deeper one is the better): " +
+            "; ".join(f"{k}: {v}" for k, v in got.items()) + ".")
+    if failed:
+        text += " Runs that did not train at this profile: " + "; ".join(failed) + "."
+    return text

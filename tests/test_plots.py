@@ -30,3 +30,13 @@ def test_curve_grid_errors_are_clear():
         curve_grid([], rows="row", hue="loss", style="remedy", metrics={"val_acc": "v"})
     with pytest.raises(KeyError, match="history"):
         curve_grid([{"row": 1}], rows="row", hue="loss", style="remedy", metrics={"v": "v"})
+
+
+def test_curve_grid_draws_listed_metrics_on_a_log_scale():
+    records = [{"history": [{"epoch": 1, "loss": 1e7, "acc": 0.1},
+                            {"epoch": 2, "loss": 1.0, "acc": 0.5}],
+                "panel": "p", "hue": "h", "style": "s"}]
+    fig = curve_grid(records, rows="panel", hue="hue", style="style",
+                     metrics={"loss": "loss", "acc": "accuracy"}, log=("loss",))
+    scales = [ax.get_yscale() for ax in fig.axes]
+    assert scales == ["log", "linear"]

@@ -93,3 +93,17 @@ def test_comparison_markdown_has_one_line_per_row_group_and_every_paper_value():
     assert "FGSM paper" in text and "+20.0" in text and "33.0" in text
     table = records_markdown({"a": {"x": 0.12345, "y": "z"}})
     assert "| a | 0.123 | z |" in table
+
+
+def test_depth_statement_says_plainly_whether_the_claim_shows_and_names_failed_runs():
+    from dfl_lib.verdicts import depth_statement
+
+    finals = [{"depth": "ResNet-50", "variant": "with DFL", "setting": "PGD-10 training",
+               "val_acc": 0.29}, {"depth": "ResNet-18", "variant": "with DFL",
+                                  "setting": "PGD-10 training", "val_acc": 0.93}]
+    no = depth_statement(verdict_depth(_depth((0.5, 0.7, 0.9), (0.9, 0.7, 0.5)), n_val=1000),
+                         finals)
+    assert no.startswith("Our curves do not show") and "ResNet-50 with DFL" in no
+    assert "ResNet-18 with DFL" not in no
+    yes = depth_statement(verdict_depth(_depth((0.9, 0.8, 0.6), (0.7, 0.8, 0.9)), n_val=1000), [])
+    assert yes.startswith("Our curves show")
