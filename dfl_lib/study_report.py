@@ -54,7 +54,11 @@ def run_notebooks(profile: str, *, out_dir, runs_dir, data_dir: str = "", device
     unknown = [n for n in names if n not in NOTEBOOKS]
     if unknown:
         raise ValueError(f"unknown notebooks {unknown}; known: {', '.join(NOTEBOOKS)}")
-    params = {"PROFILE": profile, "DEVICE": device, "DATA_DIR": str(data_dir or ""),
+    # kernels run in the notebooks folder: a relative data root (the Makefile's ../shared/data)
+    # is resolved here, from the caller's folder
+    data_dir = data_dir or os.environ.get("DFL_DATA_DIR", "")
+    params = {"PROFILE": profile, "DEVICE": device,
+              "DATA_DIR": str(Path(data_dir).resolve()) if data_dir else "",
               "RUNS_DIR": str(Path(runs_dir).resolve()), "OUT_DIR": str(out_dir)}
     seconds = {}
     for name in names:
