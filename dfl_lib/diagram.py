@@ -21,16 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.patches import FancyBboxPatch
+from torch import nn
 
-matplotlib.use("Agg", force=False)  # headless by default; notebooks keep their own backend
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.patches import FancyBboxPatch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from .layers import BasicBlock, Bottleneck, WideBasicBlock  # noqa: E402
-from .models import StagedNet  # noqa: E402
+from .layers import BasicBlock, Bottleneck, WideBasicBlock
+from .models import StagedNet
 
 __all__ = ["trace_shapes", "draw_pipeline", "format_shape", "architecture_name"]
 

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+import torch
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from .attacks import run_attack  # noqa: E402
-from .checks import check_known, check_nonnegative  # noqa: E402
+from .attacks import run_attack
+from .checks import check_known, check_nonnegative
 
 __all__ = ["EXPLORER_ATTACKS", "attack_batch", "plot_adversarial_examples", "adversarial_drawer",
            "explorer"]
@@ -102,6 +99,7 @@ def explorer(draw: Callable[[float, str], tuple], *, attacks: Sequence[str],
             fig, text = draw(float(eps), attacks[0])
             if show is not None:
                 show(fig, text)
+            plt.close(fig)  # shown once: the inline backend would draw open figures again
             figures.append(fig)
         return figures
     import ipywidgets as widgets

@@ -14,14 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import matplotlib
-
-matplotlib.use("Agg", force=False)  # headless by default; notebooks keep their own backend
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.collections import LineCollection  # noqa: E402
-from matplotlib.colors import ListedColormap, to_rgb  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.collections import LineCollection
+from matplotlib.colors import ListedColormap, to_rgb
+from matplotlib.lines import Line2D
 
 __all__ = ["plot_feature_panels", "plot_regions_under_attack", "CLASS_COLOURS"]
 

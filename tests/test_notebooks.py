@@ -69,6 +69,12 @@ def test_every_notebook_ran_and_wrote_metrics_and_figures(study):
         for figure in m["figures"]:
             assert (study["out"] / name / figure).stat().st_size > 5000
             assert (study["out"] / name / figure.replace(".png", ".pdf")).exists()
+        # a reader of the executed notebook sees each figure once, as an image (a library
+        # module forcing the Agg backend once left only "<Figure size ...>" text there)
+        executed = nbformat.read(study["out"] / f"{name}.ipynb", as_version=4)
+        shown = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs
+                 if "image/png" in o.get("data", {})]
+        assert len(shown) == len(m["figures"]), name
 
 
 def test_depth_notebook_curves_and_verdicts(study):
