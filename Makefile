@@ -13,7 +13,7 @@ export DFL_DATA_DIR
 
 PROFILE ?= quick
 
-.PHONY: install test quick smoke study plan demo strip-notebooks clean-venv
+.PHONY: install test quick smoke study plan demo lab lab-screenshots strip-notebooks clean-venv
 
 install: $(VENV)/.installed
 
@@ -45,6 +45,22 @@ plan: install
 # the command-line demo of the engine (two MNIST runs, full attack suite)
 demo: install
 	$(PY) -m dfl_lib demo --profile quick
+
+# JupyterLab on 127.0.0.1, the notebooks folder open (reports/ one click up); its kernel is this
+# environment's Python (dfl_lib importable), ipywidgets' extension comes with the pip install.
+# Opens no browser: follow the URL with the token that it prints. Root (containers) needs
+# --allow-root. The data root is made absolute: kernels start in notebooks/.
+lab: install
+	DFL_DATA_DIR=$(abspath $(DFL_DATA_DIR)) $(VENV)/bin/jupyter lab --no-browser \
+		--ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) \
+		--LabApp.default_url=/lab/tree/notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+
+# the browser test (tests/test_lab.py) in the system's Chromium, its screenshots into reports/lab/;
+# at LAB_PROFILE=quick it explores the quick study's runs (runs/quick; trained first if missing)
+LAB_PROFILE ?= quick
+lab-screenshots: install
+	DFL_LAB_PROFILE=$(LAB_PROFILE) DFL_LAB_RUNS_DIR=$(CURDIR)/runs/$(LAB_PROFILE) \
+		DFL_LAB_SCREENSHOTS=$(CURDIR)/reports/lab $(PY) -m pytest tests/test_lab.py -k chromium -rs
 
 strip-notebooks: install
 	$(VENV)/bin/nbstripout --keep-id notebooks/*.ipynb
