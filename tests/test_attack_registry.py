@@ -113,3 +113,15 @@ def test_suites_are_tables_of_registered_attacks_over_config_fields():
     assert "adaptive PGD-50 (PCL)" not in attack_suite(cfg.replace(loss="ce"), suite="full")
     with pytest.raises(ValueError, match="unknown suite 'strong'"):
         attack_suite(cfg, suite="strong")
+
+
+def test_evaluation_computes_no_weight_gradients_and_restores_requires_grad(task):
+    # torchattacks' FAB calls .backward(): with the parameters left requiring gradients it
+    # would fill (and accumulate) every weight's .grad at each step
+    model = task.model
+    model.zero_grad(set_to_none=True)
+    before = [p.requires_grad for p in model.parameters()]
+    out = robust_accuracy(model, task.x, task.y, attack="fab", eps=EPS, **BUDGETS["fab"])
+    assert 0.0 <= out["accuracy"] <= 1.0
+    assert all(p.grad is None for p in model.parameters())
+    assert [p.requires_grad for p in model.parameters()] == before
