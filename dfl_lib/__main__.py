@@ -5,10 +5,12 @@ import sys
 import time
 
 from .cli import build_parser, config_from_args
+from .device import set_threads
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    set_threads()  # once, for every command
     if args.command == "study":
         from .study_main import run_study
 

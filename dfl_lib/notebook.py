@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import runio
 from .config import profile_deviations
+from .device import set_threads
 from .plan import plan_deviations
 
 __all__ = ["Notebook", "CIFAR_NOTE", "set_threads"]
@@ -22,15 +23,6 @@ __all__ = ["Notebook", "CIFAR_NOTE", "set_threads"]
 CIFAR_NOTE = ("CIFAR-10 here is a JPEG-decoded copy of the original test and training images "
               "(../shared/data/README.md), not the original PNG/pickle batches: its numbers are "
               "not directly comparable with published CIFAR-10 numbers.")
-
-
-def set_threads(n: int | None = None) -> int:
-    """Torch's intra-op threads, chosen once: $OMP_NUM_THREADS, else n, else all cores."""
-    import torch
-
-    want = int(os.environ.get("OMP_NUM_THREADS", 0) or n or os.cpu_count() or 1)
-    torch.set_num_threads(want)
-    return want
 
 
 class Notebook:
