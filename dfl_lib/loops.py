@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from functools import partial
 
 import torch
 from torch import nn
 
 from .augment import augment_batch
+from .distributed import Shard, all_sum
 from .data import to_float  # re-exported: the loops' callers convert batches with it
 
-__all__ = ["batch_indices", "to_float", "train_epoch", "predict", "accuracy"]
+__all__ = ["batch_indices", "to_float", "train_epoch", "TrainStep", "predict", "accuracy"]
 
 
 def batch_indices(n: int, *, batch_size: int, generator: torch.Generator | None = None,
@@ -35,6 +38,18 @@ def _forward(model: nn.Module, x: torch.Tensor, loss: nn.Module, y: torch.Tensor
     return logits, {"loss": loss(logits, y, feats)}
 
 
+class TrainStep(nn.Module):
+    """Model and loss as one module, (x, y) -> (logits, terms): what DistributedDataParallel
+    wraps, so the loss's own parameters (the PCL's centroids) are averaged with the model's."""
+
+    def __init__(self, model: nn.Module, loss: nn.Module):
+        super().__init__()
+        self.model, self.loss = model, loss
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor):
+        return _forward(self.model, x, self.loss, y)
+
+
 def train_epoch(
     model: nn.Module,
     loss: nn.Module,
@@ -51,6 +66,9 @@ def train_epoch(
     augment: bool = False,
     memory_format: torch.memory_format = torch.contiguous_format,
     device: torch.device | str = "cpu",
+    autocast_dtype: torch.dtype | None = None,
+    shard: Shard | None = None,
+    step_module: nn.Module | None = None,
     lr_factor: Callable[[int], float] | None = None,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     progress: Callable[[Iterator], Iterator] | None = None,
@@ -64,7 +82,12 @@ def train_epoch(
     statistics of clean data, no buffer updates); the loss then sees clean and attacked samples
     with their true labels. Batches are moved to `device` (the model's).
     `lr_factor(i)`, if given, scales every group's learning rate at this epoch's batch i (a
-    warm-up); `scheduler`, if given, is stepped per batch.
+    warm-up); `scheduler`, if given, is stepped per batch. `autocast_dtype` (torch.bfloat16):
+    the attack, forward and loss run under autocast in that dtype; backward and the step as
+    usual (bf16 keeps fp32's exponent range: no loss scaling). Multi-process (`shard`, see
+    dfl_lib.distributed): each process trains on its strided shard of every global batch,
+    through `step_module` (DistributedDataParallel over model and loss, called as (x, y) ->
+    (logits, terms)); the returned statistics are over the global batch.
     Returns {"loss", "acc", "n", "seconds", "terms": {term: mean}} averaged over samples.
     """
     if not 0.0 <= adv_fraction <= 1.0:
@@ -75,17 +98,22 @@ def train_epoch(
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
     terms: dict[str, float] = {}
+    cast = (partial(torch.autocast, device_type=torch.device(device).type, dtype=autocast_dtype)
+            if autocast_dtype is not None else nullcontext)
     batches = batch_indices(len(y), batch_size=batch_size, generator=generator)
     for i, idx in enumerate(progress(batches) if progress else batches):
         # uint8 to the device first (4x less to move), then to float there
         xb, yb = to_float(x[idx].to(device, non_blocking=True)), y[idx].to(device)
         if augment:
             xb = augment_batch(xb, generator=generator)
+        if shard is not None:  # augmented as one batch, then sharded: the same draws as one
+            xb, yb = shard.take(xb), shard.take(yb)  # process, generators in step on every rank
         xb = xb.contiguous(memory_format=memory_format)
         if attack is not None and adv_fraction > 0:
             k = round(adv_fraction * len(yb))
             model.eval()
-            x_adv = attack(model, xb[:k], yb[:k], **(attack_kwargs or {}))
+            with cast():
+                x_adv = attack(model, xb[:k], yb[:k], **(attack_kwargs or {}))
             model.train()
             # new tensors: the clean batch is never modified in place
             if adv_mode == "replace":
@@ -96,8 +124,12 @@ def train_epoch(
         if lr_factor is not None:
             for group, lr in zip(optimizer.param_groups, base_lrs):
                 group["lr"] = lr * lr_factor(i)
-        logits, parts = _forward(model, xb, loss, yb)
-        value = sum(parts.values())
+        with cast():
+            if step_module is None:
+                logits, parts = _forward(model, xb, loss, yb)
+            else:
+                logits, parts = step_module(xb, yb)
+            value = sum(parts.values())
         optimizer.zero_grad(set_to_none=True)
         value.backward()
         optimizer.step()
@@ -111,6 +143,11 @@ def train_epoch(
     if lr_factor is not None:  # the epoch's scheduler owns the base rates
         for group, lr in zip(optimizer.param_groups, base_lrs):
             group["lr"] = lr
+    if shard is not None and shard.world > 1:  # this process saw its shard only
+        names = list(terms)
+        total_loss, correct, seen, *sums = all_sum([total_loss, correct, seen,
+                                                    *(terms[k] for k in names)])
+        terms = dict(zip(names, sums))
     return {"loss": total_loss / max(seen, 1), "acc": correct / max(seen, 1), "n": seen,
             "seconds": time.perf_counter() - start,
             "terms": {name: v / max(seen, 1) for name, v in terms.items()}}

@@ -30,6 +30,8 @@ def run_name(cfg: RunConfig) -> str:
              "dfl" if cfg.dfl else "plain", cfg.loss, cfg.train_attack]
     if cfg.method != "standard":
         parts.append(cfg.method)
+    if cfg.precision != "fp32":
+        parts.append(cfg.precision)
     return "-".join(parts + [f"s{cfg.seed}"])
 
 
@@ -44,16 +46,17 @@ def run_path(cfg: RunConfig, data, *, runs_root=None) -> Path:
 
 
 def open_run(rdir: Path, *, cfg: RunConfig, model: nn.Module, loss: nn.Module, optimizer,
-             scheduler, generators: dict[str, torch.Generator], resume: bool = True
-             ) -> tuple[int, list[dict], bool]:
+             scheduler, generators: dict[str, torch.Generator], resume: bool = True,
+             write: bool = True) -> tuple[int, list[dict], bool]:
     """(first epoch to train, history so far, finished). A finished run's weights are loaded
     into model and loss; an unfinished one with a checkpoint (and `resume`) also gets its
-    optimiser, scheduler and RNG states back; otherwise the config is written and training
-    starts at epoch 0."""
+    optimiser, scheduler and RNG states back; otherwise the config is written (unless `write`
+    is False: a process other than rank 0) and training starts at epoch 0."""
     ckpt = rdir / runio.CHECKPOINT_NAME
     finished = runio.is_finished(rdir)
     if not (finished or (resume and ckpt.exists())):
-        runio.write_json(rdir / CONFIG_NAME, cfg.to_dict())
+        if write:
+            runio.write_json(rdir / CONFIG_NAME, cfg.to_dict())
         return 0, [], False
     state = runio.load_checkpoint(ckpt)
     runio.check_compatible(state["model"], model)

@@ -15,16 +15,17 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from . import methods, runfolder
+from . import distributed, methods, runfolder, runio
 from .attacks import pgd
 from .config import RunConfig
 from .device import resolve_device
-from .loops import batch_indices, to_float, train_epoch
+from .loops import TrainStep, batch_indices, to_float, train_epoch
 from .losses import build_loss
 from .models import build_model
 from .runlock import run_lock
@@ -112,16 +113,24 @@ def train(model: nn.Module, loss: nn.Module, data, cfg: RunConfig, *, runs_root=
     """
     torch.manual_seed(cfg.seed)
     rdir = runfolder.run_path(cfg, data, runs_root=runs_root)
-    rdir.mkdir(parents=True, exist_ok=True)
-    with run_lock(rdir):
+    distributed.init_from_env(resolve_device(cfg.device))  # under torchrun: who is rank 0
+    main = distributed.is_main()
+    if main:
+        rdir.mkdir(parents=True, exist_ok=True)
+    with run_lock(rdir) if main else nullcontext():  # under torchrun, rank 0 owns the folder
         return _train_in(rdir, model, loss, data, cfg, resume=resume, progress=progress,
                          on_epoch_end=on_epoch_end)
 
 
 def _train_in(rdir: Path, model, loss, data, cfg: RunConfig, *, resume, progress,
               on_epoch_end) -> list[dict]:
-    # set-up: device and memory layout, optimiser, schedule, the run's own generators
+    # set-up: processes (torchrun), device and memory layout, optimiser, schedule, generators
     device = resolve_device(cfg.device)
+    shard = distributed.init_from_env(device)
+    if shard.world > 1:
+        device = distributed.local_device(device)
+        distributed.use_global_batchnorm(model)
+    main = shard.rank == 0
     memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
     model.to(device=device, memory_format=memory_format)
     loss.to(device)
@@ -130,28 +139,40 @@ def _train_in(rdir: Path, model, loss, data, cfg: RunConfig, *, resume, progress
     gens = {"data": torch.Generator().manual_seed(cfg.seed),
             "attack": torch.Generator().manual_seed(cfg.seed + 1)}
     state = dict(cfg=cfg, model=model, loss=loss, optimizer=opt, scheduler=sched, generators=gens)
-    start_epoch, history, finished = runfolder.open_run(rdir, resume=resume, **state)
+    # rank 0 opens (or creates) the run first; the others then read what it holds
+    opened = runfolder.open_run(rdir, resume=resume, **state) if main else None
+    distributed.barrier()
+    start_epoch, history, finished = opened or runfolder.open_run(rdir, resume=resume,
+                                                                  write=False, **state)
     if finished:
         model.eval()
         return history
     ce = build_loss("ce", num_classes=data.num_classes, feature_dims=model.feature_dims)
     n_batches = math.ceil(len(data.y_train) / cfg.batch_size)
+    # on a GPU the uint8 training set lives there (CIFAR-10: 150 MB): no per-batch copies
+    x_train, y_train = ((data.x_train.to(device), data.y_train.to(device))
+                        if device.type == "cuda" else (data.x_train, data.y_train))
     bar = _progress(range(start_epoch, cfg.epochs), enabled=progress, desc=runfolder.run_name(cfg))
 
     for epoch in bar:
         # train one epoch: the method says which attack, loss and warm-up apply now
         row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
+        epoch_loss = methods.epoch_loss(cfg, loss, epoch, ce)
         stats = train_epoch(
-            model, methods.epoch_loss(cfg, loss, epoch, ce), data.x_train, data.y_train,
+            model, epoch_loss, x_train, y_train,
             optimizer=opt, batch_size=cfg.batch_size, generator=gens["data"],
             attack=methods.training_attack(cfg, epoch=epoch, generator=gens["attack"]),
             adv_fraction=cfg.adv_fraction, adv_mode=cfg.adv_mode, augment=cfg.augment,
             memory_format=memory_format, device=device,
+            autocast_dtype=torch.bfloat16 if cfg.precision == "bf16" else None,
+            shard=shard, step_module=_ddp(TrainStep(model, epoch_loss), cfg, device, shard),
             lr_factor=methods.warmup(cfg, epoch=epoch, n_batches=n_batches))
         sched.step()
         row.update(train_loss=stats["loss"], train_acc=stats["acc"], train_error=1 - stats["acc"],
                    train_seconds=stats["seconds"],
                    **{f"train_{name}": v for name, v in stats["terms"].items()})
+        if not main:  # rank 0 validates and writes; the others go on to the next epoch
+            continue
         # evaluate: clean and PGD validation, catastrophic-overfitting flag
         start = time.perf_counter()
         row.update(validate(model, loss, data, cfg))
@@ -167,9 +188,23 @@ def _train_in(rdir: Path, model, loss, data, cfg: RunConfig, *, resume, progress
                             adv=f"{row.get('val_adv_acc', 0):.3f}")
         if on_epoch_end is not None:
             on_epoch_end(epoch, rdir)
-    runfolder.finish_run(rdir, cfg=cfg, device=device, history=history)
+    if main:
+        runfolder.finish_run(rdir, cfg=cfg, device=device, history=history)
+    distributed.barrier()  # every process returns once the run is finished on disk
     model.eval()
-    return history
+    return history if main else runio.read_json(rdir / runfolder.HISTORY_NAME)
+
+
+def _ddp(step: TrainStep, cfg: RunConfig, device: torch.device, shard) -> nn.Module | None:
+    """DistributedDataParallel over model and loss when several processes train; else None
+    (train_epoch calls model and loss directly). Mustafa et al.'s first stage leaves the
+    prototype loss unused, which DDP must be told."""
+    if shard.world == 1:
+        return None
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(step, device_ids=[device.index] if device.type == "cuda"
+                                   else None, find_unused_parameters=cfg.method == "mustafa")
 
 
 def _progress(it, *, enabled: bool, desc: str):
