@@ -13,7 +13,7 @@ export DFL_DATA_DIR
 
 PROFILE ?= quick
 
-.PHONY: install test quick smoke study plan demo lab lab-screenshots strip-notebooks clean-venv
+.PHONY: install test quick smoke study plan demo lab lab-screenshots bench strip-notebooks clean-venv
 
 install: $(VENV)/.installed
 
@@ -61,6 +61,11 @@ LAB_PROFILE ?= quick
 lab-screenshots: install
 	DFL_LAB_PROFILE=$(LAB_PROFILE) DFL_LAB_RUNS_DIR=$(CURDIR)/runs/$(LAB_PROFILE) \
 		DFL_LAB_SCREENSHOTS=$(CURDIR)/reports/lab $(PY) -m pytest tests/test_lab.py -k chromium -rs
+
+# speed measured side by side (ours vs torchattacks, vs a textbook training loop, AutoAttack and
+# its parts): prints a table, writes benchmarks/results-<machine>.json (benchmarks/README.md)
+bench: install
+	$(PY) benchmarks/bench.py
 
 strip-notebooks: install
 	$(VENV)/bin/nbstripout --keep-id notebooks/*.ipynb
