@@ -8,7 +8,7 @@ CW-inf-50 on 500 test images for every seed, AutoAttack (quick budgets) on the f
 first seed. Prints seconds per epoch, a table and mean +- std over seeds; writes --out (JSON).
 
     .venv/bin/python studies/bf16_agreement.py --seeds 0,1,2 [--fp32-runs DIR0,DIR1,DIR2]
-        --out reports/benchmarks/bf16-agreement.json
+        [--device cuda] --out reports/benchmarks/bf16-agreement.json
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from dfl_lib import runio
+from dfl_lib.device import resolve_device, set_threads
 from dfl_lib.evaluate import eval_subset, robust_accuracy
 from dfl_lib.plan import cell_config
 from dfl_lib.study_runs import load_run
@@ -47,15 +48,16 @@ def main() -> None:
                         help="comma-separated finished fp32 run folders, one per seed, to reuse")
     parser.add_argument("--runs-dir", default="runs/quick")
     parser.add_argument("--out", default="reports/benchmarks/bf16-agreement.json")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, ... (the check on a GPU)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    set_threads()
     seeds = [int(s) for s in args.seeds.split(",")]
     folders = args.fp32_runs.split(",") if args.fp32_runs else [""] * len(seeds)
     out = {"seeds": seeds, "runs": {}, "rows": []}
     models = {}
     for seed, folder in zip(seeds, folders, strict=True):
         base = cell_config("quick", dataset="mnist", row="resnet", setting="adversarial training",
-                           seed=seed, device="cpu")
+                           seed=seed, device=args.device)
         runs = {"bf16": load_run(base.replace(precision="bf16"), runs_root=args.runs_dir)}
         data = runs["bf16"]["data"]
         if folder:
@@ -71,6 +73,7 @@ def main() -> None:
                   f"{', '.join(f'{s:.0f}' for s in secs)}", flush=True)
             models[(precision, seed)] = run["model"].eval()
         x, y = eval_subset(data, n=base.n_eval, seed=0)  # the same images for every seed
+        x, y = x.to(resolve_device(args.device)), y.to(resolve_device(args.device))
     print(f"{'attack (evaluated in fp32)':<22} {'seed':>4} {'fp32-trained':>13} "
           f"{'bf16-trained':>13}")
     for name, (attack, kw, n, which) in ATTACKS.items():
