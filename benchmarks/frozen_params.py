@@ -1,9 +1,9 @@
-"""torchattacks' FAB-T with the model's parameters requiring gradients (as before issue 11) and
-frozen (what `attack_registry.frozen` does now), alternating, on the robust quick-profile model:
-seconds and whether the per-example results agree. FAB calls .backward(), which computes every
-weight's gradient unless the parameters are frozen.
+"""torchattacks' FAB-T (or all of AutoAttack) with the model's parameters requiring gradients
+(as before issue 11) and frozen (what `attack_registry.frozen` does now), alternating, on the
+robust quick-profile model: seconds and whether the per-example results agree. FAB calls
+.backward(), which computes every weight's gradient unless the parameters are frozen.
 
-    .venv/bin/python benchmarks/frozen_params.py [--n 40] [--repeats 2]
+    .venv/bin/python benchmarks/frozen_params.py [--attack fab|autoattack] [--n 40] [--repeats 2]
 """
 from __future__ import annotations
 
@@ -25,21 +25,24 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--attack", default="fab", choices=("fab", "autoattack"))
     args = parser.parse_args()
     torch.set_num_threads(2)
     model, data, cfg = robust_model(device=torch.device("cpu"), runs_dir="runs/quick",
                                     data_dir=None)
     model.to(memory_format=torch.channels_last)
     x, y = eval_subset(data, n=args.n, seed=0)
-    fab = REGISTRY["fab"].run  # the registry's runner, without the evaluation's frozen()
+    run = REGISTRY[args.attack].run  # the registry's runner, without the evaluation's frozen()
+    settings = ({"steps": cfg.aa_steps, "n_restarts": 1, "multi_targeted": True}
+                if args.attack == "fab" else {"steps": cfg.aa_steps, "n_queries": cfg.aa_queries})
     results = {}
     for r in range(args.repeats):
         for frozen in ((False, True) if r % 2 == 0 else (True, False)):
             for p in model.parameters():
                 p.requires_grad_(not frozen)
             start = time.perf_counter()
-            x_adv = fab(model, x, y, generator=None, seed=0, eps=cfg.eps, n_classes=10,
-                        steps=cfg.aa_steps, n_restarts=1, multi_targeted=True)
+            x_adv = run(model, x, y, generator=None, seed=0, eps=cfg.eps, n_classes=10,
+                        **settings)
             seconds = time.perf_counter() - start
             with torch.no_grad():
                 correct = model(x_adv).argmax(1) == y
