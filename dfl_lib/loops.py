@@ -102,12 +102,14 @@ def train_epoch(
             if autocast_dtype is not None else nullcontext)
     batches = batch_indices(len(y), batch_size=batch_size, generator=generator)
     for i, idx in enumerate(progress(batches) if progress else batches):
+        if shard is not None and not augment:  # only this process's part is loaded
+            idx = shard.take(idx)
         # uint8 to the device first (4x less to move), then to float there
         xb, yb = to_float(x[idx].to(device, non_blocking=True)), y[idx].to(device)
         if augment:
             xb = augment_batch(xb, generator=generator)
-        if shard is not None:  # augmented as one batch, then sharded: the same draws as one
-            xb, yb = shard.take(xb), shard.take(yb)  # process, generators in step on every rank
+            if shard is not None:  # augmented as one batch, then sharded: the draws of one
+                xb, yb = shard.take(xb), shard.take(yb)  # process, generators in step
         xb = xb.contiguous(memory_format=memory_format)
         if attack is not None and adv_fraction > 0:
             k = round(adv_fraction * len(yb))

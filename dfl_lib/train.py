@@ -126,7 +126,7 @@ def _train_in(rdir: Path, model, loss, data, cfg: RunConfig, *, resume, progress
               on_epoch_end) -> list[dict]:
     # set-up: processes (torchrun), device and memory layout, optimiser, schedule, generators
     device = resolve_device(cfg.device)
-    shard = distributed.init_from_env(device)
+    shard = distributed.current_shard()  # train() started the process group, if any
     if shard.world > 1:
         device = distributed.local_device(device)
         distributed.use_global_batchnorm(model)
