@@ -36,6 +36,7 @@ from .attack_registry import PEER_ATTACKS, REGISTRY, frozen, pcl_loss  # noqa: F
 from .attacks import logits_of
 from .checks import check_images, check_known, check_labels, check_nonnegative
 from .data import balanced_indices
+from .fold import fold_batchnorm
 from .loops import batch_indices, to_float
 
 __all__ = ["eval_subset", "eval_subset_indices", "wilson_interval", "robust_accuracy",
@@ -134,6 +135,10 @@ def attack_norm(attack: str, kwargs: dict | None = None) -> str | None:
     return REGISTRY[attack].norm
 
 
+# kinds of attack that never run the model itself (clean input; crafted on a surrogate)
+_UNFOLDED_KINDS = ("none", "transfer")
+
+
 def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attack: str,
                     batch_size: int = 250, seed: int = 0, l2_budget: float | None = None,
                     **attack_kwargs) -> dict:
@@ -170,6 +175,9 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attac
     with frozen(model):
         with torch.no_grad():
             n_classes = int(logits_of(model, x[:1]).shape[1])
+        # attacks run on a BatchNorm-folded copy (the same function, one pass over the
+        # activations fewer; `dfl_lib.fold`); every example is judged by the model itself
+        attacked = model if REGISTRY[attack].kind in _UNFOLDED_KINDS else fold_batchnorm(model)
         kwargs = dict(REGISTRY[attack].defaults, **attack_kwargs) if attack in PEER_ATTACKS \
             else dict(attack_kwargs)
         if attack in PEER_ATTACKS:
@@ -178,7 +186,8 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attac
         correct, fooled_l2, max_linf, max_l2, nan_count = [], [], 0.0, 0.0, 0
         for idx in batch_indices(len(y), batch_size=batch_size, shuffle=False):
             xb, yb = x[idx], y[idx]
-            x_adv = REGISTRY[attack].run(model, xb, yb, generator=generator, seed=seed, **kwargs)
+            x_adv = REGISTRY[attack].run(attacked, xb, yb, generator=generator, seed=seed,
+                                         **kwargs)
             x_adv = x_adv.detach().to(xb.device, xb.dtype)
             bad = torch.isnan(x_adv).flatten(1).any(1)  # (B,)
             nan_count += int(bad.sum())

@@ -22,8 +22,9 @@ import torch
 from torch import nn
 
 from . import distributed, methods, runfolder, runio
-from .attacks import pgd
+from .attacks import logits_of, pgd
 from .config import RunConfig
+from .data import balanced_indices
 from .device import resolve_device
 from .loops import TrainStep, batch_indices, to_float, train_epoch
 from .losses import build_loss
@@ -77,11 +78,29 @@ def _loss_and_acc(model, loss, x, y, *, batch_size, device) -> tuple[float, floa
     return total / max(len(y), 1), correct / max(len(y), 1)
 
 
+@torch.no_grad()
+def _correct(model, x, y, *, batch_size) -> torch.Tensor:
+    """Whether each example of x (N, C, H, W) float in [0, 1] is classified as y: bool (N,)."""
+    return torch.cat([logits_of(model, x[idx]).argmax(1) == y[idx]
+                      for idx in batch_indices(len(y), batch_size=batch_size, shuffle=False)])
+
+
+def monitor_indices(y_val: torch.Tensor, *, n: int, num_classes: int, seed: int) -> torch.Tensor:
+    """The PGD monitor's fixed subset of the validation split: n class-balanced indices (n,).
+    A prefix would do only for shuffled files: the image-folder CIFAR-10 copy keeps file order,
+    class by class, so its first 100 validation images are two classes."""
+    return balanced_indices(y_val.long().cpu(), n=n, num_classes=num_classes,
+                            generator=torch.Generator().manual_seed(seed))
+
+
 def validate(model, loss, data, cfg: RunConfig) -> dict:
     """Validation loss/accuracy on clean samples, and on PGD samples of a fixed monitor batch.
 
-    The PGD monitor uses the full eps and a fixed random start each epoch, so a sudden collapse of
-    its accuracy (catastrophic overfitting of FGSM training) is a real change of the model.
+    The PGD monitor uses the full eps, a fixed class-balanced subset and a fixed random start
+    each epoch, so a sudden collapse of its accuracy (catastrophic overfitting of FGSM training)
+    is a real change of the model. As in evaluation, an example counts as robust only if it is
+    classified correctly both clean and under attack (PGD keeps each example's worst iterate
+    from a random start, which a misclassified clean image can survive).
     """
     model.eval()
     device = resolve_device(cfg.device)
@@ -92,11 +111,16 @@ def validate(model, loss, data, cfg: RunConfig) -> dict:
                                                     batch_size=cfg.eval_batch_size, device=device)
     k = min(cfg.monitor_size, len(data.y_val))
     if k:
-        x, y = to_float(data.x_val[:k]).to(device), data.y_val[:k].to(device)
+        idx = monitor_indices(data.y_val, n=k, num_classes=data.num_classes,
+                              seed=cfg.seed + 12345)
+        x, y = to_float(data.x_val[idx]).to(device), data.y_val[idx].to(device)
         gen = torch.Generator().manual_seed(cfg.seed + 12345)
         x_adv = pgd(model, x, y, eps=cfg.eps, steps=cfg.attack_steps, generator=gen)
-        out["val_adv_loss"], out["val_adv_acc"] = _loss_and_acc(
-            model, loss, x_adv, y, batch_size=cfg.eval_batch_size, device=device)
+        out["val_adv_loss"], _ = _loss_and_acc(model, loss, x_adv, y,
+                                               batch_size=cfg.eval_batch_size, device=device)
+        robust = (_correct(model, x, y, batch_size=cfg.eval_batch_size)
+                  & _correct(model, x_adv, y, batch_size=cfg.eval_batch_size))  # (k,)
+        out["val_adv_acc"] = float(robust.float().mean())
     return out
 
 
