@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import check_images, check_known, check_labels, check_nonnegative
+from .checks import check_images, check_known, check_labels, check_nonnegative, require_eval
+from .errors import UsageError
 
 __all__ = ["logits_of", "LogitsOnly", "project_linf", "ce_loss", "margin_loss", "cw_margin",
            "fgsm", "bim", "mim", "pgd", "cw", "cw_pgd", "ATTACKS", "run_attack"]
@@ -93,11 +94,7 @@ def project_linf(x_adv: torch.Tensor, x: torch.Tensor, *, eps: float) -> torch.T
 
 
 def _check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **budgets) -> None:
-    training = [name or type(model).__name__ for name, m in model.named_modules() if m.training]
-    if training:
-        raise ValueError("put the model in eval mode (model.eval()) before attacking: in train "
-                         "mode BatchNorm uses batch statistics and updates its running buffers "
-                         f"(in train mode: {', '.join(training[:3])}{', ...' * (len(training) > 3)})")
+    require_eval(model, what="attacking")
     check_images(x, name="x")
     check_labels(y, n=x.shape[0], name="y")
     for name, value in budgets.items():
@@ -111,7 +108,7 @@ def _input_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn: Los
     with torch.enable_grad():
         loss = loss_fn(model, x, y)
         if loss.shape != (x.shape[0],):
-            raise ValueError(f"loss_fn must return a per-example loss of shape ({x.shape[0]},), "
+            raise UsageError(f"loss_fn must return a per-example loss of shape ({x.shape[0]},), "
                              f"got {tuple(loss.shape)}")
         (grad,) = torch.autograd.grad(loss.sum(), x)
     return loss.detach(), grad.detach()
@@ -274,7 +271,7 @@ def pgd(model, x, y, *, eps: float, alpha: float | None = None, steps: int = 10,
     """
     _check(model, x, y, eps=eps, alpha=alpha, steps=steps, restarts=restarts)
     if restarts < 1:
-        raise ValueError(f"restarts must be >= 1, got {restarts}")
+        raise UsageError(f"restarts must be >= 1, got {restarts}")
     alpha = 2.5 * eps / max(steps, 1) if alpha is None else alpha
     x = x.detach()
     best = _Best()  # over every iterate of every restart (keep_best), or their last iterates

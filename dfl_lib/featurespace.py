@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checks import check_images
+from .checks import check_images, require_eval
+from .errors import UsageError, UsageTypeError
 
 __all__ = ["penultimate_features", "clustering_metrics", "umap_embedding"]
 
@@ -28,32 +29,27 @@ def penultimate_features(model: nn.Module, x: torch.Tensor, *, batch_size: int =
     as a float tensor (N, d) on the CPU, computed without gradients in batches of `batch_size`
     on the model's device.
 
-    The pass runs in eval mode (BatchNorm on its running statistics, which stay untouched);
-    every submodule's train/eval flag is restored afterwards, so a model in train mode stays in
-    train mode.
+    The model must be in eval mode in every submodule (`checks.require_eval`, the guard the
+    attacks use; UsageError otherwise): BatchNorm then runs on its running statistics, which stay
+    untouched, and the model's mode is never switched.
     """
     check_images(x, name="x")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        raise UsageError(f"batch_size must be a positive int, got {batch_size!r}")
     param = next(model.parameters(), None)
     device = param.device if param is not None else x.device
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
+    require_eval(model, what="extracting features")
     out = []
-    try:
-        with torch.no_grad():
-            for start in range(0, x.shape[0], batch_size):
-                result = model(x[start:start + batch_size].to(device), return_features=True)
-                if not (isinstance(result, tuple) and len(result) == 2
-                        and isinstance(result[1], dict) and feature in result[1]):
-                    raise TypeError("the model must return (logits, features) with "
-                                    f"features[{feature!r}] from forward(x, return_features=True)")
-                out.append(result[1][feature].detach().flatten(1).cpu())  # (B, d)
-    finally:
-        for m, mode in modes:
-            m.train(mode)
+    with torch.no_grad():
+        for start in range(0, x.shape[0], batch_size):
+            result = model(x[start:start + batch_size].to(device), return_features=True)
+            if not (isinstance(result, tuple) and len(result) == 2
+                    and isinstance(result[1], dict) and feature in result[1]):
+                raise UsageTypeError("the model must return (logits, features) with "
+                                     f"features[{feature!r}] from forward(x, return_features=True)")
+            out.append(result[1][feature].detach().flatten(1).cpu())  # (B, d)
     if not out:
-        raise ValueError("x holds no images")
+        raise UsageError("x holds no images")
     return torch.cat(out)  # (N, d)
 
 
@@ -62,18 +58,18 @@ def penultimate_features(model: nn.Module, x: torch.Tensor, *, batch_size: int =
 def _check_features(clean: torch.Tensor, perturbed: torch.Tensor, y: torch.Tensor) -> None:
     for name, t in (("clean", clean), ("perturbed", perturbed), ("y", y)):
         if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+            raise UsageTypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if clean.dim() != 2:
-        raise ValueError(f"clean must have shape (N, d), got {tuple(clean.shape)}")
+        raise UsageError(f"clean must have shape (N, d), got {tuple(clean.shape)}")
     if perturbed.shape != clean.shape:
-        raise ValueError(f"perturbed must have the shape of clean {tuple(clean.shape)} (row i "
+        raise UsageError(f"perturbed must have the shape of clean {tuple(clean.shape)} (row i "
                          f"the perturbed version of clean row i), got {tuple(perturbed.shape)}")
     if y.shape != (clean.shape[0],):
-        raise ValueError(f"y must have shape ({clean.shape[0]},), got {tuple(y.shape)}")
+        raise UsageError(f"y must have shape ({clean.shape[0]},), got {tuple(y.shape)}")
     if y.is_floating_point() or y.dtype == torch.bool or y.is_complex():
-        raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
+        raise UsageTypeError(f"y must hold integer class labels, got dtype {y.dtype}")
     if not (torch.isfinite(clean).all() and torch.isfinite(perturbed).all()):
-        raise ValueError("clean and perturbed features must be finite (found NaN or inf)")
+        raise UsageError("clean and perturbed features must be finite (found NaN or inf)")
 
 
 def clustering_metrics(clean: torch.Tensor, perturbed: torch.Tensor, y: torch.Tensor) -> dict:
@@ -97,9 +93,9 @@ def clustering_metrics(clean: torch.Tensor, perturbed: torch.Tensor, y: torch.Te
     y = y.cpu().long()
     classes, counts = torch.unique(y, return_counts=True)  # (K,), (K,)
     if len(classes) < 2:
-        raise ValueError(f"need at least 2 classes in y, got {len(classes)}")
+        raise UsageError(f"need at least 2 classes in y, got {len(classes)}")
     if len(classes) >= len(y):
-        raise ValueError(f"the silhouette needs fewer classes than samples: {len(classes)} "
+        raise UsageError(f"the silhouette needs fewer classes than samples: {len(classes)} "
                          f"classes, {len(y)} samples")
     clean = clean.detach().cpu().double()  # float64: sums over many samples, small gaps
     perturbed = perturbed.detach().cpu().double()
@@ -115,7 +111,7 @@ def clustering_metrics(clean: torch.Tensor, perturbed: torch.Tensor, y: torch.Te
     gaps = torch.pdist(means)  # (K (K-1) / 2,) distances between distinct class means
     gap = float(gaps.mean())
     if gap == 0.0:
-        raise ValueError("all clean class means coincide; the displacement ratio is undefined")
+        raise UsageError("all clean class means coincide; the displacement ratio is undefined")
     displacement = float((perturbed - clean).norm(dim=1).mean())
     labels = y.numpy()
     return {
@@ -144,15 +140,15 @@ def umap_embedding(clean: torch.Tensor, perturbed: torch.Tensor, *, seed: int,
     """
     for name, t in (("clean", clean), ("perturbed", perturbed)):
         if not isinstance(t, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+            raise UsageTypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
         if t.dim() != 2:
-            raise ValueError(f"{name} must have shape (N, d), got {tuple(t.shape)}")
+            raise UsageError(f"{name} must have shape (N, d), got {tuple(t.shape)}")
     if perturbed.shape[1] != clean.shape[1]:
-        raise ValueError(f"clean and perturbed must share the feature dimension, got "
+        raise UsageError(f"clean and perturbed must share the feature dimension, got "
                          f"{clean.shape[1]} and {perturbed.shape[1]}")
     if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, int) \
             or not 2 <= n_neighbors < clean.shape[0]:
-        raise ValueError(f"n_neighbors must be an int in [2, N) with N = {clean.shape[0]} clean "
+        raise UsageError(f"n_neighbors must be an int in [2, N) with N = {clean.shape[0]} clean "
                          f"samples, got {n_neighbors!r}")
     import umap  # imported here: it loads numba (~2 s), which the metrics do not need
 

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from .checks import require_eval
 from .layers import BasicBlock, Bottleneck
 
 __all__ = ["fold_batchnorm", "count_batchnorm"]
@@ -37,9 +38,8 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     into one convolution; its parameters require no gradient (attacks need input gradients
     only) and it keeps the model's memory format. The copy is for evaluation only: training it
     would train a different parametrisation."""
-    if any(m.training for m in model.modules()):
-        raise ValueError("fold BatchNorm only into a model in eval mode (model.eval()): in train "
-                         "mode BatchNorm normalises with batch statistics, which cannot be folded")
+    # train-mode BatchNorm normalises with batch statistics, which cannot be folded
+    require_eval(model, what="folding its BatchNorm")
     folded = copy.deepcopy(model)
     for module in folded.modules():
         if isinstance(module, nn.Sequential):

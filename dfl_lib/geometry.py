@@ -21,8 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attacks import pgd
-from .checks import check_images, check_labels, check_nonnegative
+from .checks import check_images, check_labels, check_nonnegative, require_eval
 from .data import to_float
+from .errors import UsageError
 from .layers import CosineClassifier, Normalize
 from .loops import batch_indices
 from .losses import LOSSES, build_loss
@@ -81,12 +82,12 @@ class Net2D(nn.Module):
                 angle = 2 * math.pi * torch.arange(num_classes) / num_classes  # (K,)
                 self.head.weight.copy_(torch.stack([angle.cos(), angle.sin()], dim=1))  # (K, 2)
         else:
-            raise ValueError(f"unknown head {head!r}; known: cosine, linear")
+            raise UsageError(f"unknown head {head!r}; known: cosine, linear")
         self.feature_dims = {"pooled": 128, "penultimate": 2}
 
     def forward(self, x: torch.Tensor, return_features: bool = False):
         if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
-            raise ValueError(f"Net2D expects images (N, 1, 28, 28), got {tuple(x.shape)}")
+            raise UsageError(f"Net2D expects images (N, 1, 28, 28), got {tuple(x.shape)}")
         pooled = self.body(self.normalize(x))  # (N, 128)
         f = self.to_2d(pooled)  # (N, 2)
         logits = self.head(f)  # (N, K)
@@ -101,14 +102,14 @@ def _images(x: torch.Tensor, *, name: str = "x") -> torch.Tensor:
         x = to_float(x)
     check_images(x, name=name, channels=1)
     if tuple(x.shape[2:]) != (28, 28):
-        raise ValueError(f"{name} must be 28x28 images (N, 1, 28, 28), got {tuple(x.shape)}")
+        raise UsageError(f"{name} must be 28x28 images (N, 1, 28, 28), got {tuple(x.shape)}")
     return x
 
 
 def _labels(y: torch.Tensor, *, n: int) -> torch.Tensor:
     check_labels(y, n=n)
     if n and (int(y.min()) < 0 or int(y.max()) >= NUM_CLASSES):
-        raise ValueError(f"labels must be in 0..{NUM_CLASSES - 1}, got {int(y.min())}.."
+        raise UsageError(f"labels must be in 0..{NUM_CLASSES - 1}, got {int(y.min())}.."
                          f"{int(y.max())}")
     return y.long()
 
@@ -116,7 +117,7 @@ def _labels(y: torch.Tensor, *, n: int) -> torch.Tensor:
 def _check_loss_name(loss: str) -> None:
     if loss not in GEOMETRY_LOSSES:
         why = " (it needs two feature layers)" if loss in LOSSES else ""
-        raise ValueError(f"unknown loss {loss!r} for the 2-D study{why}; known: "
+        raise UsageError(f"unknown loss {loss!r} for the 2-D study{why}; known: "
                          f"{', '.join(GEOMETRY_LOSSES)}")
 
 
@@ -165,7 +166,7 @@ def train_2d(*, loss: str, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_
     y = _labels(y, n=x.shape[0])
     for name, v, least in (("epochs", epochs, 0), ("batch_size", batch_size, 1)):
         if isinstance(v, bool) or not isinstance(v, int) or v < least:
-            raise ValueError(f"{name} must be an integer >= {least}, got {v!r}")
+            raise UsageError(f"{name} must be an integer >= {least}, got {v!r}")
     check_nonnegative(lr, name="lr")
     model, criterion = _build(loss, seed=seed, loss_kwargs=loss_kwargs)
     model.to(device)
@@ -189,9 +190,7 @@ def train_2d(*, loss: str, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_
 # --------------------------------------------------------------------------- reading the plane
 
 def _require_eval(model: nn.Module) -> None:
-    if model.training:
-        raise ValueError("put the model in eval mode (model.eval()) first: in train mode "
-                         "BatchNorm uses batch statistics and updates its running buffers")
+    require_eval(model, what="reading its feature plane")
 
 
 @torch.no_grad()
@@ -242,14 +241,14 @@ def separation_ratio(features: torch.Tensor, y: torch.Tensor, *, directions: boo
     """
     f = features.detach().double()
     if f.dim() != 2 or f.shape[0] != len(y):
-        raise ValueError(f"features must be (N, d) with N = len(y) = {len(y)}, "
+        raise UsageError(f"features must be (N, d) with N = len(y) = {len(y)}, "
                          f"got {tuple(f.shape)}")
     if directions:
         f = F.normalize(f, dim=1)
     y = y.to(f.device).long()
     present = torch.unique(y)
     if len(present) < 2:
-        raise ValueError("separation_ratio needs at least two classes")
+        raise UsageError("separation_ratio needs at least two classes")
     mu = class_centroids(f, y, num_classes=int(y.max()) + 1)  # (K, d), NaN rows for absent ones
     intra = (f - mu[y]).norm(dim=1).mean()
     gaps = torch.cdist(mu[present], mu[present])  # (P, P)
@@ -269,9 +268,9 @@ def decision_regions(model: nn.Module, *, extent, resolution: int) -> tuple[torc
     _require_eval(model)
     xmin, xmax, ymin, ymax = (float(v) for v in extent)
     if not (xmin < xmax and ymin < ymax):
-        raise ValueError(f"extent must be (xmin, xmax, ymin, ymax) with min < max, got {extent}")
+        raise UsageError(f"extent must be (xmin, xmax, ymin, ymax) with min < max, got {extent}")
     if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
-        raise ValueError(f"resolution must be a positive integer, got {resolution!r}")
+        raise UsageError(f"resolution must be a positive integer, got {resolution!r}")
     head = model.head
     device = next(head.parameters()).device
     steps = (torch.arange(resolution, dtype=torch.float32) + 0.5) / resolution  # (R,) in (0, 1)

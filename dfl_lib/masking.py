@@ -44,7 +44,8 @@ from torch import nn
 
 from .attack_registry import REGISTRY
 from .attacks import logits_of
-from .checks import check_images, check_labels, check_nonnegative
+from .checks import check_images, check_labels, check_nonnegative, require_eval
+from .errors import UsageError
 from .evaluate import WORST_CASE, robust_accuracy
 
 __all__ = ["Tolerance", "masking_checks", "failed_checks", "CHECKS"]
@@ -86,8 +87,7 @@ def masking_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: f
     sweep: eps values for check 4; default (eps, 2 eps, 4 eps, 0.5, 1), those <= 1.
     strong_steps / strong_restarts: the "more steps" PGD of check 6; square_queries: check 7.
     """
-    if model.training:
-        raise ValueError("put the model in eval mode (model.eval()) before the masking checks")
+    require_eval(model, what="the masking checks")
     check_images(x, name="x")
     check_labels(y, n=x.shape[0], name="y")
     check_nonnegative(eps, name="eps")
@@ -173,7 +173,7 @@ def _reusable(results, *, eps: float, n: int) -> tuple[dict, dict, dict]:
     else:
         unknown = set(results) - {"fgsm", "pgd", "pgd_strong", "square", "transfer"}
         if unknown:
-            raise ValueError(f"unknown roles {sorted(unknown)} in results; known: fgsm, pgd, "
+            raise UsageError(f"unknown roles {sorted(unknown)} in results; known: fgsm, pgd, "
                              "pgd_strong, square, transfer")
         found = dict(results)
         labels = {role: f"{role} (reused)" for role in found}
@@ -194,7 +194,7 @@ def _as_masks(masks: dict, n: int) -> dict[str, torch.Tensor]:
     for key, m in masks.items():
         m = torch.as_tensor(m).bool().cpu()
         if m.shape != (n,):
-            raise ValueError(f"results[{key!r}] has shape {tuple(m.shape)}, expected ({n},)")
+            raise UsageError(f"results[{key!r}] has shape {tuple(m.shape)}, expected ({n},)")
         out[key] = m
     return out
 

@@ -9,6 +9,7 @@ import torch
 from conftest import TinyCNN, quadrants
 from torch import nn
 
+from dfl_lib.errors import UsageError
 from dfl_lib.featurespace import clustering_metrics, penultimate_features, umap_embedding
 from dfl_lib.featurespace_plots import plot_umap_panels
 
@@ -138,23 +139,25 @@ class BNNet(nn.Module):
         return (logits, {"penultimate": f}) if return_features else logits
 
 
-def test_penultimate_features_match_the_model_and_keep_its_mode():
+def test_penultimate_features_match_the_model_and_refuse_train_mode():
     torch.manual_seed(0)
     x, _ = quadrants(30, seed=0)
     model = BNNet()
     with torch.no_grad():  # non-trivial running statistics
         model.bn.running_mean.uniform_(-1, 1)
         model.bn.running_var.uniform_(0.5, 2)
-    model.train()
-    model.tiny.eval()  # a mixed state, to be restored exactly
-    modes = [m.training for m in model.modules()]
+    model.eval()
+    model.bn.train()  # one BatchNorm left in train mode: refused (the attacks' guard), untouched
     buffers = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(UsageError, match="eval mode.*bn"):
+        penultimate_features(model, x)
+    assert model.bn.training and not model.training
+    model.eval()
     feats = penultimate_features(model, x, batch_size=7)  # 5 batches, the last one short
-    assert [m.training for m in model.modules()] == modes
+    assert not any(m.training for m in model.modules())
     for k, v in model.state_dict().items():  # BatchNorm's running statistics untouched
         assert torch.equal(v, buffers[k]), k
     assert not feats.requires_grad and feats.shape == (30, 32)
-    model.eval()
     with torch.no_grad():
         expected = model(x, return_features=True)[1]["penultimate"]
     torch.testing.assert_close(feats, expected)
@@ -163,7 +166,7 @@ def test_penultimate_features_match_the_model_and_keep_its_mode():
 def test_penultimate_features_errors_are_clear():
     x, _ = quadrants(4, seed=0)
     with pytest.raises(TypeError, match="return_features"):
-        penultimate_features(nn.Sequential(nn.Flatten(), nn.Linear(144, 4)), x)
+        penultimate_features(nn.Sequential(nn.Flatten(), nn.Linear(144, 4)).eval(), x)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         penultimate_features(TinyCNN().eval(), x * 3)
 
