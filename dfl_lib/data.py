@@ -16,6 +16,12 @@ Names (the `DATASETS` registry):
 The data root is `root`, else $DFL_DATA_DIR, else ./data; nothing is ever written under it.
 torchvision is used only to download MNIST / Fashion-MNIST / CIFAR-10 when `download=True`.
 Image folders are decoded once into a cache under $DFL_CACHE_DIR (else <repo>/.cache/dfl_lib).
+
+Errors (`dfl_lib.errors`, one line each): `UsageError` for an argument that cannot be meant,
+`MissingDataError` for a missing data root, folder or file (naming it, $DFL_DATA_DIR and how to
+get the data), `DataFileError` for a truncated, corrupt or malformed one (naming the file and how
+to get or rebuild it). Entries of an image folder that are not data (hidden folders such as
+`.ipynb_checkpoints`, OS metadata, stray files) are skipped with a `data_formats.DataWarning`.
 """
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ import torch
 from .checks import check_known
 from .data_formats import (CACHE_ENV, DATA_ENV, FASHION_CLASSES, RawDataset, idx_reader,
                            read_cifar10, read_cifar10_jpeg, read_image_folder, read_npz_dataset)
+from .errors import DataFileError, UsageError, UsageTypeError
 
 __all__ = ["Dataset", "DatasetSpec", "DATASETS", "load_dataset", "balanced_indices", "data_root",
            "cache_dir", "to_float"]
@@ -69,17 +76,17 @@ class Dataset:
     def from_arrays(cls, *, name: str, source: str, classes: list[str], x_train, y_train, x_val,
                     y_val, x_test, y_test, augment: bool = False) -> Dataset:
         """Build from uint8 image arrays (N, C, H, W) and integer labels (N,) (tensors or numpy);
-        computes mean, std and fingerprint."""
+        computes mean, std and fingerprint. UsageError for arrays of another dtype or shape."""
         arrays = {k: torch.as_tensor(v) for k, v in dict(
             x_train=x_train, y_train=y_train, x_val=x_val, y_val=y_val, x_test=x_test,
             y_test=y_test).items()}
         for split in ("train", "val", "test"):
             x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
             if x.dtype != torch.uint8 or x.dim() != 4:
-                raise ValueError(f"x_{split} must be uint8 (N, C, H, W), got {x.dtype} "
+                raise UsageError(f"x_{split} must be uint8 (N, C, H, W), got {x.dtype} "
                                  f"{tuple(x.shape)}")
             if y.dim() != 1 or len(y) != len(x):
-                raise ValueError(f"y_{split} must have shape ({len(x)},), got {tuple(y.shape)}")
+                raise UsageError(f"y_{split} must have shape ({len(x)},), got {tuple(y.shape)}")
             arrays[f"y_{split}"] = y.long()
         mean, std = _channel_stats(arrays["x_train"])
         return cls(name=name, source=source, classes=list(classes), **arrays, mean=mean, std=std,
@@ -165,15 +172,17 @@ class DatasetSpec:
     source: str
     augment: bool = False
     needs_path: bool = False
+    num_classes: int | None = None  # fixed by the dataset; None: read from the files
 
 
 DATASETS: dict[str, DatasetSpec] = {
     "mnist": DatasetSpec(idx_reader("MNIST", [str(i) for i in range(10)], "MNIST", "MNIST"),
-                         source="MNIST"),
+                         source="MNIST", num_classes=10),
     "fashion_mnist": DatasetSpec(idx_reader("FashionMNIST", FASHION_CLASSES, "Fashion-MNIST",
-                                             "FashionMNIST"), source="Fashion-MNIST"),
-    "cifar10": DatasetSpec(read_cifar10, source="CIFAR-10", augment=True),
-    "cifar10_jpeg": DatasetSpec(read_cifar10_jpeg, source="CIFAR-10 (JPEG copy)", augment=True),
+                                             "FashionMNIST"), source="Fashion-MNIST", num_classes=10),
+    "cifar10": DatasetSpec(read_cifar10, source="CIFAR-10", augment=True, num_classes=10),
+    "cifar10_jpeg": DatasetSpec(read_cifar10_jpeg, source="CIFAR-10 (JPEG copy)", augment=True,
+                                num_classes=10),
     "image_folder": DatasetSpec(read_image_folder, source="image folder", needs_path=True),
     "npz": DatasetSpec(read_npz_dataset, source="npz file", needs_path=True),
 }
@@ -191,7 +200,7 @@ def balanced_indices(labels: torch.Tensor, *, n: int, num_classes: int,
     per_class = [torch.nonzero(labels == c).flatten() for c in range(num_classes)]
     avail = [len(i) for i in per_class]
     if n > sum(avail):
-        raise ValueError(f"asked for {n} examples, only {sum(avail)} available")
+        raise UsageError(f"asked for {n} examples, only {sum(avail)} available")
     quota, left = [0] * num_classes, n
     active = [c for c in range(num_classes) if avail[c] > 0]
     while left > 0:  # fill; a class that runs short is capped and leaves the round
@@ -217,10 +226,10 @@ def _check_count(value, *, name: str, allow_none: bool) -> int | None:
     try:
         n = operator.index(value)
     except TypeError:
-        raise TypeError(f"{name} must be an integer{' or None' if allow_none else ''}, got "
-                        f"{value!r}") from None
+        raise UsageTypeError(f"{name} must be an integer{' or None' if allow_none else ''}, got "
+                             f"{value!r}") from None
     if isinstance(value, bool) or n < 0:
-        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        raise UsageError(f"{name} must be an integer >= 0, got {value!r}")
     return n
 
 
@@ -230,7 +239,7 @@ def _pick(pool: torch.Tensor, labels: torch.Tensor, n: int | None, *, name: str,
     if n is None:
         return pool
     if n > len(pool):
-        raise ValueError(f"{name}={n} is larger than the {len(pool)} {what}")
+        raise UsageError(f"{name}={n} is larger than the {len(pool)} {what}")
     if n == 0:
         return pool[:0]
     return pool[balanced_indices(labels[pool], n=n, num_classes=num_classes, generator=generator)]
@@ -248,6 +257,12 @@ def load_dataset(name: str, *, root: str | os.PathLike | None = None,
     torch.Generator().manual_seed(seed); None = all remaining, in file order. Subsets keep file
     order. download=True lets torchvision fetch MNIST / Fashion-MNIST / CIFAR-10 into root when
     missing; otherwise nothing is written under root.
+
+    Raises UsageError (a ValueError) for arguments it cannot mean; MissingDataError when the root,
+    the dataset's folder or a file is missing; DataFileError when a file is truncated, corrupt or
+    malformed (IDX, pickle, .npz, an image), or an image folder holds an empty or missing class;
+    each naming the path and how to get or rebuild it. Warns (`data_formats.DataWarning`) naming
+    what it skips in an image folder (hidden entries, OS metadata, non-image files).
     """
     check_known(name, DATASETS, kind="dataset")
     spec = DATASETS[name]
@@ -255,14 +270,14 @@ def load_dataset(name: str, *, root: str | os.PathLike | None = None,
     n_val = _check_count(n_val, name="n_val", allow_none=False)
     n_test = _check_count(n_test, name="n_test", allow_none=True)
     if n_train == 0:
-        raise ValueError("n_train must be >= 1 (the model's normalisation uses the training "
+        raise UsageError("n_train must be >= 1 (the model's normalisation uses the training "
                          "set's statistics)")
     if spec.needs_path and path is None:
-        raise ValueError(f"dataset {name!r} needs path= (the {spec.source} to read)")
+        raise UsageError(f"dataset {name!r} needs path= (the {spec.source} to read)")
     if not spec.needs_path and path is not None:
-        raise ValueError(f"path= is only for 'npz' and 'image_folder'; {name!r} reads from root")
+        raise UsageError(f"path= is only for 'npz' and 'image_folder'; {name!r} reads from root")
     if download and name not in _DOWNLOADABLE:
-        raise ValueError(f"download=True works for {', '.join(_DOWNLOADABLE)}, not {name!r}")
+        raise UsageError(f"download=True works for {', '.join(_DOWNLOADABLE)}, not {name!r}")
 
     base = data_root(root)
     raw = spec.reader(root=base, origin=_root_origin(root), download=download, cache=cache_dir(),
@@ -270,8 +285,9 @@ def load_dataset(name: str, *, root: str | os.PathLike | None = None,
     k = len(raw.classes)
     y_train, y_test = (torch.from_numpy(raw.labels[s]) for s in ("train", "test"))
     for s, y in (("train", y_train), ("test", y_test)):
-        if len(y) and int(y.max()) >= k:
-            raise ValueError(f"{name} {s} labels go up to {int(y.max())} but there are {k} classes")
+        if len(y) and int(y.max()) >= k:  # the readers check their files; this guards new ones
+            raise DataFileError(f"{raw.source}: {s} labels go up to {int(y.max())} but there are "
+                                f"{k} classes")
     gen = torch.Generator().manual_seed(seed)
     every_train = torch.arange(len(y_train))
     val = _pick(every_train, y_train, n_val, name="n_val", what=f"{name} training examples",
@@ -280,7 +296,7 @@ def load_dataset(name: str, *, root: str | os.PathLike | None = None,
     train = _pick(rest, y_train, n_train, name="n_train", num_classes=k, generator=gen,
                   what=f"{name} training examples left after holding out n_val={n_val}")
     if len(train) == 0:
-        raise ValueError(f"no training examples left after holding out n_val={n_val} of "
+        raise UsageError(f"no training examples left after holding out n_val={n_val} of "
                          f"{len(y_train)}; the model's normalisation needs some")
     test = _pick(torch.arange(len(y_test)), y_test, n_test, name="n_test", num_classes=k,
                  what=f"{name} test examples", generator=gen)

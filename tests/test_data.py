@@ -14,6 +14,7 @@ from PIL import Image
 from dfl_lib import data_formats
 from dfl_lib.augment import augment_batch
 from dfl_lib.data import DATASETS, balanced_indices, load_dataset
+from dfl_lib.errors import DataFileError
 
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
                  "truck"]
@@ -203,8 +204,9 @@ def test_npz_rejects_float_images(tmp_path):
     path = tmp_path / "f.npz"
     np.savez(path, x_train=np.zeros((2, 4, 4)), y_train=np.zeros(2, int),
              x_test=np.zeros((1, 4, 4)), y_test=np.zeros(1, int))
-    with pytest.raises(ValueError, match="uint8"):
+    with pytest.raises(DataFileError, match="uint8") as err:  # the file is wrong, not the call
         load_dataset("npz", path=path)
+    assert str(path) in str(err.value)
 
 
 # ----------------------------------------------------------------------------- errors
