@@ -26,10 +26,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attacks import ATTACKS, LogitsOnly, pgd
-from .checks import check_known, check_nonnegative
+from .checks import check_known, check_nonnegative, require_eval
+from .errors import UsageError, UsageTypeError
+from .errors import UsageError
 from .losses import pairwise_distance
 
-__all__ = ["AttackEntry", "REGISTRY", "register", "pcl_loss", "frozen", "KINDS",
+__all__ = ["AttackEntry", "REGISTRY", "register", "pcl_loss", "frozen", "KINDS", "n_targets",
+           "build_peer_attack", "AA_TARGETS",
            "AA_STEPS", "AA_QUERIES"]
 
 KINDS = ("none", "white-box", "score-based", "transfer", "adaptive")
@@ -44,7 +47,9 @@ AA_QUERIES = 5000
 class AttackEntry:
     """What an attack is. `defaults`: every setting a result records (the caller's settings
     override them); `objective`: the loss it maximises ("ce", "cw", "pcl", or None); `fn`: the
-    library attack function the runner calls on the attacked model, if any."""
+    library attack function the runner calls on the attacked model, if any. `min_classes`: the
+    fewest classes the attack is defined for, and `classes_why` the reason (the evaluation
+    refuses a model with fewer before any attack runs)."""
 
     name: str
     run: Callable
@@ -55,6 +60,8 @@ class AttackEntry:
     objective: str | None = None
     needs: tuple[str, ...] = ()
     fn: Callable | None = None
+    min_classes: int = 2
+    classes_why: str = "a classifier needs a wrong class to be pushed to"
 
 
 REGISTRY: dict[str, AttackEntry] = {}
@@ -62,19 +69,21 @@ REGISTRY: dict[str, AttackEntry] = {}
 
 def register(name: str, *, norm: str | None, kind: str, summary: str, defaults: Mapping,
              objective: str | None = None, needs: tuple[str, ...] = (),
-             fn: Callable | None = None) -> Callable:
+             fn: Callable | None = None, min_classes: int = 2,
+             classes_why: str | None = None) -> Callable:
     """Decorator: add a runner to REGISTRY under `name` with its description."""
     if kind not in KINDS:
-        raise ValueError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
+        raise UsageError(f"unknown kind {kind!r}; known: {', '.join(KINDS)}")
     if norm not in (None, "Linf", "L2"):
-        raise ValueError(f"unknown norm {norm!r}; known: Linf, L2 (or None for clean)")
+        raise UsageError(f"unknown norm {norm!r}; known: Linf, L2 (or None for clean)")
 
     def add(run: Callable) -> Callable:
         if name in REGISTRY:
-            raise ValueError(f"attack {name!r} is registered twice")
+            raise UsageError(f"attack {name!r} is registered twice")
         REGISTRY[name] = AttackEntry(name=name, run=run, norm=norm, kind=kind, summary=summary,
                                      defaults=dict(defaults), objective=objective, needs=needs,
-                                     fn=fn)
+                                     fn=fn, min_classes=min_classes,
+                                     **({"classes_why": classes_why} if classes_why else {}))
         return run
 
     return add
@@ -88,16 +97,14 @@ def _signature_defaults(fn: Callable) -> dict:
 
 @contextmanager
 def frozen(model: nn.Module):
-    """Require eval mode; restore every submodule's mode afterwards (torchattacks calls .eval())
+    """Require eval mode in every submodule (`checks.require_eval`); restore every submodule's mode afterwards (torchattacks calls .eval())
     and leave the global RNG as it was (torchattacks' APGD/FAB/Square reseed it).
 
     The parameters stop requiring gradients meanwhile (restored after): attacks need input
     gradients only, and torchattacks' FAB calls .backward(), which would otherwise compute and
     accumulate every weight's gradient at each of its steps (FAB-T 1.28x faster on a quick
     ResNet-18, identical per-example results: benchmarks/README.md)."""
-    if model.training:
-        raise ValueError("put the model in eval mode (model.eval()) before evaluating: in train "
-                         "mode BatchNorm uses batch statistics and updates its running buffers")
+    require_eval(model, what="evaluating")
     modes = [(m, m.training) for m in model.modules()]
     needs_grad = [(p, p.requires_grad) for p in model.parameters()]
     devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
@@ -129,7 +136,7 @@ def pcl_loss(centroids, *, feature: str = "penultimate", ce_weight: float = 0.0)
     own_distances = getattr(centroids, "distances", None)
     c = getattr(centroids, "centroids", centroids)
     if not isinstance(c, torch.Tensor) or c.dim() != 2:
-        raise TypeError("centroids must be a (K, d) tensor or a module with .centroids (K, d)")
+        raise UsageTypeError("centroids must be a (K, d) tensor or a module with .centroids (K, d)")
     c = c.detach()
     check_nonnegative(ce_weight, name="ce_weight")
 
@@ -141,14 +148,14 @@ def pcl_loss(centroids, *, feature: str = "penultimate", ce_weight: float = 0.0)
     def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         out = model(x, return_features=True)
         if not isinstance(out, tuple):
-            raise TypeError("pgd_pcl needs a model with forward(x, return_features=True) -> "
+            raise UsageTypeError("pgd_pcl needs a model with forward(x, return_features=True) -> "
                             "(logits, features)")
         logits, feats = out
         if feature not in feats:
             raise KeyError(f"the model returned no features[{feature!r}]; it has {sorted(feats)}")
         f = feats[feature]  # (N, d)
         if f.shape[1] != c.shape[1]:
-            raise ValueError(f"features[{feature!r}] are {f.shape[1]}-d, centroids {c.shape[1]}-d")
+            raise UsageError(f"features[{feature!r}] are {f.shape[1]}-d, centroids {c.shape[1]}-d")
         dist = distances(f)  # (N, K)
         own = dist.gather(1, y[:, None]).squeeze(1)
         nearest_other = dist.masked_fill(F.one_hot(y, c.shape[0]).bool(), float("inf")).amin(1)
@@ -165,8 +172,15 @@ def pcl_loss(centroids, *, feature: str = "penultimate", ce_weight: float = 0.0)
 
 def _own(fn: Callable) -> Callable:
     """A runner for one of our attack functions (the generator goes where it is taken)."""
+    params = inspect.signature(fn).parameters
+
     def run(model, x, y, *, generator, seed, **kw):
-        if "generator" in inspect.signature(fn).parameters:
+        unknown = sorted(set(kw) - set(params))
+        if unknown:  # a user's typo, answered in one line rather than a TypeError inside
+            known = [p for p, v in params.items() if v.kind == v.KEYWORD_ONLY and p != "generator"]
+            raise UsageError(f"attack {fn.__name__!r} has no setting {unknown[0]!r}; its settings: "
+                             f"{', '.join(known)}")
+        if "generator" in params:
             kw.setdefault("generator", generator)
         return fn(model, x, y, **kw)
     return run
@@ -198,7 +212,7 @@ register("pgd_ce", norm="Linf", kind="white-box", summary="PGD on cross-entropy 
 def _pgd_pcl(model, x, y, *, generator, seed, centroids=None, feature="penultimate",
              ce_weight=0.0, **kw):
     if centroids is None:
-        raise ValueError("pgd_pcl needs centroids= (K, d), e.g. the PCL loss's .centroids")
+        raise UsageError("pgd_pcl needs centroids= (K, d), e.g. the PCL loss's .centroids")
     loss_fn = pcl_loss(centroids, feature=feature, ce_weight=ce_weight)
     return pgd(model, x, y, loss_fn=loss_fn, generator=generator, **kw)
 
@@ -209,39 +223,61 @@ def _pgd_pcl(model, x, y, *, generator, seed, centroids=None, feature="penultima
 def _transfer(model, x, y, *, generator, seed, surrogate=None, craft="pgd", **kw):
     """Adversarial examples crafted on an independently trained surrogate, then shown to model."""
     if surrogate is None:
-        raise ValueError("transfer needs surrogate=<an independently trained model in eval mode>")
+        raise UsageError("transfer needs surrogate=<an independently trained model in eval mode>")
     if surrogate is model:
-        raise ValueError("the transfer surrogate must be a different model from the one attacked")
+        raise UsageError("the transfer surrogate must be a different model from the one attacked")
     check_known(craft, ATTACKS, kind="attack")
     with frozen(surrogate):
         return _own(ATTACKS[craft])(surrogate, x, y, generator=generator, seed=seed, **kw)
 
 
+# AutoAttack's standard version targets the 9 classes with the highest logits besides the true
+# one (Croce & Hein 2020, `n_target_classes = 9`); torchattacks 3.3.0 targets every other class
+# (n_classes - 1), which is the same on 10 classes but 99 targeted runs on 100. Fewer classes:
+# every other class.
+AA_TARGETS = 9
+
+
+def n_targets(n_classes: int) -> int:
+    """Target classes of APGD-T and FAB-T for a model with `n_classes` outputs: min(9, K - 1)."""
+    return min(AA_TARGETS, n_classes - 1)
+
+
+def build_peer_attack(kind: str, model: nn.Module, *, eps: float, seed: int, n_classes: int,
+                      **kw):
+    """The torchattacks object for `kind` (one of PEER_ATTACKS) on `model`, L-inf, with
+    AutoAttack's number of targets (`n_targets`) set on every targeted part."""
+    import torchattacks  # the pinned peer library; imported only when used
+
+    wrapped = LogitsOnly(model)
+    if kind == "apgd_ce":
+        atk = torchattacks.APGD(wrapped, norm="Linf", eps=eps, seed=seed, loss="ce", **kw)
+    elif kind == "apgd_t":
+        atk = torchattacks.APGDT(wrapped, norm="Linf", eps=eps, seed=seed,
+                                 n_classes=n_classes, **kw)
+    elif kind == "fab":
+        atk = torchattacks.FAB(wrapped, norm="Linf", eps=eps, seed=seed, n_classes=n_classes,
+                               **kw)
+    elif kind == "square":
+        atk = torchattacks.Square(wrapped, norm="Linf", eps=eps, seed=seed, **kw)
+    else:  # autoattack, standard version: APGD-CE, APGD-T, FAB-T, Square
+        steps, n_queries = kw.pop("steps"), kw.pop("n_queries")
+        atk = torchattacks.AutoAttack(wrapped, norm="Linf", eps=eps, version="standard",
+                                      n_classes=n_classes, seed=seed, **kw)
+        for sub in atk._autoattack.attacks:
+            if isinstance(sub, torchattacks.Square):
+                sub.n_queries = n_queries
+            else:
+                sub.steps = steps
+    for part in getattr(getattr(atk, "_autoattack", None), "attacks", [atk]):
+        if hasattr(part, "n_target_classes"):  # APGD-T and FAB-T
+            part.n_target_classes = n_targets(n_classes)
+    return atk
+
+
 def _torchattacks(kind: str) -> Callable:
     def run(model, x, y, *, generator, seed, eps, n_classes, **kw):
-        import torchattacks  # the pinned peer library; imported only when used
-
-        wrapped = LogitsOnly(model)
-        if kind == "apgd_ce":
-            atk = torchattacks.APGD(wrapped, norm="Linf", eps=eps, seed=seed, loss="ce", **kw)
-        elif kind == "apgd_t":
-            atk = torchattacks.APGDT(wrapped, norm="Linf", eps=eps, seed=seed,
-                                     n_classes=n_classes, **kw)
-        elif kind == "fab":
-            atk = torchattacks.FAB(wrapped, norm="Linf", eps=eps, seed=seed, n_classes=n_classes,
-                                   **kw)
-        elif kind == "square":
-            atk = torchattacks.Square(wrapped, norm="Linf", eps=eps, seed=seed, **kw)
-        else:  # autoattack, standard version: APGD-CE, APGD-T, FAB-T, Square
-            steps, n_queries = kw.pop("steps"), kw.pop("n_queries")
-            atk = torchattacks.AutoAttack(wrapped, norm="Linf", eps=eps, version="standard",
-                                          n_classes=n_classes, seed=seed, **kw)
-            for sub in atk._autoattack.attacks:
-                if isinstance(sub, torchattacks.Square):
-                    sub.n_queries = n_queries
-                else:
-                    sub.steps = steps
-        return atk(x, y)
+        return build_peer_attack(kind, model, eps=eps, seed=seed, n_classes=n_classes, **kw)(x, y)
     return run
 
 
@@ -249,7 +285,7 @@ _PEERS = {  # name: (kind, objective, defaults, summary); torchattacks 3.3.0, L-
     "apgd_ce": ("white-box", "ce", {"steps": AA_STEPS, "n_restarts": 1},
                 "APGD-CE (Croce & Hein 2020), torchattacks"),
     "apgd_t": ("white-box", "dlr", {"steps": AA_STEPS, "n_restarts": 1},
-               "APGD-T: targeted APGD on the DLR loss, every other class, torchattacks"),
+               "APGD-T: targeted APGD on the DLR loss, the 9 likeliest other classes, torchattacks"),
     "fab": ("white-box", None, {"steps": AA_STEPS, "n_restarts": 1, "multi_targeted": True},
             "FAB-T (Croce & Hein 2020): minimum-norm, multi-targeted, torchattacks"),
     "square": ("score-based", "margin", {"n_queries": AA_QUERIES, "n_restarts": 1},
@@ -257,8 +293,12 @@ _PEERS = {  # name: (kind, objective, defaults, summary); torchattacks 3.3.0, L-
     "autoattack": ("white-box", None, {"steps": AA_STEPS, "n_queries": AA_QUERIES},
                    "AutoAttack standard: APGD-CE, APGD-T, FAB-T, Square (torchattacks)"),
 }
+# the targeted DLR loss divides by z_(1) - (z_(3) + z_(4)) / 2, the sorted logits: 4 classes at least
+_DLR_T = (4, "its targeted DLR loss reads the 4th-largest logit (Croce & Hein 2020, Eq. 7)")
+_MIN_CLASSES = {"apgd_t": _DLR_T, "autoattack": (_DLR_T[0], "its APGD-T part: " + _DLR_T[1])}
 for _name, (_kind, _objective, _defaults, _summary) in _PEERS.items():
+    _least, _why = _MIN_CLASSES.get(_name, (2, None))
     register(_name, norm="Linf", kind=_kind, summary=_summary, objective=_objective,
-             defaults=_defaults)(_torchattacks(_name))
+             defaults=_defaults, min_classes=_least, classes_why=_why)(_torchattacks(_name))
 PEER_ATTACKS = tuple(_PEERS)  # need eps= and n_classes (filled in by the evaluation)
 __all__.append("PEER_ATTACKS")

@@ -34,8 +34,11 @@ from torch import nn
 
 from .attack_registry import PEER_ATTACKS, REGISTRY, frozen, pcl_loss  # noqa: F401 (pcl_loss)
 from .attacks import logits_of
-from .checks import check_images, check_known, check_labels, check_nonnegative
+from .checks import (check_images, check_known, check_labels, check_nonnegative,
+                     check_num_classes)
 from .data import balanced_indices
+from .errors import UsageError
+from .errors import UsageError
 from .fold import fold_batchnorm
 from .loops import batch_indices, to_float
 
@@ -55,10 +58,10 @@ def eval_subset_indices(y: torch.Tensor, *, n: int, seed: int) -> torch.Tensor:
     remainder to the first classes, a short class's shortfall shared among the others). The same
     (y, n, seed) always gives the same indices."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+        raise UsageError(f"n must be a positive int, got {n!r}")
     y = torch.as_tensor(y).cpu().long()
     if n > len(y):
-        raise ValueError(f"asked for n={n} examples but the test set has {len(y)}")
+        raise UsageError(f"asked for n={n} examples but the test set has {len(y)}")
     return balanced_indices(y, n=n, num_classes=int(y.max()) + 1,
                             generator=torch.Generator().manual_seed(seed))
 
@@ -80,7 +83,7 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     k = n: (0, z^2 / (n + z^2)) and (n / (n + z^2), 1). n = 0 gives (0, 1): nothing is known.
     """
     if n < 0 or not 0 <= k <= n:
-        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+        raise UsageError(f"need 0 <= k <= n, got k={k}, n={n}")
     if n == 0:
         return 0.0, 1.0
     p, z2 = k / n, z * z
@@ -154,27 +157,30 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attac
     adversarial example farther than it from x counts as a failure (accuracy at that budget).
 
     Returns {"attack", "norm", "accuracy", "ci_low", "ci_high", "n", "n_correct", "settings",
-    "max_linf", "max_l2", "median_l2", "nan_count", "seconds", "correct"}; "correct" is a bool
+    "n_classes", "max_linf", "max_l2", "median_l2", "nan_count", "seconds", "correct"}; "correct" is a bool
     tensor (n,) on the CPU, True where the example is classified correctly both clean and
     attacked. median_l2: median L2 norm of the successful perturbations (clean correct, attacked
     wrong, before the budget), None where there are none. nan_count counts adversarial examples
     holding NaN; they are replaced by the clean input (the attack failed).
+
+    Raises UsageError before any attack runs when the model (or one of its submodules) is in
+    train mode (`checks.require_eval`), when a label is not one of the model's outputs, or when
+    the attack is not defined for the model's class count (APGD-T and AutoAttack need 4).
     """
     check_known(attack, REGISTRY, kind="attack")
     check_images(x, name="x")
     check_labels(y, n=x.shape[0], name="y")
     if attack in PEER_ATTACKS and "eps" not in attack_kwargs:
-        raise ValueError(f"{attack} needs eps=")
+        raise UsageError(f"{attack} needs eps=")
     norm = attack_norm(attack, attack_kwargs)
     if l2_budget is not None:
         check_nonnegative(l2_budget, name="l2_budget")
         if norm != "L2":
-            raise ValueError(f"l2_budget is for L2 attacks; {attack} is {norm}")
+            raise UsageError(f"l2_budget is for L2 attacks; {attack} is {norm}")
     y = y.to(x.device).long()
     start = time.perf_counter()
     with frozen(model):
-        with torch.no_grad():
-            n_classes = int(logits_of(model, x[:1]).shape[1])
+        n_classes = _classes_for(model, x, y, attacks=[attack])
         # attacks run on a BatchNorm-folded copy (the same function, one pass over the
         # activations fewer; `dfl_lib.fold`); every example is judged by the model itself
         attacked = model if REGISTRY[attack].kind in _UNFOLDED_KINDS else fold_batchnorm(model)
@@ -219,8 +225,25 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attac
         warnings.warn(f"{attack}: {nan_count} adversarial examples held NaN", RuntimeWarning,
                       stacklevel=2)
     median_l2 = float(fooled_l2.median()) if len(fooled_l2) else None
-    return _row(attack, correct, norm=norm, settings=settings, max_linf=max_linf, max_l2=max_l2,
-                median_l2=median_l2, nan_count=nan_count, seconds=time.perf_counter() - start)
+    return _row(attack, correct, norm=norm, settings=settings, n_classes=n_classes,
+                max_linf=max_linf, max_l2=max_l2, median_l2=median_l2, nan_count=nan_count,
+                seconds=time.perf_counter() - start)
+
+
+def _classes_for(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attacks) -> int:
+    """The model's class count K (its logits' width on one image), checked before any attack
+    runs: every label must be one of its outputs and every attack defined for K classes
+    (`AttackEntry.min_classes`). Raises UsageError naming K and the attack or label."""
+    with torch.no_grad():
+        n_classes = int(logits_of(model, x[:1]).shape[1])
+    if len(y) and int(y.max()) >= n_classes:
+        raise UsageError(f"label {int(y.max())} is not an output of this model: it has "
+                         f"{n_classes} classes (labels 0..{n_classes - 1})")
+    for attack in attacks:
+        entry = REGISTRY[attack]
+        check_num_classes(n_classes, attack=attack, minimum=entry.min_classes,
+                          why=entry.classes_why)
+    return n_classes
 
 
 def _row(attack: str, correct: torch.Tensor, *, norm, **fields) -> dict:
@@ -268,7 +291,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attacks: dic
         {"fgsm": {"eps": 0.3}, "pgd-50x5": {"attack": "pgd", "eps": 0.3, "steps": 50,
          "restarts": 5}}
     Each row: {"name", "attack", "norm", "accuracy", "ci_low", "ci_high", "n", "n_correct",
-    "settings", "max_linf", "max_l2", "median_l2", "nan_count", "seconds"[, "note"]}; a worst-case
+    "settings", "n_classes", "max_linf", "max_l2", "median_l2", "nan_count", "seconds"[, "note"]}; a worst-case
     row's settings name its threat model and the rows it combines. With masks_dir, each row's
     mask is saved there as <name>.npy (bool (n,)).
     live: runtime objects the attacks may need ({"centroids": a PCL loss, "surrogate": a model}),
@@ -276,16 +299,22 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attacks: dic
     `needs` (a row's own setting wins).
     """
     if not attacks:
-        raise ValueError("attacks is empty: give at least one, e.g. {'clean': {}}")
+        raise UsageError("attacks is empty: give at least one, e.g. {'clean': {}}")
     taken = [name for name in attacks if name.startswith(WORST_CASE)]
     if taken:
-        raise ValueError(f"{taken[0]!r}: names starting with {WORST_CASE!r} are kept for the "
+        raise UsageError(f"{taken[0]!r}: names starting with {WORST_CASE!r} are kept for the "
                          "combined rows; rename that attack")
+    chosen = {name: dict(kwargs).get("attack", name) for name, kwargs in attacks.items()}
+    for attack in chosen.values():
+        check_known(attack, REGISTRY, kind="attack")
+    check_images(x, name="x")
+    check_labels(y, n=x.shape[0], name="y")
+    with frozen(model):  # every row's preconditions, before the first row's work
+        n_classes = _classes_for(model, x, y.to(x.device).long(), attacks=chosen.values())
     table = EvalTable()
     for name, kwargs in attacks.items():
         kwargs = dict(kwargs)
         attack, note = kwargs.pop("attack", name), kwargs.pop("note", None)
-        check_known(attack, REGISTRY, kind="attack")
         for need in REGISTRY[attack].needs:
             if live and need in live:
                 kwargs.setdefault(need, live[need])
@@ -303,6 +332,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attacks: dic
         worst = torch.stack([table.masks[r["name"]] for r in rows]).all(0)  # (n,)
         row = _row(WORST_CASE, worst, norm=norm,
                    settings={"threat_model": norm, "eps": budget, "of": [r["name"] for r in rows]},
+                   n_classes=n_classes,
                    max_linf=max(r["max_linf"] for r in rows), max_l2=max(r["max_l2"] for r in rows),
                    median_l2=None, nan_count=sum(r["nan_count"] for r in rows),
                    seconds=sum(r["seconds"] for r in rows))

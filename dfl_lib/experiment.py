@@ -92,7 +92,7 @@ def evaluate_run(cfg: RunConfig, *, suite: str = "full", data_root=None, runs_ro
                                seed=cfg.seed)
     metrics = {
         "dataset": data.source, "run": rdir.name, "suite": suite, "eval_key": key,
-        "n_eval": len(y),
+        "n_eval": len(y), "n_classes": data.num_classes,
         "n_train": len(data.y_train), "train_seconds": _train_seconds(run["history"]),
         "paper_columns": paper_column_rows(cfg),
         **({"baseline_note": BASELINE_NOTES[cfg.method]} if cfg.method in BASELINE_NOTES else {}),

@@ -55,11 +55,21 @@ class Notebook:
         self.figures.append(f"{stem}.png")
         return str(self.out / f"{stem}.png")
 
+    def class_counts(self) -> dict[str, int | None]:
+        """{dataset: its number of classes} for the datasets of this notebook's plan runs (None
+        where the count is read from the files); recorded in every metrics file."""
+        from .data import DATASETS
+        from .plan import study_plan
+
+        names = {item.cfg.dataset for item in study_plan(self.profile, device=self.device)
+                 if self.name in item.notebooks}
+        return {name: DATASETS[name].num_classes for name in sorted(names)}
+
     def write_metrics(self, payload: dict) -> Path:
         """metrics.json: the payload plus profile, deviations, figures and provenance."""
         from .device import resolve_device
 
-        body = {"notebook": self.name, "profile": self.profile,
+        body = {"notebook": self.name, "profile": self.profile, "n_classes": self.class_counts(),
                 "deviations": list(profile_deviations(self.profile))
                 + list(plan_deviations(self.profile)), "figures": self.figures,
                 **payload,

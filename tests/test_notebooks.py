@@ -65,6 +65,8 @@ def test_every_notebook_ran_and_wrote_metrics_and_figures(study):
     for name in NOTEBOOKS:
         m = _metrics(study, name)
         assert m["profile"] == "smoke" and m["provenance"]["wall_seconds"] > 0
+        # class counts in every metrics file (issue 17); the smoke plan's datasets have 10
+        assert all(k is None or k >= 2 for k in m["n_classes"].values()), m["n_classes"]
         assert (study["out"] / f"{name}.ipynb").exists()
         for figure in m["figures"]:
             assert (study["out"] / name / figure).stat().st_size > 5000
