@@ -17,13 +17,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attacks import _check, _iterate, _random_start, ce_loss
+from .numerics import stat_dtype
 
 __all__ = ["fosc", "dynamic_criterion", "dynamic_pgd", "SelfWeightedCrossEntropy"]
 
 
 def fosc(x: torch.Tensor, x0: torch.Tensor, grad: torch.Tensor, *, eps: float,
          box_aware: bool = False) -> torch.Tensor:
-    """Per-example FOSC (N,) >= 0 for points x in the eps-ball around x0 (all (N, C, H, W))."""
+    """Per-example FOSC (N,) >= 0 for points x in the eps-ball around x0 (all (N, C, H, W)).
+
+    In at least fp32 (`stat_dtype`): a sum over every pixel (3072 on CIFAR-10) compared with
+    c_t, which bf16 would round to 8 bits. (The attack's images and input gradients are fp32
+    even under autocast; this keeps FOSC fp32 for any caller.)"""
+    dtype = stat_dtype(x, x0, grad)
+    x, x0, grad = x.to(dtype), x0.to(dtype), grad.to(dtype)
     lo, hi = x0 - eps, x0 + eps
     if box_aware:
         lo, hi = lo.clamp(min=0.0), hi.clamp(max=1.0)
@@ -75,7 +82,8 @@ class SelfWeightedCrossEntropy(nn.Module):
     """
 
     def components(self, logits, y, features=None) -> dict[str, torch.Tensor]:
-        ce = F.cross_entropy(logits, y, reduction="none")  # (N,)
+        # in at least fp32 (autocast's own policy for cross_entropy, kept without autocast too)
+        ce = F.cross_entropy(logits.to(stat_dtype(logits)), y, reduction="none")  # (N,)
         return {"weighted_ce": (ce.detach() * ce).mean()}
 
     def forward(self, logits, y, features=None) -> torch.Tensor:

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import check_known, check_labels, check_nonnegative
+from .errors import UsageError, UsageTypeError
+from .numerics import stat_dtype
 
 __all__ = ["CrossEntropy", "PolarisedContrastiveLoss", "LegacyPolarisedContrastiveLoss", "CenterLoss", "AdditiveMarginSoftmax",
            "PrototypeConformityLoss", "LOSSES", "build_loss", "pairwise_distance",
@@ -35,7 +37,12 @@ def squared_distances(f: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     Computed from the differences (an (N, K, d) intermediate), not as |f|^2 + |c|^2 - 2 f.c: the
     expanded form cancels catastrophically in float32 when features are large compared with their
     distances (it can even go negative), exactly the regime of a well-clustered feature space.
-    """
+    In at least fp32 (`stat_dtype`): bf16 features under autocast are promoted, and centroids are
+    never rounded to bf16 (coordinates near 8 are 2^-4 apart in bf16: that alone moves a
+    centroid by up to 0.03 per coordinate); bf16 inputs' gradients flow back in bf16.
+    Result: (N, K) in stat_dtype(f, c)."""
+    dtype = stat_dtype(f, c)
+    f, c = f.to(dtype), c.to(dtype)
     return (f[:, None, :] - c[None, :, :]).pow(2).sum(-1)
 
 
@@ -52,9 +59,9 @@ def pairwise_distance(f: torch.Tensor, c: torch.Tensor, *, tiny: float = 1e-12) 
 
 def _check_batch(logits: torch.Tensor, y: torch.Tensor) -> int:
     if not isinstance(logits, torch.Tensor):
-        raise TypeError(f"logits must be a tensor (N, K), got {type(logits).__name__}")
+        raise UsageTypeError(f"logits must be a tensor (N, K), got {type(logits).__name__}")
     if logits.dim() != 2:
-        raise ValueError(f"logits must have shape (N, K), got {tuple(logits.shape)}")
+        raise UsageError(f"logits must have shape (N, K), got {tuple(logits.shape)}")
     check_labels(y, n=logits.shape[0])
     return logits.shape[0]
 
@@ -62,26 +69,26 @@ def _check_batch(logits: torch.Tensor, y: torch.Tensor) -> int:
 def _features(features, key: str, dim: int, n: int) -> torch.Tensor:
     """features[key] checked to be (n, dim); errors name the key, the keys present and both dims."""
     if not isinstance(features, Mapping):
-        raise TypeError(f"this loss needs the model's features dict (model(x, return_features=True)),"
+        raise UsageTypeError(f"this loss needs the model's features dict (model(x, return_features=True)),"
                         f" got {type(features).__name__}")
     if key not in features:
         raise KeyError(f"the loss needs features[{key!r}]; the model returned {sorted(features)}")
     f = features[key]
     if f.dim() != 2 or f.shape[1] != dim:
-        raise ValueError(f"features[{key!r}] has shape {tuple(f.shape)}: {f.shape[-1]}-d, "
+        raise UsageError(f"features[{key!r}] has shape {tuple(f.shape)}: {f.shape[-1]}-d, "
                          f"but the loss's centroids are {dim}-d")
     if f.shape[0] != n:
-        raise ValueError(f"features[{key!r}] has {f.shape[0]} rows, logits {n}")
+        raise UsageError(f"features[{key!r}] has {f.shape[0]} rows, logits {n}")
     return f
 
 
 def _check_sizes(num_classes: int, dims: Mapping[str, int]) -> None:
     if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) \
             or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        raise UsageError(f"num_classes must be an integer >= 2, got {num_classes!r}")
     for name, d in dims.items():
         if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1:
-            raise ValueError(f"{name} must be a positive integer, got {d!r}")
+            raise UsageError(f"{name} must be a positive integer, got {d!r}")
 
 
 def _init_centroids(num_classes: int, dim: int, *, seed: int) -> nn.Parameter:
@@ -91,7 +98,8 @@ def _init_centroids(num_classes: int, dim: int, *, seed: int) -> nn.Parameter:
 
 
 def _mean_over_others(values: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """mean_{j != y_i} values[i, j] for values (N, K): (N,)."""
+    """mean_{j != y_i} values[i, j] for values (N, K): (N,), in at least fp32."""
+    values = values.to(stat_dtype(values))
     k = values.shape[1]
     own = F.one_hot(y, k).bool()  # (N, K)
     return values.masked_fill(own, 0.0).sum(1) / (k - 1)
@@ -180,7 +188,7 @@ class PolarisedContrastiveLoss(_Loss):
                         ("cos_eps", cos_eps), ("norm_floor", norm_floor)):
             check_nonnegative(v, name=name)
         if not 0 < cos_eps < 1:
-            raise ValueError(f"cos_eps must be in (0, 1), got {cos_eps}")
+            raise UsageError(f"cos_eps must be in (0, 1), got {cos_eps}")
         self.num_classes, self.feature_dim, self.feature = num_classes, feature_dim, feature
         self.w_intra, self.w_inter = float(w_intra), float(w_inter)
         self.margin, self.cos_eps, self.norm_floor = float(margin), float(cos_eps), float(norm_floor)
@@ -197,18 +205,26 @@ class PolarisedContrastiveLoss(_Loss):
         return nn.Parameter(F.normalize(c, dim=1))
 
     def directions(self, f: torch.Tensor) -> torch.Tensor:
-        """f (N, d) -> f / sqrt(|f|^2 + floor^2) (N, d): unit length unless f is (nearly) 0."""
+        """f (N, d) -> f / sqrt(|f|^2 + floor^2) (N, d): unit length unless f is (nearly) 0.
+        In at least fp32: the squared norm is a sum over d entries (bf16 rounds it to 8 bits)."""
+        f = f.to(stat_dtype(f))
         return f / (f.pow(2).sum(1, keepdim=True) + self.norm_floor ** 2).sqrt()
 
     def distances(self, f: torch.Tensor) -> torch.Tensor:
-        """The loss's feature-to-centroid distances (N, K) for features f (N, d)."""
+        """The loss's feature-to-centroid distances (N, K) for features f (N, d), in at least
+        fp32 whatever f's dtype (the centroids are not rounded to bf16 features' dtype)."""
         c = F.normalize(self.centroids, dim=1)
-        return pairwise_distance(self.directions(f), c.to(f.device, f.dtype))
+        return pairwise_distance(self.directions(f), c.to(f.device))
 
     def centroid_closeness(self) -> torch.Tensor:
-        """(K, K): (pi - angle between centroids) / pi; 1 = same direction, 0 = opposite."""
+        """(K, K): (pi - angle between centroids) / pi; 1 = same direction, 0 = opposite.
+        In at least fp32, autocast or not: autocast would run the matmul in bf16, whose cosines
+        near 1 are 2^-8 apart, so the (1 - cos_eps) shrink (1e-4) would round away and arccos,
+        steepest there, would turn that rounding into angles off by several percent."""
         unit = F.normalize(self.centroids, dim=1)
-        cos = (unit @ unit.T).clamp(-1.0, 1.0)  # the clamp only catches rounding past +-1
+        unit = unit.to(stat_dtype(unit))
+        with torch.autocast(unit.device.type, enabled=False):
+            cos = (unit @ unit.T).clamp(-1.0, 1.0)  # the clamp only catches rounding past +-1
         return (math.pi - torch.arccos((1.0 - self.cos_eps) * cos)) / math.pi
 
     def regulariser(self, f: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -249,7 +265,8 @@ class LegacyPolarisedContrastiveLoss(PolarisedContrastiveLoss):
         return _init_centroids(num_classes, dim, seed=seed)
 
     def distances(self, f: torch.Tensor) -> torch.Tensor:
-        return pairwise_distance(f, self.centroids.to(f.device, f.dtype))
+        """Raw distances (N, K) ||f - c||, in at least fp32 (see `squared_distances`)."""
+        return pairwise_distance(f, self.centroids.to(f.device))
 
 
 class CenterLoss(_Loss):
@@ -293,16 +310,18 @@ class AdditiveMarginSoftmax(_Loss):
         check_nonnegative(margin, name="margin")
         check_nonnegative(scale, name="scale")
         if scale == 0:
-            raise ValueError(f"scale must be > 0, got {scale}")
+            raise UsageError(f"scale must be > 0, got {scale}")
         self.margin, self.scale = float(margin), float(scale)
 
     def components(self, logits, y, features=None) -> dict[str, torch.Tensor]:
         _check_batch(logits, y)
         top = float(logits.detach().abs().amax()) if logits.numel() else 0.0
         if top > self.scale * (1 + 1e-3):
-            raise ValueError(f"AdditiveMarginSoftmax expects cosine logits scale * cos(f, w) with "
+            raise UsageError(f"AdditiveMarginSoftmax expects cosine logits scale * cos(f, w) with "
                              f"|logit| <= scale = {self.scale}, got |logit| up to {top:.4g}: build "
                              f"the model with head='cosine' and the same scale")
+        # shifted in at least fp32: bf16 would round (true logit - scale * margin) to 8 bits
+        logits = logits.to(stat_dtype(logits))
         shifted = logits - (self.scale * self.margin) * F.one_hot(y, logits.shape[1]).to(logits.dtype)
         return {"margin_ce": F.cross_entropy(shifted, y)}
 
@@ -368,7 +387,7 @@ class PrototypeConformityLoss(_Loss):
             check_nonnegative(conprox_cap, name="conprox_cap")
         layers = (layers,) if isinstance(layers, str) else tuple(layers)
         if not layers or len(set(layers)) != len(layers):
-            raise ValueError(f"layers must be distinct feature names, got {layers}")
+            raise UsageError(f"layers must be distinct feature names, got {layers}")
         missing = [k for k in layers if k not in feature_dims]
         if missing:
             raise KeyError(f"feature_dims lacks {missing}; it has {sorted(feature_dims)}")
