@@ -15,6 +15,9 @@ __version__ = "0.1.0"
 
 # name -> (defining module, what it is)
 PUBLIC = {
+    # errors (a user's mistake, told in one line; the command line exits 2 or 1 on them)
+    "UsageError": ("errors", "a value, name or shape the library cannot mean (a ValueError)"),
+    "DataFileError": ("errors", "a data, checkpoint or run file missing, truncated or unreadable (an OSError)"),
     # configuration
     "make_config": ("config", "a run's config: paper defaults -> dataset -> method -> profile -> overrides"),
     "RunConfig": ("config", "the frozen run configuration (the paper's values as defaults)"),

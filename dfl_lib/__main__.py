@@ -1,4 +1,10 @@
-"""Command line: `python -m dfl_lib {train,evaluate,study,demo} ...` (see dfl_lib/cli.py)."""
+"""Command line: `python -m dfl_lib {train,evaluate,study,demo} ...` (see dfl_lib/cli.py).
+
+A user's mistake is answered in one line on stderr, like a tool: exit code 2 for a usage error
+(a value, name or setting the library cannot mean: `errors.UsageError`, and argparse's own), 1
+for a data or file error (missing, truncated or unreadable: `errors.DataFileError`); the
+traceback only with --debug. Anything else is a bug and keeps its traceback.
+"""
 from __future__ import annotations
 
 import sys
@@ -6,10 +12,27 @@ import time
 
 from .cli import build_parser, config_from_args
 from .device import set_threads
+from .errors import DataFileError, UsageError
+
+EXIT_USAGE, EXIT_DATA = 2, 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (UsageError, DataFileError) as err:
+        if args.debug:
+            raise
+        code = EXIT_USAGE if isinstance(err, UsageError) else EXIT_DATA
+        message = " ".join(str(err).split())  # one line, whatever the message held
+        print(f"{parser.prog} {args.command}: error: {message} (--debug shows the traceback)",
+              file=sys.stderr)
+        return code
+
+
+def _run(args) -> int:
     set_threads()  # once, for every command
     if args.command == "study":
         from .study_main import run_study

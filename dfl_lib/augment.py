@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .errors import UsageError
+
 __all__ = ["augment_batch"]
 
 
@@ -26,9 +28,9 @@ def augment_batch(x: torch.Tensor, *, generator: torch.Generator | None = None, 
     Returns a new tensor with x's shape, dtype and device. With pad=0 and flip=False it equals x.
     """
     if x.dim() != 4:
-        raise ValueError(f"x must have shape (N, C, H, W), got {tuple(x.shape)}")
+        raise UsageError(f"x must have shape (N, C, H, W), got {tuple(x.shape)}")
     if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
-        raise ValueError(f"pad must be an integer >= 0 (pixels), got {pad!r}")
+        raise UsageError(f"pad must be an integer >= 0 (pixels), got {pad!r}")
     n, c, h, w = x.shape
     if n == 0 or (pad == 0 and not flip):
         return x.clone()

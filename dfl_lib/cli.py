@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 
 from .config import PROFILES, RunConfig, field_type, make_config
+from .errors import UsageError
 
 __all__ = ["parse_overrides", "build_parser"]
 
@@ -24,28 +25,36 @@ def parse_overrides(pairs: list[str]) -> dict:
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep:
-            raise ValueError(f"override {pair!r} must look like key=value")
+            raise UsageError(f"override {pair!r} must look like key=value")
         want, optional = field_type(key)
         if optional and text.lower() == "none":
             out[key] = None
         elif want is bool:
             if text.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(f"config key {key!r} takes true or false, got {text!r}")
+                raise UsageError(f"config key {key!r} takes true or false, got {text!r}")
             out[key] = text.lower() in ("true", "1")
         else:
             try:
                 out[key] = want(text)
             except ValueError:
-                raise ValueError(f"config key {key!r} takes a {want.__name__}, got {text!r}") from None
+                kind = {int: "an integer", float: "a number"}.get(want, f"a {want.__name__}")
+                raise UsageError(f"config key {key!r} takes {kind}, got {text!r}") from None
     return out
 
 
 def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)  # options every command takes
+    common.add_argument("--debug", action="store_true", help="show the traceback of an error "
+                        "(a user's mistake is otherwise answered in one line)")
     parser = argparse.ArgumentParser(prog="python -m dfl_lib")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, **kw) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kw)
+
     for name, text in (("train", "train (or reuse, or resume) the run a config describes"),
                        ("evaluate", "evaluate a run with the paper's and strong attacks")):
-        p = sub.add_parser(name, help=text)
+        p = command(name, help=text)
         p.add_argument("--profile", default="quick", choices=sorted(PROFILES))
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config field (repeatable), e.g. --set dataset=mnist")
@@ -56,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--suite", default="full", choices=["paper", "full"],
                            help="paper: FGSM, PGD-10, C&W as the paper; full: plus strong attacks "
                                 "and AutoAttack")
-    study = sub.add_parser("study", help="the notebook study: train and evaluate the plan, then "
+    study = command("study", help="the notebook study: train and evaluate the plan, then "
                            "run every notebook with papermill into reports/<profile>/")
     study.add_argument("--profile", default="quick", choices=sorted(PROFILES))
     study.add_argument("--data-dir", default=None, help="data root (default: $DFL_DATA_DIR, ./data)")
@@ -71,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "README.md from the notebooks' metrics and recorded times")
     study.add_argument("--notebooks", default="", help="comma-separated subset, e.g. 01-depth")
     study.add_argument("--quiet", action="store_true", help="no progress bars")
-    demo = sub.add_parser("demo", help="MNIST: an undefended ResNet-18 and DFL + PCL with PGD "
+    demo = command("demo", help="MNIST: an undefended ResNet-18 and DFL + PCL with PGD "
                           "training, under the paper's and strong attacks")
     demo.add_argument("--profile", default="quick", choices=sorted(PROFILES))
     demo.add_argument("--data-dir", default=None, help="data root (default: $DFL_DATA_DIR, ./data)")

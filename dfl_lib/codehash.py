@@ -14,6 +14,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from .errors import UsageError
+
 __all__ = ["code_hash", "module_closure", "normalised_tree"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -55,7 +57,7 @@ def module_closure(entry: str, *, package_dir: str | os.PathLike | None = None) 
     root = Path(package_dir) if package_dir is not None else PACKAGE_DIR
     package = root.name
     if not (root / f"{entry}.py").exists():
-        raise ValueError(f"no module {entry!r} in {root}")
+        raise UsageError(f"no module {entry!r} in {root}")
     seen, todo = set(), [entry]
     while todo:
         name = todo.pop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 
+from .errors import UsageError
 from .paper_numbers import TABLES, paper_table
 from .plan import (HEADLINE_ROWS, ROW_OVERRIDES, SETTINGS, cell_config, headline_n_eval,
                    headline_suite, seeds)
@@ -132,7 +133,7 @@ def table_rows(profile: str, *, table: str, runs_root=None, data_root=None,
     """One dict per printed cell of `table`: paper value, our mean and std over seeds (%),
     difference, seeds, images, the strong columns and the flags of its cell group."""
     if table not in TABLES:
-        raise ValueError(f"unknown table {table!r}; known: {', '.join(TABLES)}")
+        raise UsageError(f"unknown table {table!r}; known: {', '.join(TABLES)}")
     dataset = _DATASET[TABLES[table]["dataset"]]
     groups: dict[tuple[str, str], tuple] = {}
     out = []

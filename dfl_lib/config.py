@@ -11,9 +11,14 @@ them beside the numbers.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Literal
+
+from .errors import UsageError, UsageTypeError
 
 __all__ = ["RunConfig", "PROFILES", "FIELD_DEFAULTS", "DATASET_DEFAULTS", "METHOD_DEFAULTS",
            "EVAL_ONLY", "make_config", "profile_deviations", "field_type", "field_choices",
@@ -262,7 +267,7 @@ def make_config(profile: str = "quick", **overrides) -> RunConfig:
 
 def _check_profile(profile: str) -> None:
     if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+        raise UsageError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
 
 
 def field_type(key: str) -> tuple[type, bool]:
@@ -270,7 +275,9 @@ def field_type(key: str) -> tuple[type, bool]:
     set of names (Literal) has base type str (`field_choices` gives the names)."""
     hints = typing.get_type_hints(RunConfig)
     if key not in hints:
-        raise ValueError(f"unknown config key {key!r}; known: {', '.join(sorted(hints))}")
+        close = difflib.get_close_matches(key, hints, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UsageError(f"unknown config key {key!r}; {hint}known: {', '.join(sorted(hints))}")
     hint = hints[key]
     if typing.get_origin(hint) is Literal:
         return str, False
@@ -297,14 +304,16 @@ def _apply(cfg: RunConfig, overrides: dict) -> RunConfig:
             continue
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
+        if want is float and type(value) is float and not math.isfinite(value):
+            raise UsageError(f"config key {key!r} must be a finite number, got {value!r}")
         if type(value) is not want:
-            raise TypeError(
+            raise UsageTypeError(
                 f"config key {key!r} must be {want.__name__}{' or None' * optional}, got "
                 f"{type(value).__name__} {value!r}"
             )
         choices = field_choices(key)
         if choices is not None and value not in choices:
-            raise ValueError(f"unknown {key} {value!r}; known: {', '.join(choices)}")
+            raise UsageError(f"unknown {key} {value!r}; known: {', '.join(choices)}")
         clean[key] = value
     out = dataclasses.replace(cfg, **clean)
     _validate(out)
@@ -316,12 +325,42 @@ def milestones(cfg: RunConfig) -> tuple[float, ...]:
     try:
         shares = tuple(float(t) for t in cfg.lr_milestones.split(",") if t.strip())
     except ValueError:
-        raise ValueError(f"lr_milestones must be comma-separated numbers in (0, 1], got "
+        raise UsageError(f"lr_milestones must be comma-separated numbers in (0, 1], got "
                          f"{cfg.lr_milestones!r}") from None
     if any(not 0 < m <= 1 for m in shares) or list(shares) != sorted(shares):
-        raise ValueError(f"lr_milestones must be increasing shares of the epochs in (0, 1], got "
+        raise UsageError(f"lr_milestones must be increasing shares of the epochs in (0, 1], got "
                          f"{cfg.lr_milestones!r}")
     return shares
+
+
+# fields whose values mean something only inside a range: (low, high, why); bounds inclusive
+_RANGES = {
+    "eps": (0.0, 1.0, "an L-inf budget in pixel units on images in [0, 1] (MNIST 0.3, "
+                      "CIFAR-10 8/255 = 0.031)"),
+    "alpha": (0.0, 1.0, "a step in pixel units on images in [0, 1] (0 = the attack's default)"),
+    "adv_fraction": (0.0, 1.0, "the share of each batch attacked"),
+    "momentum": (0.0, 0.999, "SGD momentum (1 or more never forgets a gradient)"),
+}
+
+
+def _check_ranges(cfg: RunConfig) -> None:
+    for key, (low, high, why) in _RANGES.items():
+        value = getattr(cfg, key)
+        if not low <= value <= high:
+            raise UsageError(f"config key {key!r} is {why}: it must lie in [{low:g}, {high:g}], "
+                             f"got {value:g}")
+    if cfg.lr <= 0:
+        raise UsageError(f"config key 'lr' must be > 0 (nothing would learn), got {cfg.lr:g}")
+    for key in ("lr_warmup_epochs", "eps_ramp_epochs"):
+        if getattr(cfg, key) > cfg.epochs:
+            raise UsageError(f"config key {key!r} ({getattr(cfg, key):g}) is longer than the run "
+                             f"(epochs={cfg.epochs}); it must be at most epochs")
+    if cfg.dataset in ("npz", "image_folder") and not cfg.data_path:
+        raise UsageError(f"dataset {cfg.dataset!r} reads the file or folder given by data_path: "
+                         "set --set data_path=<path>")
+    if not re.fullmatch(r"auto|cpu|meta|mps|cuda(:\d+)?", cfg.device):
+        raise UsageError(f"config key 'device' must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', "
+                         f"got {cfg.device!r}")
 
 
 def _validate(cfg: RunConfig) -> None:
@@ -329,29 +368,28 @@ def _validate(cfg: RunConfig) -> None:
                 "pcl_w_intra", "pcl_w_inter", "pcl_margin", "lr_warmup_epochs", "cw_l2_budget"):
         value = getattr(cfg, key)
         if value is not None and value < 0:
-            raise ValueError(f"config key {key!r} must be >= 0, got {value}")
+            raise UsageError(f"config key {key!r} must be >= 0, got {value}")
     for key in ("epochs", "batch_size", "attack_steps", "width", "eval_batch_size", "aa_steps",
                 "aa_queries", "cw_l2_search_steps", "cw_l2_steps"):
         if getattr(cfg, key) < 1:
-            raise ValueError(f"config key {key!r} must be >= 1, got {getattr(cfg, key)}")
+            raise UsageError(f"config key {key!r} must be >= 1, got {getattr(cfg, key)}")
     for key in ("n_train", "n_val", "n_eval", "monitor_size", "eps_ramp_epochs", "cw_steps",
                 "extra_fc"):
         if getattr(cfg, key) < 0:
-            raise ValueError(f"config key {key!r} must be >= 0, got {getattr(cfg, key)}")
-    if not 0.0 <= cfg.adv_fraction <= 1.0:
-        raise ValueError(f"adv_fraction must be in [0, 1], got {cfg.adv_fraction}")
+            raise UsageError(f"config key {key!r} must be >= 0, got {getattr(cfg, key)}")
+    _check_ranges(cfg)
     milestones(cfg)
     if cfg.method == "dynamic" and cfg.train_attack != "pgd":
-        raise ValueError("method 'dynamic' is adversarial training with PGD: set train_attack='pgd'")
+        raise UsageError("method 'dynamic' is adversarial training with PGD: set train_attack='pgd'")
     if cfg.method == "dynamic" and cfg.dynamic_loss_weighting and cfg.loss != "ce":
-        raise ValueError("method 'dynamic' weights each example's CE (Wang et al.'s code): set "
+        raise UsageError("method 'dynamic' weights each example's CE (Wang et al.'s code): set "
                          "loss='ce', or dynamic_loss_weighting=false to train another loss")
     if cfg.method == "mustafa" and cfg.train_attack == "cw":
-        raise ValueError("method 'mustafa' trains adversarially with fgsm or pgd (their scripts); "
+        raise UsageError("method 'mustafa' trains adversarially with fgsm or pgd (their scripts); "
                          "train_attack='cw' is not one of them")
     if cfg.method == "mustafa" and cfg.loss != "prototype_conformity":
-        raise ValueError("method 'mustafa' trains with loss='prototype_conformity'")
+        raise UsageError("method 'mustafa' trains with loss='prototype_conformity'")
     if cfg.loss == "prototype_conformity" and cfg.extra_fc == 0:
-        raise ValueError("loss 'prototype_conformity' acts on the pooled features and Mustafa et "
+        raise UsageError("loss 'prototype_conformity' acts on the pooled features and Mustafa et "
                          "al.'s extra FC layer: set extra_fc (theirs: 1024); without it both "
                          "layers are the same vector and the regulariser counts twice")

@@ -11,6 +11,8 @@ import os
 
 import torch
 
+from .errors import UsageError
+
 __all__ = ["resolve_device", "set_threads"]
 
 
@@ -32,9 +34,9 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ValueError(f"unknown device {name!r}; use 'auto', 'cpu', 'cuda' or 'cuda:<index>'"
+        raise UsageError(f"unknown device {name!r}; use 'auto', 'cpu', 'cuda' or 'cuda:<index>'"
                          ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA device here; use "
+        raise UsageError(f"device {name!r} asked for, but torch sees no CUDA device here; use "
                          "'auto' or 'cpu'")
     return device

@@ -26,6 +26,7 @@ import torch
 from matplotlib.patches import FancyBboxPatch
 from torch import nn
 
+from .errors import UsageError
 from .layers import BasicBlock, Bottleneck, WideBasicBlock
 from .models import StagedNet
 
@@ -54,7 +55,7 @@ def trace_shapes(model: nn.Module, *, input_shape: Sequence[int]) -> list[dict]:
     pass runs in eval mode under no_grad, and every hook is removed even if the forward fails.
     """
     if not isinstance(model, StagedNet):
-        raise ValueError(
+        raise UsageError(
             f"trace_shapes needs a StagedNet (dfl_lib.models), got {type(model).__name__}")
     shape = _check_input_shape(input_shape, in_channels=model.in_channels)
     watched = _watched_modules(model)  # node name -> module
@@ -88,11 +89,11 @@ def trace_shapes(model: nn.Module, *, input_shape: Sequence[int]) -> list[dict]:
 def _check_input_shape(input_shape, *, in_channels: int) -> tuple[int, ...]:
     shape = tuple(input_shape)
     if len(shape) != 4:
-        raise ValueError(f"input_shape must be (N, C, H, W), got {shape} (rank {len(shape)})")
+        raise UsageError(f"input_shape must be (N, C, H, W), got {shape} (rank {len(shape)})")
     if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in shape):
-        raise ValueError(f"input_shape must hold positive ints, got {shape}")
+        raise UsageError(f"input_shape must hold positive ints, got {shape}")
     if shape[1] != in_channels:
-        raise ValueError(f"input_shape has {shape[1]} channels, the model expects {in_channels}")
+        raise UsageError(f"input_shape has {shape[1]} channels, the model expects {in_channels}")
     return shape
 
 

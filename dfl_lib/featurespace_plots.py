@@ -17,6 +17,8 @@ import numpy as np
 import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 
+from .errors import UsageError
+
 __all__ = ["plot_umap_panels"]
 
 KEYS = ("clean_2d", "perturbed_2d", "y", "metrics")
@@ -30,10 +32,10 @@ def _panel_arrays(name: str, panel: Mapping) -> tuple[np.ndarray, np.ndarray, np
     perturbed = np.asarray(panel["perturbed_2d"], dtype=float)  # (N, 2)
     y = np.asarray(panel["y"]).astype(int).ravel()  # (N,)
     if clean.ndim != 2 or clean.shape[1] != 2 or perturbed.shape != clean.shape:
-        raise ValueError(f"panel {name!r}: clean_2d and perturbed_2d must both have shape "
+        raise UsageError(f"panel {name!r}: clean_2d and perturbed_2d must both have shape "
                          f"(N, 2), got {clean.shape} and {perturbed.shape}")
     if y.shape != (clean.shape[0],):
-        raise ValueError(f"panel {name!r}: y must have shape ({clean.shape[0]},), got {y.shape}")
+        raise UsageError(f"panel {name!r}: y must have shape ({clean.shape[0]},), got {y.shape}")
     return clean, perturbed, y
 
 
@@ -45,7 +47,7 @@ def plot_umap_panels(panels: Mapping[str, Mapping], *, title: str,
     One legend below the panels names the classes (`class_names[k]`, else "class k") and the
     two markers. Returns the figure."""
     if not panels:
-        raise ValueError("no panels to plot")
+        raise UsageError("no panels to plot")
     arrays = {name: _panel_arrays(name, panel) for name, panel in panels.items()}
     classes = sorted(set().union(*(set(y.tolist()) for _, _, y in arrays.values())))
     colours = plt.get_cmap("tab10")

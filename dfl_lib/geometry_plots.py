@@ -20,6 +20,8 @@ from matplotlib.collections import LineCollection
 from matplotlib.colors import ListedColormap, to_rgb
 from matplotlib.lines import Line2D
 
+from .errors import UsageError
+
 __all__ = ["plot_feature_panels", "plot_regions_under_attack", "CLASS_COLOURS"]
 
 CLASS_COLOURS = [plt.get_cmap("tab10")(k) for k in range(10)]
@@ -35,7 +37,7 @@ def _np(t) -> np.ndarray:
 
 def _check(panels: Mapping[str, Mapping], extra: tuple[str, ...] = ()) -> None:
     if not panels:
-        raise ValueError("no panels to plot")
+        raise UsageError("no panels to plot")
     for name, p in panels.items():
         missing = [k for k in KEYS + extra if k not in p]
         if missing:

@@ -15,6 +15,7 @@ import torch
 
 from . import runio
 from .data import load_dataset, to_float
+from .errors import UsageError
 from .geometry import (_build, attacked_features, class_centroids, decision_regions,
                        feature_extent, features_2d, separation_ratio, share_in_true_region,
                        train_2d)
@@ -32,7 +33,7 @@ GEOMETRY_SIZES = {"smoke": (512, 1, 0.05, 200), "quick": (10_000, 3, 0.05, 1000)
 
 def _sizes(profile: str) -> tuple[int, int, float, int]:
     if profile not in GEOMETRY_SIZES:
-        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(GEOMETRY_SIZES)}")
+        raise UsageError(f"unknown profile {profile!r}; known: {', '.join(GEOMETRY_SIZES)}")
     return GEOMETRY_SIZES[profile]
 
 

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import UsageError
+
 __all__ = [
     "Normalize",
     "BasicBlock",
@@ -31,9 +33,9 @@ class Normalize(nn.Module):
     def __init__(self, mean: Sequence[float], std: Sequence[float]):
         super().__init__()
         if len(mean) != len(std):
-            raise ValueError(f"mean has {len(mean)} channels but std has {len(std)}")
+            raise UsageError(f"mean has {len(mean)} channels but std has {len(std)}")
         if any(s <= 0 for s in std):
-            raise ValueError(f"std must be positive, got {tuple(std)}")
+            raise UsageError(f"std must be positive, got {tuple(std)}")
         # (1, C, 1, 1) so it broadcasts over (N, C, H, W)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
@@ -132,7 +134,7 @@ class DefensiveFeatureLayer(nn.Module):
         early = list(stage_channels[:-1])
         out = list(deconv_channels) if deconv_channels is not None else early
         if len(out) != len(early):
-            raise ValueError(f"deconv_channels needs {len(early)} entries, got {len(out)}")
+            raise UsageError(f"deconv_channels needs {len(early)} entries, got {len(out)}")
         self.blocks = nn.ModuleList(
             nn.Sequential(
                 nn.ConvTranspose2d(c_in, c_out, kernel_size=1, bias=False),
@@ -157,7 +159,7 @@ class CosineClassifier(nn.Module):
     def __init__(self, in_features: int, num_classes: int, *, scale: float = 30.0):
         super().__init__()
         if scale <= 0:
-            raise ValueError(f"scale must be positive, got {scale}")
+            raise UsageError(f"scale must be positive, got {scale}")
         self.weight = nn.Parameter(torch.randn(num_classes, in_features) / in_features**0.5)
         self.scale = scale
 

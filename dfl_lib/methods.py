@@ -23,6 +23,7 @@ from torch import nn
 from .attacks import ATTACKS
 from .config import RunConfig, milestones
 from .dynamic import SelfWeightedCrossEntropy, dynamic_criterion, dynamic_pgd
+from .errors import UsageError
 
 __all__ = ["BASELINE_NOTES", "training_attack", "epoch_loss", "loss_options", "centre_groups",
            "lr_factors", "warmup", "regime", "mustafa_stage"]
@@ -174,7 +175,7 @@ def _mustafa_attack(model, x, y, *, kind: str, eps: float, steps: int,
     if kind == "pgd":
         return ATTACKS["pgd"](model, x, y, eps=draw, alpha=eps * MUSTAFA_ALPHA, steps=steps,
                               random_start=False, keep_best=False)
-    raise ValueError(f"method 'mustafa' trains with fgsm or pgd, not {kind!r}")
+    raise UsageError(f"method 'mustafa' trains with fgsm or pgd, not {kind!r}")
 
 
 def _mustafa_stage1_epochs(cfg: RunConfig) -> int:

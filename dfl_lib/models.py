@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import check_known
+from .errors import UsageError, UsageTypeError
 from .layers import (
     BasicBlock,
     Bottleneck,
@@ -72,7 +73,7 @@ class StagedNet(nn.Module):
         elif head == "cosine":
             self.head = CosineClassifier(d, num_classes, scale=cosine_scale)
         else:
-            raise ValueError(f"unknown head {head!r}; known: cosine, linear")
+            raise UsageError(f"unknown head {head!r}; known: cosine, linear")
 
     @property
     def feature_dim(self) -> int:
@@ -80,7 +81,7 @@ class StagedNet(nn.Module):
 
     def forward(self, x: torch.Tensor, return_features: bool = False):
         if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
+            raise UsageError(
                 f"expected input of shape (N, {self.in_channels}, H, W), got {tuple(x.shape)}"
             )
         out = self.stem(self.normalize(x))
@@ -146,9 +147,9 @@ def wide_resnet(*, num_classes=10, in_channels=3, width=16, depth=34, widen_fact
     """
     _check_common(num_classes=num_classes, in_channels=in_channels, width=width)
     if (depth - 4) % 6 != 0 or depth < 10:
-        raise ValueError(f"WideResNet depth must be 6n + 4 (>= 10), got {depth}")
+        raise UsageError(f"WideResNet depth must be 6n + 4 (>= 10), got {depth}")
     if widen_factor < 1:
-        raise ValueError(f"widen_factor must be >= 1, got {widen_factor}")
+        raise UsageError(f"widen_factor must be >= 1, got {widen_factor}")
     n = (depth - 4) // 6
     stem = nn.Conv2d(in_channels, width, 3, padding=1, bias=False)
     stages, channels, planes_in = [], [], width
@@ -166,11 +167,11 @@ def wide_resnet(*, num_classes=10, in_channels=3, width=16, depth=34, widen_fact
 def _check_common(*, num_classes: int, in_channels: int, width: int) -> None:
     for name, v in (("num_classes", num_classes), ("in_channels", in_channels), ("width", width)):
         if isinstance(v, bool) or not isinstance(v, int):
-            raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+            raise UsageTypeError(f"{name} must be an int, got {type(v).__name__}")
         if v < 1:
-            raise ValueError(f"{name} must be >= 1, got {v}")
+            raise UsageError(f"{name} must be >= 1, got {v}")
     if num_classes < 2:
-        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        raise UsageError(f"num_classes must be >= 2, got {num_classes}")
 
 
 def _norm(mean, std, in_channels: int) -> dict:
@@ -178,7 +179,7 @@ def _norm(mean, std, in_channels: int) -> dict:
     mean = tuple(mean) if mean is not None else (0.5,) * in_channels
     std = tuple(std) if std is not None else (0.5,) * in_channels
     if len(mean) != in_channels or len(std) != in_channels:
-        raise ValueError(
+        raise UsageError(
             f"mean/std need {in_channels} channel values, got {len(mean)} and {len(std)}"
         )
     return {"mean": mean, "std": std}

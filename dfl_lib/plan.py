@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import RunConfig, make_config
+from .errors import UsageError
 
 __all__ = ["PlanItem", "ROW_OVERRIDES", "SETTINGS", "DATASETS", "TABLE_ROWS", "HEADLINE_ROWS",
            "DEPTHS", "study_plan", "cell_config", "depth_config", "seeds", "table_backbone",
@@ -83,11 +84,11 @@ def cell_config(profile: str, *, dataset: str, row: str, setting: str, seed: int
                 device: str = "auto") -> RunConfig:
     """The run behind one table cell group (a row of a table, in one training setting)."""
     if row not in ROW_OVERRIDES:
-        raise ValueError(f"unknown table row {row!r}; known: {', '.join(ROW_OVERRIDES)}")
+        raise UsageError(f"unknown table row {row!r}; known: {', '.join(ROW_OVERRIDES)}")
     if setting not in SETTINGS:
-        raise ValueError(f"unknown setting {setting!r}; known: {', '.join(SETTINGS)}")
+        raise UsageError(f"unknown setting {setting!r}; known: {', '.join(SETTINGS)}")
     if row == "dynamic" and setting == "no defence":
-        raise ValueError("Dynamic is adversarial training by construction: it has no "
+        raise UsageError("Dynamic is adversarial training by construction: it has no "
                          "'no defence' run")
     base = {"model": table_backbone(profile), "dataset": dataset, "seed": seed,
             "train_attack": SETTINGS[setting], "device": device, **_ENGINEERING[profile]}
@@ -121,7 +122,7 @@ def study_plan(profile: str, *, device: str = "auto") -> list[PlanItem]:
     curves, then the table cells (one 'table' suite each), then the headline cells' strong
     evaluation (AutoAttack, adaptive attack, transfer and masking checks) on seed 0."""
     if profile not in _BACKBONE:
-        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(_BACKBONE)}")
+        raise UsageError(f"unknown profile {profile!r}; known: {', '.join(_BACKBONE)}")
     items: list[PlanItem] = []
     seen: dict[RunConfig, PlanItem] = {}
 
@@ -187,5 +188,5 @@ _PLAN_DEVIATIONS = {
 def plan_deviations(profile: str) -> tuple[str, ...]:
     """How the study plan departs from the paper at this profile (for reports)."""
     if profile not in _BACKBONE:
-        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(_BACKBONE)}")
+        raise UsageError(f"unknown profile {profile!r}; known: {', '.join(_BACKBONE)}")
     return _PLAN_DEVIATIONS["all"] + _PLAN_DEVIATIONS[profile]

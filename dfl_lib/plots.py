@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 
+from .errors import UsageError
+
 __all__ = ["curve_grid", "STYLES"]
 
 STYLES = ("-", "--", ":", "-.")
@@ -27,7 +29,7 @@ def curve_grid(records: Sequence[Mapping], *, rows: str, hue: str, style: str,
     a log scale (a diverging run's loss can be 1e7 where the others are near 1). A record whose
     history lacks a metric is skipped in that panel. Returns the figure."""
     if not records:
-        raise ValueError("no records to plot")
+        raise UsageError("no records to plot")
     missing = [k for k in (rows, hue, style) if any(k not in r for r in records)]
     if missing or any("history" not in r for r in records):
         raise KeyError(f"every record needs 'history' and the keys {rows!r}, {hue!r}, {style!r}")

@@ -37,6 +37,7 @@ from torch import nn
 
 from . import __version__
 from .codehash import code_hash
+from .errors import DataFileError, MissingDataError, UsageError
 
 __all__ = [
     "canonical_json", "run_key", "code_version", "default_runs_root", "run_dir", "git_state",
@@ -127,7 +128,7 @@ def run_dir(*, root: str | os.PathLike | None, name: str, key: str) -> Path:
     `root=None` means `default_runs_root()`.
     """
     if not re.fullmatch(r"[A-Za-z0-9]+", key or ""):
-        raise ValueError(f"run_dir: key must be alphanumeric (a run_key), got {key!r}")
+        raise UsageError(f"run_dir: key must be alphanumeric (a run_key), got {key!r}")
     readable = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")[:120] or "run"
     base = Path(root).expanduser() if root is not None else default_runs_root()
     return base / f"{readable}-{key}"
@@ -263,15 +264,16 @@ def write_json(path: str | os.PathLike, obj) -> Path:
 
 
 def read_json(path: str | os.PathLike):
-    """Read a JSON file; a missing file raises FileNotFoundError, bad JSON a ValueError, both
-    naming the path."""
+    """Read a JSON file; a missing file raises MissingDataError (a FileNotFoundError), bad JSON
+    a DataFileError (an OSError), both naming the path."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no JSON file at {path}")
+        raise MissingDataError(f"no JSON file at {path}")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON: {err}") from err
+        raise DataFileError(f"{path} is not valid JSON ({err}); it was written by an interrupted "
+                            "or older run: delete it and run the command again to rebuild it") from err
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -300,19 +302,23 @@ def save_checkpoint(path: str | os.PathLike, *, state: dict, verify: bool = True
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """`torch.load(path, weights_only=True, map_location="cpu")`, with errors that name the
-    path: FileNotFoundError when missing, RuntimeError when corrupt or not weights_only-safe."""
+    path: MissingDataError (a FileNotFoundError) when missing, DataFileError (an OSError) when
+    corrupt, truncated or not weights_only-safe; both say how to rebuild it."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
+        raise MissingDataError(f"no checkpoint at {path}; train the run (python -m dfl_lib train "
+                               "with the same settings) to write it")
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError, ...
         first_line = (str(err).strip().splitlines() or [""])[0]
-        raise RuntimeError(f"could not load checkpoint {path}: corrupt, truncated, or not "
-                           f"loadable with weights_only=True ({type(err).__name__}: "
-                           f"{first_line})") from err
+        raise DataFileError(f"could not load checkpoint {path}: corrupt, truncated, or not "
+                            f"loadable with weights_only=True ({type(err).__name__}: "
+                            f"{first_line}); delete it and run the same command again to "
+                            "retrain the run") from err
     if not isinstance(state, dict):
-        raise ValueError(f"checkpoint {path} holds a {type(state).__name__}, not a dict")
+        raise DataFileError(f"checkpoint {path} holds a {type(state).__name__}, not a dict; "
+                            "delete it and run the same command again to retrain the run")
     return state
 
 
@@ -349,7 +355,7 @@ def check_compatible(state_dict_saved: dict, model: nn.Module, *, show: int = 5)
             more = f" (+{len(items) - show} more)" if len(items) > show else ""
             problems.append(f"{label}: {', '.join(items[:show])}{more}")
     if problems:
-        raise ValueError("checkpoint from another architecture: " + "; ".join(problems))
+        raise UsageError("checkpoint from another architecture: " + "; ".join(problems))
 
 
 # --------------------------------------------------------------------------- random states
@@ -383,7 +389,7 @@ def set_rng_state(state: dict, generators: dict[str, torch.Generator] | None = N
     generators = generators or {}
     saved = state["generators"]
     if set(saved) != set(generators):
-        raise ValueError(f"set_rng_state: saved generators {sorted(saved)} do not match the "
+        raise UsageError(f"set_rng_state: saved generators {sorted(saved)} do not match the "
                          f"given ones {sorted(generators)}")
     torch.set_rng_state(state["torch"])
     _set_cuda_states(state["cuda"])

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from .config import PROFILES, profile_deviations
+from .errors import UsageError
 from .notebook import CIFAR_NOTE
 from .paper_numbers import paper_claims
 from .plan import plan_deviations
@@ -47,13 +48,13 @@ def run_notebooks(profile: str, *, out_dir, runs_dir, data_dir: str = "", device
     import papermill as pm
 
     if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
+        raise UsageError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
     out_dir, notebooks_dir = Path(out_dir).resolve(), Path(notebooks_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     names = only or NOTEBOOKS
     unknown = [n for n in names if n not in NOTEBOOKS]
     if unknown:
-        raise ValueError(f"unknown notebooks {unknown}; known: {', '.join(NOTEBOOKS)}")
+        raise UsageError(f"unknown notebooks {unknown}; known: {', '.join(NOTEBOOKS)}")
     # kernels run in the notebooks folder: a relative data root (the Makefile's ../shared/data)
     # is resolved here, from the caller's folder
     data_dir = data_dir or os.environ.get("DFL_DATA_DIR", "")

@@ -10,6 +10,7 @@ surrogate) are not part of a suite: `evaluate(..., live=...)` passes them beside
 from __future__ import annotations
 
 from .config import RunConfig
+from .errors import UsageError
 
 __all__ = ["ROWS", "SUITES", "CHECKED_SUITES", "PAPER_COLUMNS", "PAPER_SETTING_CW_NOTE", "attack_suite",
            "paper_column_rows"]
@@ -85,7 +86,7 @@ def _row(cfg: RunConfig, key: str) -> tuple[str, dict]:
 def attack_suite(cfg: RunConfig, *, suite: str = "full") -> dict[str, dict]:
     """{row name: {"attack": registry name, settings...[, "note"]}} of `suite` for this config."""
     if suite not in SUITES:
-        raise ValueError(f"unknown suite {suite!r}; known: {', '.join(SUITES)}")
+        raise UsageError(f"unknown suite {suite!r}; known: {', '.join(SUITES)}")
     rows = [k for k in SUITES[suite] if cfg.loss in ONLY_FOR_LOSSES.get(k, (cfg.loss,))]
     return dict(_row(cfg, key) for key in rows)
 

@@ -17,7 +17,7 @@ def test_overrides_are_typed_by_the_config():
 
 
 @pytest.mark.parametrize("bad,match", [(["epoch=3"], "unknown config key"),
-                                       (["epochs=three"], "takes a int"),
+                                       (["epochs=three"], "takes an integer"),
                                        (["dfl=maybe"], "true or false"),
                                        (["epochs"], "key=value")])
 def test_bad_overrides_are_clear_errors(bad, match):

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from dfl_lib import runio
+from dfl_lib.errors import DataFileError
 
 CONFIG = {"dataset": "mnist", "lr": 0.1, "epochs": 6, "dfl": True, "loss": "pcl"}
 
@@ -160,7 +161,7 @@ def test_json_round_trip_and_errors(tmp_path):
         runio.write_json(tmp_path / "bad.json", {"x": np.zeros(3)})
     assert not (tmp_path / "bad.json").exists() and _temp_files(tmp_path) == []
     (tmp_path / "broken.json").write_text("{not json")
-    with pytest.raises(ValueError, match="broken.json"):
+    with pytest.raises(DataFileError, match="broken.json"):
         runio.read_json(tmp_path / "broken.json")
     with pytest.raises(FileNotFoundError, match="missing.json"):
         runio.read_json(tmp_path / "missing.json")
@@ -270,12 +271,12 @@ def test_load_checkpoint_errors_name_the_path(tmp_path):
         runio.load_checkpoint(tmp_path / "nothing.pt")
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"\x00\x01 definitely not a checkpoint" * 10)
-    with pytest.raises(RuntimeError, match="garbage.pt"):
+    with pytest.raises(DataFileError, match="garbage.pt"):
         runio.load_checkpoint(garbage)
     good = runio.save_checkpoint(tmp_path / "good.pt", state={"w": torch.ones(1000)})
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(good.read_bytes()[:-300])
-    with pytest.raises(RuntimeError, match="truncated.pt"):
+    with pytest.raises(DataFileError, match="truncated.pt"):
         runio.load_checkpoint(truncated)
 
 

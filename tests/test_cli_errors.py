@@ -1,0 +1,134 @@
+"""Bad input answered like a tool (issue 17): the real command line, from a scratch folder, in a
+subprocess. Every user mistake gets one line on stderr naming the problem and the value given,
+exit code 2 for usage errors and 1 for data or file errors, and no traceback unless --debug.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(*args, cwd: Path, data: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT),
+           "DFL_CACHE_DIR": str(cwd / "cache")}
+    if data is not None:
+        env["DFL_DATA_DIR"] = str(data)
+    return subprocess.run([sys.executable, "-m", "dfl_lib", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _assert_one_line(result, code: int, *needles: str):
+    err = result.stderr.strip()
+    assert result.returncode == code, (result.returncode, err[-2000:])
+    assert "Traceback" not in err, err[-2000:]
+    last = err.splitlines()[-1]
+    for needle in needles:
+        assert needle in last, (needle, last)
+
+
+USAGE = [  # (overrides, what the one line must name)
+    (["--set", "eps=-0.1"], ["'eps'", "-0.1"]),
+    (["--set", "eps=2"], ["'eps'", "[0, 1]", "got 2"]),
+    (["--set", "model=resnet99"], ["resnet99", "resnet18"]),
+    (["--set", "dataset=imagenet"], ["imagenet", "mnist"]),
+    (["--set", "epoch=3"], ["'epoch'", "did you mean 'epochs'"]),
+    (["--set", "epochs=three"], ["'epochs'", "integer", "'three'"]),
+    (["--set", "batch_size=0"], ["'batch_size'", ">= 1", "got 0"]),
+    (["--set", "lr=nan"], ["'lr'", "finite"]),
+    (["--set", "momentum=1.5"], ["'momentum'", "1.5"]),
+    (["--set", "adv_fraction=2"], ["adv_fraction", "[0, 1]"]),
+    (["--set", "device=gpu"], ["'device'", "'gpu'"]),
+    (["--set", "dataset=npz"], ["data_path"]),
+    (["--set", "lr_warmup_epochs=9", "--set", "epochs=2"], ["lr_warmup_epochs", "epochs=2"]),
+    (["--set", "eps"], ["key=value"]),
+    (["--profile", "nope"], ["nope"]),  # argparse's own message
+]
+
+
+@pytest.mark.parametrize("overrides,needles", USAGE, ids=[" ".join(u[0]) for u in USAGE])
+def test_usage_errors_exit_2_in_one_line(overrides, needles, tmp_path):
+    result = _cli("train", "--profile", "smoke", *overrides, "--quiet", cwd=tmp_path)
+    _assert_one_line(result, 2, *needles)
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = _cli("train", "--profile", "smoke", "--set", "eps=2", "--debug", cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" in result.stderr
+    assert "UsageError" in result.stderr
+
+
+def test_missing_data_folder_exits_1_naming_it(tmp_path):
+    missing = tmp_path / "no-such-data"
+    result = _cli("train", "--profile", "smoke", "--set", "dataset=mnist", "--data-dir",
+                  str(missing), "--quiet", cwd=tmp_path)
+    _assert_one_line(result, 1, str(missing))
+
+
+def _idx(path: Path, array_shape: tuple, dtype_code: int = 0x08, *, keep: int | None = None):
+    """An IDX file (MNIST's format) of zeros; `keep` truncates it to that many bytes."""
+    n = 1
+    for d in array_shape:
+        n *= d
+    body = struct.pack(">HBB", 0, dtype_code, len(array_shape))
+    body += b"".join(struct.pack(">I", d) for d in array_shape) + bytes(n)
+    path.write_bytes(body if keep is None else body[:keep])
+
+
+def test_truncated_mnist_exits_1_naming_the_file(tmp_path):
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for split, n in (("train", 60), ("t10k", 10)):
+        _idx(raw / f"{split}-images-idx3-ubyte", (n, 28, 28))
+        _idx(raw / f"{split}-labels-idx1-ubyte", (n,))
+    _idx(raw / "train-images-idx3-ubyte", (60, 28, 28), keep=5000)  # cut short
+    result = _cli("train", "--profile", "smoke", "--set", "dataset=mnist", "--quiet",
+                  cwd=tmp_path, data=tmp_path / "data")
+    _assert_one_line(result, 1, "train-images-idx3-ubyte")
+
+
+def test_truncated_gzipped_mnist_exits_1_naming_the_file(tmp_path):
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for split, n in (("train", 60), ("t10k", 10)):
+        _idx(raw / f"{split}-images-idx3-ubyte", (n, 28, 28))
+        _idx(raw / f"{split}-labels-idx1-ubyte", (n,))
+    plain = raw / "t10k-labels-idx1-ubyte"
+    packed = gzip.compress(plain.read_bytes())
+    (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(packed[: len(packed) // 2])
+    plain.unlink()
+    result = _cli("train", "--profile", "smoke", "--set", "dataset=mnist", "--quiet",
+                  cwd=tmp_path, data=tmp_path / "data")
+    _assert_one_line(result, 1, "t10k-labels-idx1-ubyte")
+
+
+def test_an_image_folder_of_non_images_exits_1(tmp_path):
+    folder = tmp_path / "pets"
+    for split in ("train", "test"):
+        for cls in ("cat", "dog"):
+            (folder / split / cls).mkdir(parents=True)
+            for i in range(3):
+                (folder / split / cls / f"{i}.png").write_text("not an image")
+    result = _cli("train", "--profile", "smoke", "--set", "dataset=image_folder", "--set",
+                  f"data_path={folder}", "--quiet", cwd=tmp_path)
+    _assert_one_line(result, 1, str(folder))
+
+
+def test_a_truncated_checkpoint_exits_1_saying_how_to_rebuild(synthetic_npz, tmp_path):
+    common = ["train", "--profile", "smoke", "--set", "dataset=npz", "--set",
+              f"data_path={synthetic_npz}", "--set", "epochs=1", "--set", "eps=0.1",
+              "--runs-dir", str(tmp_path / "runs"), "--quiet"]
+    assert _cli(*common, cwd=tmp_path).returncode == 0
+    (run,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    checkpoint = run / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:200])
+    (run / "done.json").unlink()  # so the run must resume from its checkpoint
+    result = _cli(*common, cwd=tmp_path)
+    _assert_one_line(result, 1, str(checkpoint), "delete it")
