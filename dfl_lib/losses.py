@@ -91,6 +91,16 @@ def _check_sizes(num_classes: int, dims: Mapping[str, int]) -> None:
             raise UsageError(f"{name} must be a positive integer, got {d!r}")
 
 
+def rows_of(table: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """table[y] (N, ...) for a table (K, ...) of per-class rows (centroids), with a deterministic
+    backward. `table[y]` differentiates through index_put_(accumulate=True), which torch runs in
+    parallel on the CPU once the rows hold more than ~32k values (e.g. 64 x 1024-d): the sums
+    then land in a thread-dependent order and the same run gives different weights on 2 cores
+    (Mustafa et al.'s 1024-d layer: a quick-study cell moved by 0.4 points between two runs).
+    index_select's backward (index_add_) sums in a fixed order."""
+    return table.index_select(0, y)
+
+
 def _init_centroids(num_classes: int, dim: int, *, seed: int) -> nn.Parameter:
     """(K, d) centroids ~ N(0, 1): norm ~ sqrt(d), about the norm of a BN-ReLU-pooled feature."""
     gen = torch.Generator().manual_seed(seed)
@@ -232,7 +242,7 @@ class PolarisedContrastiveLoss(_Loss):
         dist = self.distances(f)  # (N, K)
         intra = dist.gather(1, y[:, None]).squeeze(1)  # (N,)
         push = _mean_over_others(F.relu(self.margin - dist), y)  # (N,)
-        angle = _mean_over_others(self.centroid_closeness()[y], y)  # (N,)
+        angle = _mean_over_others(rows_of(self.centroid_closeness(), y), y)  # (N,)
         return {"intra": self.w_intra * intra.mean(),
                 "inter_push": self.w_inter * push.mean(),
                 "inter_angle": self.w_inter * angle.mean()}
@@ -292,7 +302,7 @@ class CenterLoss(_Loss):
     def components(self, logits, y, features) -> dict[str, torch.Tensor]:
         n = _check_batch(logits, y)
         f = _features(features, self.feature, self.feature_dim, n)
-        centre = 0.5 * (f - self.centroids[y]).pow(2).sum(1).mean()
+        centre = 0.5 * (f - rows_of(self.centroids, y)).pow(2).sum(1).mean()
         return {"ce": F.cross_entropy(logits, y), "center": self.weight * centre}
 
 
@@ -419,7 +429,7 @@ class PrototypeConformityLoss(_Loss):
         out = {"ce": F.cross_entropy(logits, y)}
         for key, dim in self.dims.items():
             f = _features(features, key, dim, n)
-            prox = (f - self.prox[key][y]).pow(2).sum(1).mean()
+            prox = (f - rows_of(self.prox[key], y)).pow(2).sum(1).mean()
             sq = squared_distances(f, self.conprox[key]).clamp(max=self.conprox_cap * dim)  # (N, K)
             conprox = _mean_over_others(sq, y).mean()
             out[f"prox_{key}"] = self.w_prox * prox
