@@ -1,12 +1,14 @@
 """Check that two versions of the library give the same results: train and evaluate three small
 runs (DFL + PCL with PGD training, Mustafa et al. adversarial, Dynamic) on a synthetic task and
-write their histories (times left out) and per-row correct counts as JSON; compare the files.
+write their histories (times left out), per-row correct counts and the sha256 of every
+per-example mask file as JSON; compare the files.
 
     git worktree add /tmp/base <commit>
     PYTHONPATH=/tmp/base  python studies/same_results.py /tmp/before.json /tmp/work-a
     PYTHONPATH=.          python studies/same_results.py /tmp/after.json  /tmp/work-b
     cmp /tmp/before.json /tmp/after.json && echo identical
 """
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -36,8 +38,14 @@ def main(out_file: str, work: str) -> None:
         history = json.loads((Path(metrics["path"]).parent / "history.json").read_text())
         out[label] = {"history": [{k: v for k, v in h.items() if "seconds" not in k}
                                   for h in history],
-                      "table": [(r["name"], r["n_correct"]) for r in metrics["table"]]}
+                      "table": [(r["name"], r["n_correct"]) for r in metrics["table"]],
+                      "masks": _mask_digests(Path(metrics["path"]).parent / "masks-paper")}
     Path(out_file).write_text(json.dumps(out, indent=1, sort_keys=True))
+
+
+def _mask_digests(folder: Path) -> dict[str, str]:
+    """{mask file: sha256 of its bytes}: the per-example results, byte for byte."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.npy"))}
 
 
 if __name__ == "__main__":
