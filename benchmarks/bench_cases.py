@@ -12,12 +12,12 @@ import dataclasses
 import torch
 
 from dfl_lib.attacks import LogitsOnly, cw, fgsm, pgd
-from dfl_lib.evaluate import eval_subset, robust_accuracy
-from dfl_lib.loops import train_epoch
-from dfl_lib.methods import training_attack
-from dfl_lib.plan import cell_config
-from dfl_lib.study_runs import load_run
-from dfl_lib.train import build_components, build_optimizer, load_data
+from dfl_lib.evaluation.robust import eval_subset, robust_accuracy
+from dfl_lib.training.loop import Adversary, EpochSetup, train_epoch
+from dfl_lib.defences import training_attack
+from dfl_lib.study.plan import cell_config
+from dfl_lib.study.records import load_run
+from dfl_lib.training.trainer import build_components, build_optimizer, load_data
 from plain_loop import plain_adversarial_epoch, plain_loader
 from timing import alternate
 
@@ -127,10 +127,10 @@ def _our_epoch(cfg, data, x, y, *, fmt, device, precision):
     gen = torch.Generator().manual_seed(0)
     attack = training_attack(cfg, epoch=cfg.epochs - 1, generator=gen)
     dtype = torch.bfloat16 if precision == "bf16" else None
-    return lambda: train_epoch(model, loss, x, y, optimizer=opt, batch_size=cfg.batch_size,
-                               generator=gen, attack=attack, adv_fraction=cfg.adv_fraction,
-                               augment=cfg.augment, memory_format=fmt, device=device,
-                               autocast_dtype=dtype)
+    setup = EpochSetup(optimizer=opt, batch_size=cfg.batch_size, generator=gen,
+                       augment=cfg.augment, memory_format=fmt, device=device, autocast_dtype=dtype)
+    adversary = Adversary(attack=attack, fraction=cfg.adv_fraction) if attack else None
+    return lambda: train_epoch(model, loss, x, y, setup=setup, adversary=adversary)
 
 
 def _plain_epoch(cfg, data, x, y):
@@ -189,7 +189,7 @@ def estimate_cases(**_) -> list[dict]:
     adversarial training, CIFAR-10, 50,000 images) on one H100, at its full dense bf16 peak and
     at the 25% the study's estimates assume; nothing is timed."""
     from dfl_lib.config import make_config
-    from dfl_lib.estimate import H100_BF16_PEAK, RATES, train_flops
+    from dfl_lib.study.estimate import H100_BF16_PEAK, RATES, train_flops
 
     cfg = make_config("paper", dataset="cifar10", model="resnet50", dfl=True, loss="pcl",
                       train_attack="pgd", epochs=1)

@@ -12,9 +12,9 @@ import time
 import torch
 
 from dfl_lib.config import make_config
-from dfl_lib.methods import training_attack
-from dfl_lib.train import build_components, build_optimizer, load_data
-from dfl_lib.loops import train_epoch
+from dfl_lib.defences import training_attack
+from dfl_lib.training.trainer import build_components, build_optimizer, load_data
+from dfl_lib.training.loop import Adversary, EpochSetup, train_epoch
 
 ARCHS = [("resnet18", False), ("resnet18", True), ("resnet34", False), ("resnet34", True),
          ("resnet50", False), ("resnet50", True), ("wrn", False)]
@@ -31,13 +31,14 @@ def seconds_per_epoch(cfg, data, *, batches: int) -> float:
     n = cfg.batch_size * (batches + 1)
     x, y = data.x_train[:n], data.y_train[:n]
     # one warm-up batch, then the timed ones
-    train_epoch(model, loss, x[:cfg.batch_size], y[:cfg.batch_size], optimizer=opt,
-                batch_size=cfg.batch_size, generator=gen, attack=attack, augment=cfg.augment,
-                adv_fraction=cfg.adv_fraction, memory_format=fmt)
+    setup = EpochSetup(optimizer=opt, batch_size=cfg.batch_size, generator=gen,
+                       augment=cfg.augment, memory_format=fmt)
+    adversary = Adversary(attack=attack, fraction=cfg.adv_fraction) if attack else None
+    train_epoch(model, loss, x[:cfg.batch_size], y[:cfg.batch_size], setup=setup,
+                adversary=adversary)
     start = time.perf_counter()
-    train_epoch(model, loss, x[cfg.batch_size:], y[cfg.batch_size:], optimizer=opt,
-                batch_size=cfg.batch_size, generator=gen, attack=attack, augment=cfg.augment,
-                adv_fraction=cfg.adv_fraction, memory_format=fmt)
+    train_epoch(model, loss, x[cfg.batch_size:], y[cfg.batch_size:], setup=setup,
+                adversary=adversary)
     per_batch = (time.perf_counter() - start) / batches
     return per_batch * len(data.y_train) / cfg.batch_size
 

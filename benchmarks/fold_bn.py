@@ -1,6 +1,6 @@
 """Does folding BatchNorm into the convolutions pay for evaluation here? AutoAttack (or one of
 its parts) on the robust quick-profile model as trained and on its BatchNorm-folded copy
-(`dfl_lib.fold.fold_batchnorm`, what `evaluate.robust_accuracy` attacks since issue 11),
+(`dfl_lib.evaluation.fold.fold_batchnorm`, what `evaluate.robust_accuracy` attacks since issue 11),
 alternating: seconds, and whether the per-example results agree (judged by the model as
 trained, as the evaluation judges).
 
@@ -23,9 +23,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_cases import robust_model  # noqa: E402
-from dfl_lib.attack_registry import REGISTRY  # noqa: E402
-from dfl_lib.evaluate import eval_subset  # noqa: E402
-from dfl_lib.fold import count_batchnorm, fold_batchnorm  # noqa: E402
+from dfl_lib.attacks import REGISTRY  # noqa: E402
+from dfl_lib.evaluation.robust import eval_subset  # noqa: E402
+from dfl_lib.evaluation.fold import count_batchnorm, fold_batchnorm  # noqa: E402
 
 
 def main() -> None:

@@ -17,8 +17,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_cases import robust_model  # noqa: E402
-from dfl_lib.attack_registry import REGISTRY  # noqa: E402
-from dfl_lib.evaluate import eval_subset  # noqa: E402
+from dfl_lib.attacks import REGISTRY  # noqa: E402
+from dfl_lib.evaluation.robust import eval_subset  # noqa: E402
 
 
 def main() -> None:

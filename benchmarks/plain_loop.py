@@ -1,7 +1,7 @@
 """The textbook adversarial-training loop the engine is measured against: a `DataLoader` over a
 `TensorDataset` of float images, contiguous memory, the model put in eval mode to attack and in
 train mode to step, PGD written out as in Madry et al.'s tutorial code. It does the same work
-per batch as `dfl_lib.loops.train_epoch` with a PGD attack: the first half of each batch is
+per batch as `dfl_lib.training.loop.train_epoch` with a PGD attack: the first half of each batch is
 replaced by its PGD-k examples (random start, last iterate), and the model's loss (CE or PCL,
 on logits and features) is minimised.
 """

@@ -1,11 +1,22 @@
-"""dfl_lib: helpers for the dfl-study notebooks (data, models with the Defensive Feature Layer,
-losses, attacks, training, evaluation, plotting and run I/O).
+"""dfl_lib: the library behind the dfl-study notebooks, grouped by the field's concepts.
 
-The public names, one line each, are in `PUBLIC` (and `__all__`); they are imported lazily, so
+    data/        datasets in memory, subsets, on-disk readers, augmentation
+    models/      ResNets and WideResNet, the Defensive Feature Layer (models/dfl.py)
+    losses/      CE, the Polarised Contrastive Loss, centre loss, AM-softmax, Mustafa et al.'s
+    attacks/     one file per attack, each registering itself; the peers' (torchattacks)
+    defences/    one file per training method: the paper's, Mustafa et al., Dynamic
+    training/    the training loop, one epoch, multi-process training
+    evaluation/  robust accuracy, threat models, worst cases, masking checks, suites
+    runs/        run folders, keys, locks, checkpoints, provenance
+    paper/       the paper's numbers and claims, verdicts, our tables beside its
+    figures/     plotting and tables only
+    study/       the plan, the runner, the notebooks' bookkeeping, the report index
+    core         config.py, profiles.py, errors.py, validation.py, device.py, numerics.py
+
+The public surface is `PUBLIC` below (name -> defining module, what it is), imported lazily, so
 `import dfl_lib` stays cheap and `dfl_lib.<name>` loads only the module that defines it.
-Notebooks use these names only. (`evaluate` and `train` are also module names, which Python
-binds on the package once imported, so the functions are reached as `dfl_lib.evaluate.evaluate`
-and `dfl_lib.train.train`, or through `evaluate_run` / `train_run`.)
+Notebooks import these names only: `from dfl_lib import make_config, table_rows, ...` (a test
+checks it).
 """
 from __future__ import annotations
 
@@ -25,29 +36,67 @@ PUBLIC = {
     "profile_deviations": ("config", "how a profile departs from the paper, as texts for reports"),
     "resolve_device": ("device", "'auto' -> CUDA when present, else the CPU"),
     # data
-    "load_dataset": ("data", "a dataset as in-memory uint8 tensors with seeded balanced subsets"),
-    "to_float": ("data", "uint8 images -> float in [0, 1]"),
+    "load_dataset": ("data.datasets", "a dataset as in-memory uint8 tensors with seeded balanced subsets"),
+    "to_float": ("data.datasets", "uint8 images -> float in [0, 1]"),
     # models and losses
     "build_model": ("models", "a ResNet-18/34/50 or WideResNet, with or without the DFL"),
-    "MODELS": ("models", "the model registry"),
+    "MODELS": ("models.resnet", "the model registry"),
     "build_loss": ("losses", "a training loss by name (CE, PCL, centre, AM-softmax, Mustafa's)"),
     "LOSSES": ("losses", "the loss registry"),
     # attacks and evaluation
     "ATTACKS": ("attacks", "our attacks by name (fgsm, bim, mim, pgd, cw, cw_pgd)"),
     "run_attack": ("attacks", "run an attack by name on a batch"),
-    "robust_accuracy": ("evaluate", "accuracy under one attack, with a Wilson interval and a mask"),
-    "eval_subset": ("evaluate", "the fixed, seeded, class-balanced evaluation subset"),
-    "masking_checks": ("masking", "the seven gradient-masking sanity checks"),
+    "robust_accuracy": ("evaluation.robust", "accuracy under one attack, with a Wilson interval and a mask"),
+    "eval_subset": ("evaluation.robust", "the fixed, seeded, class-balanced evaluation subset"),
+    "masking_checks": ("evaluation.checks", "the seven gradient-masking sanity checks"),
     # runs
-    "build_components": ("train", "the model and loss a config describes"),
-    "train_run": ("experiment", "load data, build and train the run a config describes"),
-    "evaluate_run": ("experiment", "evaluate a run with a suite; metrics with provenance, reused by key"),
-    "attack_suite": ("suites", "the 'paper' or 'full' attack suite of a config, as data"),
-    "paper_column_rows": ("suites", "which row stands for each of the paper's columns"),
-    "BASELINE_NOTES": ("methods", "what each baseline follows of its authors' code, and what differs"),
+    "build_components": ("training.trainer", "the model and loss a config describes"),
+    "train_run": ("study.experiment", "load data, build and train the run a config describes"),
+    "evaluate_run": ("study.experiment", "evaluate a run with a suite; metrics with provenance, reused by key"),
+    "attack_suite": ("evaluation.suites", "the 'paper' or 'full' attack suite of a config, as data"),
+    "paper_column_rows": ("evaluation.suites", "which row stands for each of the paper's columns"),
+    "BASELINE_NOTES": ("defences", "what each baseline follows of its authors' code, and what differs"),
+    # the study (notebooks): bookkeeping, plan, records
+    "Notebook": ("study.notebook", "a notebook's context: folders, figures, metrics with provenance"),
+    "CIFAR_NOTE": ("study.notebook", "the sentence every CIFAR-10 result carries (the JPEG copy)"),
+    "cell_config": ("study.plan", "the run behind one table cell group"),
+    "table_backbone": ("study.plan", "what stands for the paper's ResNet-50 at a profile"),
+    "headline_n_eval": ("study.plan", "the headline evaluation's test subset at a profile"),
+    "load_run": ("study.records", "a plan run, loaded (trained if missing)"),
+    "depth_records": ("study.records", "the depth study's runs as figure records"),
+    "component_records": ("study.records", "DFL / PCL / both runs as figure records (Figure 6)"),
+    "defence_records": ("study.records", "no defence vs adversarial training records (Figure 6)"),
+    "cell_results": ("study.records", "the finished results of every table cell group"),
+    "clean_vs_perturbed": ("study.feature_runs", "clean vs attacked features of a run, with UMAP"),
+    "geometry_nets": ("study.geometry_runs", "Figure 4's 2-D networks, one per loss"),
+    "geometry_test_set": ("study.geometry_runs", "Figure 4's test images"),
+    "feature_panels": ("study.geometry_runs", "Figure 4's feature-plane panels"),
+    "attack_panels": ("study.geometry_runs", "Figure 4's panels under attack"),
+    "regions_drawer": ("study.geometry_runs", "the live decision-region explorer's drawer"),
+    # the paper: numbers, comparison, verdicts
+    "TABLES": ("paper.numbers", "the paper's tables: dataset, rows, columns"),
+    "table_rows": ("paper.comparison", "every printed cell beside ours, from finished results"),
+    "table_margin_verdicts": ("paper.verdicts", "each margin claim tested as paper_claim_tests.csv says"),
+    "verdict_lines": ("paper.verdicts", "verdicts as one markdown list (one format everywhere)"),
+    "verdict_depth": ("paper.verdicts", "the depth claims (Figures 1, 3, 5)"),
+    "depth_statement": ("paper.verdicts", "the depth study's finding in one plain statement"),
+    "verdict_table5": ("paper.verdicts", "Table 5's component claims"),
+    "verdict_wrn": ("paper.verdicts", "Table 6's WideResNet claim"),
+    "verdict_strong_attacks": ("paper.verdicts", "the strong-attack sanity check (a check, not a claim)"),
+    "verdict_fig6": ("paper.verdicts", "Figure 6's curve claim"),
+    # figures
+    "draw_pipeline": ("figures.diagram", "Figure 2 drawn from the model"),
+    "paper_vs_ours": ("figures.comparison", "the paper's cells beside ours"),
+    "comparison_markdown": ("figures.tables", "a comparison table as markdown"),
+    "records_markdown": ("figures.tables", "records as a markdown table"),
+    "plot_feature_panels": ("figures.geometry", "Figure 4's feature planes"),
+    "plot_regions_under_attack": ("figures.geometry", "Figure 4's regions under attack"),
+    "plot_umap_panels": ("figures.featurespace", "UMAP panels of clean and attacked features"),
+    "adversarial_drawer": ("figures.explore", "draw(eps, attack) over a batch, for the explorer"),
+    "explorer": ("figures.explore", "the epsilon slider and attack selector (or static figures)"),
     # figures and tables
-    "curve_grid": ("plots", "training curves from run histories, panels by row and metric"),
-    "format_accuracy_table": ("tables", "a plain-text table of evaluation rows, one column per run"),
+    "curve_grid": ("figures.curves", "training curves from run histories, panels by row and metric"),
+    "format_accuracy_table": ("figures.tables", "a plain-text table of evaluation rows, one column per run"),
 }
 __all__ = ["__version__", *PUBLIC]
 

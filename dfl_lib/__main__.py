@@ -35,11 +35,11 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args) -> int:
     set_threads()  # once, for every command
     if args.command == "study":
-        from .study_main import run_study
+        from .study.main import run_study
 
         return run_study(args)
     if args.command == "demo":
-        from .demo import format_demo, run_demo
+        from .study.demo import format_demo, run_demo
 
         start = time.perf_counter()
         results = run_demo(profile=args.profile, data_root=args.data_dir, runs_root=args.runs_dir,
@@ -48,8 +48,8 @@ def _run(args) -> int:
         print(f"wall time {time.perf_counter() - start:.0f} s")
         return 0
 
-    from .experiment import evaluate_run, train_run
-    from .tables import format_accuracy_table
+    from .study.experiment import evaluate_run, train_run
+    from .figures.tables import format_accuracy_table
 
     cfg = config_from_args(args)
     if args.command == "train":

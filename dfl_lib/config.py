@@ -15,14 +15,14 @@ import difflib
 import math
 import re
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from .errors import UsageError, UsageTypeError
+from .profiles import PROFILES, Profile, get_profile  # noqa: F401 (PROFILES, Profile re-exported)
 
-__all__ = ["RunConfig", "PROFILES", "FIELD_DEFAULTS", "DATASET_DEFAULTS", "METHOD_DEFAULTS",
-           "EVAL_ONLY", "make_config", "profile_deviations", "field_type", "field_choices",
-           "milestones"]
+__all__ = ["RunConfig", "PROFILES", "FIELD_DEFAULTS", "DATASET_DEFAULTS", "EVAL_ONLY",
+           "make_config", "profile_deviations", "field_type", "field_choices", "milestones"]
 
 # Closed sets of names, as types: `field_type` reads them and `_apply` checks them, in one place.
 # (Tests keep Dataset, Model and Loss equal to the DATASETS, MODELS and LOSSES registries.)
@@ -30,7 +30,6 @@ Dataset = Literal["mnist", "fashion_mnist", "cifar10", "cifar10_jpeg", "image_fo
 Model = Literal["resnet18", "resnet34", "resnet50", "wrn"]
 Loss = Literal["ce", "pcl", "pcl_legacy", "center", "am_softmax", "prototype_conformity"]
 Schedule = Literal["multistep", "cosine", "constant"]
-Method = Literal["standard", "mustafa", "dynamic"]
 TrainAttack = Literal["none", "fgsm", "pgd", "cw"]
 AdvMode = Literal["replace", "concat"]
 Precision = Literal["fp32", "bf16"]
@@ -67,7 +66,7 @@ class RunConfig:
     lr_milestones: str = "0.5,0.75"  # shares of the epochs where "multistep" divides lr by 10
     lr_warmup_epochs: float = 0.0  # linear lr warm-up from 0 over this many epochs, per batch
     # --- adversarial training (paper: 10 iterations, eps 0.03 CIFAR-10 / 0.3 MNIST, C&W c 0.1) ---
-    method: Method = "standard"  # "standard", "mustafa" (baseline 1), "dynamic" (baseline 2)
+    method: str = "standard"  # a registered defence: "standard", "mustafa", "dynamic", ...
     train_attack: TrainAttack = "none"  # "none" = the paper's "no defense"
     eps: float = 0.03         # pixel units in [0, 1]
     attack_steps: int = 10
@@ -134,140 +133,32 @@ DATASET_DEFAULTS = {
     "image_folder": {"augment": False},
 }
 
-# The baselines as their authors ran them (their public code; see ../shared/FIELD.md and the
-# docstrings of train.py and dynamic.py). Applied over the dataset's values and under explicit
-# overrides; a profile's scaling of the run's size (epochs, images, width) still applies.
-METHOD_DEFAULTS = {
-    # Mustafa et al. (softmax_training.py, pcl_training*.py): ResNet + a 1024-d FC layer,
-    # softmax pre-training, then the prototype-conformity stage; clean and attacked batches
-    # concatenated; their two stages' lr schedule is the trainer's (train.BASELINE_NOTES).
-    "mustafa": {"loss": "prototype_conformity", "dfl": False, "extra_fc": 1024,
-                "adv_mode": "concat", "adv_fraction": 1.0, "weight_decay": 1e-4},
-    # Wang et al. (train_models.py): lr 0.01, batch 128, 120 epochs, lr / 10 at epochs 60 and
-    # 100, adversarial samples only.
-    "dynamic": {"loss": "ce", "dfl": False, "lr": 0.01, "batch_size": 128, "epochs": 120,
-                "lr_milestones": "0.5,0.8333",
-                "adv_fraction": 1.0, "weight_decay": 0.0},
-}
-# Mustafa et al.'s epochs: 164 of softmax training, then 400 (clean) / 500 (adversarial) of PCL.
-MUSTAFA_EPOCHS = {"clean": 164 + 400, "adversarial": 164 + 500}
+# A method's own defaults (the baselines as their authors ran them) live in its defence file
+# (`dfl_lib.defences`): `get_defence(method).config_defaults(...)`.
 # What a profile scales for every method alike (the run's size), even where a method sets it.
 SCALED = ("epochs", "n_train", "n_val", "n_eval", "width", "wrn_depth", "widen_factor")
 
 
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    summary: str
-    overrides: dict = field(default_factory=dict)
-    per_dataset: dict = field(default_factory=dict)
-    # {config field (or "data"): how the profile departs from the paper there}; a test checks
-    # that every field where a profile's config differs from the paper profile's is listed
-    deviations: dict = field(default_factory=dict)
-
-
-_BF16 = ("training (its attack, forward and loss) under bf16 autocast, weights in fp32; every "
-         "evaluation in fp32. 1.45x faster per PGD-training epoch on this CPU, and the robust "
-         "accuracy of its models agrees with fp32 training within seed noise (3 seeds, MNIST: "
-         "reports/benchmarks/bf16-agreement.json)")
-
-PROFILES: dict[str, Profile] = {
-    "paper": Profile(
-        name="paper",
-        summary="the paper's settings, for a GPU",
-        overrides={"precision": "bf16"},
-        deviations={"data": "CIFAR-10 is the JPEG copy where the original batches are "
-                            "unavailable",
-                    "precision": _BF16},
-    ),
-    "quick": Profile(
-        name="quick",
-        summary="the whole study on a 2-core CPU",
-        overrides={"width": 16, "n_val": 500, "n_eval": 500, "monitor_size": 100,
-                   "wrn_depth": 16, "widen_factor": 2, "lr": 0.05, "batch_size": 128,
-                   "aa_queries": 1000, "cw_l2_search_steps": 5, "lr_warmup_epochs": 1.0,
-                   "precision": "bf16"},
-        per_dataset={
-            # sized so the whole notebook study (about 45 training runs, their evaluations
-            # and the notebooks) fits in 120 minutes on a 2-core CPU: reports/benchmarks
-            "mnist": {"n_train": 3000, "epochs": 4},
-            "fashion_mnist": {"n_train": 3000, "epochs": 4},
-            "cifar10_jpeg": {"n_train": 3000, "epochs": 4},
-            "cifar10": {"n_train": 3000, "epochs": 4},
-        },
-        deviations={
-            "width": "networks 1/4 as wide (width 16 instead of 64)",
-            "wrn_depth": "WRN-16-2 instead of WRN-34-10",
-            "widen_factor": "WRN-16-2 instead of WRN-34-10",
-            "n_train": "3,000 training images instead of the full "
-                       "training sets",
-            "epochs": "4 epochs instead of the paper's 50 (MNIST) / 100 (CIFAR-10) "
-                      "(and of the baselines' own 120 (Dynamic) and 564 / 664 (Mustafa et al.))",
-            "batch_size": "batch 128 instead of 64 (fewer, cheaper steps on a CPU)",
-            "lr": "lr 0.05 instead of 0.1 with the larger batch (baselines keep their own lr)",
-            "lr_warmup_epochs": "linear lr warm-up over the first epoch, for every "
-                                "depth, variant and baseline alike: without it ResNet-50 "
-                                "diverges in its first steps of PGD training and stays at "
-                                "chance (reports/fidelity-pcl-depth)",
-            "n_val": "500 validation images held out instead of 1,000",
-            "monitor_size": "the per-epoch PGD monitor on 100 validation images instead of 200",
-            "n_eval": "evaluation on a fixed subset of 500 test images instead of all 10,000",
-            "aa_queries": "AutoAttack's Square with 1,000 queries instead of 5,000 (APGD and FAB "
-                          "keep 100 iterations)",
-            "precision": _BF16,
-            "cw_l2_search_steps": "C&W-L2 with 5 binary-search steps instead of 9 (each keeps "
-                                  "1,000 Adam steps: with far fewer, pixels at 0 or 1, where "
-                                  "tanh is flat, cannot move)",
-        },
-    ),
-    "smoke": Profile(
-        name="smoke",
-        summary="seconds per run, for tests",
-        overrides={"width": 4, "n_train": 256, "n_val": 64, "n_eval": 64, "monitor_size": 32,
-                   "epochs": 2, "batch_size": 64, "attack_steps": 2, "cw_steps": 2,
-                   "aa_steps": 5, "aa_queries": 100, "cw_l2_search_steps": 2, "cw_l2_steps": 5,
-                   "wrn_depth": 10, "widen_factor": 1, "model": "resnet18",
-                   "precision": "fp32"},
-        deviations={key: "tiny networks, 256 training images, 2 epochs, 2-step attacks: checks "
-                         "plumbing, not results"
-                    for key in ("width", "n_train", "n_val", "n_eval", "monitor_size", "epochs",
-                                "attack_steps", "cw_steps", "aa_steps", "aa_queries",
-                                "cw_l2_search_steps", "cw_l2_steps", "wrn_depth", "widen_factor",
-                                "model")}
-                   | {"precision": "fp32 training: the tests exercise the plain path (bf16 has "
-                                   "its own test)"},
-    ),
-}
-
-
 def profile_deviations(profile: str) -> tuple[str, ...]:
     """The ways a profile departs from the paper, for reports (each text once)."""
-    _check_profile(profile)
-    return tuple(dict.fromkeys(PROFILES[profile].deviations.values()))
+    return tuple(dict.fromkeys(get_profile(profile).deviations.values()))
 
 
 def make_config(profile: str = "quick", **overrides) -> RunConfig:
     """Paper defaults -> the dataset's paper values -> the method's own (baselines) -> the
     profile (which scales the run's size for every method, but does not replace a baseline's
     own hyperparameters) -> explicit overrides."""
-    _check_profile(profile)
-    p = PROFILES[profile]
+    p = get_profile(profile)
     dataset = overrides.get("dataset", RunConfig.dataset)
     method = overrides.get("method", RunConfig.method)
-    method_defaults = dict(METHOD_DEFAULTS.get(method, {}))
-    if method == "mustafa":
-        attacked = overrides.get("train_attack", RunConfig.train_attack) != "none"
-        method_defaults["epochs"] = MUSTAFA_EPOCHS["adversarial" if attacked else "clean"]
+    method_defaults = _defence(method).config_defaults(
+        train_attack=overrides.get("train_attack", RunConfig.train_attack))
     scaled = {**p.overrides, **p.per_dataset.get(dataset, {})}
     scaled = {k: v for k, v in scaled.items() if k in SCALED or k not in method_defaults}
     layered = {"dataset": dataset, **DATASET_DEFAULTS.get(dataset, {}), **method_defaults,
                **scaled, **overrides}
     return _apply(RunConfig(), layered)
 
-
-def _check_profile(profile: str) -> None:
-    if profile not in PROFILES:
-        raise UsageError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
 
 
 def field_type(key: str) -> tuple[type, bool]:
@@ -379,17 +270,17 @@ def _validate(cfg: RunConfig) -> None:
             raise UsageError(f"config key {key!r} must be >= 0, got {getattr(cfg, key)}")
     _check_ranges(cfg)
     milestones(cfg)
-    if cfg.method == "dynamic" and cfg.train_attack != "pgd":
-        raise UsageError("method 'dynamic' is adversarial training with PGD: set train_attack='pgd'")
-    if cfg.method == "dynamic" and cfg.dynamic_loss_weighting and cfg.loss != "ce":
-        raise UsageError("method 'dynamic' weights each example's CE (Wang et al.'s code): set "
-                         "loss='ce', or dynamic_loss_weighting=false to train another loss")
-    if cfg.method == "mustafa" and cfg.train_attack == "cw":
-        raise UsageError("method 'mustafa' trains adversarially with fgsm or pgd (their scripts); "
-                         "train_attack='cw' is not one of them")
-    if cfg.method == "mustafa" and cfg.loss != "prototype_conformity":
-        raise UsageError("method 'mustafa' trains with loss='prototype_conformity'")
+    _defence(cfg.method).validate(cfg)  # the method's own checks, in its defence file
     if cfg.loss == "prototype_conformity" and cfg.extra_fc == 0:
         raise UsageError("loss 'prototype_conformity' acts on the pooled features and Mustafa et "
                          "al.'s extra FC layer: set extra_fc (theirs: 1024); without it both "
                          "layers are the same vector and the regulariser counts twice")
+
+
+def _defence(method: str):
+    """The registered defence of `method` (UsageError for an unknown one). Imported here, at
+    call time: a defence's file imports this module for RunConfig, and registering defences is
+    what importing `dfl_lib.defences` does."""
+    from .defences import get_defence
+
+    return get_defence(method)

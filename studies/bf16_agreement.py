@@ -19,12 +19,12 @@ from pathlib import Path
 
 import torch
 
-from dfl_lib import runio
+from dfl_lib.runs import io as runio
 from dfl_lib.device import resolve_device, set_threads
-from dfl_lib.evaluate import eval_subset, robust_accuracy
-from dfl_lib.plan import cell_config
-from dfl_lib.study_runs import load_run
-from dfl_lib.train import build_components
+from dfl_lib.evaluation.robust import eval_subset, robust_accuracy
+from dfl_lib.study.plan import cell_config
+from dfl_lib.study.records import load_run
+from dfl_lib.training.trainer import build_components
 
 # name: (attack, settings, images, seeds it runs on)
 ATTACKS = {"PGD-10": ("pgd", {"steps": 10}, 500, "all"),

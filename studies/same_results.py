@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import write_synthetic_npz  # noqa: E402
 from dfl_lib.config import make_config  # noqa: E402
-from dfl_lib.experiment import evaluate_run  # noqa: E402
+from dfl_lib.study.experiment import evaluate_run  # noqa: E402
 
 RUNS = {"pcl-pgd": dict(dfl=True, loss="pcl", train_attack="pgd"),
         "mustafa-adv": dict(method="mustafa", train_attack="pgd", extra_fc=32),

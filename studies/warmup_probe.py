@@ -7,10 +7,10 @@ Prints running loss/accuracy every 10 steps, then clean and PGD-10 accuracy on 2
 images (reports/fidelity-pcl-depth/warmup_probe.txt holds the output of five such runs)."""
 import sys, time, torch
 import torch.nn.functional as F
-from dfl_lib.data import load_dataset
-from dfl_lib.models import build_model
+from dfl_lib.data.datasets import load_dataset
+from dfl_lib.models.resnet import build_model
 from dfl_lib.attacks import pgd
-from dfl_lib.loops import to_float, batch_indices
+from dfl_lib.training.loop import to_float, batch_indices
 torch.set_num_threads(2)
 name = sys.argv[1]; model_name = sys.argv[2]; dfl = sys.argv[3] == "1"
 lr0 = float(sys.argv[4]); warm = int(sys.argv[5]); ramp = int(sys.argv[6]); steps = int(sys.argv[7])

@@ -81,7 +81,7 @@ class TinyCNN(nn.Module):
 def train_tiny(x, y, *, seed: int = 0, epochs: int = 3, lr: float = 3e-3) -> TinyCNN:
     """A TinyCNN trained with Adam on (x, y), in eval mode. Moderate training on purpose: a
     model trained much longer gets logit margins of tens, and CE-PGD then stalls on it (see
-    dfl_lib.masking's notes)."""
+    dfl_lib.evaluation.checks's notes)."""
     torch.manual_seed(seed)
     model = TinyCNN()
     opt = torch.optim.Adam(model.parameters(), lr)

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from conftest import quadrants, train_tiny
-from dfl_lib.attack_registry import KINDS, PEER_ATTACKS, REGISTRY
-from dfl_lib.evaluate import robust_accuracy
-from dfl_lib.masking import WHITE_BOX, _is_ce_pgd
+from dfl_lib.attacks import KINDS, REGISTRY
+from dfl_lib.evaluation.checks import BLACK_BOX_ROLES, WHITE_BOX_KINDS, _on_ce
+from dfl_lib.evaluation.robust import robust_accuracy
+from dfl_lib.losses import PolarisedContrastiveLoss
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 EPS = 0.1
@@ -17,7 +18,7 @@ EPS = 0.1
 BUDGETS = {"apgd_ce": {"steps": 3}, "apgd_t": {"steps": 3}, "fab": {"steps": 3},
            "square": {"n_queries": 20}, "autoattack": {"steps": 3, "n_queries": 20},
            "cw": {"steps": 5}, "bim": {"steps": 3}, "mim": {"steps": 3}, "pgd": {"steps": 3},
-           "pgd_ce": {"steps": 3}, "pgd_pcl": {"steps": 3}, "cw_pgd": {"steps": 3},
+           "pgd_adaptive": {"steps": 3}, "cw_pgd": {"steps": 3},
            "transfer": {"steps": 3}}
 
 
@@ -30,7 +31,10 @@ def task():
     with torch.no_grad():
         _, feats = model(x_train, return_features=True)
     centroids = torch.stack([feats["penultimate"][y_train == k].mean(0) for k in range(4)])
-    return SimpleNamespace(model=model, surrogate=surrogate, centroids=centroids, x=x, y=y)
+    loss = PolarisedContrastiveLoss(4, centroids.shape[1])  # the defence's loss, fitted centroids
+    with torch.no_grad():
+        loss.centroids.copy_(centroids)
+    return SimpleNamespace(model=model, surrogate=surrogate, loss=loss, x=x, y=y)
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -40,7 +44,7 @@ def test_every_entry_runs_alone_and_records_its_defaults(task, name):
     kwargs = dict(BUDGETS.get(name, {}))
     if entry.norm == "Linf":
         kwargs["eps"] = EPS
-    live = {"centroids": task.centroids, "surrogate": task.surrogate}
+    live = {"defence_loss": task.loss, "surrogate": task.surrogate}
     kwargs.update({need: live[need] for need in entry.needs})
     row = robust_accuracy(task.model, task.x, task.y, attack=name, **kwargs)
     clean = robust_accuracy(task.model, task.x, task.y, attack="clean")
@@ -55,50 +59,58 @@ def test_every_entry_runs_alone_and_records_its_defaults(task, name):
 
 
 def test_peer_attacks_are_the_torchattacks_ones_with_autoattacks_budgets():
-    assert set(PEER_ATTACKS) == {"apgd_ce", "apgd_t", "fab", "square", "autoattack"}
+    peers = {n for n, e in REGISTRY.items() if e.takes_classes}
+    assert peers == {"apgd_ce", "apgd_t", "fab", "square", "autoattack"}
+    assert all(REGISTRY[n].required == ("eps",) for n in peers)
     assert REGISTRY["apgd_t"].defaults["steps"] == 100
     assert REGISTRY["square"].defaults["n_queries"] == 5000
     assert REGISTRY["square"].kind == "score-based" and REGISTRY["transfer"].kind == "transfer"
 
 
 def test_roles_come_from_the_registry_not_from_names():
-    assert "square" not in WHITE_BOX and "transfer" not in WHITE_BOX
-    assert {"pgd", "apgd_t", "fab", "pgd_pcl", "cw_pgd"} <= set(WHITE_BOX)
-    ce = {"attack": "pgd", "settings": {"loss_fn": "ce_loss", "steps": 10, "restarts": 1}}
-    cw = {"attack": "pgd", "settings": {"loss_fn": "cw_margin", "steps": 10, "restarts": 1}}
-    adaptive = {"attack": "pgd_pcl", "settings": {"loss_fn": "ce_loss"}}
-    assert _is_ce_pgd(ce) and not _is_ce_pgd(cw) and not _is_ce_pgd(adaptive)
+    white = {n for n, e in REGISTRY.items() if e.kind in WHITE_BOX_KINDS}
+    assert "square" not in white and "transfer" not in white
+    assert {"pgd", "apgd_t", "fab", "pgd_adaptive", "cw_pgd"} <= white
+    assert {REGISTRY[n].kind for n in ("square", "transfer")} == set(BLACK_BOX_ROLES)
+    assert _on_ce(REGISTRY["pgd"], {"loss_fn": "ce_loss"})
+    assert not _on_ce(REGISTRY["pgd"], {"loss_fn": "cw_margin"})  # a caller's own objective
+    assert not _on_ce(REGISTRY["pgd_adaptive"], {"loss_fn": "ce_loss"})
+    assert not _on_ce(REGISTRY["cw_pgd"], {"loss_fn": "ce_loss"})
 
 
 def test_registering_a_name_twice_or_an_unknown_kind_is_an_error():
-    from dfl_lib.attack_registry import register
+    from dfl_lib.attacks import register, register_runner
 
     with pytest.raises(ValueError, match="registered twice"):
-        register("pgd", norm="Linf", kind="white-box", summary="x", defaults={})(lambda: None)
+        register("pgd", norm="Linf", kind="white-box", summary="x")(lambda: None)
     with pytest.raises(ValueError, match="unknown kind"):
-        register("new", norm="Linf", kind="grey-box", summary="x", defaults={})
+        register_runner("new", norm="Linf", kind="grey-box", summary="x", defaults={})
+    with pytest.raises(ValueError, match="unknown norm"):
+        register("new", norm="L1", kind="white-box", summary="x")
 
 
 def test_live_objects_reach_only_the_rows_that_need_them_and_suites_stay_data(task):
     import copy
 
-    from dfl_lib.evaluate import evaluate
+    from dfl_lib.evaluation.robust import evaluate
 
-    attacks = {"pgd": {"eps": EPS, "steps": 2}, "pgd_pcl": {"eps": EPS, "steps": 2},
+    attacks = {"pgd": {"eps": EPS, "steps": 2}, "pgd_adaptive": {"eps": EPS, "steps": 2},
                "transfer": {"eps": EPS, "steps": 2}}
     before = copy.deepcopy(attacks)
     table = evaluate(task.model, task.x, task.y, attacks=attacks,
-                     live={"centroids": task.centroids, "surrogate": task.surrogate})
+                     live={"defence_loss": task.loss, "surrogate": task.surrogate})
     assert attacks == before  # nothing written into the suite
     rows = {r["name"]: r for r in table}
-    assert rows["pgd_pcl"]["settings"]["centroids"] == "tensor(4, 32)"
+    assert rows["pgd_adaptive"]["settings"]["defence_loss"].startswith("PolarisedContrastive")
+    assert rows["pgd_adaptive"]["settings"]["loss_fn"] == "adaptive_objective"
     assert rows["transfer"]["settings"]["surrogate"].startswith("TinyCNN")
-    assert "surrogate" not in rows["pgd"]["settings"] and "centroids" not in rows["pgd"]["settings"]
+    assert "surrogate" not in rows["pgd"]["settings"]
+    assert "defence_loss" not in rows["pgd"]["settings"]
 
 
 def test_suites_are_tables_of_registered_attacks_over_config_fields():
     from dfl_lib.config import RunConfig, make_config
-    from dfl_lib.suites import PAPER_COLUMNS, ROWS, SUITES, attack_suite
+    from dfl_lib.evaluation.suites import PAPER_COLUMNS, ROWS, SUITES, attack_suite
 
     fields = set(RunConfig().to_dict()) | {"strong_steps"}
     for key, (name, attack, template, *_) in ROWS.items():

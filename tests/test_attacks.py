@@ -14,7 +14,7 @@ from torch import nn
 from conftest import quadrants
 from dfl_lib.attacks import (ATTACKS, LogitsOnly, bim, ce_loss, cw, cw_margin, cw_pgd, fgsm,
                              logits_of, margin_loss, mim, pgd, project_linf, run_attack)
-from dfl_lib.models import build_model
+from dfl_lib.models.resnet import build_model
 
 EPS = 0.1
 LINF = ("fgsm", "fgsm_rs", "bim", "mim", "pgd", "pgd_restarts", "cw_pgd")
@@ -319,7 +319,7 @@ def test_run_attack_dispatches_and_rejects_unknown_names(toy):
 def mnist(request):
     """(small CNN trained 2 epochs on 3000 MNIST images, x_test (200, 1, 28, 28), y_test)."""
     root = request.getfixturevalue("real_data_root")
-    from dfl_lib.data import load_dataset
+    from dfl_lib.data.datasets import load_dataset
 
     data = load_dataset("mnist", root=root, n_train=3000, n_test=200, seed=0)
     with torch.random.fork_rng():
@@ -347,14 +347,14 @@ def test_mnist_undefended_model_falls_to_linf_attacks(mnist):
 def quick_suite():
     """The quick profile's MNIST attack suite: the settings the study actually runs."""
     from dfl_lib.config import make_config
-    from dfl_lib.experiment import attack_suite
+    from dfl_lib.study.experiment import attack_suite
 
     cfg = make_config("quick", dataset="mnist")
     return cfg, attack_suite(cfg, suite="full")
 
 
 def _run_row(model, x, y, spec):
-    from dfl_lib.evaluate import robust_accuracy
+    from dfl_lib.evaluation.robust import robust_accuracy
 
     kwargs = {k: v for k, v in spec.items() if k not in ("attack", "note")}
     return robust_accuracy(model, x, y, attack=spec["attack"], **kwargs)

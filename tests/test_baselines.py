@@ -4,12 +4,14 @@ import pytest
 import torch
 from torch import nn
 
-from dfl_lib import methods, train as train_mod
+from dfl_lib import defences
+
+from dfl_lib.training import trainer as train_mod
 from dfl_lib.config import make_config
-from dfl_lib.dynamic import SelfWeightedCrossEntropy, dynamic_pgd
-from dfl_lib.loops import train_epoch
-from dfl_lib.methods import training_attack
-from dfl_lib.train import build_components, load_data
+from dfl_lib.defences.dynamic import SelfWeightedCrossEntropy, dynamic_pgd
+from dfl_lib.training.loop import Adversary, EpochSetup, train_epoch
+from dfl_lib.defences import training_attack
+from dfl_lib.training.trainer import build_components, load_data
 
 
 def _cfg(npz, **kw):
@@ -34,8 +36,8 @@ def test_mustafa_adversarial_starts_from_a_clean_softmax_stage(synthetic_npz):
     assert all(training_attack(cfg, epoch=e, generator=gen) is not None for e in range(stage1, 7))
     ce = nn.Identity()
     loss = object()
-    assert methods.epoch_loss(cfg, loss, stage1 - 1, ce) is ce
-    assert methods.epoch_loss(cfg, loss, stage1, ce) is loss
+    assert defences.epoch_loss(cfg, loss, stage1 - 1, ce) is ce
+    assert defences.epoch_loss(cfg, loss, stage1, ce) is loss
 
 
 def test_mustafa_attack_draws_eps_per_batch_in_their_range(synthetic_npz):
@@ -88,9 +90,10 @@ def test_concat_mode_trains_on_clean_and_attacked_copies():
     y = torch.arange(40) % 4
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     attack = lambda m, xb, yb: xb.flip(-1)  # noqa: E731
-    stats = {mode: train_epoch(model, SelfWeightedCrossEntropy(), x, y, optimizer=opt,
-                               batch_size=16, generator=torch.Generator().manual_seed(0),
-                               attack=attack, adv_fraction=1.0, adv_mode=mode)
+    stats = {mode: train_epoch(model, SelfWeightedCrossEntropy(), x, y,
+                               setup=EpochSetup(optimizer=opt, batch_size=16,
+                                                generator=torch.Generator().manual_seed(0)),
+                               adversary=Adversary(attack=attack, fraction=1.0, mode=mode))
              for mode in ("replace", "concat")}
     assert stats["replace"]["n"] == 40 and stats["concat"]["n"] == 80
 
@@ -121,8 +124,8 @@ def test_dynamic_pgd_refuses_a_model_with_a_submodule_in_train_mode():
 def test_dynamic_weights_ce_from_the_second_epoch_and_steps_lr_at_their_milestones(synthetic_npz):
     cfg = _cfg(synthetic_npz, method="dynamic", train_attack="pgd", epochs=12)
     loss = object()
-    assert methods.epoch_loss(cfg, loss, 0, None) is loss
-    assert isinstance(methods.epoch_loss(cfg, loss, 1, None), SelfWeightedCrossEntropy)
+    assert defences.epoch_loss(cfg, loss, 0, None) is loss
+    assert isinstance(defences.epoch_loss(cfg, loss, 1, None), SelfWeightedCrossEntropy)
     data = load_data(cfg)
     model, loss = build_components(cfg, data)
     opt = train_mod.build_optimizer(cfg, model, loss)
@@ -148,8 +151,8 @@ def test_self_weighted_ce_is_the_ce_weighted_by_itself():
 
 
 def test_baseline_metrics_carry_the_note_of_what_differs(synthetic_npz, tmp_path):
-    from dfl_lib.experiment import evaluate_run
-    from dfl_lib.methods import BASELINE_NOTES
+    from dfl_lib.study.experiment import evaluate_run
+    from dfl_lib.defences import BASELINE_NOTES
 
     cfg = _cfg(synthetic_npz, method="dynamic", train_attack="pgd", epochs=1, n_eval=16)
     metrics = evaluate_run(cfg, suite="paper", runs_root=tmp_path, progress=False)

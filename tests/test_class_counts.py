@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from dfl_lib.attack_registry import REGISTRY, build_peer_attack, n_targets
+from dfl_lib.attacks import REGISTRY, build_peer_attack, n_targets
 from dfl_lib.errors import UsageError
-from dfl_lib.evaluate import evaluate, robust_accuracy
+from dfl_lib.evaluation.robust import evaluate, robust_accuracy
 
 
 def _linear(k: int, seed: int = 0) -> nn.Module:

@@ -62,7 +62,7 @@ def test_full_suite_has_strong_adaptive_and_transfer_attacks_and_masking_flags(s
                                                                                  tmp_path,
                                                                                  monkeypatch):
     from dfl_lib.config import make_config
-    from dfl_lib.experiment import evaluate_run
+    from dfl_lib.study.experiment import evaluate_run
 
     cfg = make_config("smoke", dataset="npz", data_path=str(synthetic_npz), eps=0.1, n_eval=40,
                       dfl=True, loss="pcl", train_attack="pgd")
@@ -79,7 +79,7 @@ def test_full_suite_has_strong_adaptive_and_transfer_attacks_and_masking_flags(s
     metrics = evaluate_run(cfg, runs_root=tmp_path, progress=False)
     rows = {row["name"]: row for row in metrics["table"]}
     attacks = {row["attack"] for row in metrics["table"]}
-    assert {"clean", "fgsm", "pgd", "cw", "cw_pgd", "autoattack", "pgd_pcl", "transfer",
+    assert {"clean", "fgsm", "pgd", "cw", "cw_pgd", "autoattack", "pgd_adaptive", "transfer",
             "worst case"} <= attacks
     # the AutoAttack components carry the config's budgets (every batch builds the same four)
     assert {(type(a).__name__, getattr(a, "steps", None), getattr(a, "n_queries", None))
@@ -94,7 +94,7 @@ def test_full_suite_has_strong_adaptive_and_transfer_attacks_and_masking_flags(s
     assert search["norm"] == "L2" and search["settings"]["binary_search_steps"] == \
         cfg.cw_l2_search_steps and search["settings"]["l2_budget"] == cfg.cw_l2_budget
     assert [c["check"] for c in metrics["masking"]] == list(
-        __import__("dfl_lib.masking", fromlist=["CHECKS"]).CHECKS)
+        __import__("dfl_lib.evaluation.checks", fromlist=["CHECKS"]).CHECKS)
     # the masks of every row are on disk, and the metrics file holds them all
     saved = json.loads(Path(metrics["path"]).read_text())
     assert len(saved["table"]) == len(metrics["table"])
@@ -102,7 +102,7 @@ def test_full_suite_has_strong_adaptive_and_transfer_attacks_and_masking_flags(s
 
 
 def test_demo_table_shows_rows_that_only_one_run_has():
-    from dfl_lib.demo import format_demo
+    from dfl_lib.study.demo import format_demo
 
     def result(label, names):
         table = [{"name": n, "accuracy": 0.5, "ci_low": 0.4, "ci_high": 0.6} for n in names]
@@ -124,7 +124,7 @@ def test_demo_table_shows_rows_that_only_one_run_has():
 
 def test_metrics_are_reused_under_the_same_evaluation_key(synthetic_npz, tmp_path, monkeypatch,
                                                           capsys):
-    from dfl_lib import experiment
+    from dfl_lib.study import experiment
     from dfl_lib.config import make_config
 
     cfg = make_config("smoke", dataset="npz", data_path=str(synthetic_npz), eps=0.1, n_eval=16,

@@ -82,12 +82,18 @@ def _idx(path: Path, array_shape: tuple, dtype_code: int = 0x08, *, keep: int | 
     path.write_bytes(body if keep is None else body[:keep])
 
 
-def test_truncated_mnist_exits_1_naming_the_file(tmp_path):
+def _mnist_folder(tmp_path) -> Path:
+    """A small, well-formed MNIST raw folder (60 train, 10 test images of zeros)."""
     raw = tmp_path / "data" / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for split, n in (("train", 60), ("t10k", 10)):
         _idx(raw / f"{split}-images-idx3-ubyte", (n, 28, 28))
         _idx(raw / f"{split}-labels-idx1-ubyte", (n,))
+    return raw
+
+
+def test_truncated_mnist_exits_1_naming_the_file(tmp_path):
+    raw = _mnist_folder(tmp_path)
     _idx(raw / "train-images-idx3-ubyte", (60, 28, 28), keep=5000)  # cut short
     result = _cli("train", "--profile", "smoke", "--set", "dataset=mnist", "--quiet",
                   cwd=tmp_path, data=tmp_path / "data")
@@ -95,11 +101,7 @@ def test_truncated_mnist_exits_1_naming_the_file(tmp_path):
 
 
 def test_truncated_gzipped_mnist_exits_1_naming_the_file(tmp_path):
-    raw = tmp_path / "data" / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    for split, n in (("train", 60), ("t10k", 10)):
-        _idx(raw / f"{split}-images-idx3-ubyte", (n, 28, 28))
-        _idx(raw / f"{split}-labels-idx1-ubyte", (n,))
+    raw = _mnist_folder(tmp_path)
     plain = raw / "t10k-labels-idx1-ubyte"
     packed = gzip.compress(plain.read_bytes())
     (raw / "t10k-labels-idx1-ubyte.gz").write_bytes(packed[: len(packed) // 2])

@@ -123,9 +123,9 @@ def test_method_specific_errors():
 
 def test_closed_sets_are_types_that_match_the_registries():
     from dfl_lib.config import field_choices
-    from dfl_lib.data import DATASETS
+    from dfl_lib.data.datasets import DATASETS
     from dfl_lib.losses import LOSSES
-    from dfl_lib.models import MODELS
+    from dfl_lib.models.resnet import MODELS
 
     assert set(field_choices("dataset")) == set(DATASETS)
     assert set(field_choices("model")) == set(MODELS)

@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from dfl_lib import data_formats
-from dfl_lib.augment import augment_batch
-from dfl_lib.data import DATASETS, balanced_indices, load_dataset
+from dfl_lib.data import formats as data_formats
+from dfl_lib.data.augment import augment_batch
+from dfl_lib.data.datasets import DATASETS, balanced_indices, load_dataset
 from dfl_lib.errors import DataFileError
 
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",

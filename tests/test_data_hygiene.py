@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dfl_lib.data import load_dataset
-from dfl_lib.data_formats import DataWarning
+from dfl_lib.data.datasets import load_dataset
+from dfl_lib.data.formats import DataWarning
 from dfl_lib.errors import DataFileError, MissingDataError
 
 

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from dfl_lib import experiment, train as train_mod
+from dfl_lib.study import experiment
+
+from dfl_lib.training import trainer as train_mod
 from dfl_lib.config import make_config
 from dfl_lib.device import resolve_device
-from dfl_lib.runfolder import run_path
+from dfl_lib.runs.folder import run_path
 
 META = torch.device("meta")
 

@@ -10,13 +10,13 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from conftest import TinyCNN  # noqa: E402
 
-from dfl_lib.diagram import (  # noqa: E402
+from dfl_lib.figures.diagram import (  # noqa: E402
     architecture_name,
     draw_pipeline,
     format_shape,
     trace_shapes,
 )
-from dfl_lib.models import build_model  # noqa: E402
+from dfl_lib.models.resnet import build_model  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 MNIST = (1, 1, 28, 28)

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from dfl_lib import runio
-from dfl_lib.distributed import GlobalBatchNorm, Shard, use_global_batchnorm
+from dfl_lib.runs import io as runio
+from dfl_lib.training.distributed import GlobalBatchNorm, Shard, use_global_batchnorm
 
 # FGSM without random start draws nothing at random inside the batch: the two runs can match
 ARGS = ["--profile", "smoke", "--set", "epochs=2", "--set", "batch_size=32", "--set", "width=4",

@@ -1,4 +1,4 @@
-"""Tests of dfl_lib.evaluate: Wilson intervals, robust accuracy on a small trained model, the
+"""Tests of dfl_lib.evaluation.robust: Wilson intervals, robust accuracy on a small trained model, the
 worst-case row, AutoAttack against PGD, the adaptive PCL attack and the transfer attack.
 
 The model is a tiny CNN trained for about a second on a synthetic 4-class task (a bright 3x3
@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from conftest import quadrants, train_tiny
-from dfl_lib.evaluate import (ATTACK_NAMES, as_frame, eval_subset, evaluate,
-                              worst_case_name,
-                              robust_accuracy, wilson_interval)
+from dfl_lib.evaluation.robust import (ATTACK_NAMES, ThreatModel, as_frame, eval_subset,
+                                       evaluate, robust_accuracy, wilson_interval,
+                                       worst_case_name)
 
 EPS = 0.1
 
@@ -85,7 +85,7 @@ def test_eval_subset_is_balanced_seeded_and_float():
 
 
 def test_eval_subset_of_real_mnist(real_data_root):
-    from dfl_lib.data import load_dataset
+    from dfl_lib.data.datasets import load_dataset
 
     data = load_dataset("mnist", root=real_data_root, n_train=100, n_test=300, seed=0)
     x, y = eval_subset(data, n=50, seed=0)
@@ -136,11 +136,11 @@ def test_robust_accuracy_refuses_train_mode(task):
 
 
 def test_unknown_attack_lists_the_names(task):
-    with pytest.raises(ValueError, match="pgd_pcl"):
+    with pytest.raises(ValueError, match="pgd_adaptive"):
         robust_accuracy(task.model, task.x, task.y, attack="pgd_typo", eps=EPS)
     with pytest.raises(ValueError, match="autoattack"):
         evaluate(task.model, task.x, task.y, attacks={"pdg": {"eps": EPS}})
-    assert {"clean", "pgd", "pgd_ce", "pgd_pcl", "transfer", "autoattack", "apgd_ce", "apgd_t",
+    assert {"clean", "pgd", "pgd_adaptive", "transfer", "autoattack", "apgd_ce", "apgd_t",
             "fab", "square", "fgsm", "bim", "mim", "cw", "cw_pgd"} <= set(ATTACK_NAMES)
 
 
@@ -151,7 +151,7 @@ def test_worst_case_row_is_the_and_of_all_masks(task, tmp_path):
                                                            "steps": 5},
                "mim": {"eps": EPS}}
     table = evaluate(task.model, task.x, task.y, attacks=attacks, masks_dir=tmp_path)
-    name = worst_case_name("Linf", EPS)
+    name = worst_case_name(ThreatModel("Linf", EPS))
     assert [r["name"] for r in table] == [*attacks, name]
     attacked = ["fgsm", "pgd-5", "mim"]
     worst = torch.stack([table.masks[k] for k in attacked]).all(0)
@@ -177,12 +177,14 @@ def test_worst_case_never_mixes_threat_models(task):
                "cw-unbounded": {"attack": "cw", "steps": 3}}
     table = evaluate(task.model, task.x, task.y, attacks=attacks)
     names = [r["name"] for r in table]
-    linf, l2 = worst_case_name("Linf", EPS / 4), worst_case_name("L2", 5.0)
+    linf, l2 = worst_case_name(ThreatModel("Linf", EPS / 4)), worst_case_name(ThreatModel("L2", 5.0))
     assert names == [*attacks, linf, l2]
     assert torch.equal(table.masks[linf], table.masks["fgsm"])
     assert torch.equal(table.masks[l2], table.masks["cw-l2"])
     rows = {r["name"]: r for r in table}
     assert rows["cw-l2"]["norm"] == "L2" and rows["fgsm"]["norm"] == "Linf"
+    assert rows["cw-l2"]["threat_model"] == {"norm": "L2", "eps": 5.0}
+    assert rows["cw-unbounded"]["threat_model"] is None  # a minimum-norm attack without budget
     assert rows["cw-l2"]["accuracy"] < rows["fgsm"]["accuracy"]  # mixing would hide this gap
 
 
@@ -247,27 +249,31 @@ def test_adaptive_pcl_attack_reduces_accuracy(task):
     with torch.no_grad():
         _, feats = model(task.x_train, return_features=True)
     f = feats["penultimate"]  # (N, 32)
-    centroids = torch.stack([f[task.y_train == k].mean(0) for k in range(4)])  # (4, 32)
-    r = robust_accuracy(model, task.x, task.y, attack="pgd_pcl", eps=EPS, centroids=centroids)
+    from dfl_lib.losses import LegacyPolarisedContrastiveLoss
+
+    loss = LegacyPolarisedContrastiveLoss(4, f.shape[1])  # raw distances to fitted centroids
+    with torch.no_grad():
+        loss.centroids.copy_(torch.stack([f[task.y_train == k].mean(0) for k in range(4)]))
+    r = robust_accuracy(model, task.x, task.y, attack="pgd_adaptive", eps=EPS, defence_loss=loss)
     clean = float(task.clean.float().mean())
     assert r["accuracy"] < clean - 0.2
     assert r["max_linf"] <= EPS + 1e-6
-    assert r["settings"]["loss_fn"] == "pcl_loss" and r["settings"]["centroids"] == "tensor(4, 32)"
-    with pytest.raises(ValueError, match="centroids"):
-        robust_accuracy(model, task.x, task.y, attack="pgd_pcl", eps=EPS)
+    assert r["settings"]["loss_fn"] == "adaptive_objective"
+    with pytest.raises(ValueError, match="defence_loss"):
+        robust_accuracy(model, task.x, task.y, attack="pgd_adaptive", eps=EPS)
 
 
 def test_adaptive_pcl_attack_takes_the_loss_module_on_a_dfl_model(task):
     from dfl_lib.losses import PolarisedContrastiveLoss
-    from dfl_lib.models import build_model
+    from dfl_lib.models.resnet import build_model
 
     torch.manual_seed(0)
     model = build_model("resnet18", num_classes=4, in_channels=1, width=4, dfl=True).eval()
     loss = PolarisedContrastiveLoss(4, model.feature_dim)
-    r = robust_accuracy(model, task.x[:8], task.y[:8], attack="pgd_pcl", eps=EPS, steps=2,
-                        centroids=loss)
+    r = robust_accuracy(model, task.x[:8], task.y[:8], attack="pgd_adaptive", eps=EPS, steps=2,
+                        defence_loss=loss)
     assert r["n"] == 8 and 0.0 < r["max_linf"] <= EPS + 1e-6
-    assert r["settings"]["centroids"].startswith("PolarisedContrastiveLoss")
+    assert r["settings"]["defence_loss"].startswith("PolarisedContrastiveLoss")
 
 
 def test_transfer_attack_from_an_independent_surrogate(task):

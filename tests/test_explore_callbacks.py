@@ -14,7 +14,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from dfl_lib.errors import UsageError  # noqa: E402
-from dfl_lib.explore import adversarial_drawer, attack_batch, explorer  # noqa: E402
+from dfl_lib.figures.explore import adversarial_drawer, attack_batch, explorer  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -143,7 +143,7 @@ def test_a_failing_first_draw_still_gives_a_working_explorer():
 
 def test_button_callbacks_wired_like_the_explorer_report_their_failure():
     """Any button the explorer gains is wired through the same guard as its sliders."""
-    from dfl_lib.explore import _shows_errors  # the explorer's one wiring of every callback
+    from dfl_lib.figures.explore import _shows_errors  # the explorer's one wiring of every callback
 
     out, status, clicks = widgets.Output(), widgets.Label(value="ok"), []
 

@@ -10,8 +10,8 @@ from conftest import TinyCNN, quadrants
 from torch import nn
 
 from dfl_lib.errors import UsageError
-from dfl_lib.featurespace import clustering_metrics, penultimate_features, umap_embedding
-from dfl_lib.featurespace_plots import plot_umap_panels
+from dfl_lib.evaluation.featurespace import clustering_metrics, penultimate_features, umap_embedding
+from dfl_lib.figures.featurespace import plot_umap_panels
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

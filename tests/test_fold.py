@@ -1,12 +1,12 @@
-"""BatchNorm folding for evaluation (dfl_lib.fold): the same function, the model untouched, and
+"""BatchNorm folding for evaluation (dfl_lib.evaluation.fold): the same function, the model untouched, and
 robust_accuracy's results equal to attacking the unfolded model."""
 import pytest
 import torch
 
 from dfl_lib.attacks import pgd
-from dfl_lib.evaluate import robust_accuracy
-from dfl_lib.fold import count_batchnorm, fold_batchnorm
-from dfl_lib.models import build_model
+from dfl_lib.evaluation.robust import robust_accuracy
+from dfl_lib.evaluation.fold import count_batchnorm, fold_batchnorm
+from dfl_lib.models.resnet import build_model
 
 EPS = 0.005  # small enough that some examples of the calibrated model below survive
 NETS = {

@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from conftest import TinyCNN, quadrants
-from dfl_lib import distributed
-from dfl_lib.distributed import GlobalBatchNorm, Shard
-from dfl_lib.dynamic import SelfWeightedCrossEntropy, fosc
-from dfl_lib.loops import train_epoch
+from dfl_lib.training import distributed
+from dfl_lib.training.distributed import GlobalBatchNorm, Shard
+from dfl_lib.defences.dynamic import SelfWeightedCrossEntropy, fosc
+from dfl_lib.training.loop import EpochSetup, train_epoch
 from dfl_lib.losses import AdditiveMarginSoftmax, build_loss
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -219,9 +219,10 @@ def test_train_epoch_running_sums_match_fp64_under_bf16():
     model = TinyCNN()
     loss = _Recorded(build_loss("pcl", num_classes=4, feature_dims={"penultimate": 32}, seed=0))
     opt = torch.optim.SGD(list(model.parameters()) + list(loss.parameters()), lr=0.05)
-    stats = train_epoch(model, loss, (x * 255).to(torch.uint8), y, optimizer=opt, batch_size=16,
-                        generator=torch.Generator().manual_seed(0),
-                        autocast_dtype=torch.bfloat16)
+    stats = train_epoch(model, loss, (x * 255).to(torch.uint8), y,
+                        setup=EpochSetup(optimizer=opt, batch_size=16,
+                                         generator=torch.Generator().manual_seed(0),
+                                         autocast_dtype=torch.bfloat16))
     assert len(loss.rows) == 32 and stats["n"] == 512
     n = sum(size for _, size, _ in loss.rows)
     ref_terms = {key: sum(terms[key] * size for terms, size, _ in loss.rows) / n
@@ -250,9 +251,10 @@ def test_train_epoch_adds_bf16_terms_in_fp32():
     torch.manual_seed(0)
     model = TinyCNN()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    stats = train_epoch(model, _Bf16Terms(), (x * 255).to(torch.uint8), y, optimizer=opt,
-                        batch_size=16, generator=torch.Generator().manual_seed(0),
-                        autocast_dtype=torch.bfloat16)
+    stats = train_epoch(model, _Bf16Terms(), (x * 255).to(torch.uint8), y,
+                        setup=EpochSetup(optimizer=opt, batch_size=16,
+                                         generator=torch.Generator().manual_seed(0),
+                                         autocast_dtype=torch.bfloat16))
     # the reported loss is the fp64 sum of the reported terms (before: their bf16 sum per batch,
     # 1e-3 relative off)
     assert stats["loss"] == pytest.approx(sum(stats["terms"].values()), rel=1e-6)

@@ -10,11 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dfl_lib.geometry import (GEOMETRY_LOSSES, Net2D, attacked_features, class_centroids,
+from dfl_lib.study.geometry import (GEOMETRY_LOSSES, Net2D, attacked_features, class_centroids,
                               decision_regions, feature_extent, features_2d,
                               separation_ratio, share_in_true_region, train_2d)
-from dfl_lib.geometry_plots import plot_feature_panels, plot_regions_under_attack
-from dfl_lib.layers import CosineClassifier
+from dfl_lib.figures.geometry import plot_feature_panels, plot_regions_under_attack
+from dfl_lib.models.blocks import CosineClassifier
 from matplotlib.collections import LineCollection
 
 matplotlib.use("Agg")

@@ -1,4 +1,4 @@
-"""Tests of dfl_lib.masking: the checks pass an ordinary trained model and flag deliberately
+"""Tests of dfl_lib.evaluation.checks: the checks pass an ordinary trained model and flag deliberately
 masked ones (an input quantised by round(4x)/4, whose gradient is exactly zero; a saturated
 softmax output; a randomised output), reuse `evaluate`'s masks, and respect their tolerance.
 
@@ -12,10 +12,10 @@ import pytest
 import torch
 from torch import nn
 
-import dfl_lib.masking as masking
+import dfl_lib.evaluation.checks as masking
 from conftest import quadrants, train_tiny
-from dfl_lib.evaluate import evaluate
-from dfl_lib.masking import CHECKS, Tolerance, failed_checks, masking_checks
+from dfl_lib.evaluation.robust import evaluate
+from dfl_lib.evaluation.checks import CHECKS, Tolerance, failed_checks, masking_checks
 
 EPS = 0.1
 # cheaper than the defaults, still enough for these models

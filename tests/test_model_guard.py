@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from dfl_lib.errors import UsageError
-from dfl_lib.evaluate import evaluate, robust_accuracy
-from dfl_lib.featurespace import penultimate_features
-from dfl_lib.fold import fold_batchnorm
-from dfl_lib.masking import masking_checks
-from dfl_lib.models import build_model
+from dfl_lib.evaluation.robust import evaluate, robust_accuracy
+from dfl_lib.evaluation.featurespace import penultimate_features
+from dfl_lib.evaluation.fold import fold_batchnorm
+from dfl_lib.evaluation.checks import masking_checks
+from dfl_lib.models.resnet import build_model
 
 
 def _model(seed: int) -> torch.nn.Module:

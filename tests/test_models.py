@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from dfl_lib.layers import DefensiveFeatureLayer
-from dfl_lib.models import MODELS, build_model
+from dfl_lib.models.dfl import DefensiveFeatureLayer
+from dfl_lib.models.resnet import MODELS, build_model
 
 # CPU-sized variants: the architecture (depth, block type, DFL wiring) is what is under test
 SMALL = {

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dfl_lib.config import make_config
-from dfl_lib.train import monitor_indices, validate
+from dfl_lib.training.trainer import monitor_indices, validate
 
 GREY = 128  # uint8 grey: clean images are exactly 128 / 255 after to_float
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from dfl_lib.paper_numbers import TABLES, paper_table
-from dfl_lib.study_report import NOTEBOOKS, NotebookFailed, run_notebooks, write_index
+from dfl_lib.paper.numbers import TABLES, paper_table
+from dfl_lib.study.index import NOTEBOOKS, NotebookFailed, run_notebooks, write_index
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_EPOCHS = 2
@@ -36,8 +36,8 @@ def test_notebook_is_clean_and_parameterised(name):
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    from dfl_lib.plan import study_plan
-    from dfl_lib.study import measured_seconds, run_plan
+    from dfl_lib.study.plan import study_plan
+    from dfl_lib.study.runner import measured_seconds, run_plan
 
     if not Path(DATA).exists():
         pytest.skip(f"needs the study's data ($DFL_DATA_DIR or {DATA})")

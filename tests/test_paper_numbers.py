@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import dfl_lib.paper_numbers
-from dfl_lib.paper_numbers import COLUMNS, SETTINGS, TABLES, paper_claims, paper_table, paper_value
+import dfl_lib.paper.numbers
+from dfl_lib.paper.numbers import COLUMNS, SETTINGS, TABLES, paper_claims, paper_table, paper_value
 
-RESULTS_CSV = Path(dfl_lib.paper_numbers.__file__).with_name("paper_results.csv")
+RESULTS_CSV = Path(dfl_lib.paper.numbers.__file__).with_name("paper_results.csv")
 PAPER_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "paper"
 
 # numbers per table: rows x columns x settings

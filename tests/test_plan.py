@@ -3,11 +3,11 @@ headline cells have every seed, and the paper profile keeps the paper's settings
 import pytest
 
 from dfl_lib.config import make_config
-from dfl_lib.estimate import item_seconds
-from dfl_lib.paper_numbers import TABLES, paper_table
-from dfl_lib.plan import (DEPTHS, HEADLINE_ROWS, SETTINGS, cell_config, depth_config, seeds,
+from dfl_lib.study.estimate import item_seconds
+from dfl_lib.paper.numbers import TABLES, paper_table
+from dfl_lib.study.plan import (DEPTHS, HEADLINE_ROWS, SETTINGS, cell_config, depth_config, seeds,
                           study_plan)
-from dfl_lib.study import plan_table
+from dfl_lib.study.runner import plan_table
 
 
 @pytest.mark.parametrize("profile", ["smoke", "quick", "paper"])

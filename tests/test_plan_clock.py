@@ -2,7 +2,7 @@
 (issue 17: the bar showed "1.09s/s" and 5 h 47 min left of a 61-minute plan after one item)."""
 import pytest
 
-from dfl_lib.study import PlanClock
+from dfl_lib.study.runner import PlanClock
 
 
 def test_before_anything_ran_the_plan_is_the_estimate():
@@ -29,7 +29,7 @@ def test_reused_items_neither_correct_the_rate_nor_count_as_left():
 
 
 def test_the_bar_shows_minutes_not_a_rate(monkeypatch, capsys):
-    import dfl_lib.study as study
+    import dfl_lib.study.runner as study
 
     seen = []
 

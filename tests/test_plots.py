@@ -1,7 +1,7 @@
 """Plot helpers: a figure from run histories, laid out by the records' labels."""
 import pytest
 
-from dfl_lib.plots import curve_grid
+from dfl_lib.figures.curves import curve_grid
 
 
 def _records():

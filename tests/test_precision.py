@@ -9,8 +9,8 @@ from conftest import TinyCNN, quadrants
 from dfl_lib.attacks import pgd
 from dfl_lib.config import make_config
 from dfl_lib.losses import build_loss
-from dfl_lib.loops import train_epoch
-from dfl_lib.runfolder import run_name
+from dfl_lib.training.loop import Adversary, EpochSetup, train_epoch
+from dfl_lib.runs.folder import run_name
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -29,9 +29,11 @@ def _epoch(autocast_dtype, *, seed=0):
         seen.append(x_adv.dtype)
         return x_adv
 
-    stats = train_epoch(model, loss, (x * 255).to(torch.uint8), y, optimizer=opt, batch_size=64,
-                        generator=torch.Generator().manual_seed(seed), attack=attack,
-                        autocast_dtype=autocast_dtype)
+    stats = train_epoch(model, loss, (x * 255).to(torch.uint8), y,
+                        setup=EpochSetup(optimizer=opt, batch_size=64,
+                                         generator=torch.Generator().manual_seed(seed),
+                                         autocast_dtype=autocast_dtype),
+                        adversary=Adversary(attack=attack) if attack is not None else None)
     return model, stats, seen
 
 

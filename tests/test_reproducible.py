@@ -9,7 +9,7 @@ import torch
 from conftest import write_synthetic_npz
 
 from dfl_lib.config import make_config
-from dfl_lib.experiment import train_run
+from dfl_lib.study.experiment import train_run
 
 METHODS = {
     "standard": {"train_attack": "pgd"},

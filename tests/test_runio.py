@@ -1,4 +1,4 @@
-"""Run folders, provenance and atomic checkpoints (dfl_lib.runio). CPU only, a few seconds."""
+"""Run folders, provenance and atomic checkpoints (dfl_lib.runs.io). CPU only, a few seconds."""
 import json
 import random
 import re
@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from dfl_lib import runio
+from dfl_lib.runs import io as runio
 from dfl_lib.errors import DataFileError
 
 CONFIG = {"dataset": "mnist", "lr": 0.1, "epochs": 6, "dfl": True, "loss": "pcl"}
@@ -57,39 +57,63 @@ def test_canonical_json_rejects_non_json_values_naming_the_path(bad, where):
         runio.canonical_json(bad)
 
 
-def test_code_version_follows_the_code_not_its_prose(tmp_path):
+def _package(tmp_path):
+    """A package laid out like dfl_lib: sub-packages, relative imports across them."""
     pkg = tmp_path / "pkg"
-    pkg.mkdir()
-    (pkg / "losses.py").write_text('"""Losses."""\n\ndef ce(x):\n    """Doc."""\n    return x * 2\n')
-    (pkg / "train.py").write_text("from .losses import ce\n\ndef fit(x):\n    return ce(x) + 1\n")
-    (pkg / "cli.py").write_text("from .train import fit\n")  # not imported by train
+    for sub in ("losses", "training", "study"):
+        (pkg / sub).mkdir(parents=True)
+    (pkg / "losses" / "__init__.py").write_text('"""Losses."""\nfrom .core import ce\n')
+    (pkg / "losses" / "core.py").write_text(
+        '"""Losses."""\n\ndef ce(x):\n    """Doc."""\n    return x * 2\n')
+    (pkg / "training" / "__init__.py").write_text("")
+    (pkg / "training" / "trainer.py").write_text(
+        "from ..losses import ce\n\ndef fit(x):\n    return ce(x) + 1\n")
+    (pkg / "study" / "__init__.py").write_text("")
+    (pkg / "study" / "cli.py").write_text("from ..training.trainer import fit\n")  # not imported
+    return pkg
+
+
+def test_code_version_follows_the_code_not_its_prose(tmp_path):
+    pkg = _package(tmp_path)
     before = runio.code_version(package_dir=pkg)
     assert before.startswith(runio.__version__ + "+")
     # prose: docstrings, comments, blank lines and formatting keep the key
-    (pkg / "losses.py").write_text('"""Losses, now documented at length."""\n# a comment\n\n\n'
-                                   'def ce(x):\n    """Other words."""\n    return (x*2)  # why\n')
-    (pkg / "cli.py").write_text("from .train import fit\nVALUE = 3\n")  # outside the closure
+    (pkg / "losses" / "core.py").write_text(
+        '"""Losses, now documented at length."""\n# a comment\n\n\n'
+        'def ce(x):\n    """Other words."""\n    return (x*2)  # why\n')
+    (pkg / "study" / "cli.py").write_text("from ..training.trainer import fit\nVALUE = 3\n")
     assert runio.code_version(package_dir=pkg) == before
-    # arithmetic of an imported module changes it
-    (pkg / "losses.py").write_text('def ce(x):\n    return x * 3\n')
+    # arithmetic in a module inside a sub-package, reached through its package's __init__
+    (pkg / "losses" / "core.py").write_text("def ce(x):\n    return x * 3\n")
     assert runio.code_version(package_dir=pkg) != before
     assert runio.code_version() != before  # the real package hashes its own modules
 
 
+def test_a_sub_packages_init_is_in_the_closure(tmp_path):
+    pkg = _package(tmp_path)
+    before = runio.code_version(package_dir=pkg)
+    (pkg / "losses" / "__init__.py").write_text("from .core import ce\nSCALE = 2\n")
+    assert runio.code_version(package_dir=pkg) != before
+
+
 def test_code_hash_closure_of_the_real_training_entry():
-    from dfl_lib.codehash import module_closure
+    from dfl_lib.runs.codehash import module_closure
 
-    closure = module_closure("train")
-    assert {"train", "losses", "attacks", "models", "loops", "data"} <= set(closure)
-    assert "cli" not in closure and "masking" not in closure and "demo" not in closure
-    assert {"evaluate", "masking"} <= set(module_closure("experiment"))
+    closure = set(module_closure("training.trainer"))
+    assert {"training.trainer", "training.loop", "losses", "attacks", "models",
+            "data"} <= closure
+    assert any(m.startswith("losses.") for m in closure)  # the modules inside the packages
+    assert any(m.startswith("models.") for m in closure)
+    assert "cli" not in closure and "evaluation.checks" not in closure
+    assert not any(m.startswith("study") for m in closure)
+    assert {"evaluation.robust", "evaluation.checks"} <= set(module_closure("study.experiment"))
 
 
-def test_run_dir_sanitises_the_name_and_defaults_the_root(tmp_path, monkeypatch):
-    path = runio.run_dir(root=tmp_path, name="mnist/resnet 18:dfl", key="0123456789ab")
+def test_keyed_folder_sanitises_the_name_and_defaults_the_root(tmp_path, monkeypatch):
+    path = runio.keyed_folder(root=tmp_path, name="mnist/resnet 18:dfl", key="0123456789ab")
     assert path == tmp_path / "mnist_resnet_18_dfl-0123456789ab"
     with pytest.raises(ValueError, match="key"):
-        runio.run_dir(root=tmp_path, name="x", key="../evil")
+        runio.keyed_folder(root=tmp_path, name="x", key="../evil")
     monkeypatch.setenv("DFL_RUNS_DIR", str(tmp_path / "elsewhere"))
     assert runio.default_runs_root() == tmp_path / "elsewhere"
     monkeypatch.delenv("DFL_RUNS_DIR")

@@ -7,7 +7,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from dfl_lib.runlock import LOCK_NAME, run_lock
+from dfl_lib.runs.lock import LOCK_NAME, run_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,7 +16,7 @@ CHILD = textwrap.dedent("""
     torch.set_num_threads(1)
     from pathlib import Path
     from dfl_lib.config import make_config
-    from dfl_lib.train import build_components, load_data, train
+    from dfl_lib.training.trainer import build_components, load_data, train
     cfg = make_config("smoke", dataset="npz", data_path={npz!r}, epochs=3)
     data = load_data(cfg)
     model, loss = build_components(cfg, data)

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from dfl_lib import train as train_mod
+from dfl_lib.training import trainer as train_mod
 from dfl_lib.config import make_config
-from dfl_lib.loops import to_float
-from dfl_lib import methods
-from dfl_lib.runfolder import run_path
-from dfl_lib.train import build_components, load_data, train
+from dfl_lib.training.loop import to_float
+from dfl_lib import defences
+from dfl_lib.runs.folder import run_path
+from dfl_lib.training.trainer import build_components, load_data, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,7 +94,7 @@ CHILD = textwrap.dedent("""
     import os, signal, sys, torch
     torch.set_num_threads(1)
     from dfl_lib.config import make_config
-    from dfl_lib.train import build_components, load_data, train
+    from dfl_lib.training.trainer import build_components, load_data, train
     cfg = make_config("smoke", **{cfg!r})
     data = load_data(cfg)
     model, loss = build_components(cfg, data)
@@ -203,7 +203,7 @@ def test_channels_last_matches_the_plain_path(synthetic_npz, tmp_path):
 
 
 def test_fosc_criterion_and_stopping():
-    from dfl_lib.dynamic import dynamic_criterion, fosc
+    from dfl_lib.defences.dynamic import dynamic_criterion, fosc
 
     assert dynamic_criterion(0, epochs=120) == 0.5
     assert dynamic_criterion(50, epochs=120) == pytest.approx(0.25)
@@ -248,9 +248,9 @@ def test_history_records_each_loss_term(synthetic_npz, tmp_path):
 
 def test_lr_warmup_is_linear_per_batch_then_off(synthetic_npz):
     cfg = _cfg(synthetic_npz, lr_warmup_epochs=1.5)
-    first = methods.warmup(cfg, epoch=0, n_batches=10)
-    second = methods.warmup(cfg, epoch=1, n_batches=10)
+    first = defences.warmup(cfg, epoch=0, n_batches=10)
+    second = defences.warmup(cfg, epoch=1, n_batches=10)
     assert [first(i) for i in (0, 9)] == [pytest.approx(1 / 15), pytest.approx(10 / 15)]
     assert [second(i) for i in (0, 4, 9)] == [pytest.approx(11 / 15), 1.0, 1.0]
-    assert methods.warmup(cfg, epoch=2, n_batches=10) is None
-    assert methods.warmup(_cfg(synthetic_npz), epoch=0, n_batches=10) is None
+    assert defences.warmup(cfg, epoch=2, n_batches=10) is None
+    assert defences.warmup(_cfg(synthetic_npz), epoch=0, n_batches=10) is None

@@ -1,7 +1,7 @@
 """Verdicts read the numbers they name: reproduced, within noise and not reproduced each come
 out where they should, and the comparison table formats every cell."""
-from dfl_lib.tables import comparison_markdown, records_markdown
-from dfl_lib.verdicts import (VERDICTS, verdict_depth, verdict_fig6, verdict_table5,
+from dfl_lib.figures.tables import comparison_markdown, records_markdown
+from dfl_lib.paper.verdicts import (VERDICTS, verdict_depth, verdict_fig6, verdict_table5,
                               verdict_table_margin, verdict_wrn)
 
 
@@ -96,7 +96,7 @@ def test_comparison_markdown_has_one_line_per_row_group_and_every_paper_value():
 
 
 def test_depth_statement_says_plainly_whether_the_claim_shows_and_names_failed_runs():
-    from dfl_lib.verdicts import depth_statement
+    from dfl_lib.paper.verdicts import depth_statement
 
     finals = [{"depth": "ResNet-50", "variant": "with DFL", "setting": "PGD-10 training",
                "val_acc": 0.29}, {"depth": "ResNet-18", "variant": "with DFL",

@@ -1,0 +1,12 @@
+"""Evaluation: robust accuracy under one attack or a table of them with per-threat-model worst
+cases (`robust.py`), the threat model every result carries (`threat.py`), rows picked by what
+they are (`selection.py`), the gradient-masking checks (`checks.py`, Carlini et al. 2019), the
+attack suites as data (`suites.py`), BatchNorm folded for fast attacks (`fold.py`), and
+feature-space metrics and UMAP (`featurespace.py`).
+
+    table = evaluate(model.eval(), x, y, attacks=attack_suite(cfg, suite="full"))
+    flags = masking_checks(model, x, y, eps=0.3, results=table)
+
+May import: the core modules, data, models, losses, attacks and runs; never training or the
+study.
+"""

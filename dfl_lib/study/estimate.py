@@ -1,0 +1,106 @@
+"""How long a plan item should take, from the model's FLOP count and a device's effective rate.
+
+A training epoch costs about (forward + backward) x (attack steps x attacked share + 1) per image;
+an evaluation, one forward + backward per attack step per image. The CPU rate is calibrated on
+this project's measured epoch time (reports/benchmarks/epoch_times-quick.txt: ResNet-18, width
+16, MNIST, PGD-10 training, 44.7 s per 10,000 images on 2 cores); the GPU rate is an assumption
+(a share of an H100's dense bf16 peak), printed with the estimate.
+
+    seconds, flops = item_seconds(item, device="cpu")
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..attacks import REGISTRY
+from ..config import RunConfig
+from ..models.resnet import build_model
+
+__all__ = ["forward_flops", "train_flops", "eval_flops", "item_seconds", "RATES",
+           "H100_BF16_PEAK"]
+
+H100_BF16_PEAK = 989e12   # dense bf16 FLOP/s of an H100 SXM (NVIDIA's datasheet)
+# effective FLOP/s (forward + backward counted as 3 forwards); the CPU figure is calibrated in
+# `_cpu_rate`, the GPU one assumes 25% of bf16 peak for small-image ResNets
+RATES = {"cuda": 0.25 * H100_BF16_PEAK}
+BF16_CPU_SPEEDUP = 1.45   # PGD-10 training epoch, fp32 / bf16 autocast, quick ResNet-18, 2 cores
+_SHAPES = {"mnist": (1, 28), "fashion_mnist": (1, 28), "cifar10": (3, 32),
+           "cifar10_jpeg": (3, 32)}
+
+
+@lru_cache(maxsize=64)
+def _flops(model: str, width: int, dfl: bool, dataset: str, wrn_depth: int, widen_factor: int,
+           extra_fc: int) -> int:
+    channels, size = _SHAPES.get(dataset, (3, 32))
+    extra = {"depth": wrn_depth, "widen_factor": widen_factor} if model == "wrn" else {}
+    if extra_fc:
+        extra["extra_fc"] = extra_fc
+    net = build_model(model, num_classes=10, in_channels=channels, width=width, dfl=dfl,
+                      **extra).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        net(torch.zeros(1, channels, size, size))
+    return counter.get_total_flops()
+
+
+def forward_flops(cfg: RunConfig) -> int:
+    """FLOPs of one forward pass of one image through the model `cfg` describes."""
+    return _flops(cfg.model, cfg.width, cfg.dfl, cfg.dataset, cfg.wrn_depth, cfg.widen_factor,
+                  cfg.extra_fc)
+
+
+def train_flops(cfg: RunConfig, *, n_train: int) -> float:
+    """FLOPs of the whole training run (forward + backward = 3 forwards)."""
+    attacked = cfg.adv_fraction if cfg.train_attack != "none" else 0.0
+    steps = {"none": 0, "fgsm": 1, "pgd": cfg.attack_steps, "cw": cfg.attack_steps}[cfg.train_attack]
+    per_image = 3 * (1 + attacked * steps + (attacked if cfg.adv_mode == "concat" else 0.0))
+    monitor = cfg.monitor_size * 3 * cfg.attack_steps + cfg.n_val  # the per-epoch validation
+    return forward_flops(cfg) * cfg.epochs * (n_train * per_image + monitor)
+
+
+def eval_flops(cfg: RunConfig, *, suite: str, n_eval: int) -> float:
+    """FLOPs of one evaluation suite on n_eval images (AutoAttack on its still-robust share)."""
+    from ..evaluation.suites import CHECKED_SUITES, attack_suite
+
+    robust = 0.6 if cfg.train_attack != "none" else 0.05  # share AutoAttack keeps attacking
+    passes = 0.0
+    for spec in attack_suite(cfg, suite=suite).values():  # each attack states its own cost
+        settings = {k: v for k, v in spec.items() if k not in ("attack", "note")}
+        entry = REGISTRY[spec["attack"]]
+        passes += entry.cost(entry.settings(settings), robust)
+    if suite in CHECKED_SUITES:  # transfer (on the surrogate) and the masking checks
+        passes += 2 * 5 * cfg.attack_steps + 3 * cfg.attack_steps
+    return forward_flops(cfg) * 3 * passes * n_eval
+
+
+@lru_cache(maxsize=1)
+def _cpu_rate() -> float:
+    from ..config import make_config
+
+    ref = make_config("quick", dataset="mnist", model="resnet18", width=16, dfl=False,
+                      loss="ce", train_attack="pgd", epochs=1, n_val=0, monitor_size=0)
+    return train_flops(ref, n_train=10_000) / 44.7
+
+
+def item_seconds(item, *, device: str) -> tuple[float, float]:
+    """(estimated seconds, FLOPs) of a plan item: its training (if not cached) plus its
+    evaluation; `device` is "cpu" or "cuda"."""
+    cfg = item.cfg
+    n_train = cfg.n_train or (60_000 if "mnist" in cfg.dataset else 50_000) - cfg.n_val
+    flops = train_flops(cfg, n_train=n_train) if item.role in ("depth", "cell") else 0.0
+    if item.suite is not None:
+        n_eval = cfg.n_eval or 10_000
+        flops += eval_flops(cfg, suite=item.suite, n_eval=n_eval)
+    if item.role == "headline":  # its surrogate's clean training
+        flops += train_flops(cfg.replace(dfl=False, loss="ce", extra_fc=0, train_attack="none",
+                                         method="standard"), n_train=n_train)
+    rate = RATES["cuda"] if device.startswith("cuda") else _cpu_rate()
+    seconds = flops / rate
+    if not device.startswith("cuda") and cfg.precision == "bf16" and item.role in ("depth", "cell"):
+        # the CPU rate is fp32's; bf16 autocast trains faster here (measured, studies/
+        # bf16_agreement.py); the evaluation part stays fp32, so only training's share shrinks
+        train = train_flops(cfg, n_train=n_train) / rate
+        seconds -= train * (1 - 1 / BF16_CPU_SPEEDUP)
+    return seconds, flops

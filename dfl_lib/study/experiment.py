@@ -1,0 +1,108 @@
+"""One run end to end, as the CLI and the notebooks use it: load data, build, train (or reuse),
+evaluate with an attack suite, and write metrics with provenance into the run folder.
+
+    result = train_run(cfg)                      # {"model", "loss", "data", "history", "run_dir"}
+    metrics = evaluate_run(cfg, suite="full")    # {"table", "masking", "path", ...}
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+
+from ..config import RunConfig
+from ..defences import BASELINE_NOTES
+from ..device import resolve_device
+from ..evaluation.checks import masking_checks
+from ..evaluation.robust import eval_subset, evaluate
+from ..evaluation.suites import (CHECKED_SUITES, PAPER_COLUMNS, PAPER_SETTING_CW_NOTE,  # noqa: F401
+                                 attack_suite, paper_column_rows)
+from ..runs import io as runio
+from ..runs.folder import run_path
+from ..training.trainer import build_components, load_data, train
+
+__all__ = ["train_run", "attack_suite", "surrogate_config", "evaluate_run", "eval_key",
+           "paper_column_rows",
+           "PAPER_COLUMNS", "PAPER_SETTING_CW_NOTE"]
+
+
+def train_run(cfg: RunConfig, *, data_root=None, runs_root=None, data=None,
+              progress: bool = True) -> dict:
+    """Train (or reuse, or resume) the run `cfg` describes."""
+    data = data if data is not None else load_data(cfg, root=data_root)
+    model, loss = build_components(cfg, data)
+    history = train(model, loss, data, cfg, runs_root=runs_root, progress=progress)
+    return {"model": model.eval(), "loss": loss, "data": data, "history": history,
+            "run_dir": run_path(cfg, data, runs_root=runs_root)}
+
+
+def surrogate_config(cfg: RunConfig) -> RunConfig:
+    """An independently trained, undefended model of the same architecture: the transfer source."""
+    return cfg.replace(dfl=False, loss="ce", extra_fc=0, train_attack="none", method="standard",
+                       seed=cfg.seed + 1000)
+
+
+def eval_key(cfg: RunConfig, *, suite: str, transfer: bool) -> str:
+    """12 hex digits over what an evaluation's numbers depend on beyond the trained model: the
+    config (evaluation fields included), the suite's attack settings, and the syntax of the
+    evaluation code (`codehash`, docstrings and comments left out)."""
+    spec = {"config": cfg.to_dict(), "suite": suite, "attacks": attack_suite(cfg, suite=suite),
+            "transfer": transfer and suite in CHECKED_SUITES,
+            "code": runio.code_version(entry="study.experiment")}
+    return hashlib.sha256(runio.canonical_json(spec).encode("ascii")).hexdigest()[:12]
+
+
+def evaluate_run(cfg: RunConfig, *, suite: str = "full", data_root=None, runs_root=None,
+                 transfer: bool = True, progress: bool = True, reuse: bool = True) -> dict:
+    """Evaluate the run `cfg` describes on its fixed evaluation subset (all of the test set
+    when cfg.n_eval is 0), on cfg.device; writes metrics-<suite>.json with its `eval_key`.
+    With `reuse`, metrics already written under the same key are returned, not recomputed: a
+    new attack in the suite or a change to the evaluation code re-evaluates, nothing retrains."""
+    start = time.perf_counter()
+    run = train_run(cfg, data_root=data_root, runs_root=runs_root, progress=progress)
+    key = eval_key(cfg, suite=suite, transfer=transfer)
+    path = Path(run["run_dir"]) / f"metrics-{suite}.json"
+    if reuse and path.exists():
+        saved = runio.read_json(path)
+        if saved.get("eval_key") == key:
+            print(f"reusing metrics {path} (evaluation key {key})")
+            return {**saved, "path": str(path)}
+    model, loss, data = run["model"], run["loss"], run["data"]
+    device = resolve_device(cfg.device)
+    x, y = eval_subset(data, n=cfg.n_eval or len(data.y_test), seed=cfg.seed)
+    x, y = x.to(device), y.to(device)
+    attacks = attack_suite(cfg, suite=suite)  # plain data; live objects go separately
+    live = {"defence_loss": loss}  # the adaptive attack asks the loss for its objective
+    surrogate = None
+    if transfer and suite in CHECKED_SUITES:
+        surrogate = train_run(surrogate_config(cfg), data=data, runs_root=runs_root,
+                              progress=progress)["model"]
+        live["surrogate"] = surrogate
+        attacks["transfer PGD (undefended surrogate)"] = {
+            "attack": "transfer", "eps": cfg.eps, "steps": 5 * cfg.attack_steps}
+    rdir = Path(run["run_dir"])
+    table = evaluate(model, x, y, attacks=attacks, batch_size=cfg.eval_batch_size, seed=cfg.seed,
+                     masks_dir=rdir / f"masks-{suite}", live=live)
+    flags = []
+    if suite in CHECKED_SUITES:  # reuses the table's FGSM, PGD, Square and transfer masks
+        flags = masking_checks(model, x, y, eps=cfg.eps, results=table, surrogate=surrogate,
+                               pgd_steps=cfg.attack_steps, strong_steps=5 * cfg.attack_steps,
+                               square_queries=cfg.aa_queries, batch_size=cfg.eval_batch_size,
+                               seed=cfg.seed)
+    metrics = {
+        "dataset": data.source, "run": rdir.name, "suite": suite, "eval_key": key,
+        "n_eval": len(y), "n_classes": data.num_classes,
+        "n_train": len(data.y_train), "train_seconds": _train_seconds(run["history"]),
+        "paper_columns": paper_column_rows(cfg),
+        **({"baseline_note": BASELINE_NOTES[cfg.method]} if cfg.method in BASELINE_NOTES else {}),
+        "table": list(table), "masking": flags,
+        "provenance": runio.provenance(config=cfg.to_dict(), seed=cfg.seed, device=str(device),
+                                       wall_seconds=time.perf_counter() - start),
+    }
+    runio.write_json(path, metrics)
+    return {**metrics, "path": str(path)}
+
+
+def _train_seconds(history: list[dict]) -> float:
+    return sum(h.get("train_seconds", 0.0) + h.get("val_seconds", 0.0) for h in history)

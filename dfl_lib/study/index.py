@@ -1,0 +1,154 @@
+"""The study runner's second stage: execute every notebook in order with papermill (parameters
+injected, executed copies into reports/<profile>/), time each, and write the index
+reports/<profile>/README.md from the notebooks' metrics.json files.
+
+    run_notebooks("quick", out_dir="reports/quick", runs_dir="runs/quick")
+    write_index("quick", out_dir="reports/quick", plan_seconds={...}, notebook_seconds={...})
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from ..config import profile_deviations
+from ..errors import UsageError
+from ..paper.numbers import paper_claims
+from ..paper.verdicts import claim_id, verdict_lines
+from ..profiles import get_profile
+from .notebook import CIFAR_NOTE
+from .plan import plan_deviations
+
+__all__ = ["NOTEBOOKS", "PAPER_ITEMS", "run_notebooks", "write_index", "NotebookFailed"]
+
+NOTEBOOKS = ("01-depth", "02-decision-geometry", "03-robustness-tables", "04-training-curves",
+             "05-feature-space", "06-explore")
+# the paper's figures and tables -> the notebook that reproduces each
+PAPER_ITEMS = {"Figures 1, 2, 3, 5 (depth under attack; Figure 2 drawn from the model)":
+               "01-depth",
+               "Figure 4 (decision geometry)": "02-decision-geometry",
+               "Tables 1-6": "03-robustness-tables", "Figure 6 (training curves)":
+               "04-training-curves",
+               "Feature space, clean vs poisoned (not in the paper)": "05-feature-space",
+               "Epsilon explorer (widgets)": "06-explore"}
+# parameters only some notebooks take (papermill warns about unknown ones)
+EXTRA_PARAMETERS = {"06-explore": {"INTERACTIVE": False}}
+TIMINGS_NAME = "notebook-seconds.json"
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook raised; the message names it, the failing cell and the executed copy."""
+
+
+def run_notebooks(profile: str, *, out_dir, runs_dir, data_dir: str = "", device: str = "auto",
+                  notebooks_dir=NOTEBOOKS_DIR, only: tuple[str, ...] | None = None) -> dict:
+    """Execute the notebooks (all, or `only`) in order; {name: wall seconds}. A failing cell
+    stops the run with NotebookFailed, naming the cell; its executed copy keeps the traceback."""
+    import papermill as pm
+
+    get_profile(profile)  # the one check of the name
+    out_dir, notebooks_dir = Path(out_dir).resolve(), Path(notebooks_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = only or NOTEBOOKS
+    unknown = [n for n in names if n not in NOTEBOOKS]
+    if unknown:
+        raise UsageError(f"unknown notebooks {unknown}; known: {', '.join(NOTEBOOKS)}")
+    # kernels run in the notebooks folder: a relative data root (the Makefile's ../shared/data)
+    # is resolved here, from the caller's folder
+    data_dir = data_dir or os.environ.get("DFL_DATA_DIR", "")
+    params = {"PROFILE": profile, "DEVICE": device,
+              "DATA_DIR": str(Path(data_dir).resolve()) if data_dir else "",
+              "RUNS_DIR": str(Path(runs_dir).resolve()), "OUT_DIR": str(out_dir)}
+    seconds = {}
+    for name in names:
+        source = notebooks_dir / f"{name}.ipynb"
+        if not source.exists():
+            raise FileNotFoundError(f"notebook {source} is missing")
+        target = out_dir / f"{name}.ipynb"
+        print(f"running {name} ({profile}) ...", flush=True)
+        start = time.perf_counter()
+        try:
+            pm.execute_notebook(str(source), str(target),
+                                parameters={**params, **EXTRA_PARAMETERS.get(name, {})},
+                                cwd=str(notebooks_dir), kernel_name="python3",
+                                progress_bar=False, log_output=False)
+        except pm.PapermillExecutionError as err:
+            raise NotebookFailed(f"notebook {name} failed in cell {err.exec_count}: "
+                                 f"{err.ename}: {err.evalue}\n--- the cell ---\n{err.source}\n"
+                                 f"--- (executed copy with the traceback: {target})\n"
+                                 f"{''.join(err.traceback[-3:])}") from None
+        seconds[name] = time.perf_counter() - start
+        print(f"  {name}: {seconds[name]:.0f} s", flush=True)
+        timings = out_dir / TIMINGS_NAME  # kept across partial runs, for the index
+        saved = json.loads(timings.read_text()) if timings.exists() else {}
+        timings.write_text(json.dumps({**saved, name: seconds[name]}, indent=1) + "\n")
+    return seconds
+
+
+def _metrics(out_dir: Path, name: str) -> dict:
+    path = out_dir / name / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _cell(text: str) -> str:
+    """`text` safe inside a markdown table cell."""
+    return str(text).replace("|", "\\|")
+
+
+def _verdict_lines(metrics: dict) -> list[str]:
+    text = verdict_lines(metrics.get("verdicts", []), indent="  ")
+    return text.split("\n") if text else []
+
+
+def write_index(profile: str, *, out_dir, plan_seconds: dict[str, float],
+                notebook_seconds: dict[str, float], command: str) -> Path:
+    """reports/<profile>/README.md: each paper figure/table with its notebook, files, numbers
+    beside the paper's and verdicts; the deviations; the time of every stage."""
+    from ..figures.tables import comparison_markdown
+
+    out_dir = Path(out_dir)
+    lines = [f"# The notebook study at the `{profile}` profile",
+             "", f"Made by `{command}` ({get_profile(profile).summary}). Executed notebooks are "
+             "the `NN-*.ipynb` files here; each notebook's figures (PNG and PDF) and "
+             "`metrics.json` (with provenance: git commit, versions, device, wall time) are in "
+             "its folder.", "", f"**{CIFAR_NOTE}**", "",
+             "## Deviations of this profile from the paper", ""]
+    lines += [f"- {d}" for d in profile_deviations(profile) + plan_deviations(profile)]
+    lines += ["", "## The paper's figures and tables, ours beside them", ""]
+    for item, name in PAPER_ITEMS.items():
+        m = _metrics(out_dir, name)
+        figures = ", ".join(f"[{f}]({name}/{f})" for f in m.get("figures", [])) or "-"
+        lines += [f"### {item}", "", f"- notebook: [{name}.ipynb]({name}.ipynb); figures: "
+                  f"{figures}"]
+        if item == "Tables 1-6" and m.get("tables"):
+            for table, rows in m["tables"].items():
+                lines += ["", comparison_markdown(rows, title=table)]
+            lines.append("")
+        if m.get("statement"):
+            lines.append(f"- **{m['statement']}**")
+        if m.get("verdicts"):
+            lines += ["- verdicts:"] + _verdict_lines(m)
+        lines.append("")
+    covered = {claim_id(v) for name in NOTEBOOKS for v in _metrics(out_dir, name).get(
+        "verdicts", [])}
+    rest = [c for c in paper_claims() if c["claim_id"] not in covered]
+    if rest:
+        lines += ["### The paper's other claims: not testable here", ""]
+        lines += [f"- {c['claim_id']} ({c['where']}): \"{c['text']}\": not testable here; "
+                  f"{c.get('note') or 'no comparison in the paper defines it'}" for c in rest]
+        lines.append("")
+    total_plan = sum(plan_seconds.values())
+    total_nb = sum(notebook_seconds.values())
+    lines += ["## Time", "", f"Runs and evaluations (the plan, one at a time): "
+              f"{total_plan / 60:.1f} min measured over {len(plan_seconds)} items; notebooks: "
+              f"{total_nb / 60:.1f} min; total {(total_plan + total_nb) / 60:.1f} min on "
+              f"{os.cpu_count()} CPU cores.", "", "| notebook | wall (s) |", "|---|---|"]
+    lines += [f"| {n} | {s:.0f} |" for n, s in notebook_seconds.items()]
+    lines += ["", "| plan item | measured (s) |", "|---|---|"]
+    # plan keys hold "|" ("mnist | resnet18 | no defence"): escaped, or the row splits into cells
+    lines += [f"| {_cell(k)} | {s:.0f} |" for k, s in plan_seconds.items()]
+    path = out_dir / "README.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

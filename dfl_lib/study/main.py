@@ -1,0 +1,69 @@
+"""`python -m dfl_lib study`: the plan (printed, then trained and evaluated one item at a time),
+then every notebook with papermill, then the index reports/<profile>/README.md."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["run_study"]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_study(args) -> int:
+    from .estimate import RATES, H100_BF16_PEAK
+    from .plan import study_plan
+    from .runner import plan_table, run_plan
+    from .index import NotebookFailed, run_notebooks
+
+    runs_dir = Path(args.runs_dir or ROOT / "runs" / args.profile)
+    out_dir = Path(args.out_dir or ROOT / "reports" / args.profile)
+    if args.plan_only:
+        for device in ("cpu", "cuda"):
+            rows, total = plan_table(study_plan(args.profile), device=device)
+            note = ("this project's 2-core CPU, calibrated on its measured epoch time" if
+                    device == "cpu" else f"one H100 at {RATES['cuda'] / H100_BF16_PEAK:.0%} "
+                    "of its dense bf16 peak, from the FLOP count")
+            print(f"profile {args.profile!r}: {len(rows)} items, estimated {total / 3600:.1f} h "
+                  f"on {note}")
+        for key, what, seconds in rows:
+            print(f"  {seconds:9.0f} s (GPU)  {key:<58} {what}")
+        return 0
+    start = time.perf_counter()
+    if args.index_only:
+        print(f"index: {_index(args, runs_dir, out_dir)}")
+        return 0
+    if not args.skip_plan:
+        run_plan(args.profile, data_root=args.data_dir, runs_root=runs_dir, device=args.device,
+                 progress=not args.quiet)
+    only = tuple(n for n in args.notebooks.split(",") if n) or None
+    try:
+        seconds = run_notebooks(args.profile, out_dir=out_dir, runs_dir=runs_dir,
+                                data_dir=args.data_dir or "", device=args.device, only=only)
+    except NotebookFailed as err:
+        print(err, file=sys.stderr)
+        return 1
+    if only is None:
+        print(f"index: {_index(args, runs_dir, out_dir)}")
+    print(f"study wall time (this invocation) {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def _index(args, runs_dir: Path, out_dir: Path) -> Path:
+    """The index from the notebooks' metrics, the plan items' recorded compute and the
+    notebooks' recorded wall times."""
+    import json
+
+    from .plan import study_plan
+    from .runner import measured_seconds
+    from .index import TIMINGS_NAME, write_index
+
+    timings = out_dir / TIMINGS_NAME
+    seconds = json.loads(timings.read_text()) if timings.exists() else {}
+    return write_index(args.profile, out_dir=out_dir,
+                       plan_seconds=measured_seconds(study_plan(args.profile,
+                                                                device=args.device),
+                                                     runs_root=runs_dir),
+                       notebook_seconds=seconds,
+                       command=f"python -m dfl_lib study --profile {args.profile}")

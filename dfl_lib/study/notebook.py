@@ -1,0 +1,78 @@
+"""What every study notebook does around its science: set up (threads, output folder, figure
+style), load the plan's runs, save figures as PNG and PDF, and write one metrics.json with
+provenance. Notebooks hold only parameters and calls; this holds the bookkeeping.
+
+    nb = Notebook("01-depth", profile=PROFILE, out_dir=OUT_DIR, runs_dir=RUNS_DIR,
+                  data_dir=DATA_DIR, device=DEVICE)
+    nb.save_figure(fig, "figure1-losses")       # -> OUT_DIR/01-depth/figure1-losses.{png,pdf}
+    nb.write_metrics({"verdicts": [...], ...})  # -> OUT_DIR/01-depth/metrics.json
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..config import profile_deviations
+from ..device import set_threads
+from ..runs import io as runio
+from .plan import plan_deviations
+
+__all__ = ["Notebook", "CIFAR_NOTE", "set_threads"]
+
+CIFAR_NOTE = ("CIFAR-10 here is a JPEG-decoded copy of the original test and training images "
+              "(../shared/data/README.md), not the original PNG/pickle batches: its numbers are "
+              "not directly comparable with published CIFAR-10 numbers.")
+
+
+class Notebook:
+    """One notebook's context: its name, profile, folders and wall clock."""
+
+    def __init__(self, name: str, *, profile: str, out_dir: str, runs_dir: str,
+                 data_dir: str = "", device: str = "auto"):
+        import matplotlib.pyplot as plt
+
+        self.name, self.profile, self.device = name, profile, device
+        self.out = Path(out_dir) / name
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.runs_dir = str(Path(runs_dir).resolve())
+        self.data_dir = str(Path(data_dir).resolve()) if data_dir else None
+        self.threads = set_threads()
+        self.start = time.perf_counter()
+        self.figures: list[str] = []
+        plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 130, "axes.titlesize": 10,
+                             "axes.labelsize": 9, "legend.fontsize": 8})
+
+    @property
+    def run_kwargs(self) -> dict:
+        """Keyword arguments every plan/comparison loader takes."""
+        return {"runs_root": self.runs_dir, "data_root": self.data_dir, "device": self.device}
+
+    def save_figure(self, fig, stem: str) -> str:
+        """fig -> <out>/<stem>.png and .pdf; returns the PNG's path relative to the output."""
+        for ext in ("png", "pdf"):
+            fig.savefig(self.out / f"{stem}.{ext}", bbox_inches="tight")
+        self.figures.append(f"{stem}.png")
+        return str(self.out / f"{stem}.png")
+
+    def class_counts(self) -> dict[str, int | None]:
+        """{dataset: its number of classes} for the datasets of this notebook's plan runs (None
+        where the count is read from the files); recorded in every metrics file."""
+        from ..data.datasets import DATASETS
+        from .plan import study_plan
+
+        names = {item.cfg.dataset for item in study_plan(self.profile, device=self.device)
+                 if self.name in item.notebooks}
+        return {name: DATASETS[name].num_classes for name in sorted(names)}
+
+    def write_metrics(self, payload: dict) -> Path:
+        """metrics.json: the payload plus profile, deviations, figures and provenance."""
+        from ..device import resolve_device
+
+        body = {"notebook": self.name, "profile": self.profile, "n_classes": self.class_counts(),
+                "deviations": list(profile_deviations(self.profile))
+                + list(plan_deviations(self.profile)), "figures": self.figures,
+                **payload,
+                "provenance": runio.provenance(config={"profile": self.profile}, seed=0,
+                                               device=str(resolve_device(self.device)),
+                                               wall_seconds=time.perf_counter() - self.start)}
+        return runio.write_json(self.out / "metrics.json", body)

@@ -1,0 +1,112 @@
+"""The plan's finished runs as records for figures: {"history": [...], labels...}.
+
+Each loader goes through `train_run`, so a finished run is loaded (never retrained) and a
+missing one is trained, with the plan's own config.
+
+    records = depth_records("quick", runs_root="runs/quick")   # Figures 1, 3, 5
+"""
+from __future__ import annotations
+
+from .plan import DEPTHS, SETTINGS, cell_config, depth_config
+
+__all__ = ["with_errors", "depth_records", "component_records", "defence_records", "load_run",
+           "cell_results", "DEPTH_LABELS", "SETTING_LABELS"]
+
+DEPTH_LABELS = {"resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": "ResNet-50"}
+SETTING_LABELS = {"adversarial training": "PGD-10 training", "no defence": "no defence"}
+
+
+def load_run(cfg, *, runs_root=None, data_root=None) -> dict:
+    """{"model", "loss", "data", "history", "run_dir"} of a plan run (trained if missing)."""
+    from .experiment import train_run
+
+    run = train_run(cfg, data_root=data_root, runs_root=runs_root, progress=False)
+    return {**run, "history": with_errors(run["history"])}
+
+
+def with_errors(history: list[dict]) -> list[dict]:
+    """The history with validation errors beside the accuracies (Figure 3 plots errors)."""
+    out = []
+    for epoch in history:
+        extra = {f"{k[:-4]}_error": 1.0 - v for k, v in epoch.items()
+                 if k in ("val_acc", "val_adv_acc") and v is not None}
+        out.append({**epoch, **extra})
+    return out
+
+
+def depth_records(profile: str, *, runs_root=None, data_root=None,
+                  device: str = "auto") -> list[dict]:
+    """One record per depth x DFL x setting of the depth study (MNIST, CE)."""
+    out = []
+    for setting in ("adversarial training", "no defence"):
+        for model in DEPTHS:
+            for dfl in (False, True):
+                cfg = depth_config(profile, model=model, dfl=dfl, setting=setting, device=device)
+                run = load_run(cfg, runs_root=runs_root, data_root=data_root)
+                out.append({"history": run["history"], "depth": DEPTH_LABELS[model],
+                            "model": model, "dfl": dfl,
+                            "variant": "with DFL" if dfl else "without DFL",
+                            "setting": SETTING_LABELS[setting], "run": run["run_dir"].name,
+                            "n_val": len(run["data"].y_val)})
+    return out
+
+
+def component_records(profile: str, *, dataset: str, runs_root=None, data_root=None,
+                      device: str = "auto") -> list[dict]:
+    """Figure 6a: DFL, PCL and both under PGD training (seed 0), on `dataset`."""
+    labels = {"dfl": "DFL", "pcl": "PCL", "dfl_pcl": "DFL + PCL"}
+    out = []
+    for row, label in labels.items():
+        cfg = cell_config(profile, dataset=dataset, row=row, setting="adversarial training",
+                          device=device)
+        run = load_run(cfg, runs_root=runs_root, data_root=data_root)
+        out.append({"history": run["history"], "component": label, "row": row,
+                    "dataset": dataset, "kind": "PGD-10 training", "run": run["run_dir"].name})
+    return out
+
+
+def defence_records(profile: str, *, dataset: str, runs_root=None, data_root=None,
+                    device: str = "auto") -> list[dict]:
+    """Figure 6b: the ResNet baseline with no defence and with PGD training (seed 0)."""
+    out = []
+    for setting in SETTINGS:
+        cfg = cell_config(profile, dataset=dataset, row="resnet", setting=setting, device=device)
+        run = load_run(cfg, runs_root=runs_root, data_root=data_root)
+        out.append({"history": run["history"], "setting": SETTING_LABELS[setting],
+                    "dataset": dataset, "model": "ResNet (CE)", "run": run["run_dir"].name})
+    return out
+
+
+def cell_results(profile: str, *, runs_root=None, data_root=None,
+                 device: str = "auto") -> dict[tuple[str, str, str], dict]:
+    """{(dataset, row, setting): {"per_seed": [the 'table' suite's metrics, one per seed],
+    "headline": the headline suite's metrics (seed 0) or None}} for every cell group of the
+    paper's tables that the plan runs: the finished results the paper comparison reads
+    (`dfl_lib.paper.comparison.table_rows`). Each evaluation goes through `evaluate_run`, so a
+    finished one is read from its metrics file and a missing one is computed here, by the
+    runner's side, never by the comparison."""
+    from ..paper.comparison import NOT_RUN, paper_cells
+    from ..paper.numbers import TABLES
+    from .experiment import evaluate_run
+    from .plan import HEADLINE_ROWS, ROW_OVERRIDES, headline_n_eval, headline_suite, seeds
+
+    out = {}
+    for table in TABLES:
+        for dataset, row, setting in paper_cells(table):
+            key = (dataset, row, setting)
+            if key in out or (row, setting) in NOT_RUN or row not in ROW_OVERRIDES \
+                    or setting not in SETTINGS:
+                continue
+            headline = (row, setting) in HEADLINE_ROWS
+            configs = [cell_config(profile, dataset=dataset, row=row, setting=setting, seed=s,
+                                   device=device) for s in (seeds(profile) if headline else (0,))]
+            per_seed = [evaluate_run(cfg, suite="table", data_root=data_root,
+                                     runs_root=runs_root, progress=False) for cfg in configs]
+            head = None
+            if headline:
+                n_eval = headline_n_eval(profile)
+                cfg = configs[0].replace(n_eval=n_eval) if n_eval else configs[0]
+                head = evaluate_run(cfg, suite=headline_suite(profile), data_root=data_root,
+                                    runs_root=runs_root, progress=False)
+            out[key] = {"per_seed": per_seed, "headline": head}
+    return out

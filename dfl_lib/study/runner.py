@@ -1,0 +1,156 @@
+"""The study runner's first stage: print the plan with estimated seconds, then train and evaluate
+every plan item, one at a time (two torch processes on a small CPU slow each other far more than
+twice), with one progress bar across the plan. Interrupted, it resumes: finished runs and
+evaluations are reused, unfinished runs resume from their checkpoints.
+
+    run_plan("quick", runs_root="runs/quick")
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ..config import EVAL_ONLY
+from ..device import resolve_device
+from ..runs import io as runio
+from .estimate import item_seconds
+from .plan import study_plan
+
+__all__ = ["plan_table", "run_plan", "plan_times", "measured_seconds", "TIMES_NAME", "PlanClock"]
+
+TIMES_NAME = "plan-times.json"
+
+
+def _train_key(cfg) -> tuple:
+    return tuple((k, v) for k, v in cfg.to_dict().items() if k not in EVAL_ONLY)
+
+
+def plan_table(items, *, device: str) -> tuple[list[tuple], float]:
+    """[(key, what, estimated seconds)] with each training counted once, and the total."""
+    kind = "cuda" if str(device).startswith("cuda") else "cpu"
+    trained, rows, total = set(), [], 0.0
+    for item in items:
+        seconds, _ = item_seconds(item, device=kind)
+        tkey = _train_key(item.cfg)
+        what = []
+        if item.role in ("depth", "cell") and tkey not in trained:
+            what.append(f"train {item.cfg.epochs} ep")
+        elif item.suite is not None:  # training already counted: evaluation only
+            seconds -= item_seconds(type(item)(item.key, item.cfg, None, item.notebooks,
+                                               item.role), device=kind)[0]
+        trained.add(tkey)
+        if item.suite:
+            what.append(f"{item.suite} suite on {item.cfg.n_eval or 'all'} images")
+        rows.append((item.key, ", ".join(what), max(seconds, 0.0)))
+        total += max(seconds, 0.0)
+    return rows, total
+
+
+def measured_seconds(items, *, runs_root) -> dict[str, float]:
+    """{plan item: compute seconds its artifacts record}: a training item's epochs (training
+    plus validation, from history.json), an evaluation item's wall time (metrics provenance;
+    it includes training when the evaluation trained the run, and a headline item's surrogate).
+    Read from the run folders, so it holds whichever invocation did the work."""
+    from ..runs.folder import run_name
+
+    root = Path(runs_root or runio.default_runs_root())
+    out = {}
+    for item in items:
+        folders = sorted(root.glob(f"{run_name(item.cfg)}-*"), key=lambda p: p.stat().st_mtime)
+        if not folders:
+            continue
+        rdir = folders[-1]
+        if item.suite is None:
+            history = rdir / "history.json"
+            if history.exists():
+                out[item.key] = sum(e["train_seconds"] + e["val_seconds"]
+                                    for e in json.loads(history.read_text()))
+            continue
+        metrics = rdir / f"metrics-{item.suite}.json"
+        if metrics.exists():
+            out[item.key] = json.loads(metrics.read_text())["provenance"]["wall_seconds"]
+    return out
+
+
+def plan_times(runs_root) -> dict[str, float]:
+    """{plan item: seconds it took when it really ran} (a reused item keeps its first time)."""
+    path = Path(runs_root or runio.default_runs_root()) / TIMES_NAME
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _record_time(runs_root, *, key: str, seconds: float) -> None:
+    times = plan_times(runs_root)
+    times[key] = max(times.get(key, 0.0), seconds)
+    runio.write_json(Path(runs_root or runio.default_runs_root()) / TIMES_NAME, times)
+
+
+def run_plan(profile: str, *, data_root=None, runs_root=None, device: str = "auto",
+             progress: bool = True) -> list[dict]:
+    """Execute the plan; one record per item: key, run folder, metrics path, measured seconds."""
+    from .experiment import evaluate_run, train_run
+
+    items = study_plan(profile, device=device)
+    dev = str(resolve_device(device))
+    rows, total = plan_table(items, device=dev)
+    print(f"study plan, profile {profile!r}, on {dev}: {len(items)} items, estimated "
+          f"{total / 60:.0f} min (one job at a time)")
+    for key, what, seconds in rows:
+        print(f"  {seconds:7.0f} s  {key:<58} {what}")
+    out, clock = [], PlanClock(total_estimate=total)
+    # items on the bar; time as text against the plan (tqdm's own rate and ETA would divide
+    # estimated seconds by wall seconds: "1.09s/s" and hours left after one slow first item)
+    bar = tqdm(total=len(items), desc=f"study {profile}", disable=not progress,
+               bar_format="{desc}: {n_fmt}/{total_fmt} items |{bar}| {postfix}")
+    for item, (_, _, estimate) in zip(items, rows):
+        start = time.perf_counter()
+        bar.set_postfix_str(f"{clock.text()} | {item.key}")
+        if item.suite is None:
+            run = train_run(item.cfg, data_root=data_root, runs_root=runs_root, progress=False)
+            record = {"run_dir": str(run["run_dir"])}
+        else:
+            metrics = evaluate_run(item.cfg, suite=item.suite, data_root=data_root,
+                                   runs_root=runs_root, progress=False)
+            record = {"metrics": metrics["path"]}
+        out.append({"key": item.key, "seconds": time.perf_counter() - start, **record})
+        _record_time(runs_root, key=item.key, seconds=out[-1]["seconds"])
+        clock.finished(estimate=estimate, seconds=out[-1]["seconds"])
+        bar.set_postfix_str(clock.text())
+        bar.update(1)
+    bar.close()
+    return out
+
+
+class PlanClock:
+    """Elapsed and remaining minutes of a plan, the estimate corrected as items finish.
+
+    remaining = (estimated seconds of the items left) x (measured / estimated seconds of the
+    items that did run). An item that took under a tenth of its estimate was reused from disk
+    (a finished run or evaluation): it neither corrects the rate nor counts as work done.
+    """
+
+    REUSED = 0.1  # measured / estimated below this: the item was reused, not run
+
+    def __init__(self, *, total_estimate: float):
+        self.left = float(total_estimate)   # estimated seconds of the items not yet finished
+        self.elapsed = 0.0                  # wall seconds so far
+        self.ran_estimate = 0.0             # estimated seconds of the items that really ran
+        self.ran_seconds = 0.0              # their measured seconds
+
+    def finished(self, *, estimate: float, seconds: float) -> None:
+        self.left = max(self.left - estimate, 0.0)
+        self.elapsed += seconds
+        if estimate > 0 and seconds >= self.REUSED * estimate:
+            self.ran_estimate += estimate
+            self.ran_seconds += seconds
+
+    def remaining(self) -> float:
+        """Seconds still to go, by the estimate corrected with the measured rate."""
+        rate = self.ran_seconds / self.ran_estimate if self.ran_estimate else 1.0
+        return self.left * rate
+
+    def text(self) -> str:
+        """e.g. "12.3 min elapsed, ~48.7 min left": minutes against the corrected plan."""
+        return f"{self.elapsed / 60:.1f} min elapsed, ~{self.remaining() / 60:.1f} min left"
