@@ -1,5 +1,5 @@
 """torchattacks' FAB-T (or all of AutoAttack) with the model's parameters requiring gradients
-(as before issue 11) and frozen (what `attack_registry.frozen` does now), alternating, on the
+(as before issue 11) and frozen (what `dfl_lib.attacks.frozen` does now), alternating, on the
 robust quick-profile model: seconds and whether the per-example results agree. FAB calls
 .backward(), which computes every weight's gradient unless the parameters are frozen.
 
