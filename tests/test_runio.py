@@ -160,6 +160,10 @@ def test_git_state_reads_a_real_repo(tmp_path):
         pytest.skip("git not usable here")
     state = runio.git_state(tmp_path)
     assert len(state["commit"]) == 40 and state["dirty"] is False
+    # what a study run writes (its reports) does not make the tree dirty; code does
+    (tmp_path / "reports" / "quick").mkdir(parents=True)
+    (tmp_path / "reports" / "quick" / "metrics.json").write_text("{}")
+    assert runio.git_state(tmp_path)["dirty"] is False
     (tmp_path / "f.txt").write_text("b")
     assert runio.git_state(tmp_path)["dirty"] is True
     # an installed copy inside some other repository must not report that repository's commit

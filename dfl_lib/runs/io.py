@@ -136,9 +136,13 @@ def keyed_folder(*, root: str | os.PathLike | None, name: str, key: str) -> Path
 
 # --------------------------------------------------------------------------- provenance
 
+OUTPUT_FOLDERS = ("reports", "runs")  # what runs write: not part of a tree's dirtiness
+
+
 def git_state(repo: str | os.PathLike | None = None) -> dict:
     """`{"commit": sha or "unknown", "dirty": bool or "unknown"}` for `repo` (default: this
-    checkout). Never raises: no git, no repo, no commit yet or a refused repo give "unknown".
+    checkout); dirty: uncommitted changes outside `OUTPUT_FOLDERS` (reports/, runs/). Never
+    raises: no git, no repo, no commit yet or a refused repo give "unknown".
 
     Only `repo` itself is asked (it must hold `.git`), so an installed copy of the package does
     not report the commit of some unrelated repository above it.
@@ -150,7 +154,10 @@ def git_state(repo: str | os.PathLike | None = None) -> dict:
     commit = _git(repo, "rev-parse", "HEAD")
     if commit is None or not re.fullmatch(r"[0-9a-f]{40,64}", commit):
         return unknown
-    status = _git(repo, "status", "--porcelain")
+    # "dirty" means the code, notebooks and configuration: not the reports a study run is
+    # writing while it runs (it would otherwise find its own tree dirty after its first report)
+    status = _git(repo, "status", "--porcelain", "--", ".",
+                  *(f":(exclude){folder}" for folder in OUTPUT_FOLDERS))
     return {"commit": commit, "dirty": UNKNOWN if status is None else bool(status)}
 
 
