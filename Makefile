@@ -32,8 +32,9 @@ test: install
 quick: install
 	$(PY) -m dfl_lib study --profile quick
 
+# smoke reports are never committed: a tree with uncommitted changes may make them
 smoke: install
-	$(PY) -m dfl_lib study --profile smoke
+	$(PY) -m dfl_lib study --profile smoke --allow-dirty
 
 study: install
 	$(PY) -m dfl_lib study --profile $(PROFILE)

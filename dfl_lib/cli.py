@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "README.md from the notebooks' metrics and recorded times")
     study.add_argument("--notebooks", default="", help="comma-separated subset, e.g. 01-depth")
     study.add_argument("--quiet", action="store_true", help="no progress bars")
+    study.add_argument("--allow-dirty", action="store_true", help="run with uncommitted changes "
+                       "to code, notebooks or configuration (reports then name a commit that did "
+                       "not make them)")
     demo = command("demo", help="MNIST: an undefended ResNet-18 and DFL + PCL with PGD "
                           "training, under the paper's and strong attacks")
     demo.add_argument("--profile", default="quick", choices=sorted(PROFILES))

@@ -46,3 +46,21 @@ def test_the_bar_shows_minutes_not_a_rate(monkeypatch, capsys):
     monkeypatch.setattr(study, "study_plan", lambda profile, device: [])
     study.run_plan("smoke", progress=True)
     assert "rate" not in seen[0] and "remaining" not in seen[0] and "items" in seen[0]
+
+
+def test_the_study_refuses_a_dirty_tree_before_any_work(monkeypatch, tmp_path, capsys):
+    import dfl_lib.runs.io as runio
+    import dfl_lib.study.runner as runner
+    from dfl_lib.__main__ import main
+
+    ran = []
+    monkeypatch.setattr(runio, "git_state", lambda repo=None: {"commit": "x" * 40, "dirty": True})
+    monkeypatch.setattr(runner, "run_plan", lambda *a, **k: ran.append("plan"))
+    args = ["study", "--profile", "smoke", "--out-dir", str(tmp_path / "out"), "--runs-dir",
+            str(tmp_path / "runs"), "--skip-plan", "--notebooks", "none"]
+    assert main(args) == 2 and not ran
+    assert "uncommitted changes" in capsys.readouterr().err
+    import dfl_lib.study.index as index
+
+    monkeypatch.setattr(index, "run_notebooks", lambda *a, **k: {})
+    assert main([*args, "--allow-dirty"]) == 0

@@ -30,6 +30,7 @@ def run_study(args) -> int:
         for key, what, seconds in rows:
             print(f"  {seconds:9.0f} s (GPU)  {key:<58} {what}")
         return 0
+    _require_clean_tree(allow_dirty=args.allow_dirty)
     start = time.perf_counter()
     if args.index_only:
         print(f"index: {_index(args, runs_dir, out_dir)}")
@@ -48,6 +49,19 @@ def run_study(args) -> int:
         print(f"index: {_index(args, runs_dir, out_dir)}")
     print(f"study wall time (this invocation) {time.perf_counter() - start:.0f} s")
     return 0
+
+
+def _require_clean_tree(*, allow_dirty: bool) -> None:
+    """Reports are made from a clean tree (their provenance names a commit that made them):
+    refuse uncommitted changes to code, notebooks or configuration (reports/ and runs/ do not
+    count: `runs.io.git_state`) unless told otherwise. Raises UsageError."""
+    from ..errors import UsageError
+    from ..runs.io import git_state
+
+    if not allow_dirty and git_state(ROOT)["dirty"] is True:
+        raise UsageError("the tree has uncommitted changes to code, notebooks or configuration "
+                         "(git status): commit them first, so the reports name the commit that "
+                         "made them, or pass --allow-dirty")
 
 
 def _index(args, runs_dir: Path, out_dir: Path) -> Path:
