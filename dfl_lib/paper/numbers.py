@@ -40,7 +40,7 @@ import functools
 import io
 from importlib import resources
 
-__all__ = ["TABLES", "SETTINGS", "COLUMNS", "paper_table", "paper_value", "paper_claims", "claim_tests"]
+__all__ = ["TABLES", "SETTINGS", "COLUMNS", "paper_table", "paper_value", "paper_claims"]
 
 SETTINGS = ("no defence", "adversarial training")
 COLUMNS = ("FGSM", "PGD-10", "C&W")  # robust accuracy (%) under each attack, as printed
@@ -91,13 +91,7 @@ def paper_value(*, table: str, setting: str, row: str, column: str) -> float:
                    f"columns {have['column']}")
 
 
-def claim_tests() -> list[dict]:
-    """How each margin claim of the text is tested (paper_claim_tests.csv): claim_id, label (the
-    verdict's name), table, ours (our row standing for the proposed method), setting, threshold
-    (the claimed margin in points, as the text states it)."""
-    return [{**row, "threshold": float(row["threshold"])} for row in _read("paper_claim_tests.csv")]
-
-
 def paper_claims() -> list[dict]:
-    """The text's claims: claim_id, where, text (verbatim quote), quantity ("a;b" or ""), note."""
+    """The text's claims as rows of paper_claims.csv: claim_id, part, where, text (verbatim
+    quote), quantity ("a;b" or ""), how each is tested (`claims.Claim`) and note."""
     return [dict(row) for row in _read("paper_claims.csv")]

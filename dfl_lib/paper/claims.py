@@ -1,0 +1,117 @@
+"""The paper's claims as tests: per claim, which rows are compared in which cells, by what
+statistic, against which claimed effect (points), read from `paper_claims.csv` (one row per
+tested claim or part of one, with the paper's sentence).
+
+Kinds of claim (the `kind` column):
+
+    table   robust accuracy (%) in a table's cells: effect = min over the cells of (ours minus
+            the best of the baselines); cells are (setting, column) with setting "both" for
+            both training settings
+    depth   final clean validation accuracy (%) of the depth study's PGD-trained runs (rows
+            "resnet18", "resnet50+dfl", ...): effect = ours minus the best baseline
+    rise    Figure 6a: (last minus first epoch's validation accuracy) of ours minus that of the
+            baseline
+    none    not testable by its nature; `untestable` says why
+
+    for c in claims(): c.effect({row: {cell: accuracy %}})   # the claim's effect, points
+    paper_effect(c)                                         # the same from the paper's numbers
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from .numbers import _read, paper_table
+
+__all__ = ["Claim", "claims", "claim", "paper_effect", "KINDS"]
+
+KINDS = ("table", "depth", "rise", "none")
+_SETTINGS = ("no defence", "adversarial training")
+
+
+@dataclass(frozen=True)
+class Claim:
+    claim_id: str
+    part: str            # "" or which part of a two-part sentence ("no defence", ...)
+    where: str           # section (and figure or table) of the paper
+    text: str            # the paper's sentence, verbatim
+    kind: str            # one of KINDS
+    dataset: str         # our dataset key ("mnist", "cifar10_jpeg"), "" where none
+    table: str           # "Table 1".."Table 6" for kind "table"
+    setting: str         # "no defence", "adversarial training" or "both"
+    ours: str            # the row standing for the paper's proposal
+    baselines: tuple[str, ...]
+    columns: tuple[str, ...]  # the paper's columns (table), "final" (depth), "first", "last"
+    threshold: float     # the claimed effect, points, in the claim's direction (0: direction)
+    inconsistency: str   # where the paper's own numbers contradict this sentence, "" if none
+    untestable: str      # kind "none": why no measurement can test it
+    note: str
+
+    @property
+    def label(self) -> str:
+        """The claim's name in reports: its id, with the part in brackets where it has one."""
+        return f"{self.claim_id} ({self.part})" if self.part else self.claim_id
+
+    @property
+    def rows(self) -> tuple[str, ...]:
+        return (self.ours, *self.baselines)
+
+    @property
+    def settings(self) -> tuple[str, ...]:
+        return _SETTINGS if self.setting == "both" else (self.setting,)
+
+    @property
+    def cells(self) -> tuple[str, ...]:
+        """The cells an effect reads: "setting | column" for tables, the column otherwise."""
+        if self.kind == "table":
+            return tuple(f"{s} | {c}" for s in self.settings for c in self.columns)
+        return self.columns
+
+    def effect(self, acc: dict) -> float:
+        """The claim's effect (points, positive in the claim's direction) from accuracies
+        {row: {cell: %}} holding every row of the claim and every cell of `cells`."""
+        if self.kind == "rise":
+            def rise(row):
+                return acc[row]["last"] - acc[row]["first"]
+            return rise(self.ours) - max(rise(b) for b in self.baselines)
+        if self.kind == "none":
+            raise ValueError(f"{self.label} has no effect to measure: {self.untestable}")
+        return min(acc[self.ours][c] - max(acc[b][c] for b in self.baselines)
+                   for c in self.cells)
+
+
+@functools.cache
+def claims() -> tuple[Claim, ...]:
+    """Every tested claim (or part of one), in paper_claims.csv's order."""
+    out = []
+    for r in _read("paper_claims.csv"):
+        out.append(Claim(
+            claim_id=r["claim_id"], part=r["part"], where=r["where"], text=r["text"],
+            kind=r["kind"], dataset=r["dataset"], table=r["table"], setting=r["setting"],
+            ours=r["ours"], baselines=tuple(b for b in r["baselines"].split(";") if b),
+            columns=tuple(c for c in r["columns"].split(";") if c),
+            threshold=float(r["threshold"]) if r["threshold"] else 0.0,
+            inconsistency=r["inconsistency"], untestable=r["untestable"], note=r["note"]))
+    return tuple(out)
+
+
+def claim(label: str) -> Claim:
+    """The claim called `label` (`Claim.label`); KeyError naming the known labels."""
+    for c in claims():
+        if c.label == label:
+            return c
+    raise KeyError(f"unknown claim {label!r}; known: {', '.join(c.label for c in claims())}")
+
+
+def paper_effect(c: Claim) -> float | None:
+    """The claim's effect (points) computed from the paper's printed numbers, rounded to the
+    printed precision (0.01); None where the paper prints no numbers for it (its figures)."""
+    if c.kind != "table":
+        if c.claim_id == "fig5_resnet50_dfl_gain":  # the only figure claim with numbers
+            return round(64.8 - 60.5, 2)
+        return None
+    acc: dict[str, dict] = {}
+    for r in paper_table(c.table):
+        if r["setting"] in c.settings and r["column"] in c.columns:
+            acc.setdefault(r["row"], {})[f"{r['setting']} | {r['column']}"] = r["value"]
+    return round(c.effect(acc), 2)
