@@ -137,3 +137,19 @@ def test_evaluation_computes_no_weight_gradients_and_restores_requires_grad(task
     assert 0.0 <= out["accuracy"] <= 1.0
     assert all(p.grad is None for p in model.parameters())
     assert [p.requires_grad for p in model.parameters()] == before
+
+
+@pytest.mark.parametrize("eps", [0.05, 0.15, 0.3])
+def test_the_adaptive_attack_is_never_weaker_than_pgd_with_its_settings(task, eps):
+    """Warm-started from PGD on cross-entropy (same settings and seed), the adaptive attack
+    breaks every example PGD breaks (issue 19: the first version, the PCL objective alone from
+    a random start, was weaker than PGD-10 on every PCL model of the quick study)."""
+    pgd_row = robust_accuracy(task.model, task.x, task.y, attack="pgd", eps=eps, steps=5,
+                              seed=3)
+    adaptive = robust_accuracy(task.model, task.x, task.y, attack="pgd_adaptive", eps=eps,
+                               steps=5, seed=3, defence_loss=task.loss)
+    assert not (adaptive["correct"] & ~pgd_row["correct"]).any()
+    assert adaptive["settings"]["warm_start"] is True
+    cold = robust_accuracy(task.model, task.x, task.y, attack="pgd_adaptive", eps=eps, steps=5,
+                           seed=3, defence_loss=task.loss, warm_start=False)
+    assert adaptive["accuracy"] <= cold["accuracy"]
