@@ -2,9 +2,12 @@
 deviations from the paper, the study plan's backbone, seeds, headline evaluation and subsets,
 Figure 4's 2-D networks), with one check of the name (`get_profile`).
 
-    smoke   seconds per run, for tests
-    quick   the whole study on a 2-core CPU
-    paper   the paper's settings, for a GPU
+    smoke       seconds per run, for tests
+    quick       the study on a 2-core CPU within 120 minutes: MNIST in the field's regime
+    quick-full  what quick leaves out on the same CPU, resumable: every MNIST cell at 3 seeds
+                and CIFAR-10 at illustration scale (it reuses quick's runs)
+    paper       the paper's settings, for a GPU
+    gpu         the CIFAR-10 claims on one GPU, sized to reach CIFAR-10's regime
 
 A Profile changes a run's *size*; a baseline's own hyperparameters come from its defence file.
 Every way a profile departs from the paper is listed (`deviations`, `plan_deviations`), so
@@ -30,7 +33,21 @@ class Profile:
     deviations: dict = field(default_factory=dict)
     # --- the study plan at this profile (dfl_lib.study.plan) ---
     backbone: str = "resnet50"        # what stands for the paper's ResNet-50 in Tables 1-5
-    seeds: tuple[int, ...] = (0, 1, 2)  # seeds of the headline cells (1 seed elsewhere)
+    seeds: tuple[int, ...] = (0, 1, 2)  # seeds of the cells in `seeded` (1 seed elsewhere)
+    datasets: tuple[str, ...] = ("mnist", "cifar10_jpeg")  # whose table cells the plan makes
+    # the table rows the plan trains ("all": every row of the paper's tables)
+    rows: tuple[str, ...] | str = "all"
+    # (row, setting) table cells trained with every seed; "all": every cell
+    seeded: tuple[tuple[str, str], ...] | str = "all"
+    # the depth study (Figures 1, 3, 5): its size where it differs from the cells', and seeds
+    depth: dict = field(default_factory=dict)
+    depth_seeds: tuple[int, ...] = (0, 1, 2)
+    depth_clean: bool = True          # the depth study's clean-training runs (seed 0)
+    # the no-warm-up controls' size where it differs from the depth study's (they diverge or
+    # not within their first epochs)
+    depth_control: dict = field(default_factory=dict)
+    min_seeds: int = 3                # seeds a row needs to enter a verdict
+    runs_dir: str = ""                # runs root name under runs/ ("" = the profile's name)
     headline_suite: str = "full"      # the headline cells' strong evaluation suite
     headline_n_eval: int = 0          # its test subset (0 = the run's n_eval)
     # engineering settings (EVAL_ONLY fields: they never change a run's key)
@@ -49,6 +66,58 @@ _BF16 = ("training (its attack, forward and loss) under bf16 autocast, weights i
          "accuracy of its models agrees with fp32 training within seed noise (3 seeds, MNIST: "
          "reports/benchmarks/bf16-agreement.json)")
 
+# the depth study at quick: 5,000 images x 6 epochs with the profile's 1-epoch lr warm-up, where
+# ResNet-50 and ResNet-50 + DFL train under PGD-10 (95% clean: reports/fidelity-pcl-depth); at
+# 3,000 x 4 epochs (94 steps) ResNet-50 + DFL stays at 32% even with a 2-epoch warm-up
+# (measured, seed 0); ResNet-50 + DFL at 5,000 x 6, seed 1: 81% clean, still rising (deeper nets
+# converge slower at this budget: the claim's own subject; the clean-training runs of quick-full
+# tell it from a failure to train)
+_DEPTH = {"n_train": 5000, "epochs": 6}
+# CIFAR-10 epochs at the gpu profile (see its deviations)
+_GPU_EPOCHS = 40
+# MNIST epochs at quick: the least that reaches the regime with a margin (studies/
+# regime_scale.py, reports/benchmarks/regime-scale.jsonl; PGD-trained ResNet-18, seed 0, 250
+# test images): 10,000 x 4 epochs 98.4% clean, 85.2% under AutoAttack (at the gate, within one
+# standard error of it); 10,000 x 6 epochs 99.2% clean, 87.6% under AutoAttack
+_MNIST_EPOCHS = 6
+_QUICK_OVERRIDES = {"width": 16, "n_val": 500, "n_eval": 500, "monitor_size": 100,
+                    "wrn_depth": 16, "widen_factor": 2, "lr": 0.05, "batch_size": 128,
+                    "aa_queries": 1000, "cw_l2_search_steps": 5, "lr_warmup_epochs": 1.0,
+                    "precision": "bf16"}
+# MNIST sized to reach the field's regime (a PGD-trained ResNet-18 >= 85% under AutoAttack at
+# eps 0.3: studies/regime_scale.py); CIFAR-10 at illustration scale (quick-full only)
+_QUICK_SIZES = {
+    "mnist": {"n_train": 10_000, "epochs": _MNIST_EPOCHS},
+    "fashion_mnist": {"n_train": 10_000, "epochs": _MNIST_EPOCHS},
+    "cifar10_jpeg": {"n_train": 3000, "epochs": 4},
+    "cifar10": {"n_train": 3000, "epochs": 4},
+}
+_QUICK_DEVIATIONS = {
+    "width": "networks 1/4 as wide (width 16 instead of 64)",
+    "wrn_depth": "WRN-16-2 instead of WRN-34-10",
+    "widen_factor": "WRN-16-2 instead of WRN-34-10",
+    "n_train": "10,000 MNIST training images (CIFAR-10: 3,000) instead of the full training "
+               "sets",
+    "epochs": "a few epochs (MNIST: the least that reaches the field's regime; CIFAR-10: 4) "
+              "instead of the paper's 50 (MNIST) / 100 (CIFAR-10) (and of the baselines' own "
+              "120 (Dynamic) and 564 / 664 (Mustafa et al.))",
+    "batch_size": "batch 128 instead of 64 (fewer, cheaper steps on a CPU)",
+    "lr": "lr 0.05 instead of 0.1 with the larger batch (baselines keep their own lr)",
+    "lr_warmup_epochs": "linear lr warm-up over the first epoch, for every depth, variant and "
+                        "baseline alike: without it ResNet-50 diverges in its first steps of "
+                        "PGD training and stays at chance (reports/fidelity-pcl-depth; the "
+                        "depth study shows it beside controls without it)",
+    "n_val": "500 validation images held out instead of 1,000",
+    "monitor_size": "the per-epoch PGD monitor on 100 validation images instead of 200",
+    "n_eval": "evaluation on a fixed subset of 500 test images instead of all 10,000",
+    "aa_queries": "AutoAttack's Square with 1,000 queries instead of 5,000 (APGD and FAB "
+                  "keep 100 iterations)",
+    "precision": _BF16,
+    "cw_l2_search_steps": "C&W-L2 with 5 binary-search steps instead of 9 (each keeps "
+                          "1,000 Adam steps: with far fewer, pixels at 0 or 1, where "
+                          "tanh is flat, cannot move)",
+}
+
 PROFILES: dict[str, Profile] = {
     "paper": Profile(
         name="paper",
@@ -58,62 +127,101 @@ PROFILES: dict[str, Profile] = {
                             "unavailable",
                     "precision": _BF16},
         backbone="resnet50", seeds=(0, 1, 2), headline_suite="full", headline_n_eval=0,
-        plan_deviations=("3 seeds for the headline cells, 1 elsewhere",),
+        plan_deviations=("3 seeds for every cell and the depth study",),
+        geometry=(60_000, 10, 0.05, 10_000),
+    ),
+    "gpu": Profile(
+        name="gpu",
+        summary="the CIFAR-10 claims on one GPU, sized to reach CIFAR-10's regime",
+        overrides={"precision": "bf16", "batch_size": 128, "lr": 0.1},
+        per_dataset={"cifar10_jpeg": {"epochs": _GPU_EPOCHS}, "cifar10": {"epochs": _GPU_EPOCHS}},
+        deviations={"data": "CIFAR-10 is the JPEG copy where the original batches are "
+                            "unavailable",
+                    "precision": _BF16,
+                    "batch_size": "batch 128 instead of 64 (the GPU's throughput; lr kept at "
+                                  "0.1)",
+                    "epochs": f"{_GPU_EPOCHS} epochs instead of the paper's 100 (and the "
+                              "baselines' own 120 / 664) for every row, sized by the FLOP "
+                              "estimate to fit one GPU in a day (`make plan PROFILE=gpu`); "
+                              "PGD training of a ResNet reaches about 80% clean within this "
+                              "many epochs with step decay, and the regime gate says whether "
+                              "these runs did"},
+        backbone="resnet50", seeds=(0, 1, 2), headline_suite="full", headline_n_eval=1000,
+        datasets=("cifar10_jpeg",), seeded="all", depth_seeds=(),
+        plan_deviations=(
+            "CIFAR-10 only (the MNIST claims and the depth study run at quick and quick-full, "
+            "on a CPU); the paper's networks (ResNet-50, WRN-34-10) and data, 3 seeds for every "
+            "cell",
+            "AutoAttack, C&W-L2 with binary search, the masking checks and transfer on the "
+            "headline cells, seed 0, on 1,000 test images"),
         geometry=(60_000, 10, 0.05, 10_000),
     ),
     "quick": Profile(
         name="quick",
-        summary="the whole study on a 2-core CPU",
-        overrides={"width": 16, "n_val": 500, "n_eval": 500, "monitor_size": 100,
-                   "wrn_depth": 16, "widen_factor": 2, "lr": 0.05, "batch_size": 128,
-                   "aa_queries": 1000, "cw_l2_search_steps": 5, "lr_warmup_epochs": 1.0,
-                   "precision": "bf16"},
-        per_dataset={
-            # sized so the whole notebook study (about 45 training runs, their evaluations
-            # and the notebooks) fits in 120 minutes on a 2-core CPU: reports/benchmarks
-            "mnist": {"n_train": 3000, "epochs": 4},
-            "fashion_mnist": {"n_train": 3000, "epochs": 4},
-            "cifar10_jpeg": {"n_train": 3000, "epochs": 4},
-            "cifar10": {"n_train": 3000, "epochs": 4},
-        },
-        deviations={
-            "width": "networks 1/4 as wide (width 16 instead of 64)",
-            "wrn_depth": "WRN-16-2 instead of WRN-34-10",
-            "widen_factor": "WRN-16-2 instead of WRN-34-10",
-            "n_train": "3,000 training images instead of the full "
-                       "training sets",
-            "epochs": "4 epochs instead of the paper's 50 (MNIST) / 100 (CIFAR-10) "
-                      "(and of the baselines' own 120 (Dynamic) and 564 / 664 (Mustafa et al.))",
-            "batch_size": "batch 128 instead of 64 (fewer, cheaper steps on a CPU)",
-            "lr": "lr 0.05 instead of 0.1 with the larger batch (baselines keep their own lr)",
-            "lr_warmup_epochs": "linear lr warm-up over the first epoch, for every "
-                                "depth, variant and baseline alike: without it ResNet-50 "
-                                "diverges in its first steps of PGD training and stays at "
-                                "chance (reports/fidelity-pcl-depth)",
-            "n_val": "500 validation images held out instead of 1,000",
-            "monitor_size": "the per-epoch PGD monitor on 100 validation images instead of 200",
-            "n_eval": "evaluation on a fixed subset of 500 test images instead of all 10,000",
-            "aa_queries": "AutoAttack's Square with 1,000 queries instead of 5,000 (APGD and FAB "
-                          "keep 100 iterations)",
-            "precision": _BF16,
-            "cw_l2_search_steps": "C&W-L2 with 5 binary-search steps instead of 9 (each keeps "
-                                  "1,000 Adam steps: with far fewer, pixels at 0 or 1, where "
-                                  "tanh is flat, cannot move)",
-        },
-        backbone="resnet18", seeds=(0, 1, 2), headline_suite="headline", headline_n_eval=100,
+        summary="the study on a 2-core CPU within 120 minutes: MNIST in the field's regime",
+        overrides=_QUICK_OVERRIDES,
+        per_dataset=_QUICK_SIZES,
+        deviations=_QUICK_DEVIATIONS,
+        backbone="resnet18", seeds=(0, 1, 2), headline_suite="headline", headline_n_eval=250,
+        datasets=("mnist",),
+        # the rows of Tables 1 and 3 (MNIST) that fit in 120 minutes at the regime's scale, each
+        # with every seed; the baselines Mustafa et al. and Dynamic (about 7 minutes per run
+        # here, with their own schedules) and the PCL-only row (Table 5 is CIFAR-10's) are
+        # quick-full's: a verdict needs 3 seeds of a baseline, and against the ResNet alone a
+        # margin can only be refuted (more baselines can only lower it)
+        rows=("resnet", "dfl", "dfl_pcl"),
+        seeded=tuple((row, setting) for row in ("resnet", "dfl", "dfl_pcl")
+                     for setting in ("no defence", "adversarial training")),
+        # one seed here (its verdicts say "not testable here": 1 seed); quick-full adds seeds
+        # 1 and 2: 24 minutes each on this CPU
+        depth=_DEPTH, depth_seeds=(0,), depth_clean=False, depth_control={"epochs": 2},
         n_eval_per_dataset={"cifar10_jpeg": 250},
         plan_deviations=(
+            "MNIST only: CIFAR-10's regime (a PGD-trained ResNet at about 80% clean, 40% under "
+            "AutoAttack) is out of reach on 2 CPU cores; the CIFAR-10 claims run at the gpu "
+            "profile (and at illustration scale, without verdicts, in quick-full)",
             "ResNet-18 (width 16) stands for the paper's ResNet-50 in Tables 1-5; the depth "
             "study (Figures 1, 3, 5) keeps ResNet-18/34/50",
-            "3 seeds for the headline cells (no defence, PGD training, DFL + PCL with PGD "
-            "training), 1 seed elsewhere",
-            "CIFAR-10 cells evaluated on 250 test images (MNIST: 500)",
-            "AutoAttack, the gradient-masking checks and transfer only on the headline cells, "
-            "seed 0, on 100 test images; every cell gets PGD-50 and the per-example worst case",
+            "the table cells train on 10,000 MNIST images x 6 epochs; the depth study on 5,000 x "
+            "6 with the 1-epoch lr warm-up, one seed (quick-full adds two: the depth verdicts "
+            "need 3), beside ResNet-50 runs without the warm-up (2 epochs: the divergence) and a "
+            "clean-training control",
+            "3 seeds for the ResNet, DFL and DFL + PCL cells; the baselines "
+            "Mustafa et al. and Dynamic and the PCL-only cells are quick-full's (3 seeds each), "
+            "so at quick a margin claim is tested against the PGD-trained ResNet alone, where it "
+            "can only be refuted; no clean-training depth runs beyond the warm-up control",
+            "AutoAttack, the gradient-masking checks and transfer on the headline cells, seed 0, "
+            "on 250 test images (its standard error at 88% is 2 points); every cell gets PGD-50 "
+            "and the per-example worst case on 500",
             "C&W-L2 with binary search is left out of the quick study (5 x 1,000 Adam steps "
             "per image would cost more than the rest of the evaluation); it runs in the paper "
             "profile's 'full' suite"),
         # about 10 s per 2-D net at quick, 1 thread
+        geometry=(10_000, 3, 0.05, 1000),
+    ),
+    "quick-full": Profile(
+        name="quick-full",
+        summary="what quick leaves out, on the same CPU (resumable; reuses quick's runs)",
+        overrides=_QUICK_OVERRIDES,
+        per_dataset=_QUICK_SIZES,
+        deviations=_QUICK_DEVIATIONS,
+        backbone="resnet18", seeds=(0, 1, 2), headline_suite="headline", headline_n_eval=250,
+        datasets=("mnist", "cifar10_jpeg"),
+        seeded=tuple((row, setting) for row in ("resnet", "mustafa", "dynamic", "dfl", "pcl",
+                                                "dfl_pcl")
+                     for setting in ("no defence", "adversarial training")),
+        # the clean-training depth runs (seed 0) tell whether each configuration trains at
+        # this budget: the depth verdicts' clean floor reads them (study.evidence)
+        depth=_DEPTH, depth_seeds=(0, 1, 2), depth_clean=True, depth_control={"epochs": 2},
+        n_eval_per_dataset={"cifar10_jpeg": 250},
+        runs_dir="quick",
+        plan_deviations=(
+            "the depth study with 3 seeds; every MNIST cell at 3 seeds in the field's regime "
+            "(as quick); CIFAR-10 (the JPEG "
+            "copy) at illustration scale: 3,000 images x 4 epochs, below its regime, so its "
+            "cells carry no verdict",
+            "ResNet-18 (width 16) stands for the paper's ResNet-50 in Tables 1-5",
+            "AutoAttack on the headline cells, seed 0, on 250 test images"),
         geometry=(10_000, 3, 0.05, 1000),
     ),
     "smoke": Profile(
@@ -133,11 +241,15 @@ PROFILES: dict[str, Profile] = {
                    | {"precision": "fp32 training: the tests exercise the plain path (bf16 has "
                                    "its own test)"},
         backbone="resnet18", seeds=(0, 1), headline_suite="headline", headline_n_eval=0,
+        seeded=(("resnet", "no defence"), ("resnet", "adversarial training"),
+                ("dfl_pcl", "adversarial training")),
+        depth_seeds=(0,), min_seeds=2,
         # contiguous: torch 2.14.1 on this CPU aborts ("double free or corruption") in the
         # input-gradient backward of a channels-last width-4 ResNet-18 with 2 threads (FAB-T
         # inside AutoAttack on 3-5 CIFAR-10 images), and never with contiguous memory or 1 thread
         engineering={"channels_last": False},
-        plan_deviations=("plumbing only: every table cell, 2 seeds for the headline cells",),
+        plan_deviations=("plumbing only: every table cell, 2 seeds for the headline cells, "
+                         "the depth study with 1",),
         geometry=(512, 1, 0.05, 200),
     ),
 }

@@ -13,11 +13,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run_study(args) -> int:
     from .estimate import RATES, H100_BF16_PEAK
-    from .plan import study_plan
+    from .plan import runs_dir_name, study_plan
     from .runner import plan_table, run_plan
     from .index import NotebookFailed, run_notebooks
 
-    runs_dir = Path(args.runs_dir or ROOT / "runs" / args.profile)
+    runs_dir = Path(args.runs_dir or ROOT / "runs" / runs_dir_name(args.profile))
     out_dir = Path(args.out_dir or ROOT / "reports" / args.profile)
     if args.plan_only:
         for device in ("cpu", "cuda"):
@@ -69,7 +69,7 @@ def _index(args, runs_dir: Path, out_dir: Path) -> Path:
     notebooks' recorded wall times."""
     import json
 
-    from .plan import study_plan
+    from .plan import runs_dir_name, study_plan
     from .runner import measured_seconds
     from .index import TIMINGS_NAME, write_index
 

@@ -16,8 +16,9 @@ from ..errors import UsageError
 from ..profiles import get_profile
 
 __all__ = ["PlanItem", "ROW_OVERRIDES", "SETTINGS", "DATASETS", "TABLE_ROWS", "HEADLINE_ROWS",
-           "DEPTHS", "study_plan", "cell_config", "depth_config", "seeds", "table_backbone",
-           "headline_suite", "headline_n_eval", "plan_deviations"]
+           "DEPTHS", "study_plan", "cell_config", "depth_config", "seeds", "cell_seeds",
+           "datasets", "table_backbone", "headline_suite", "headline_n_eval", "plan_deviations",
+           "DEPTH_CONTROLS", "runs_dir_name", "table_rows_of"]
 
 # the paper's two datasets (CIFAR-10 here is the JPEG copy: ../shared/data/README.md)
 DATASETS = ("mnist", "cifar10_jpeg")
@@ -41,6 +42,12 @@ TABLE_ROWS = ("resnet", "mustafa", "dynamic", "dfl", "pcl", "dfl_pcl")
 HEADLINE_ROWS = (("resnet", "no defence"), ("resnet", "adversarial training"),
                  ("dfl_pcl", "adversarial training"))
 DEPTHS = ("resnet18", "resnet34", "resnet50")
+# the depth study's controls for Figure 1 (seed 0): ResNet-50 without the lr warm-up, with and
+# without the DFL, under PGD training (the divergence the paper's Figure 1 may show), and the
+# DFL one with clean training, which separates "adversarial" from "a deep net at this lr"
+DEPTH_CONTROLS = (("resnet50", False, "adversarial training"),
+                  ("resnet50", True, "adversarial training"),
+                  ("resnet50", True, "no defence"))
 @dataclass(frozen=True)
 class PlanItem:
     key: str                 # e.g. "mnist | dfl_pcl | adversarial training | s0"
@@ -56,8 +63,31 @@ def table_backbone(profile: str) -> str:
 
 
 def seeds(profile: str) -> tuple[int, ...]:
-    """The headline cells' seeds at this profile."""
+    """The profile's seeds (of the cells it trains with every seed: `cell_seeds`)."""
     return get_profile(profile).seeds
+
+
+def datasets(profile: str) -> tuple[str, ...]:
+    """The datasets whose table cells the profile's plan makes."""
+    return get_profile(profile).datasets
+
+
+def cell_seeds(profile: str, *, row: str, setting: str) -> tuple[int, ...]:
+    """The seeds a table cell group (row, setting) is trained with at this profile: every seed
+    where the profile's `seeded` names it (or is "all"), else seed 0."""
+    p = get_profile(profile)
+    return p.seeds if p.seeded == "all" or (row, setting) in p.seeded else (0,)
+
+
+def table_rows_of(profile: str) -> tuple[str, ...]:
+    """The table rows the profile's plan trains (`Profile.rows`)."""
+    rows = get_profile(profile).rows
+    return TABLE_ROWS if rows == "all" else tuple(r for r in TABLE_ROWS if r in rows)
+
+
+def runs_dir_name(profile: str) -> str:
+    """The folder under runs/ holding the profile's runs (quick-full shares quick's)."""
+    return get_profile(profile).runs_dir or profile
 
 
 def headline_suite(profile: str) -> str:
@@ -85,28 +115,40 @@ def cell_config(profile: str, *, dataset: str, row: str, setting: str, seed: int
             "train_attack": SETTINGS[setting], "device": device, **p.engineering}
     if dataset in p.n_eval_per_dataset:
         base["n_eval"] = p.n_eval_per_dataset[dataset]
+    if row == "wrn":
+        # `width` is a ResNet's first stage (64 standard) and a WideResNet's base (16 standard:
+        # stages 16k, 32k, 64k); the profile's width scales both alike. Without this the paper
+        # profile built WRN-34-10 four times too wide (640 channels in its first stage)
+        base["width"] = max(1, make_config(profile, dataset=dataset).width // 4)
     return make_config(profile, **{**base, **ROW_OVERRIDES[row]})
 
 
 def depth_config(profile: str, *, model: str, dfl: bool, setting: str, seed: int = 0,
-                 device: str = "auto") -> RunConfig:
-    """A run of the depth study (Figures 1, 3, 5): MNIST, CE, with or without the DFL. At the
-    table backbone's depth it is the same config as the table's 'resnet' / 'dfl' cells."""
+                 warmup: bool = True, device: str = "auto") -> RunConfig:
+    """A run of the depth study (Figures 1, 3, 5): MNIST, CE, with or without the DFL, at the
+    profile's depth-study size (`Profile.depth`; where it has none, the same config as the
+    table's 'resnet' / 'dfl' cells at the backbone's depth). warmup=False: the control without
+    the lr warm-up, at the profile's control size (`Profile.depth_control`)."""
+    p = get_profile(profile)
+    extra = dict(p.depth)
+    if not warmup:
+        extra.update(p.depth_control, lr_warmup_epochs=0.0)
     return make_config(profile, dataset="mnist", model=model, dfl=dfl, loss="ce", seed=seed,
-                       train_attack=SETTINGS[setting], device=device,
-                       **get_profile(profile).engineering)
+                       train_attack=SETTINGS[setting], device=device, **p.engineering, **extra)
 
 
-def _cells(profile: str, device: str):
-    """(dataset, row, setting, seed) of every table cell run, headline seeds included."""
-    for dataset in DATASETS:
+def _cells(profile: str):
+    """(dataset, row, setting, seed) of every table cell run of the profile's datasets."""
+    for dataset in datasets(profile):
         for setting in SETTINGS:
-            for row in TABLE_ROWS:
+            for row in table_rows_of(profile):
                 if row == "dynamic" and setting == "no defence":
                     continue
-                for seed in (seeds(profile) if (row, setting) in HEADLINE_ROWS else (0,)):
+                for seed in cell_seeds(profile, row=row, setting=setting):
                     yield dataset, row, setting, seed
-    yield "cifar10_jpeg", "wrn", "adversarial training", 0
+    if "cifar10_jpeg" in datasets(profile):
+        for seed in cell_seeds(profile, row="wrn", setting="adversarial training"):
+            yield "cifar10_jpeg", "wrn", "adversarial training", seed
 
 
 def study_plan(profile: str, *, device: str = "auto") -> list[PlanItem]:
@@ -128,20 +170,30 @@ def study_plan(profile: str, *, device: str = "auto") -> list[PlanItem]:
         items.append(item)
         seen[item.cfg] = item
 
-    for model in DEPTHS:
-        for dfl in (False, True):
-            for setting in SETTINGS:
-                cfg = depth_config(profile, model=model, dfl=dfl, setting=setting, device=device)
-                add(PlanItem(f"mnist | {model}{' + DFL' if dfl else ''} | {setting}", cfg, None,
-                             ("01-depth", "04-training-curves"), "depth"))
-    for dataset, row, setting, seed in _cells(profile, device):
+    depth_books = ("01-depth", "04-training-curves")
+    for seed in get_profile(profile).depth_seeds:
+        for model in DEPTHS:
+            for dfl in (False, True):
+                # PGD training (the claims) with every seed; clean training with seed 0
+                clean = seed == 0 and get_profile(profile).depth_clean
+                for setting in (SETTINGS if clean else ("adversarial training",)):
+                    cfg = depth_config(profile, model=model, dfl=dfl, setting=setting,
+                                       seed=seed, device=device)
+                    add(PlanItem(f"mnist | {model}{' + DFL' if dfl else ''} | {setting} | "
+                                 f"s{seed}", cfg, None, depth_books, "depth"))
+    for model, dfl, setting in (DEPTH_CONTROLS if get_profile(profile).depth_seeds else ()):
+        cfg = depth_config(profile, model=model, dfl=dfl, setting=setting, warmup=False,
+                           device=device)
+        add(PlanItem(f"mnist | {model}{' + DFL' if dfl else ''} | {setting} | s0 | no warm-up",
+                     cfg, None, ("01-depth",), "depth"))
+    for dataset, row, setting, seed in _cells(profile):
         cfg = cell_config(profile, dataset=dataset, row=row, setting=setting, seed=seed,
                           device=device)
         books = ("03-robustness-tables",) + (("04-training-curves",) if dataset == "mnist"
                                               else ())
         add(PlanItem(f"{dataset} | {row} | {setting} | s{seed}", cfg, "table", books, "cell"))
     suite, n_eval = headline_suite(profile), headline_n_eval(profile)
-    for dataset in DATASETS:
+    for dataset in datasets(profile):
         for row, setting in HEADLINE_ROWS:
             cfg = cell_config(profile, dataset=dataset, row=row, setting=setting, seed=0,
                               device=device)

@@ -7,7 +7,8 @@ missing one is trained, with the plan's own config.
 """
 from __future__ import annotations
 
-from .plan import DEPTHS, SETTINGS, cell_config, depth_config
+from ..profiles import get_profile
+from .plan import DEPTH_CONTROLS, DEPTHS, SETTINGS, cell_config, cell_seeds, depth_config
 
 __all__ = ["with_errors", "depth_records", "component_records", "defence_records", "load_run",
            "cell_results", "DEPTH_LABELS", "SETTING_LABELS"]
@@ -36,32 +37,48 @@ def with_errors(history: list[dict]) -> list[dict]:
 
 def depth_records(profile: str, *, runs_root=None, data_root=None,
                   device: str = "auto") -> list[dict]:
-    """One record per depth x DFL x setting of the depth study (MNIST, CE)."""
+    """One record per run of the depth study (MNIST, CE): every depth x DFL with PGD training
+    for each of the profile's depth seeds, with clean training for seed 0, and the controls
+    without the lr warm-up (`plan.DEPTH_CONTROLS`, warmup False)."""
+    specs = []
+    for seed in get_profile(profile).depth_seeds:
+        for setting in ("adversarial training", "no defence"):
+            if setting == "no defence" and (seed != 0 or not get_profile(profile).depth_clean):
+                continue
+            specs += [(model, dfl, setting, seed, True) for model in DEPTHS for dfl in (False, True)]
+    if get_profile(profile).depth_seeds:
+        specs += [(model, dfl, setting, 0, False) for model, dfl, setting in DEPTH_CONTROLS]
     out = []
-    for setting in ("adversarial training", "no defence"):
-        for model in DEPTHS:
-            for dfl in (False, True):
-                cfg = depth_config(profile, model=model, dfl=dfl, setting=setting, device=device)
-                run = load_run(cfg, runs_root=runs_root, data_root=data_root)
-                out.append({"history": run["history"], "depth": DEPTH_LABELS[model],
-                            "model": model, "dfl": dfl,
-                            "variant": "with DFL" if dfl else "without DFL",
-                            "setting": SETTING_LABELS[setting], "run": run["run_dir"].name,
-                            "n_val": len(run["data"].y_val)})
+    for model, dfl, setting, seed, warmup in specs:
+        cfg = depth_config(profile, model=model, dfl=dfl, setting=setting, seed=seed,
+                           warmup=warmup, device=device)
+        run = load_run(cfg, runs_root=runs_root, data_root=data_root)
+        out.append({"history": run["history"], "depth": DEPTH_LABELS[model],
+                    "model": model, "dfl": dfl, "seed": seed, "warmup": warmup,
+                    "variant": "with DFL" if dfl else "without DFL",
+                    "setting": SETTING_LABELS[setting], "run": run["run_dir"].name,
+                    "n_val": len(run["data"].y_val), "lr_warmup_epochs": cfg.lr_warmup_epochs})
     return out
 
 
 def component_records(profile: str, *, dataset: str, runs_root=None, data_root=None,
                       device: str = "auto") -> list[dict]:
-    """Figure 6a: DFL, PCL and both under PGD training (seed 0), on `dataset`."""
+    """Figure 6a: DFL, PCL and both under PGD training, on `dataset`, every seed the plan
+    trains each with."""
+    from .plan import table_rows_of
+
     labels = {"dfl": "DFL", "pcl": "PCL", "dfl_pcl": "DFL + PCL"}
     out = []
     for row, label in labels.items():
-        cfg = cell_config(profile, dataset=dataset, row=row, setting="adversarial training",
-                          device=device)
-        run = load_run(cfg, runs_root=runs_root, data_root=data_root)
-        out.append({"history": run["history"], "component": label, "row": row,
-                    "dataset": dataset, "kind": "PGD-10 training", "run": run["run_dir"].name})
+        if row not in table_rows_of(profile):
+            continue
+        for seed in cell_seeds(profile, row=row, setting="adversarial training"):
+            cfg = cell_config(profile, dataset=dataset, row=row, setting="adversarial training",
+                              seed=seed, device=device)
+            run = load_run(cfg, runs_root=runs_root, data_root=data_root)
+            out.append({"history": run["history"], "component": label, "row": row,
+                        "dataset": dataset, "kind": "PGD-10 training", "seed": seed,
+                        "run": run["run_dir"].name, "n_val": len(run["data"].y_val)})
     return out
 
 
@@ -88,18 +105,22 @@ def cell_results(profile: str, *, runs_root=None, data_root=None,
     from ..paper.comparison import NOT_RUN, paper_cells
     from ..paper.numbers import TABLES
     from .experiment import evaluate_run
-    from .plan import HEADLINE_ROWS, ROW_OVERRIDES, headline_n_eval, headline_suite, seeds
+    from .plan import (HEADLINE_ROWS, ROW_OVERRIDES, TABLE_ROWS, datasets, headline_n_eval,
+                       headline_suite, table_rows_of)
 
     out = {}
     for table in TABLES:
         for dataset, row, setting in paper_cells(table):
             key = (dataset, row, setting)
             if key in out or (row, setting) in NOT_RUN or row not in ROW_OVERRIDES \
-                    or setting not in SETTINGS:
+                    or setting not in SETTINGS or dataset not in datasets(profile):
+                continue
+            if row in TABLE_ROWS and row not in table_rows_of(profile):
                 continue
             headline = (row, setting) in HEADLINE_ROWS
             configs = [cell_config(profile, dataset=dataset, row=row, setting=setting, seed=s,
-                                   device=device) for s in (seeds(profile) if headline else (0,))]
+                                   device=device)
+                       for s in cell_seeds(profile, row=row, setting=setting)]
             per_seed = [evaluate_run(cfg, suite="table", data_root=data_root,
                                      runs_root=runs_root, progress=False) for cfg in configs]
             head = None
