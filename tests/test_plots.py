@@ -40,3 +40,29 @@ def test_curve_grid_draws_listed_metrics_on_a_log_scale():
                      metrics={"loss": "loss", "acc": "accuracy"}, log=("loss",))
     scales = [ax.get_yscale() for ax in fig.axes]
     assert scales == ["log", "linear"]
+
+
+def test_seeds_of_one_configuration_are_one_mean_line_with_a_band_and_named_in_the_title():
+    def hist(a):
+        return [{"epoch": e, "val_acc": a} for e in (1, 2)]
+    records = [{"history": hist(a), "row": "r", "loss": "CE", "remedy": "w", "seed": s}
+               for s, a in enumerate((0.92, 0.94, 0.96))]
+    fig = curve_grid(records, rows="row", hue="loss", style="remedy",
+                     metrics={"val_acc": "val acc"}, percent=("val_acc",), title="T")
+    ax = fig.axes[0]
+    assert len(ax.lines) == 1 and ax.lines[0].get_ydata()[0] == pytest.approx(94.0)
+    assert len(ax.collections) == 1  # the band from the lowest to the highest seed
+    assert ax.get_ylim() == (0.0, 100.0)  # accuracy on the full axis
+    assert "(3 seeds)" in ax.lines[0].get_label()
+    assert "seeds 0, 1, 2" in fig._suptitle.get_text()
+
+
+def test_runs_that_did_not_train_are_marked():
+    records = [{"history": [{"epoch": 1, "val_acc": 0.11}], "row": "r", "loss": "CE",
+                "remedy": "no warm-up"},
+               {"history": [{"epoch": 1, "val_acc": 0.97}], "row": "r", "loss": "CE",
+                "remedy": "warm-up"}]
+    fig = curve_grid(records, rows="row", hue="loss", style="remedy",
+                     metrics={"val_acc": "val acc"}, percent=("val_acc",), untrained_below=0.9)
+    labels = [line.get_label() for line in fig.axes[0].lines]
+    assert labels == ["CE, no warm-up - did not train", "CE, warm-up"]

@@ -15,18 +15,44 @@ import matplotlib.pyplot as plt
 
 from ..errors import UsageError
 
-__all__ = ["curve_grid", "STYLES"]
+__all__ = ["curve_grid", "warmup_figure", "STYLES"]
 
 STYLES = ("-", "--", ":", "-.")
 
 
+def _groups(records, *, rows, hue, style) -> dict:
+    """Records grouped by their (row, hue, style) labels, in first-seen order: the seeds of one
+    configuration become one line."""
+    out: dict = {}
+    for r in records:
+        out.setdefault((r[rows], r[hue], r[style]), []).append(r)
+    return out
+
+
+def _mean_band(histories: list[list[dict]], key: str):
+    """(epochs, mean, low, high) of `key` over histories, on the epochs they all have."""
+    per_epoch: dict[int, list[float]] = {}
+    for h in histories:
+        for e in h:
+            if e.get(key) is not None:
+                per_epoch.setdefault(e["epoch"], []).append(float(e[key]))
+    epochs = [ep for ep, v in sorted(per_epoch.items()) if len(v) == len(histories)]
+    values = [per_epoch[ep] for ep in epochs]
+    return (epochs, [sum(v) / len(v) for v in values], [min(v) for v in values],
+            [max(v) for v in values])
+
+
 def curve_grid(records: Sequence[Mapping], *, rows: str, hue: str, style: str,
                metrics: Mapping[str, str], title: str = "", percent: Sequence[str] = (),
-               log: Sequence[str] = ()):
+               log: Sequence[str] = (), untrained_below: float | None = None):
     """One row of panels per value of records[i][rows], one column per metric (a history key;
-    its label is the y-axis), one line per record: colour by `hue`, line style by `style`.
-    Metrics named in `percent` are drawn in % (values in [0, 1] times 100), those in `log` on
-    a log scale (a diverging run's loss can be 1e7 where the others are near 1). A record whose
+    its label is the y-axis), one line per configuration: colour by `hue`, line style by
+    `style`. Records sharing (row, hue, style) are seeds of one configuration: drawn as their
+    mean with a band from the lowest to the highest seed, the seeds named in the title.
+    Metrics named in `percent` are drawn in % (values in [0, 1] times 100) on the full 0-100
+    axis, those in `log` on a log scale (a diverging run's loss can be 1e7 where the others are
+    near 1). untrained_below: a configuration whose final "val_acc" (mean over seeds, in
+    [0, 1]) is below it is marked "did not train" in the legend, with crosses. A record whose
     history lacks a metric is skipped in that panel. Returns the figure."""
     if not records:
         raise UsageError("no records to plot")
@@ -36,27 +62,36 @@ def curve_grid(records: Sequence[Mapping], *, rows: str, hue: str, style: str,
     row_values = list(dict.fromkeys(r[rows] for r in records))
     hues = list(dict.fromkeys(r[hue] for r in records))
     styles = list(dict.fromkeys(r[style] for r in records))
+    groups = _groups(records, rows=rows, hue=hue, style=style)
     colours = plt.get_cmap("tab10")
     fig, axes = plt.subplots(len(row_values), len(metrics), squeeze=False, sharex=True,
                              figsize=(3.6 * len(metrics), 2.7 * len(row_values)))
     for i, row_value in enumerate(row_values):
         for j, (key, label) in enumerate(metrics.items()):
             ax = axes[i][j]
-            for r in records:
-                if r[rows] != row_value:
+            for (row, h, st), members in groups.items():
+                if row != row_value:
                     continue
-                points = [(h["epoch"], h[key]) for h in r["history"] if key in h]
-                if not points:
+                epochs, mean, low, high = _mean_band([m["history"] for m in members], key)
+                if not epochs:
                     continue
-                x, y = zip(*points)
-                if key in percent:
-                    y = [100 * v for v in y]
-                ax.plot(x, y, color=colours(hues.index(r[hue]) % 10),
-                        linestyle=STYLES[styles.index(r[style]) % len(STYLES)], marker="o",
-                        markersize=3, label=f"{r[hue]}, {r[style]}")
+                scale = 100.0 if key in percent else 1.0
+                final = _mean_band([m["history"] for m in members], "val_acc")[1]
+                failed = untrained_below is not None and final and final[-1] < untrained_below
+                colour = colours(hues.index(h) % 10)
+                name = f"{h}, {st}" + (f" ({len(members)} seeds)" if len(members) > 1 else "") \
+                    + (" - did not train" if failed else "")
+                ax.plot(epochs, [scale * v for v in mean], color=colour,
+                        linestyle=STYLES[styles.index(st) % len(STYLES)],
+                        marker="x" if failed else "o", markersize=4 if failed else 3, label=name)
+                if len(members) > 1:
+                    ax.fill_between(epochs, [scale * v for v in low], [scale * v for v in high],
+                                    color=colour, alpha=0.15, linewidth=0)
             ax.set_title(f"{row_value}: {label}", fontsize=9)
             if key in log:
                 ax.set_yscale("log")
+            if key in percent:
+                ax.set_ylim(0, 100)
             ax.set_ylabel(label + (" (%)" if key in percent else ""), fontsize=8)
             if i == len(row_values) - 1:
                 ax.set_xlabel("epoch")
@@ -69,9 +104,40 @@ def curve_grid(records: Sequence[Mapping], *, rows: str, hue: str, style: str,
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8,
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8,
                frameon=False)
+    seeds = sorted({r["seed"] for r in records if "seed" in r})
+    if seeds:
+        several = any(len(m) > 1 for m in groups.values())
+        title += (f"\nseeds {', '.join(map(str, seeds))}"
+                  + ("; lines: mean over seeds, bands: lowest to highest seed" if several
+                     else ""))
     if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout(rect=(0, 0.06 if len(labels) > 6 else 0.04, 1, 0.97 if title else 1))
+        fig.suptitle(title, fontsize=10)
+    n_legend_rows = -(-len(labels) // 4)
+    bottom = min(0.04 + 0.035 * n_legend_rows, 0.3)
+    fig.tight_layout(rect=(0, bottom, 1, 0.93 if title else 1))
     return fig
+
+
+def warmup_figure(records: Sequence[Mapping], *, title: str = "",
+                  untrained_below: float | None = None):
+    """Figure 1 as it appears at a profile: ResNet-50 (seed 0) with and without the lr warm-up
+    under PGD-10 training, and the clean-training control without warm-up (records of
+    `depth_records` with "warmup", "dfl", "setting", "model"). Panels: training loss (log) and
+    clean validation accuracy (%, full axis) per epoch; runs whose final accuracy is below
+    `untrained_below` (fraction) are marked. UsageError when no ResNet-50 run is among the
+    records."""
+    chosen = []
+    for r in records:
+        if r["model"] != "resnet50":
+            continue
+        chosen.append({**r, "panel": "ResNet-50",
+                       "remedy": "lr warm-up" if r["warmup"] else "no warm-up",
+                       "run_kind": f"{r['variant']}, {r['setting']}"})
+    if not chosen:
+        raise UsageError("warmup_figure needs ResNet-50 records of the depth study")
+    return curve_grid(chosen, rows="panel", hue="run_kind", style="remedy", log=("train_loss",),
+                      percent=("val_acc",), untrained_below=untrained_below,
+                      metrics={"train_loss": "training loss", "val_acc":
+                               "validation accuracy (clean)"}, title=title)
