@@ -32,7 +32,7 @@ PUBLIC = {
     # configuration
     "make_config": ("config", "a run's config: paper defaults -> dataset -> method -> profile -> overrides"),
     "RunConfig": ("config", "the frozen run configuration (the paper's values as defaults)"),
-    "PROFILES": ("config", "the smoke / quick / paper profiles and their listed deviations"),
+    "PROFILES": ("config", "the profiles (smoke, quick, quick-full, paper, gpu) and their listed deviations"),
     "profile_deviations": ("config", "how a profile departs from the paper, as texts for reports"),
     "resolve_device": ("device", "'auto' -> CUDA when present, else the CPU"),
     # data
@@ -76,14 +76,16 @@ PUBLIC = {
     # the paper: numbers, comparison, verdicts
     "TABLES": ("paper.numbers", "the paper's tables: dataset, rows, columns"),
     "table_rows": ("paper.comparison", "every printed cell beside ours, from finished results"),
-    "table_margin_verdicts": ("paper.verdicts", "each margin claim tested as paper_claim_tests.csv says"),
-    "verdict_lines": ("paper.verdicts", "verdicts as one markdown list (one format everywhere)"),
-    "verdict_depth": ("paper.verdicts", "the depth claims (Figures 1, 3, 5)"),
-    "depth_statement": ("paper.verdicts", "the depth study's finding in one plain statement"),
-    "verdict_table5": ("paper.verdicts", "Table 5's component claims"),
-    "verdict_wrn": ("paper.verdicts", "Table 6's WideResNet claim"),
-    "verdict_strong_attacks": ("paper.verdicts", "the strong-attack sanity check (a check, not a claim)"),
-    "verdict_fig6": ("paper.verdicts", "Figure 6's curve claim"),
+    "claims": ("paper.claims", "the paper's claims as tests (rows, cells, claimed effect), from paper_claims.csv"),
+    "claim_verdict": ("paper.verdicts", "one claim's verdict: our effect's interval against the claimed effect"),
+    "verdict_lines": ("paper.verdicts", "verdicts and checks as one markdown list (one format everywhere)"),
+    "depth_statement": ("paper.verdicts", "the depth study's finding in plain words"),
+    "clean_floor": ("paper.regime", "the clean accuracy (%) below which a run did not train"),
+    "table_verdicts": ("study.evidence", "every table claim's verdict from the finished cells"),
+    "depth_verdicts": ("study.evidence", "the depth claims' verdicts (Figures 1, 3, 5), every seed"),
+    "rise_verdicts": ("study.evidence", "Figure 6a's claim from the component runs, every seed"),
+    "strong_attack_checks": ("study.evidence", "our own check: PGD-10 against the strongest attacks (not a claim)"),
+    "adaptive_checks": ("study.evidence", "our own check: the adaptive attack against PGD-50 on PCL models"),
     # figures
     "draw_pipeline": ("figures.diagram", "Figure 2 drawn from the model"),
     "paper_vs_ours": ("figures.comparison", "the paper's cells beside ours"),
@@ -95,7 +97,8 @@ PUBLIC = {
     "adversarial_drawer": ("figures.explore", "draw(eps, attack) over a batch, for the explorer"),
     "explorer": ("figures.explore", "the epsilon slider and attack selector (or static figures)"),
     # figures and tables
-    "curve_grid": ("figures.curves", "training curves from run histories, panels by row and metric"),
+    "curve_grid": ("figures.curves", "training curves from run histories, seeds as mean and band"),
+    "warmup_figure": ("figures.curves", "Figure 1 here: ResNet-50 with and without the lr warm-up"),
     "format_accuracy_table": ("figures.tables", "a plain-text table of evaluation rows, one column per run"),
 }
 __all__ = ["__version__", *PUBLIC]

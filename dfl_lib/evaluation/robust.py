@@ -346,13 +346,18 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attacks: dic
     return table
 
 
+def mask_file(folder: str | Path, name: str) -> Path:
+    """Where the mask of the row called `name` is saved in `folder` (names made file-safe)."""
+    return Path(folder) / (re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") + ".npy")
+
+
 def save_masks(masks: dict[str, torch.Tensor], folder: str | Path) -> list[Path]:
     """Save each mask as <folder>/<name>.npy (bool (n,)); names are made file-safe."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, mask in masks.items():
-        path = folder / (re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") + ".npy")
+        path = mask_file(folder, name)
         np.save(path, mask.cpu().numpy().astype(bool))
         paths.append(path)
     return paths

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from ..config import profile_deviations
 from ..errors import UsageError
-from ..paper.numbers import paper_claims
-from ..paper.verdicts import claim_id, verdict_lines
+from ..paper.claims import claims
+from ..paper.verdicts import verdict_lines
 from ..profiles import get_profile
 from .notebook import CIFAR_NOTE
 from .plan import plan_deviations
@@ -102,6 +102,58 @@ def _verdict_lines(metrics: dict) -> list[str]:
     return text.split("\n") if text else []
 
 
+def _interval(v: dict) -> str:
+    if v.get("estimate") is None:
+        return "-"
+    return f"{v['estimate']:+.1f} [{v['low']:+.1f}, {v['high']:+.1f}] ({v['seeds']} seeds)"
+
+
+def findings(out_dir) -> list[str]:
+    """The study's answers first, in plain words: every claim of the paper (paper_claims.csv)
+    with its verdict, our effect and interval, the claimed effect, what the paper's own numbers
+    give and why a claim is not testable; then the notebooks' plain statements and our own
+    checks. Read from the notebooks' metrics.json files."""
+    out_dir = Path(out_dir)
+    found, statements, checks = {}, [], []
+    for name in NOTEBOOKS:
+        m = _metrics(out_dir, name)
+        for v in m.get("verdicts", []):
+            found.setdefault(v["claim"], v)
+        statements += [s for s in ([m["statement"]] if m.get("statement") else [])
+                       + m.get("statements", [])]
+        checks += m.get("checks", [])
+    lines = ["## Findings", "",
+             "Each claim of the paper, tested against the effect it claims: our effect in points "
+             "(positive in the claim's direction) with a 95% bootstrap interval over seeds and "
+             "test images; **reproduced** (the interval excludes zero and reaches the claim), "
+             "**direction only** (excludes zero, below the claim), **inconclusive** (covers "
+             "both), **not reproduced** (below the claim, not excluding zero), **not testable "
+             "here** (with the reason).", ""]
+    lines += [f"- {_plain(s)}" for s in statements]
+    lines += ["", "| claim | verdict | ours: effect [95% interval] | claimed | the paper's own "
+              "numbers | why / note |", "|---|---|---|---|---|---|"]
+    for c in claims():
+        v = found.get(c.label)
+        verdict = v["verdict"] if v else "not testable here"
+        reason = (v.get("reason") if v else "no notebook of this profile evaluated it") or ""
+        if c.inconsistency:
+            reason = (reason + "; " if reason else "") + "the paper's own numbers: " + \
+                c.inconsistency
+        claimed = f">= {c.threshold:g}" if c.threshold else ("> 0" if c.kind != "none" else "-")
+        paper = v.get("paper_effect") if v else None
+        lines.append(f"| {_cell(c.label)} ({_cell(c.where)}) | **{verdict}** | "
+                     f"{_cell(_interval(v or {}))} | {claimed} | "
+                     f"{'-' if paper is None else format(paper, '+.2f')} | {_cell(reason)} |")
+    if checks:
+        lines += ["", "Our own checks (not claims of the paper):", ""]
+        lines += [f"- {c['check']}: **{c['result']}** ({c['numbers']})" for c in checks]
+    return lines + [""]
+
+
+def _plain(text: str) -> str:
+    return text if text.startswith("**") else f"**{text}**"
+
+
 def write_index(profile: str, *, out_dir, plan_seconds: dict[str, float],
                 notebook_seconds: dict[str, float], command: str) -> Path:
     """reports/<profile>/README.md: each paper figure/table with its notebook, files, numbers
@@ -113,8 +165,9 @@ def write_index(profile: str, *, out_dir, plan_seconds: dict[str, float],
              "", f"Made by `{command}` ({get_profile(profile).summary}). Executed notebooks are "
              "the `NN-*.ipynb` files here; each notebook's figures (PNG and PDF) and "
              "`metrics.json` (with provenance: git commit, versions, device, wall time) are in "
-             "its folder.", "", f"**{CIFAR_NOTE}**", "",
-             "## Deviations of this profile from the paper", ""]
+             "its folder.", "", f"**{CIFAR_NOTE}**", ""]
+    lines += findings(out_dir)
+    lines += ["## Deviations of this profile from the paper", ""]
     lines += [f"- {d}" for d in profile_deviations(profile) + plan_deviations(profile)]
     lines += ["", "## The paper's figures and tables, ours beside them", ""]
     for item, name in PAPER_ITEMS.items():
@@ -130,14 +183,6 @@ def write_index(profile: str, *, out_dir, plan_seconds: dict[str, float],
             lines.append(f"- **{m['statement']}**")
         if m.get("verdicts"):
             lines += ["- verdicts:"] + _verdict_lines(m)
-        lines.append("")
-    covered = {claim_id(v) for name in NOTEBOOKS for v in _metrics(out_dir, name).get(
-        "verdicts", [])}
-    rest = [c for c in paper_claims() if c["claim_id"] not in covered]
-    if rest:
-        lines += ["### The paper's other claims: not testable here", ""]
-        lines += [f"- {c['claim_id']} ({c['where']}): \"{c['text']}\": not testable here; "
-                  f"{c.get('note') or 'no comparison in the paper defines it'}" for c in rest]
         lines.append("")
     total_plan = sum(plan_seconds.values())
     total_nb = sum(notebook_seconds.values())

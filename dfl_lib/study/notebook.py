@@ -47,6 +47,29 @@ class Notebook:
         """Keyword arguments every plan/comparison loader takes."""
         return {"runs_root": self.runs_dir, "data_root": self.data_dir, "device": self.device}
 
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        """The datasets whose table cells the profile's plan makes."""
+        from .plan import datasets
+
+        return datasets(self.profile)
+
+    @property
+    def backbone(self) -> str:
+        """The model standing for the paper's ResNet-50 in the tables, as a label."""
+        from ..config import make_config
+        from .plan import table_backbone
+
+        width = make_config(self.profile, dataset="mnist").width
+        return f"{table_backbone(self.profile)} (width {width})"
+
+    @property
+    def monitor_size(self) -> int:
+        """Images of the per-epoch PGD-10 monitor at this profile."""
+        from ..config import make_config
+
+        return make_config(self.profile, dataset="mnist").monitor_size
+
     def save_figure(self, fig, stem: str) -> str:
         """fig -> <out>/<stem>.png and .pdf; returns the PNG's path relative to the output."""
         for ext in ("png", "pdf"):

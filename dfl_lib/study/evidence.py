@@ -1,0 +1,203 @@
+"""The evidence each claim's verdict reads, gathered from the plan's finished runs, and the
+verdicts themselves (`dfl_lib.paper.verdicts.claim_verdict`).
+
+    cells = cell_results("quick", runs_root="runs/quick")      # the tables' finished results
+    verdicts = table_verdicts("quick", cells=cells)             # every "table" claim
+    verdicts = depth_verdicts("quick", records=depth_records("quick", ...))
+
+Per claim: for each row it compares, per seed, each cell's per-example results (the masks the
+evaluation saved beside its metrics: True where the example survived the attack) or, for claims
+on training curves, the validation accuracy as (correct, images); the rows' clean accuracy for
+the regime's clean floor; for robustness claims, the regime of the profile's PGD-trained ResNet
+(its AutoAttack accuracy in the headline evaluation).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..evaluation.robust import mask_file
+from ..paper.claims import Claim, claims
+from ..paper.comparison import PAPER_TO_SUITE_COLUMN, accuracy
+from ..paper.regime import regime_reason
+from ..paper.verdicts import claim_verdict, strong_attack_check
+from ..profiles import get_profile
+from .plan import datasets
+
+__all__ = ["table_samples", "table_verdicts", "depth_verdicts", "rise_verdicts",
+           "strong_attack_checks", "adaptive_checks", "profile_regime"]
+
+# Table 6's "ResNet" row is the proposed method on ResNet: our dfl_pcl cell
+_OUR_ROW = {"resnet_dfl_pcl": "dfl_pcl"}
+_ELSEWHERE = {"cifar10_jpeg": "the CIFAR-10 claims are tested at the gpu profile (its regime "
+                              "needs a GPU); this profile's plan has no CIFAR-10 cells",
+              "mnist": "this profile's plan has no MNIST cells"}
+
+
+def _seed(metrics: dict) -> int:
+    return int(metrics["provenance"]["seed"])
+
+
+def _mask(metrics: dict, name: str, *, suite: str = "table") -> np.ndarray:
+    folder = Path(metrics["path"]).parent / f"masks-{suite}"
+    return np.load(mask_file(folder, name))
+
+
+def table_samples(c: Claim, *, cells: dict) -> tuple[dict, dict]:
+    """(samples, clean) of a "table" claim from `cells` (`records.cell_results`): per row, per
+    seed, per cell "setting | column" the bool mask of the attack standing for that column;
+    the rows' clean accuracy (%), mean over seeds and settings. A row any of whose settings
+    is missing is left out (the verdict names it)."""
+    samples, clean = {}, {}
+    for row in c.rows:
+        ours = _OUR_ROW.get(row, row)
+        per_seed: dict[int, dict] = {}
+        cleans = []
+        for setting in c.settings:
+            found = cells.get((c.dataset, ours, setting))
+            if not found:
+                per_seed = {}
+                break
+            for m in found["per_seed"]:
+                for column in c.columns:
+                    name = m["paper_columns"][PAPER_TO_SUITE_COLUMN[column]]
+                    per_seed.setdefault(_seed(m), {})[f"{setting} | {column}"] = _mask(m, name)
+                cleans.append(accuracy(m, "clean"))
+        if per_seed:
+            # only seeds present in every setting pair up
+            complete = {s: v for s, v in per_seed.items() if len(v) == len(c.cells)}
+            samples[row] = complete
+            clean[row] = float(np.mean(cleans))
+    return samples, clean
+
+
+def profile_regime(dataset: str, *, cells: dict) -> str:
+    """"" when the profile's PGD-trained ResNet on `dataset` is in the field's regime, else why
+    not (`regime.regime_reason`), from its headline evaluation's AutoAttack accuracy."""
+    found = cells.get((dataset, "resnet", "adversarial training")) or {}
+    head = found.get("headline")
+    aa = accuracy(head, "AutoAttack") if head else None
+    return regime_reason(dataset=dataset, baseline_autoattack=aa,
+                         n=head["n_eval"] if head else 0)
+
+
+def table_verdicts(profile: str, *, cells: dict) -> list[dict]:
+    """The verdict of every "table" claim of paper_claims.csv, in its order."""
+    min_seeds = get_profile(profile).min_seeds
+    out = []
+    for c in claims():
+        if c.kind != "table":
+            continue
+        if c.dataset not in datasets(profile):
+            out.append(claim_verdict(c, unavailable=_ELSEWHERE.get(c.dataset, "not run")))
+            continue
+        samples, clean = table_samples(c, cells=cells)
+        out.append(claim_verdict(c, samples=samples, clean=clean, min_seeds=min_seeds,
+                                 regime=profile_regime(c.dataset, cells=cells)))
+    return out
+
+
+def _final_count(history: list[dict], *, n_val: int, epoch: int = -1) -> tuple[int, int]:
+    return int(round(history[epoch]["val_acc"] * n_val)), n_val
+
+
+def depth_verdicts(profile: str, *, records: list[dict]) -> list[dict]:
+    """The "depth" claims (Figures 1, 3, 5) from `records.depth_records` (the PGD-trained runs
+    with the lr warm-up, every seed): final clean validation accuracy, as (correct, images).
+
+    The regime's clean floor asks whether each configuration trains at this profile's lr and
+    budget: it reads the configuration trained without attacks (the depth study's clean runs,
+    where the profile has them), because a PGD-trained network that ends lower than a shallower
+    one is the effect these claims are about, not a failure to train; without clean runs it
+    reads the PGD-trained runs' own clean accuracy (the stricter test)."""
+    samples, finals, clean_runs = {}, {}, {}
+    for r in records:
+        if not r.get("warmup", True):
+            continue
+        row = r["model"] + ("+dfl" if r["dfl"] else "")
+        final = 100.0 * r["history"][-1]["val_acc"]
+        if r["setting"] == "PGD-10 training":
+            samples.setdefault(row, {})[r["seed"]] = {
+                "final": _final_count(r["history"], n_val=r["n_val"])}
+            finals.setdefault(row, []).append(final)
+        else:
+            clean_runs.setdefault(row, []).append(final)
+    clean = {row: float(np.mean(clean_runs.get(row) or v)) for row, v in finals.items()}
+    min_seeds = get_profile(profile).min_seeds
+    return [claim_verdict(c, samples=samples, clean=clean, min_seeds=min_seeds)
+            for c in claims() if c.kind == "depth"]
+
+
+def rise_verdicts(profile: str, *, records: list[dict]) -> list[dict]:
+    """Figure 6a's claim from `records.component_records` on its dataset (every seed): the
+    validation accuracy's rise from the first to the last epoch, as (correct, images)."""
+    min_seeds = get_profile(profile).min_seeds
+    out = []
+    for c in claims():
+        if c.kind != "rise":
+            continue
+        samples, clean = {}, {}
+        for r in records:
+            if r["dataset"] != c.dataset or r["row"] not in c.rows:
+                continue
+            n = r["n_val"]
+            samples.setdefault(r["row"], {})[r["seed"]] = {
+                "first": _final_count(r["history"], n_val=n, epoch=0),
+                "last": _final_count(r["history"], n_val=n)}
+            clean.setdefault(r["row"], []).append(100.0 * r["history"][-1]["val_acc"])
+        out.append(claim_verdict(c, samples=samples,
+                                 clean={k: float(np.mean(v)) for k, v in clean.items()},
+                                 min_seeds=min_seeds))
+    return out
+
+
+def strong_attack_checks(cells: dict) -> list[dict]:
+    """Our own checks on every headline cell with PGD training: does its PGD-10 accuracy hold
+    under the strongest attacks of its headline evaluation (same images)?"""
+    from ..evaluation.selection import worst_case
+    from ..paper.comparison import ROW_LABELS
+
+    out = []
+    for (dataset, row, setting), found in cells.items():
+        head = found.get("headline")
+        if not head or setting != "adversarial training":
+            continue
+        pgd = accuracy(head, head["paper_columns"]["PGD"])
+        worst = worst_case(head["table"], norm="Linf")
+        if pgd is None or worst is None:
+            continue
+        out.append(strong_attack_check(pgd10=pgd, strongest=100.0 * worst["accuracy"],
+                                       n=head["n_eval"], dataset=dataset,
+                                       name=f"{ROW_LABELS[row]}, PGD training, {dataset}"))
+    return out
+
+
+def adaptive_checks(cells: dict) -> list[dict]:
+    """Our own check on every cell with an adaptive attack (PCL runs): is the adaptive attack
+    at least as strong as PGD-50 on cross-entropy (issue 19: the first version was weaker than
+    PGD-10)? Per seed, both on the same images; "holds" when its accuracy is at most PGD-50's
+    on every seed (a tolerance of one image)."""
+    from ..evaluation.selection import of_kind, strongest
+    from ..paper.comparison import ROW_LABELS
+
+    out = []
+    for (dataset, row, setting), found in cells.items():
+        pairs = []
+        for m in found["per_seed"]:
+            adaptive = of_kind(m["table"], "adaptive")
+            longer = strongest(m["table"], objective="ce", exclude=[m["paper_columns"]["PGD"]])
+            if adaptive and longer:
+                pairs.append((_seed(m), 100.0 * adaptive[0]["accuracy"],
+                              100.0 * longer["accuracy"], m["n_eval"], longer["name"]))
+        if not pairs:
+            continue
+        holds = all(a <= p + 100.0 / n for _, a, p, n, _ in pairs)
+        out.append({"check": f"adaptive_attack_{dataset}_{row}_{setting.replace(' ', '_')}",
+                    "dataset": dataset,
+                    "text": f"{ROW_LABELS[row]}, {setting}, {dataset}: the adaptive attack is at "
+                            f"least as strong as {pairs[0][4]}",
+                    "result": "holds" if holds else "does not hold",
+                    "numbers": "; ".join(f"seed {s}: adaptive {a:.1f}% vs {p:.1f}% (n={n})"
+                                         for s, a, p, n, _ in pairs)})
+    return out
