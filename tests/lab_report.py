@@ -23,6 +23,16 @@ def _chromium_version(chromium: str | None) -> str:
     return out.stdout.strip() or "unknown"
 
 
+def explored_run(profile: str) -> str:
+    """The run folder name of the explore notebook's default cell (MNIST, DFL + PCL, PGD
+    training, seed 0) at `profile`: the key a reader matches against reports/<profile>/."""
+    from dfl_lib.runs.folder import run_name
+    from dfl_lib.study.plan import cell_config
+
+    return run_name(cell_config(profile, dataset="mnist", row="dfl_pcl",
+                                setting="adversarial training"))
+
+
 def write_screenshot_report(out: Path, *, shots: Path, states: dict,
                             chromium: str | None = None, profile: str = "smoke") -> Path:
     """Copy every PNG of `shots` into `out` and write `out`/README.md; returns its path."""
@@ -37,7 +47,10 @@ def write_screenshot_report(out: Path, *, shots: Path, states: dict,
              f"- date: {datetime.date.today().isoformat()}; JupyterLab "
              f"{version('jupyterlab')}, ipywidgets {version('ipywidgets')}, "
              f"{_chromium_version(chromium)}",
-             "- `lab-after-run-all.png`: the notebook after running all cells", ""]
+             "- `lab-after-run-all.png`: the notebook after running all cells",
+             f"- run explored: `{explored_run(profile)}` (the same run as "
+             f"`reports/{profile}/06-explore/metrics.json`'s \"run\" when the study made both)",
+             ""]
     for stem, states in states.items():
         lines += [f"## {TITLES.get(stem, stem)}", "",
                   "| epsilon | screenshot | text line the widget printed "
