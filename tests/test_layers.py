@@ -4,6 +4,7 @@ they run when the function does), so a lazy import cannot hide a dependency.
 
     core (errors, validation, numerics, device, config, profiles)
       <- data, models, losses, attacks            (know nothing of training, evaluation, study)
+      <- poisoning                                (training-set attacks and their detectors)
       <- defences                                 (a defence: its attack, loss and schedule hooks)
       <- runs                                     (run folders, keys, locks, checkpoints)
       <- training    <- evaluation (never training) <- paper (reads finished results)
@@ -22,9 +23,10 @@ ALLOWED = {  # sub-package -> what it may import besides core and itself
     "models": set(),
     "losses": set(),
     "attacks": set(),
+    "poisoning": {"data", "attacks"},
     "defences": {"data", "models", "losses", "attacks"},
     "runs": set(),
-    "training": {"data", "models", "losses", "attacks", "defences", "runs"},
+    "training": {"data", "models", "losses", "attacks", "defences", "runs", "poisoning"},
     "evaluation": {"data", "models", "losses", "attacks", "runs"},
     "paper": {"evaluation"},
     "figures": {"data", "models", "attacks", "evaluation", "paper"},

@@ -43,6 +43,7 @@ def test_environment_yml_and_pyproject_name_the_same_packages():
 def test_peer_attack_library_is_pinned_exactly_in_both():
     text = (ROOT / "pyproject.toml").read_text() + (ROOT / "environment.yml").read_text()
     assert text.count("torchattacks==3.3.0") == 2
+    assert text.count("adversarial-robustness-toolbox==1.20.1") == 2
     assert version("torchattacks") == "3.3.0"
 
 
