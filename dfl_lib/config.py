@@ -33,6 +33,8 @@ Schedule = Literal["multistep", "cosine", "constant"]
 TrainAttack = Literal["none", "fgsm", "pgd", "cw"]
 AdvMode = Literal["replace", "concat"]
 Precision = Literal["fp32", "bf16"]
+# training-set poisoning (dfl_lib.poisoning); "none": the training set as published
+Poison = Literal["none", "badnets", "clean_label", "adversarial", "error_min", "label_flip"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,14 @@ class RunConfig:
     eps_ramp_epochs: int = 0  # linear eps warm-up; 0 = full eps from the first epoch
     dynamic_box_aware: bool = False  # FOSC over the eps-ball intersected with [0, 1]
     dynamic_loss_weighting: bool = True  # Wang et al.'s code: each example's CE weighted by itself
+    # --- training-set poisoning (dfl_lib.poisoning; the paper's "poisoned" inputs are test-time
+    # adversarial examples, which the attack fields above cover) ---
+    poison: Poison = "none"
+    poison_fraction: float = 0.1  # share poisoned: of the training set (badnets, label_flip) or
+                                  # of the target class (clean_label); perturbation poisons: all
+    poison_target: int = 0    # the backdoor's target class
+    poison_eps: float = 0.0   # the perturbation poisons' L-inf budget, pixel units; 0 = eps
+    poison_patch: int = 3     # the trigger's side, pixels
     # --- evaluation and monitoring ---
     eval_batch_size: int = 250
     aa_steps: int = 100       # AutoAttack's APGD/FAB iterations (standard: 100)
@@ -231,6 +241,10 @@ _RANGES = {
     "alpha": (0.0, 1.0, "a step in pixel units on images in [0, 1] (0 = the attack's default)"),
     "adv_fraction": (0.0, 1.0, "the share of each batch attacked"),
     "momentum": (0.0, 0.999, "SGD momentum (1 or more never forgets a gradient)"),
+    "poison_fraction": (0.0, 1.0, "the share of the training set (or of the target class) "
+                                  "poisoned"),
+    "poison_eps": (0.0, 1.0, "the poisons' L-inf budget in pixel units on images in [0, 1] "
+                             "(0 = the config's eps)"),
 }
 
 
@@ -261,11 +275,11 @@ def _validate(cfg: RunConfig) -> None:
         if value is not None and value < 0:
             raise UsageError(f"config key {key!r} must be >= 0, got {value}")
     for key in ("epochs", "batch_size", "attack_steps", "width", "eval_batch_size", "aa_steps",
-                "aa_queries", "cw_l2_search_steps", "cw_l2_steps"):
+                "aa_queries", "cw_l2_search_steps", "cw_l2_steps", "poison_patch"):
         if getattr(cfg, key) < 1:
             raise UsageError(f"config key {key!r} must be >= 1, got {getattr(cfg, key)}")
     for key in ("n_train", "n_val", "n_eval", "monitor_size", "eps_ramp_epochs", "cw_steps",
-                "extra_fc"):
+                "extra_fc", "poison_target"):
         if getattr(cfg, key) < 0:
             raise UsageError(f"config key {key!r} must be >= 0, got {getattr(cfg, key)}")
     _check_ranges(cfg)

@@ -71,6 +71,9 @@ class Dataset:
     std: tuple[float, ...]
     augment: bool
     fingerprint: str
+    # training-set poisoning applied to x_train / y_train (dfl_lib.training.poisoned): the
+    # PoisonedSet saying which indices changed and how; None for the data as published
+    poisoned: object = None
 
     @classmethod
     def from_arrays(cls, *, name: str, source: str, classes: list[str], x_train, y_train, x_val,

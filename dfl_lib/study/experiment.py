@@ -30,7 +30,7 @@ __all__ = ["train_run", "attack_suite", "surrogate_config", "evaluate_run", "eva
 def train_run(cfg: RunConfig, *, data_root=None, runs_root=None, data=None,
               progress: bool = True) -> dict:
     """Train (or reuse, or resume) the run `cfg` describes."""
-    data = data if data is not None else load_data(cfg, root=data_root)
+    data = data if data is not None else load_data(cfg, root=data_root, runs_root=runs_root)
     model, loss = build_components(cfg, data)
     history = train(model, loss, data, cfg, runs_root=runs_root, progress=progress)
     return {"model": model.eval(), "loss": loss, "data": data, "history": history,

@@ -243,9 +243,19 @@ def _progress(it, *, enabled: bool, desc: str):
     return tqdm(it, desc=desc, unit="epoch")
 
 
-def load_data(cfg: RunConfig, *, root=None):
-    """The dataset a config names: its training subset, validation hold-out and full test set."""
+def load_data(cfg: RunConfig, *, root=None, runs_root=None):
+    """The dataset a config names: its training subset (poisoned where cfg.poison says:
+    `training.poisoned`, crafted once under `runs_root`), validation hold-out and full test
+    set."""
+    import importlib
+
     from ..data.datasets import load_dataset
 
-    return load_dataset(cfg.dataset, root=root, path=cfg.data_path or None,
+    data = load_dataset(cfg.dataset, root=root, path=cfg.data_path or None,
                         n_train=cfg.n_train or None, n_val=cfg.n_val, seed=cfg.seed)
+    if cfg.poison == "none":
+        return data
+    # imported by name, so the poisoning code is not in a clean run's code version (its key):
+    # a poisoned run's key changes with that code through its data fingerprint anyway
+    poisoned = importlib.import_module("dfl_lib.training.poisoned")
+    return poisoned.poison_dataset(cfg, data, runs_root=runs_root)

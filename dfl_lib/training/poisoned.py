@@ -1,0 +1,117 @@
+"""The training set a config names, poisoned as its `poison` fields say (issue 20), cached by
+configuration like a run: the same config and data give the same poisoned set, crafted once.
+
+    data = load_data(cfg, runs_root="runs/quick")   # trainer.load_data calls poison_dataset
+    data.poisoned                                   # PoisonedSet (indices, kind, params) or None
+
+Poisons that attack a model (the clean-label backdoor's hard examples, adversarial poisons) are
+crafted against a clean-trained reference network of the same architecture and data, trained
+here with its own seed (seed + 2000, so it is never the victim); error-minimising noise trains a
+fresh network of that architecture inside its min-min loop (Huang et al. 2021).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import torch
+
+from ..config import RunConfig
+from ..runs import io as runio
+
+__all__ = ["poison_dataset", "reference_config", "poison_key"]
+
+# the perturbation poisons' PGD steps (Fowl et al. use more; 20 keeps crafting to minutes here)
+CRAFT_STEPS = 20
+NEEDS_REFERENCE = ("clean_label", "adversarial")
+
+
+def reference_config(cfg: RunConfig) -> RunConfig:
+    """The clean-trained network poisons are crafted against: the config's architecture and data,
+    CE, no attack, no DFL, no poisoning, its own seed."""
+    return cfg.replace(poison="none", train_attack="none", method="standard", dfl=False,
+                       loss="ce", extra_fc=0, seed=cfg.seed + 2000)
+
+
+def _poison_fields(cfg: RunConfig) -> dict:
+    return {k: v for k, v in cfg.to_dict().items() if k.startswith("poison")}
+
+
+def poison_key(cfg: RunConfig, data) -> str:
+    """12 hex digits over what the poisoned set depends on: the poison fields, the clean data's
+    fingerprint, the seed, the reference run's config and the poisoning code."""
+    spec = {"poison": _poison_fields(cfg), "data": data.fingerprint, "seed": cfg.seed,
+            "eps": cfg.eps, "reference": reference_config(cfg).to_dict()
+            if cfg.poison in NEEDS_REFERENCE + ("error_min",) else None,
+            "code": runio.code_version(entry="training.poisoned")}
+    return hashlib.sha256(runio.canonical_json(spec).encode("ascii")).hexdigest()[:12]
+
+
+def _reference_model(cfg: RunConfig, data, *, runs_root):
+    from .trainer import build_components, train
+
+    ref = reference_config(cfg)
+    model, loss = build_components(ref, data)
+    train(model, loss, data, ref, runs_root=runs_root, progress=False)
+    return model.eval()
+
+
+def _craft(cfg: RunConfig, data, *, runs_root):
+    from .. import poisoning
+    from .trainer import build_components
+
+    x, y, k = data.x_train, data.y_train, data.num_classes
+    eps = cfg.poison_eps or cfg.eps
+    if cfg.poison == "badnets":
+        return poisoning.badnets(x, y, num_classes=k, fraction=cfg.poison_fraction,
+                                 target=cfg.poison_target, patch_size=cfg.poison_patch,
+                                 seed=cfg.seed)
+    if cfg.poison == "label_flip":
+        return poisoning.label_flip(y, x, num_classes=k, fraction=cfg.poison_fraction,
+                                    seed=cfg.seed)
+    if cfg.poison == "clean_label":
+        return poisoning.clean_label(x, y, num_classes=k,
+                                     model=_reference_model(cfg, data, runs_root=runs_root),
+                                     fraction=cfg.poison_fraction, target=cfg.poison_target,
+                                     eps=eps, steps=CRAFT_STEPS, patch_size=cfg.poison_patch,
+                                     seed=cfg.seed)
+    if cfg.poison == "adversarial":
+        return poisoning.adversarial_poison(x, y, num_classes=k,
+                                            model=_reference_model(cfg, data,
+                                                                   runs_root=runs_root),
+                                            eps=eps, steps=CRAFT_STEPS, seed=cfg.seed)
+    if cfg.poison == "error_min":
+        torch.manual_seed(cfg.seed + 2000)
+        fresh, _ = build_components(reference_config(cfg), data)
+        return poisoning.error_minimising(x, y, num_classes=k, model=fresh, eps=eps,
+                                          batch_size=cfg.batch_size, seed=cfg.seed)
+    raise ValueError(f"unknown poison {cfg.poison!r}")  # config validation names the choices
+
+
+def poison_dataset(cfg: RunConfig, data, *, runs_root=None):
+    """`data` with its training split poisoned as `cfg` says (cfg.poison "none": `data` itself),
+    the PoisonedSet in `.poisoned`. The poisoned set is saved under <runs_root>/poisons/ by
+    `poison_key` (atomically) and read back when it exists. Validation and test splits are never
+    poisoned. Raises UsageError (from the poisoning function) for a budget the data cannot take
+    (a target class it lacks, a patch larger than its images)."""
+    if cfg.poison == "none":
+        return data
+    from ..poisoning import PoisonedSet
+
+    folder = Path(runs_root or runio.default_runs_root()) / "poisons"
+    path = folder / f"{data.name}-{cfg.poison}-s{cfg.seed}-{poison_key(cfg, data)}.pt"
+    if path.exists():
+        saved = torch.load(path, weights_only=False)
+        poisoned = PoisonedSet(**saved)
+    else:
+        poisoned = _craft(cfg, data, runs_root=runs_root)
+        folder.mkdir(parents=True, exist_ok=True)
+        runio.save_checkpoint(path, state=dataclasses.asdict(poisoned))
+    out = type(data).from_arrays(name=data.name, source=f"{data.source}, poisoned: "
+                                 f"{cfg.poison}", classes=data.classes, x_train=poisoned.x,
+                                 y_train=poisoned.y, x_val=data.x_val, y_val=data.y_val,
+                                 x_test=data.x_test, y_test=data.y_test, augment=data.augment)
+    # the model normalises with the clean data's statistics: a poison must not move them
+    out = dataclasses.replace(out, mean=data.mean, std=data.std, poisoned=poisoned)
+    return out
