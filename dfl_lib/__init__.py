@@ -73,6 +73,15 @@ PUBLIC = {
     "feature_panels": ("study.geometry_runs", "Figure 4's feature-plane panels"),
     "attack_panels": ("study.geometry_runs", "Figure 4's panels under attack"),
     "regions_drawer": ("study.geometry_runs", "the live decision-region explorer's drawer"),
+    # training-set poisoning (notebook 07)
+    "poison_records": ("study.poison_records", "the poisoning grid's finished runs with their measurements"),
+    "poison_effects": ("study.poison_records", "each defence minus the plain ResNet under each poison, with an interval"),
+    "poison_statements": ("study.poison_records", "the poisoning study's answers in plain words"),
+    "poisoned_feature_panels": ("study.poison_records", "clean vs poisoned training samples in feature space (UMAP)"),
+    "poison_bars": ("figures.poisoning", "clean accuracy and backdoor success per poison and defence"),
+    "rate_sweep": ("figures.poisoning", "the backdoor against its poison rate"),
+    "detection_bars": ("figures.poisoning", "the detectors' AUROC per poison and defence"),
+    "poisoned_umap": ("figures.poisoning", "UMAP panels of clean and poisoned training samples"),
     # the paper: numbers, comparison, verdicts
     "TABLES": ("paper.numbers", "the paper's tables: dataset, rows, columns"),
     "table_rows": ("paper.comparison", "every printed cell beside ours, from finished results"),

@@ -47,6 +47,10 @@ class Profile:
     # not within their first epochs)
     depth_control: dict = field(default_factory=dict)
     min_seeds: int = 3                # seeds a row needs to enter a verdict
+    # the training-set poisoning study (notebook 07): its runs' size ({"n_train", "epochs"}),
+    # the default poison fraction, the backdoor's rate sweep, and optionally the grid's "rows",
+    # "seeds" and the poisons also trained with PGD ("adversarial_training"); {} = none
+    poisoning: dict = field(default_factory=dict)
     runs_dir: str = ""                # runs root name under runs/ ("" = the profile's name)
     headline_suite: str = "full"      # the headline cells' strong evaluation suite
     headline_n_eval: int = 0          # its test subset (0 = the run's n_eval)
@@ -73,6 +77,10 @@ _BF16 = ("training (its attack, forward and loss) under bf16 autocast, weights i
 # converge slower at this budget: the claim's own subject; the clean-training runs of quick-full
 # tell it from a failure to train)
 _DEPTH = {"n_train": 5000, "epochs": 6}
+# the poisoning study at quick (notebook 07): MNIST, 5,000 training images x 6 epochs (clean
+# training reaches about 98% there), 10% poisoned, the backdoor's rate sweep at 1% and 5%
+_QUICK_POISONING = {"n_train": 5000, "epochs": 6, "fraction": 0.1, "sweep": (0.01, 0.05)}
+_FULL_POISONING = {"n_train": 0, "epochs": 50, "fraction": 0.1, "sweep": (0.01, 0.05)}
 # CIFAR-10 epochs at the gpu profile (see its deviations)
 _GPU_EPOCHS = 40
 # MNIST epochs at quick: the least that reaches the regime with a margin (studies/
@@ -127,6 +135,7 @@ PROFILES: dict[str, Profile] = {
                             "unavailable",
                     "precision": _BF16},
         backbone="resnet50", seeds=(0, 1, 2), headline_suite="full", headline_n_eval=0,
+        poisoning=_FULL_POISONING,
         plan_deviations=("3 seeds for every cell and the depth study",),
         geometry=(60_000, 10, 0.05, 10_000),
     ),
@@ -147,7 +156,7 @@ PROFILES: dict[str, Profile] = {
                               "many epochs with step decay, and the regime gate says whether "
                               "these runs did"},
         backbone="resnet50", seeds=(0, 1, 2), headline_suite="full", headline_n_eval=1000,
-        datasets=("cifar10_jpeg",), seeded="all", depth_seeds=(),
+        datasets=("cifar10_jpeg",), seeded="all", depth_seeds=(), poisoning=_FULL_POISONING,
         plan_deviations=(
             "CIFAR-10 only (the MNIST claims and the depth study run at quick and quick-full, "
             "on a CPU); the paper's networks (ResNet-50, WRN-34-10) and data, 3 seeds for every "
@@ -175,6 +184,7 @@ PROFILES: dict[str, Profile] = {
         # one seed here (its verdicts say "not testable here": 1 seed); quick-full adds seeds
         # 1 and 2: 24 minutes each on this CPU
         depth=_DEPTH, depth_seeds=(0,), depth_clean=False, depth_control={"epochs": 2},
+        poisoning=_QUICK_POISONING,
         n_eval_per_dataset={"cifar10_jpeg": 250},
         plan_deviations=(
             "MNIST only: CIFAR-10's regime (a PGD-trained ResNet at about 80% clean, 40% under "
@@ -213,6 +223,7 @@ PROFILES: dict[str, Profile] = {
         # the clean-training depth runs (seed 0) tell whether each configuration trains at
         # this budget: the depth verdicts' clean floor reads them (study.evidence)
         depth=_DEPTH, depth_seeds=(0, 1, 2), depth_clean=True, depth_control={"epochs": 2},
+        poisoning=_QUICK_POISONING,
         n_eval_per_dataset={"cifar10_jpeg": 250},
         runs_dir="quick",
         plan_deviations=(
@@ -244,6 +255,10 @@ PROFILES: dict[str, Profile] = {
         seeded=(("resnet", "no defence"), ("resnet", "adversarial training"),
                 ("dfl_pcl", "adversarial training")),
         depth_seeds=(0,), min_seeds=2,
+        # the poisoning grid's plumbing on two rows, one seed, one poison under PGD training
+        poisoning={"n_train": 256, "epochs": 2, "fraction": 0.1, "sweep": (0.05,),
+                   "rows": ("resnet", "dfl_pcl"), "seeds": (0,),
+                   "adversarial_training": ("adversarial",)},
         # contiguous: torch 2.14.1 on this CPU aborts ("double free or corruption") in the
         # input-gradient backward of a channels-last width-4 ResNet-18 with 2 threads (FAB-T
         # inside AutoAttack on 3-5 CIFAR-10 images), and never with contiguous memory or 1 thread

@@ -175,3 +175,25 @@ def test_a_raising_notebook_fails_the_run_and_names_the_cell(tmp_path):
                       notebooks_dir=books, only=("01-depth",))
     assert "--- the cell ---\nraise ValueError('broken on purpose')" in str(err.value)
     assert (tmp_path / "out" / "01-depth.ipynb").exists()  # the executed copy, traceback kept
+
+
+def test_poisoning_notebook_measures_every_poison_and_answers_in_words(study):
+    from dfl_lib.study.poison_runs import BACKDOORS, POISONS
+
+    m = _metrics(study, "07-data-poisoning")
+    poisons = {r["poison"] for r in m["records"]}
+    assert poisons == set(POISONS) | {"none"}
+    for r in m["records"]:
+        assert 0 <= r["clean_accuracy"] <= 100 and r["n_eval"] > 0
+        assert ("attack_success_rate" in r) == (r["poison"] in BACKDOORS)
+        if r["poison"] in ("badnets", "clean_label", "label_flip"):
+            for det in r["detection"].values():
+                assert 0 <= det["auroc"] <= 1 and det["n_poison"] > 0
+    # the smoke networks do not train: every answer says so, with the reason
+    assert m["effects"] and all(e["answer"].startswith("not testable here (did not train")
+                                for e in m["effects"])
+    for e in m["effects"]:
+        assert _finite(e["effect"]) and e["low"] <= e["high"]
+    assert len(m["statements"]) == len(POISONS)
+    assert {"poisoning-bars.png", "backdoor-rate-sweep.png", "poisoned-features-umap.png",
+            "detection-auroc.png"} <= set(m["figures"])

@@ -32,6 +32,8 @@ def run_name(cfg: RunConfig) -> str:
         parts.append(cfg.method)
     if cfg.precision != "fp32":
         parts.append(cfg.precision)
+    if cfg.poison != "none":  # a poisoned run is told from the clean one, and by its rate
+        parts.append(f"{cfg.poison}{cfg.poison_fraction * 100:g}")
     return "-".join(parts + [f"s{cfg.seed}"])
 
 

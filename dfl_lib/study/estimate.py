@@ -19,7 +19,7 @@ from ..attacks import REGISTRY
 from ..config import RunConfig
 from ..models.resnet import build_model
 
-__all__ = ["forward_flops", "train_flops", "eval_flops", "item_seconds", "RATES",
+__all__ = ["forward_flops", "train_flops", "eval_flops", "poison_flops", "item_seconds", "RATES",
            "H100_BF16_PEAK"]
 
 H100_BF16_PEAK = 989e12   # dense bf16 FLOP/s of an H100 SXM (NVIDIA's datasheet)
@@ -75,6 +75,18 @@ def eval_flops(cfg: RunConfig, *, suite: str, n_eval: int) -> float:
     return forward_flops(cfg) * 3 * passes * n_eval
 
 
+def poison_flops(cfg: RunConfig, *, n_train: int) -> float:
+    """FLOPs of a poisoning run's crafting (its share, counted on every run that uses it: an
+    upper bound) and its measurements (clean and triggered test images, detector features)."""
+    from ..training.poisoned import CRAFT_STEPS
+
+    f = forward_flops(cfg)
+    craft = {"clean_label": 0.1 * n_train * CRAFT_STEPS * 3, "adversarial":
+             n_train * CRAFT_STEPS * 3, "error_min": 5 * n_train * 10 * 3 * 1.2}.get(
+        cfg.poison, 0.0)
+    return f * (craft + 3 * (cfg.n_eval or 10_000) + n_train)
+
+
 @lru_cache(maxsize=1)
 def _cpu_rate() -> float:
     from ..config import make_config
@@ -89,8 +101,11 @@ def item_seconds(item, *, device: str) -> tuple[float, float]:
     evaluation; `device` is "cpu" or "cuda"."""
     cfg = item.cfg
     n_train = cfg.n_train or (60_000 if "mnist" in cfg.dataset else 50_000) - cfg.n_val
-    flops = train_flops(cfg, n_train=n_train) if item.role in ("depth", "cell") else 0.0
-    if item.suite is not None:
+    flops = train_flops(cfg, n_train=n_train) if item.role in ("depth", "cell", "poison") \
+        else 0.0
+    if item.suite == "poison":
+        flops += poison_flops(cfg, n_train=n_train)
+    elif item.suite is not None:
         n_eval = cfg.n_eval or 10_000
         flops += eval_flops(cfg, suite=item.suite, n_eval=n_eval)
     if item.role == "headline":  # its surrogate's clean training
@@ -98,7 +113,8 @@ def item_seconds(item, *, device: str) -> tuple[float, float]:
                                          method="standard"), n_train=n_train)
     rate = RATES["cuda"] if device.startswith("cuda") else _cpu_rate()
     seconds = flops / rate
-    if not device.startswith("cuda") and cfg.precision == "bf16" and item.role in ("depth", "cell"):
+    if not device.startswith("cuda") and cfg.precision == "bf16" and \
+            item.role in ("depth", "cell", "poison"):
         # the CPU rate is fp32's; bf16 autocast trains faster here (measured, studies/
         # bf16_agreement.py); the evaluation part stays fp32, so only training's share shrinks
         train = train_flops(cfg, n_train=n_train) / rate

@@ -23,15 +23,18 @@ from .plan import plan_deviations
 __all__ = ["NOTEBOOKS", "PAPER_ITEMS", "run_notebooks", "write_index", "NotebookFailed"]
 
 NOTEBOOKS = ("01-depth", "02-decision-geometry", "03-robustness-tables", "04-training-curves",
-             "05-feature-space", "06-explore")
+             "05-feature-space", "06-explore", "07-data-poisoning")
 # the paper's figures and tables -> the notebook that reproduces each
 PAPER_ITEMS = {"Figures 1, 2, 3, 5 (depth under attack; Figure 2 drawn from the model)":
                "01-depth",
                "Figure 4 (decision geometry)": "02-decision-geometry",
                "Tables 1-6": "03-robustness-tables", "Figure 6 (training curves)":
                "04-training-curves",
-               "Feature space, clean vs poisoned (not in the paper)": "05-feature-space",
-               "Epsilon explorer (widgets)": "06-explore"}
+               "Feature space, clean vs adversarial (evasion) samples (not in the paper)":
+               "05-feature-space",
+               "Epsilon explorer (widgets)": "06-explore",
+               "Training-set poisoning (not in the paper's experiments; its title and abstract "
+               "name it)": "07-data-poisoning"}
 # parameters only some notebooks take (papermill warns about unknown ones)
 EXTRA_PARAMETERS = {"06-explore": {"INTERACTIVE": False}}
 TIMINGS_NAME = "notebook-seconds.json"

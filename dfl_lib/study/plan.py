@@ -54,7 +54,7 @@ class PlanItem:
     cfg: RunConfig
     suite: str | None        # None: train only (the curves need no attack table)
     notebooks: tuple[str, ...]
-    role: str                # "depth", "cell", "surrogate" or "headline"
+    role: str                # "depth", "cell", "poison" or "headline"
 
 
 def table_backbone(profile: str) -> str:
@@ -192,6 +192,10 @@ def study_plan(profile: str, *, device: str = "auto") -> list[PlanItem]:
         books = ("03-robustness-tables",) + (("04-training-curves",) if dataset == "mnist"
                                               else ())
         add(PlanItem(f"{dataset} | {row} | {setting} | s{seed}", cfg, "table", books, "cell"))
+    from .poison_runs import poison_grid  # the poisoning study (notebook 07), if the profile has it
+
+    for key, cfg in poison_grid(profile, device=device):
+        add(PlanItem(key, cfg, "poison", ("07-data-poisoning",), "poison"))
     suite, n_eval = headline_suite(profile), headline_n_eval(profile)
     for dataset in datasets(profile):
         for row, setting in HEADLINE_ROWS:

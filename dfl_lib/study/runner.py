@@ -36,7 +36,7 @@ def plan_table(items, *, device: str) -> tuple[list[tuple], float]:
         seconds, _ = item_seconds(item, device=kind)
         tkey = _train_key(item.cfg)
         what = []
-        if item.role in ("depth", "cell") and tkey not in trained:
+        if item.role in ("depth", "cell", "poison") and tkey not in trained:
             what.append(f"train {item.cfg.epochs} ep")
         elif item.suite is not None:  # training already counted: evaluation only
             seconds -= item_seconds(type(item)(item.key, item.cfg, None, item.notebooks,
@@ -110,6 +110,11 @@ def run_plan(profile: str, *, data_root=None, runs_root=None, device: str = "aut
         if item.suite is None:
             run = train_run(item.cfg, data_root=data_root, runs_root=runs_root, progress=False)
             record = {"run_dir": str(run["run_dir"])}
+        elif item.suite == "poison":  # the poisoning study's own measurements (notebook 07)
+            from .poison_runs import poison_metrics
+
+            metrics = poison_metrics(item.cfg, data_root=data_root, runs_root=runs_root)
+            record = {"metrics": metrics["path"]}
         else:
             metrics = evaluate_run(item.cfg, suite=item.suite, data_root=data_root,
                                    runs_root=runs_root, progress=False)

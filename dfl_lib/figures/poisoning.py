@@ -1,0 +1,178 @@
+"""Figures of the poisoning study (notebook 07), drawn from `study.poison_records` records.
+
+    fig = poison_bars(records, fraction=0.1)     # clean accuracy and attack success per poison
+    fig = rate_sweep(records)                    # the backdoor against its poison rate
+    fig = detection_bars(records)                # the detectors' AUROC per poison and defence
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from ..errors import UsageError
+
+__all__ = ["poison_bars", "rate_sweep", "detection_bars", "poisoned_umap"]
+
+_ROWS = ("resnet", "dfl", "pcl", "dfl_pcl")
+_LABELS = {"resnet": "ResNet (CE)", "dfl": "DFL", "pcl": "PCL", "dfl_pcl": "DFL + PCL"}
+
+
+def _stats(values: list[float]) -> tuple[float, float, float]:
+    return float(np.mean(values)), float(np.min(values)), float(np.max(values))
+
+
+def _select(records, **match):
+    return [r for r in records if all(abs(r[k] - v) < 1e-9 if isinstance(v, float) else
+                                      r[k] == v for k, v in match.items())]
+
+
+def poison_bars(records: Sequence[dict], *, fraction: float, title: str = ""):
+    """Rows of panels: clean test accuracy (%), and the attack success rate (%) of the
+    backdoors; columns: no defence, PGD training. Bars: each defence row per poison (mean over
+    seeds; the whisker spans the lowest to the highest seed; n seeds in the legend)."""
+    if not records:
+        raise UsageError("no poisoning records to plot")
+    poisons = list(dict.fromkeys(r["poison"] for r in records))
+    settings = ("no defence", "PGD training")
+    fig, axes = plt.subplots(2, 2, figsize=(13, 7.5), sharey="row", squeeze=False)
+    width = 0.8 / len(_ROWS)
+    colours = plt.get_cmap("tab10")
+    for j, setting in enumerate(settings):
+        for i, (key, label) in enumerate((("clean_accuracy", "clean test accuracy (%)"),
+                                          ("attack_success_rate", "attack success rate (%)"))):
+            ax = axes[i][j]
+            for k, row in enumerate(_ROWS):
+                xs, means, lows, highs, seeds = [], [], [], [], set()
+                for p, poison in enumerate(poisons):
+                    frac = 0.0 if poison == "none" else fraction
+                    chosen = [r for r in _select(records, poison=poison, row=row,
+                                                 setting=setting, fraction=frac) if key in r]
+                    if not chosen:
+                        continue
+                    m, lo, hi = _stats([r[key] for r in chosen])
+                    xs.append(p + (k - 1.5) * width)
+                    means.append(m)
+                    lows.append(m - lo)
+                    highs.append(hi - m)
+                    seeds.add(len(chosen))
+                if xs:
+                    ax.bar(xs, means, width=width, color=colours(k),
+                           yerr=[lows, highs], capsize=2,
+                           label=f"{_LABELS[row]} ({'/'.join(map(str, sorted(seeds)))} seed(s))")
+            ax.set_xticks(range(len(poisons)))
+            ax.set_xticklabels(poisons, fontsize=8)
+            ax.set_ylim(0, 100)
+            ax.set_ylabel(label)
+            ax.set_title(f"{setting}: {label.split(' (')[0]}", fontsize=9)
+            ax.grid(axis="y", alpha=0.3)
+    handles, labels = [], []
+    for ax in axes.flat:  # one legend below the panels (bars near 100% leave no room inside)
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8,
+               frameon=False)
+    fig.suptitle(title or f"Poisoned training sets ({fraction:.0%} poisoned): clean accuracy "
+                          "and backdoor success per defence", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.97))
+    return fig
+
+
+def rate_sweep(records: Sequence[dict], *, poison: str = "badnets", title: str = ""):
+    """The backdoor's attack success rate and clean accuracy (%) against the share of the
+    training set poisoned, clean training, one line per defence row (seed 0)."""
+    chosen = [r for r in records if r["poison"] == poison and r["setting"] == "no defence"
+              and r["seed"] == 0 and "attack_success_rate" in r]
+    if not chosen:
+        raise UsageError(f"no {poison} records with clean training to plot")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    colours = plt.get_cmap("tab10")
+    for k, row in enumerate(_ROWS):
+        pts = sorted((r["fraction"], r["attack_success_rate"], r["clean_accuracy"])
+                     for r in chosen if r["row"] == row)
+        if len(pts) < 2:
+            continue
+        f, asr, acc = zip(*pts)
+        axes[0].plot([100 * v for v in f], asr, "o-", color=colours(k), label=_LABELS[row])
+        axes[1].plot([100 * v for v in f], acc, "o-", color=colours(k), label=_LABELS[row])
+    for ax, label in zip(axes, ("attack success rate (%)", "clean test accuracy (%)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("training images poisoned (%)")
+        ax.set_ylabel(label)
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    n = chosen[0].get("n_triggered", 0)
+    fig.suptitle(title or f"{poison}: success against poison rate (clean training, seed 0, "
+                          f"{n} triggered test images)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def detection_bars(records: Sequence[dict], *, title: str = ""):
+    """AUROC of activation clustering and spectral signatures on each run's training features
+    (poisoned vs clean samples), per poison and defence row, clean training, seed 0; 0.5 is
+    chance."""
+    chosen = [r for r in records if "detection" in r and r["seed"] == 0
+              and r["setting"] == "no defence"]
+    if not chosen:
+        raise UsageError("no detection results to plot")
+    detectors = list(chosen[0]["detection"])
+    keys = list(dict.fromkeys((r["poison"], r["fraction"]) for r in chosen))
+    fig, axes = plt.subplots(1, len(detectors), figsize=(6 * len(detectors), 4), sharey=True,
+                             squeeze=False)
+    colours = plt.get_cmap("tab10")
+    width = 0.8 / len(_ROWS)
+    for ax, det in zip(axes[0], detectors):
+        for k, row in enumerate(_ROWS):
+            xs, ys = [], []
+            for p, (poison, frac) in enumerate(keys):
+                hit = [r for r in chosen if r["row"] == row and r["poison"] == poison
+                       and abs(r["fraction"] - frac) < 1e-9]
+                if hit:
+                    xs.append(p + (k - 1.5) * width)
+                    ys.append(hit[0]["detection"][det]["auroc"])
+            if xs:
+                ax.bar(xs, ys, width=width, color=colours(k), label=_LABELS[row])
+        ax.axhline(0.5, color="grey", ls="--", lw=1)
+        ax.set_xticks(range(len(keys)))
+        ax.set_xticklabels([f"{p}\n{f:.0%}" for p, f in keys], fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("AUROC (poisoned vs clean training samples)")
+        ax.set_title(det, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title or "Do the poisoned training samples stand out in feature space? "
+                          "(penultimate features, clean training, seed 0; dashed: chance)",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def poisoned_umap(panels: dict, *, title: str = ""):
+    """One panel per defence row (`study.poison_records.poisoned_feature_panels`): clean training
+    samples as dots coloured by class, poisoned ones as black-edged crosses coloured by their
+    original class, in a UMAP fitted on the clean samples (distances in the plane are not
+    feature distances: the detectors' AUROC is the number)."""
+    if not panels:
+        raise UsageError("no feature panels to plot")
+    colours = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.4), squeeze=False)
+    for ax, (name, p) in zip(axes[0], panels.items()):
+        ax.scatter(p["clean_2d"][:, 0], p["clean_2d"][:, 1], s=6, alpha=0.4, linewidths=0,
+                   c=[colours(int(k) % 10) for k in p["clean_y"]], rasterized=True)
+        ax.scatter(p["poison_2d"][:, 0], p["poison_2d"][:, 1], s=22, marker="X",
+                   c=[colours(int(k) % 10) for k in p["poison_y"]], edgecolors="black",
+                   linewidths=0.4, rasterized=True)
+        ax.set_title(f"{name}: {len(p['clean_y'])} clean, {len(p['poison_y'])} poisoned "
+                     f"(target {p['target']})", fontsize=9)
+        ax.set_xlabel("UMAP 1", fontsize=8)
+        ax.set_ylabel("UMAP 2", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(title or "Clean (dots, by class) and poisoned (X, by original class) training "
+                          "samples in feature space", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,185 @@
+"""The poisoning study's finished results as records for notebook 07, and its answers: does DFL
+and/or PCL mitigate each poisoning compared with the plain ResNet (and with PGD training), with
+an interval over seeds and images.
+
+    records = poison_records("quick", runs_root="runs/quick")
+    effects = poison_effects(records)     # one dict per (poison, row, setting) against ResNet
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..paper.intervals import bootstrap_effect
+from .plan import runs_dir_name  # noqa: F401 (the runs folder a reader passes)
+from .poison_runs import BACKDOORS, poison_grid, poison_metrics
+
+__all__ = ["poison_records", "poison_effects", "poison_statements", "poisoned_feature_panels",
+           "ROW_LABELS"]
+
+ROW_LABELS = {"resnet": "ResNet (CE)", "dfl": "DFL", "pcl": "PCL", "dfl_pcl": "DFL + PCL"}
+SETTING_LABELS = {"none": "no defence", "pgd": "PGD training"}
+
+
+def _row_of(cfg) -> str:
+    return {(False, "ce"): "resnet", (True, "ce"): "dfl", (False, "pcl"): "pcl",
+            (True, "pcl"): "dfl_pcl"}[(cfg.dfl, cfg.loss)]
+
+
+def poison_records(profile: str, *, runs_root=None, data_root=None,
+                   device: str = "auto") -> list[dict]:
+    """One record per run of the poisoning grid (`poison_runs.poison_grid`): its metrics
+    (`poison_metrics`, computed where missing), with poison, row, setting, seed, fraction and
+    the folder of its per-example masks."""
+    out = []
+    for key, cfg in poison_grid(profile, device=device):
+        m = poison_metrics(cfg, data_root=data_root, runs_root=runs_root)
+        out.append({**m, "key": key, "row": _row_of(cfg), "label": ROW_LABELS[_row_of(cfg)],
+                    "setting": SETTING_LABELS[cfg.train_attack], "seed": cfg.seed,
+                    "masks": str(Path(m["path"]).parent / "masks-poison")})
+    return out
+
+
+def _samples(records, *, poison, rows, setting, fraction, mask: str) -> dict:
+    out: dict = {}
+    for r in records:
+        if r["poison"] == poison and r["row"] in rows and r["setting"] == setting and \
+                abs(r["fraction"] - fraction) < 1e-9:
+            path = Path(r["masks"]) / f"{mask}.npy"
+            if path.exists():
+                out.setdefault(r["row"], {})[r["seed"]] = {mask: np.load(path)}
+    return out
+
+
+def _untrained(records, *, rows, setting) -> str:
+    """Why the unpoisoned reference runs of `rows` in `setting` did not train ("" if they did)."""
+    from ..paper.regime import untrained_reason
+
+    clean = {}
+    for r in records:
+        if r["poison"] == "none" and r["row"] in rows and r["setting"] == setting:
+            clean.setdefault(r["row"], []).append(r["clean_accuracy"])
+    if not clean:
+        return "no unpoisoned reference run"
+    return untrained_reason(dataset="mnist", clean={k: float(np.mean(v))
+                                                    for k, v in clean.items()})
+
+
+def poison_effects(records: list[dict], *, fraction: float | None = None,
+                   n_boot: int = 2000) -> list[dict]:
+    """For each poison, defence row and setting: the row minus the plain ResNet (points, same
+    poison, setting and fraction, seeds in common), with a 95% bootstrap interval over seeds and
+    test images: clean accuracy (higher is better) and, for a backdoor, the attack success rate
+    (lower is better). `answer` says it in words: "mitigates", "worsens" or "no difference
+    detected" (the interval covers zero), with the number of seeds."""
+    fraction = fraction if fraction is not None else max(
+        (r["fraction"] for r in records if r["poison"] != "none"), default=0.0)
+    out = []
+    poisons = list(dict.fromkeys(r["poison"] for r in records))
+    for poison in poisons:
+        frac = 0.0 if poison == "none" else fraction
+        for setting in ("no defence", "PGD training"):
+            for row in ("dfl", "pcl", "dfl_pcl"):
+                for measure, better in (("clean", +1), ("attack_success", -1)):
+                    if measure == "attack_success" and poison not in BACKDOORS:
+                        continue
+                    s = _samples(records, poison=poison, rows=(row, "resnet"), setting=setting,
+                                 fraction=frac, mask=measure)
+                    if set(s) != {row, "resnet"}:
+                        continue
+                    seeds = sorted(set(s[row]) & set(s["resnet"]))
+                    s = {k: {seed: v[seed] for seed in seeds} for k, v in s.items()}
+                    est, low, high = bootstrap_effect(
+                        s, effect=lambda acc, r=row, m=measure: acc[r][m] - acc["resnet"][m],
+                        n_boot=n_boot)
+                    good = (low > 0) if better > 0 else (high < 0)
+                    bad = (high < 0) if better > 0 else (low > 0)
+                    answer = "mitigates" if good else "worsens" if bad else \
+                        "no difference detected"
+                    untrained = _untrained(records, rows=(row, "resnet"), setting=setting)
+                    if untrained:  # the unpoisoned networks must train for a poison to mean much
+                        answer = f"not testable here ({untrained})"
+                    elif len(seeds) < 2:
+                        answer += " (1 seed: image noise only)"
+                    out.append({"poison": poison, "row": row, "setting": setting,
+                                "measure": "clean accuracy" if measure == "clean"
+                                else "attack success rate",
+                                "effect": est, "low": low, "high": high, "seeds": len(seeds),
+                                "answer": answer})
+    return out
+
+
+def poisoned_feature_panels(profile: str, *, poison: str = "badnets", runs_root=None,
+                            data_root=None, device: str = "auto", n_clean: int = 1000,
+                            n_poison: int = 300) -> dict:
+    """{row label: {"clean_2d" (N, 2), "clean_y" (N,), "poison_2d" (M, 2), "poison_y" (M,) the
+    poisoned samples' original classes, "target", "detection"}} for each defence row trained on
+    the `poison`-ed set (clean training, seed 0): penultimate features of n_clean clean and
+    n_poison poisoned training samples, UMAP fitted on the clean ones (`umap_embedding`)."""
+    import torch
+
+    from ..evaluation.featurespace import penultimate_features, umap_embedding
+    from .poison_runs import POISON_ROWS, poison_config
+    from .records import load_run
+    from ..training.trainer import load_data
+
+    from ..profiles import get_profile
+
+    out = {}
+    for row in get_profile(profile).poisoning.get("rows", POISON_ROWS):
+        cfg = poison_config(profile, poison=poison, row=row, setting="no defence", device=device)
+        run = load_run(cfg, runs_root=runs_root, data_root=data_root)
+        data, model = run["data"], run["model"].eval()
+        clean_data = load_data(cfg.replace(poison="none"), root=data_root)
+        gen = torch.Generator().manual_seed(0)
+        poisoned = data.poisoned.indices
+        poisoned = poisoned[torch.randperm(len(poisoned), generator=gen)][:n_poison]
+        mask = torch.ones(len(data.y_train), dtype=torch.bool)
+        mask[data.poisoned.indices] = False
+        clean = mask.nonzero().squeeze(1)
+        clean = clean[torch.randperm(len(clean), generator=gen)][:n_clean]
+        f_clean = penultimate_features(model, data.to_float(data.x_train[clean]))
+        f_poison = penultimate_features(model, data.to_float(data.x_train[poisoned]))
+        clean_2d, poison_2d = umap_embedding(f_clean, f_poison, seed=0)
+        out[ROW_LABELS[row]] = {"clean_2d": clean_2d, "clean_y": data.y_train[clean].numpy(),
+                                "poison_2d": poison_2d,
+                                "poison_y": clean_data.y_train[poisoned].numpy(),
+                                "target": cfg.poison_target, "poison": poison}
+    return out
+
+
+def poison_statements(effects: list[dict], records: list[dict], *, fraction: float) -> list[str]:
+    """Plain sentences, one per poison: what it does to the plain ResNet (clean accuracy, and the
+    attack success rate of a backdoor, clean training, mean over seeds) and, per defence and
+    setting, whether it mitigates it compared with the plain ResNet (the row minus the ResNet
+    with its 95% interval)."""
+    out = []
+    for poison in dict.fromkeys(r["poison"] for r in records):
+        if poison == "none":
+            continue
+        base = [r for r in records if r["poison"] == poison and r["row"] == "resnet"
+                and r["setting"] == "no defence" and abs(r["fraction"] - fraction) < 1e-9]
+        ref = [r for r in records if r["poison"] == "none" and r["row"] == "resnet"
+               and r["setting"] == "no defence"]
+        if not base:
+            continue
+        acc = np.mean([r["clean_accuracy"] for r in base])
+        share = "of the target class" if poison == "clean_label" else \
+            "of the training set" if poison in ("badnets", "label_flip") else \
+            "every training image, within eps"
+        head = (f"{poison} ({fraction:.0%} {share})"
+                if poison in ("badnets", "clean_label", "label_flip") else f"{poison} ({share})")
+        text = (f"{head}: the plain ResNet keeps {acc:.1f}% clean accuracy"
+                + (f" (unpoisoned: {np.mean([r['clean_accuracy'] for r in ref]):.1f}%)"
+                   if ref else ""))
+        if "attack_success_rate" in base[0]:
+            text += (f" and the backdoor succeeds on "
+                     f"{np.mean([r['attack_success_rate'] for r in base]):.1f}% of triggered "
+                     f"test images")
+        parts = [f"{ROW_LABELS[e['row']]} ({e['setting']}, {e['measure']}): {e['answer']} "
+                 f"({e['effect']:+.1f} points [{e['low']:+.1f}, {e['high']:+.1f}], "
+                 f"{e['seeds']} seed(s))" for e in effects if e["poison"] == poison]
+        out.append(text + ("; against the plain ResNet: " + "; ".join(parts) if parts else "")
+                   + ".")
+    return out
