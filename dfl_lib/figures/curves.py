@@ -15,9 +15,23 @@ import matplotlib.pyplot as plt
 
 from ..errors import UsageError
 
-__all__ = ["curve_grid", "warmup_figure", "STYLES"]
+__all__ = ["curve_grid", "warmup_figure", "figure_legend", "STYLES"]
 
 STYLES = ("-", "--", ":", "-.")
+
+
+def figure_legend(fig, axes, *, ncol: int = 4) -> list[str]:
+    """One legend below the panels with every labelled line or bar of `axes` once (the first
+    handle of each label); returns the labels, for the layout's bottom margin."""
+    handles, labels = [], []
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), ncol), fontsize=8,
+               frameon=False)
+    return labels
 
 
 def _groups(records, *, rows, hue, style) -> dict:
@@ -98,14 +112,7 @@ def curve_grid(records: Sequence[Mapping], *, rows: str, hue: str, style: str,
             ax.xaxis.get_major_locator().set_params(integer=True)
             ax.grid(alpha=0.3)
             ax.tick_params(labelsize=8)
-    handles, labels = [], []
-    for ax in axes.flat:  # one legend for the figure, every line once
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8,
-               frameon=False)
+    labels = figure_legend(fig, axes)  # one legend for the figure, every line once
     seeds = sorted({r["seed"] for r in records if "seed" in r})
     if seeds:
         several = any(len(m) > 1 for m in groups.values())

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..errors import UsageError
+from .curves import figure_legend
 
 __all__ = ["poison_bars", "rate_sweep", "detection_bars", "poisoned_umap"]
 
@@ -67,14 +68,7 @@ def poison_bars(records: Sequence[dict], *, fraction: float, title: str = ""):
             ax.set_ylabel(label)
             ax.set_title(f"{setting}: {label.split(' (')[0]}", fontsize=9)
             ax.grid(axis="y", alpha=0.3)
-    handles, labels = [], []
-    for ax in axes.flat:  # one legend below the panels (bars near 100% leave no room inside)
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8,
-               frameon=False)
+    figure_legend(fig, axes)  # below the panels: bars near 100% leave no room inside
     fig.suptitle(title or f"Poisoned training sets ({fraction:.0%} poisoned): clean accuracy "
                           "and backdoor success per defence", fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))
