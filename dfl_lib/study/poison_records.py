@@ -15,8 +15,8 @@ from ..paper.intervals import bootstrap_effect
 from .plan import runs_dir_name  # noqa: F401 (the runs folder a reader passes)
 from .poison_runs import BACKDOORS, poison_grid, poison_metrics
 
-__all__ = ["poison_records", "poison_effects", "poison_statements", "poisoned_feature_panels",
-           "ROW_LABELS"]
+__all__ = ["poison_records", "poison_effects", "poison_statements", "detection_statement",
+           "poisoned_feature_panels", "ROW_LABELS"]
 
 ROW_LABELS = {"resnet": "ResNet (CE)", "dfl": "DFL", "pcl": "PCL", "dfl_pcl": "DFL + PCL"}
 SETTING_LABELS = {"none": "no defence", "pgd": "PGD training"}
@@ -150,10 +150,11 @@ def poisoned_feature_panels(profile: str, *, poison: str = "badnets", runs_root=
 
 
 def poison_statements(effects: list[dict], records: list[dict], *, fraction: float) -> list[str]:
-    """Plain sentences, one per poison: what it does to the plain ResNet (clean accuracy, and the
+    """Plain sentences, per poison: what it does to the plain ResNet (clean accuracy, and the
     attack success rate of a backdoor, clean training, mean over seeds) and, per defence and
     setting, whether it mitigates it compared with the plain ResNet (the row minus the ResNet
-    with its 95% interval)."""
+    with its 95% interval); then, where the detectors ran, whether the poison is easier or
+    harder to detect in each defence's feature space (`detection_statement`)."""
     out = []
     for poison in dict.fromkeys(r["poison"] for r in records):
         if poison == "none":
@@ -182,4 +183,47 @@ def poison_statements(effects: list[dict], records: list[dict], *, fraction: flo
                  f"{e['seeds']} seed(s))" for e in effects if e["poison"] == poison]
         out.append(text + ("; against the plain ResNet: " + "; ".join(parts) if parts else "")
                    + ".")
+        detection = detection_statement(records, poison=poison, fraction=fraction)
+        if detection:
+            out.append(detection)
     return out
+
+
+def _range(values: list[float]) -> str:
+    return (f"{values[0]:.2f}" if len(values) == 1 else
+            f"{np.mean(values):.2f} ({min(values):.2f}-{max(values):.2f})")
+
+
+def detection_statement(records: list[dict], *, poison: str, fraction: float) -> str:
+    """One plain sentence on whether the poisoned training samples of `poison` stand out in
+    each defence's feature space (clean training): each detector's AUROC per row (mean and
+    min-max over seeds), and per defence whether it makes the poison easier or harder to detect
+    than in the plain ResNet. "easier" / "harder" need every seed of the row above (below)
+    every seed of the ResNet; otherwise "no clear difference". "" when no run measured it."""
+    found: dict = {}
+    for r in records:
+        if r["poison"] == poison and r["setting"] == "no defence" and r.get("detection") \
+                and abs(r["fraction"] - fraction) < 1e-9:
+            for detector, m in r["detection"].items():
+                found.setdefault(detector, {}).setdefault(r["row"], []).append(m["auroc"])
+    if not found:
+        return ""
+    parts = []
+    for detector, rows in found.items():
+        values = ", ".join(f"{ROW_LABELS[row]} {_range(v)}" for row, v in rows.items())
+        verdicts = []
+        base = rows.get("resnet")
+        for row, v in rows.items():
+            if row == "resnet" or not base:
+                continue
+            word = ("easier to detect" if min(v) > max(base) else
+                    "harder to detect" if max(v) < min(base) else "no clear difference")
+            seeds = min(len(v), len(base))
+            verdicts.append(f"{ROW_LABELS[row]}: {word}"
+                            + (" (1 seed)" if seeds < 2 else f" ({seeds} seeds)"))
+        parts.append(f"{detector} AUROC {values}"
+                     + (" (" + "; ".join(verdicts) + ", against the plain ResNet)"
+                        if verdicts else ""))
+    return (f"{poison}: do the poisoned training samples stand out in feature space "
+            f"(clean training; 0.5 = chance, 1 = every poisoned sample ranked first)? "
+            + "; ".join(parts) + ".")

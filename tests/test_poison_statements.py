@@ -1,0 +1,80 @@
+"""The poisoning study's plain-words answers (study/poison_records.py) on hand-made records:
+the detection sentence says "easier" / "harder" only when every seed of a defence lies beyond
+every seed of the plain ResNet, and poison_effects reads a defence that keeps the clean
+accuracy a backdoor costs as "mitigates". No model is trained."""
+import numpy as np
+import pytest
+
+from dfl_lib.study.poison_records import detection_statement, poison_effects, poison_statements
+
+
+def _record(row, seed, *, auroc=None, poison="badnets", setting="no defence", fraction=0.1,
+            clean=98.0, asr=None, masks=None):
+    r = {"poison": poison, "row": row, "setting": setting, "seed": seed, "fraction": fraction,
+         "clean_accuracy": clean, "masks": str(masks) if masks else "/nonexistent"}
+    if auroc is not None:
+        r["detection"] = {"spectral signatures": {"auroc": auroc}}
+    if asr is not None:
+        r["attack_success_rate"] = asr
+    return r
+
+
+def test_detection_statement_needs_every_seed_beyond_the_resnet():
+    records = [_record("resnet", s, auroc=a) for s, a in enumerate((0.70, 0.72, 0.74))]
+    records += [_record("dfl", s, auroc=a) for s, a in enumerate((0.80, 0.85, 0.90))]
+    records += [_record("dfl_pcl", s, auroc=a) for s, a in enumerate((0.50, 0.55, 0.60))]
+    records += [_record("pcl", s, auroc=a) for s, a in enumerate((0.60, 0.73, 0.95))]
+    text = detection_statement(records, poison="badnets", fraction=0.1)
+    assert "DFL: easier to detect (3 seeds)" in text
+    assert "DFL + PCL: harder to detect (3 seeds)" in text
+    assert "PCL: no clear difference (3 seeds)" in text
+    assert "ResNet (CE) 0.72 (0.70-0.74)" in text
+
+
+def test_detection_statement_names_a_single_seed_and_ignores_other_poisons():
+    records = [_record("resnet", 0, auroc=0.6), _record("dfl", 0, auroc=0.9),
+               _record("resnet", 0, auroc=0.1, poison="label_flip")]
+    text = detection_statement(records, poison="badnets", fraction=0.1)
+    assert "DFL: easier to detect (1 seed)" in text and "0.10" not in text
+    assert detection_statement(records, poison="clean_label", fraction=0.1) == ""
+
+
+def test_poison_effects_and_statements_from_masks(tmp_path):
+    rng = np.random.default_rng(0)
+    records = []
+    for row, p_clean, p_asr in (("resnet", 0.80, 0.95), ("dfl_pcl", 0.99, 0.10)):
+        for seed in (0, 1):
+            folder = tmp_path / f"{row}-{seed}"
+            folder.mkdir()
+            np.save(folder / "clean.npy", rng.random(400) < p_clean)
+            np.save(folder / "attack_success.npy", rng.random(400) < p_asr)
+            records.append(_record(row, seed, clean=100 * p_clean, asr=100 * p_asr, masks=folder,
+                                   auroc=0.9 if row == "resnet" else 0.6))
+        unpoisoned = tmp_path / f"{row}-none"
+        unpoisoned.mkdir()
+        records.append(_record(row, 0, poison="none", fraction=0.0, clean=99.0,
+                               masks=unpoisoned))
+    effects = poison_effects(records, fraction=0.1, n_boot=300)
+    by = {(e["poison"], e["measure"]): e for e in effects if e["row"] == "dfl_pcl"}
+    assert by[("badnets", "clean accuracy")]["answer"] == "mitigates"
+    assert by[("badnets", "attack success rate")]["answer"] == "mitigates"
+    assert by[("badnets", "attack success rate")]["high"] < 0
+    text = poison_statements(effects, records, fraction=0.1)
+    assert len(text) == 2 and "the backdoor succeeds on 95.0%" in text[0]
+    assert "DFL + PCL: harder to detect (2 seeds)" in text[1]
+
+
+def test_untrained_references_make_the_answer_not_testable(tmp_path):
+    records = []
+    for row in ("resnet", "dfl"):
+        folder = tmp_path / row
+        folder.mkdir()
+        np.save(folder / "clean.npy", np.ones(50, dtype=bool))
+        records.append(_record(row, 0, masks=folder))
+        records.append(_record(row, 0, poison="none", fraction=0.0, clean=11.0, masks=folder))
+    effects = poison_effects(records, fraction=0.1, n_boot=100)
+    assert effects and all(e["answer"].startswith("not testable here") for e in effects)
+
+
+if __name__ == "__main__":
+    pytest.main([__file__])
