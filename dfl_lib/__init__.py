@@ -11,6 +11,7 @@
     paper/       the paper's numbers and claims, verdicts, our tables beside its
     figures/     plotting and tables only
     study/       the plan, the runner, the notebooks' bookkeeping, the report index
+    forensics/   flawed evaluations on purpose (notebook 08 only; nothing else imports it)
     core         config.py, profiles.py, errors.py, validation.py, device.py, numerics.py
 
 The public surface is `PUBLIC` below (name -> defining module, what it is), imported lazily, so
@@ -82,6 +83,12 @@ PUBLIC = {
     "rate_sweep": ("figures.poisoning", "the backdoor against its poison rate"),
     "detection_bars": ("figures.poisoning", "the detectors' AUROC per poison and defence"),
     "poisoned_umap": ("figures.poisoning", "UMAP panels of clean and poisoned training samples"),
+    # forensics (notebook 08 only): flawed evaluations, on purpose
+    "forensic_flaws": ("forensics.study", "the honest evaluation, each named flawed one, their combinations"),
+    "forensic_records": ("forensics.study", "each flawed evaluation on the study's MNIST models beside the paper's cells"),
+    "forensic_consistency": ("forensics.study", "per flaw and setting: how many of the paper's cells it lands on"),
+    "forensic_statement": ("forensics.study", "which flawed evaluations are consistent with the paper's numbers, in words"),
+    "forensics_heatmap": ("figures.forensics", "every evaluation on every model and column beside the paper's numbers"),
     # the paper: numbers, comparison, verdicts
     "TABLES": ("paper.numbers", "the paper's tables: dataset, rows, columns"),
     "table_rows": ("paper.comparison", "every printed cell beside ours, from finished results"),

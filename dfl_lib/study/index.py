@@ -23,7 +23,7 @@ from .plan import plan_deviations
 __all__ = ["NOTEBOOKS", "PAPER_ITEMS", "run_notebooks", "write_index", "NotebookFailed"]
 
 NOTEBOOKS = ("01-depth", "02-decision-geometry", "03-robustness-tables", "04-training-curves",
-             "05-feature-space", "06-explore", "07-data-poisoning")
+             "05-feature-space", "06-explore", "07-data-poisoning", "08-forensics")
 # the paper's figures and tables -> the notebook that reproduces each
 PAPER_ITEMS = {"Figures 1, 2, 3, 5 (depth under attack; Figure 2 drawn from the model)":
                "01-depth",
@@ -34,7 +34,9 @@ PAPER_ITEMS = {"Figures 1, 2, 3, 5 (depth under attack; Figure 2 drawn from the 
                "05-feature-space",
                "Epsilon explorer (widgets)": "06-explore",
                "Training-set poisoning (not in the paper's experiments; its title and abstract "
-               "name it)": "07-data-poisoning"}
+               "name it)": "07-data-poisoning",
+               "Forensics: which flawed evaluation gives numbers like the paper's (not in the "
+               "paper)": "08-forensics"}
 # parameters only some notebooks take (papermill warns about unknown ones)
 EXTRA_PARAMETERS = {"06-explore": {"INTERACTIVE": False}}
 TIMINGS_NAME = "notebook-seconds.json"
