@@ -178,7 +178,7 @@ def test_a_raising_notebook_fails_the_run_and_names_the_cell(tmp_path):
 
 
 def test_poisoning_notebook_measures_every_poison_and_answers_in_words(study):
-    from dfl_lib.study.poison_runs import BACKDOORS, POISONS
+    from dfl_lib.study.poison_runs import BACKDOORS, DETECTABLE, POISONS
 
     m = _metrics(study, "07-data-poisoning")
     poisons = {r["poison"] for r in m["records"]}
@@ -194,6 +194,24 @@ def test_poisoning_notebook_measures_every_poison_and_answers_in_words(study):
                                 for e in m["effects"])
     for e in m["effects"]:
         assert _finite(e["effect"]) and e["low"] <= e["high"]
-    assert len(m["statements"]) == len(POISONS)
+    # one sentence per poison, and one on detection per poison the detectors can look for
+    detection = [s for s in m["statements"] if "stand out in feature space" in s]
+    assert len(m["statements"]) == len(POISONS) + len(detection)
+    assert sorted(s.split(":")[0] for s in detection) == sorted(DETECTABLE)
     assert {"poisoning-bars.png", "backdoor-rate-sweep.png", "poisoned-features-umap.png",
             "detection-auroc.png"} <= set(m["figures"])
+
+
+def test_forensics_notebook_compares_every_flaw_with_the_paper(study):
+    from dfl_lib.forensics.flaws import FLAWS
+
+    m = _metrics(study, "08-forensics")
+    assert {r["flaw"] for r in m["records"]} >= set(FLAWS) | {"honest"}
+    for r in m["records"]:
+        assert 0 <= r["low"] <= r["accuracy"] <= r["high"] <= 100
+        assert r["n"] > 0 or r["flaw"] == "correct-subset"  # no clean-correct image: n = 0
+        assert r["inside"] == (r["low"] <= r["paper"] <= r["high"])
+    assert {s["setting"] for s in m["summary"]} == {"no defence", "adversarial training"}
+    assert "no defence" in m["statement"] and "not proof" in m["statement"]
+    assert m["figures"] == ["forensics-heatmap.png"]
+    assert m["statement"] in study["index"].read_text()
