@@ -87,6 +87,7 @@ PUBLIC = {
     "forensic_flaws": ("forensics.study", "the honest evaluation, each named flawed one, their combinations"),
     "forensic_records": ("forensics.study", "each flawed evaluation on the study's MNIST models beside the paper's cells"),
     "forensic_consistency": ("forensics.study", "per flaw and setting: how many of the paper's cells it lands on"),
+    "forensic_cells": ("forensics.study", "per printed cell: the paper, our honest number, the flaws that land on it"),
     "forensic_statement": ("forensics.study", "which flawed evaluations are consistent with the paper's numbers, in words"),
     "forensics_heatmap": ("figures.forensics", "every evaluation on every model and column beside the paper's numbers"),
     # the paper: numbers, comparison, verdicts

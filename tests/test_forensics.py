@@ -20,7 +20,7 @@ from dfl_lib.attacks.pgd import pgd
 from dfl_lib.errors import UsageError
 from dfl_lib.forensics.attack import _attacked_model, flawed_accuracy, flawed_attack
 from dfl_lib.forensics.flaws import FLAWS, combine
-from dfl_lib.forensics.study import forensic_consistency, forensic_statement
+from dfl_lib.forensics.study import forensic_cells, forensic_consistency, forensic_statement
 from dfl_lib.models import build_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -206,6 +206,13 @@ def test_consistency_and_statement_from_records():
     assert by["train-mode-bn"]["consistent"] and not by["honest"]["consistent"]
     text = forensic_statement(summary)
     assert "'train-mode-bn'" in text and "not proof" in text
+    for r in records:
+        r.update(table="Table 3", setting="no defence")
+    cells = forensic_cells(records)
+    by_row = {c["row"]: c for c in cells}
+    assert by_row["dfl"]["matched_by"] == ["train-mode-bn"] and by_row["dfl"]["honest"] == 0.0
+    assert by_row["resnet"]["matched_by"] == ["train-mode-bn"]  # 0% lies inside both there
+    assert "dfl PGD-10 59.6 by 'train-mode-bn'" in forensic_statement(summary, cells=cells)
 
 
 # --------------------------------------------------------------------------- kept apart

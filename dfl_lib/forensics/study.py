@@ -21,7 +21,7 @@ from .attack import flawed_accuracy
 from .flaws import COMBINATIONS, FLAWS, HONEST, Flaw, combine
 
 __all__ = ["ROWS", "SETTINGS", "PAPER_CELLS", "forensic_flaws", "forensic_records",
-           "forensic_consistency", "forensic_statement"]
+           "forensic_consistency", "forensic_cells", "forensic_statement"]
 
 ROWS = ("resnet", "dfl", "dfl_pcl")
 SETTINGS = ("no defence", "adversarial training")
@@ -120,10 +120,29 @@ def forensic_consistency(records: list[dict]) -> list[dict]:
     return out
 
 
-def forensic_statement(summary: list[dict], *, setting: str = "no defence") -> str:
+def forensic_cells(records: list[dict]) -> list[dict]:
+    """Per printed cell (setting, row, column): the paper's number, our honest accuracy, and the
+    flawed evaluations whose 95% interval holds it (a cell may be matched by a flaw that misses
+    the others)."""
+    out: dict = {}
+    for r in records:
+        key = (r["setting"], r["row"], r["column"])
+        cell = out.setdefault(key, {"setting": r["setting"], "row": r["row"],
+                                    "column": r["column"], "table": r["table"],
+                                    "paper": r["paper"], "honest": None, "matched_by": []})
+        if r["flaw"] == "honest":
+            cell["honest"] = r["accuracy"]
+        elif r["inside"]:
+            cell["matched_by"].append(r["flaw"])
+    return list(out.values())
+
+
+def forensic_statement(summary: list[dict], *, setting: str = "no defence",
+                       cells: list[dict] | None = None) -> str:
     """One plain sentence: which flawed evaluations, alone or combined, are consistent with the
     paper's `setting` numbers (every compared printed cell inside our 95% interval), else the
-    closest one; never a claim about what the authors did."""
+    closest one; with `cells` (`forensic_cells`), which flaws land on each DFL cell alone;
+    never a claim about what the authors did."""
     rows = [s for s in summary if s["setting"] == setting and s["flaw"] != "honest"]
     honest = next((s for s in summary if s["setting"] == setting and s["flaw"] == "honest"),
                   None)
@@ -147,4 +166,10 @@ def forensic_statement(summary: list[dict], *, setting: str = "no defence") -> s
     if honest:
         text += (f"; the honest evaluation has {honest['cells_inside']} of {honest['cells']} "
                  f"inside")
+    single = [c for c in cells or [] if c["setting"] == setting and c["row"] != "resnet"]
+    if single:
+        text += "; cell by cell on the DFL rows: " + ", ".join(
+            f"{c['row']} {c['column']} {c['paper']:g} by "
+            + (" / ".join(f"'{f}'" for f in c["matched_by"]) if c["matched_by"] else "none")
+            for c in single)
     return head + text + ". Consistency is not proof of what the authors ran."
