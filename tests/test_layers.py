@@ -10,6 +10,7 @@ they run when the function does), so a lazy import cannot hide a dependency.
       <- training    <- evaluation (never training) <- paper (reads finished results)
       <- figures                                  (draws what the others computed)
       <- study, cli                               (the runner: everything)
+      <- forensics          (flawed evaluations on purpose: nothing imports it, test_forensics.py)
 """
 import ast
 from pathlib import Path
@@ -81,18 +82,18 @@ def test_every_module_imports_only_its_layers(path):
         allowed = CORE | ALLOWED[top]
     elif top in CORE:
         allowed = CORE | CORE_MAY_IMPORT.get(top, set())
-    else:  # study, cli, __main__, the package's __init__: the top of the stack
+    else:  # study, forensics, cli, __main__, the package's __init__: the top of the stack
         return
     assert imported <= allowed, f"{name} imports {sorted(imported - allowed)}"
 
 
 def test_the_layers_cover_every_sub_package():
     subs = {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
-    assert subs == set(ALLOWED) | {"study"}, subs
+    assert subs == set(ALLOWED) | {"study", "forensics"}, subs
 
 
 def test_every_sub_package_says_what_it_holds_and_may_import():
-    for sub in sorted(set(ALLOWED) | {"study"}):
+    for sub in sorted(set(ALLOWED) | {"study", "forensics"}):
         doc = ast.get_docstring(ast.parse((PACKAGE / sub / "__init__.py").read_text())) or ""
         assert len(doc) > 150 and "import" in doc, f"dfl_lib/{sub}/__init__.py: {doc[:80]!r}"
 
