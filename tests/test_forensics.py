@@ -205,7 +205,10 @@ def test_consistency_and_statement_from_records():
     by = {s["flaw"]: s for s in summary}
     assert by["train-mode-bn"]["consistent"] and not by["honest"]["consistent"]
     text = forensic_statement(summary)
-    assert "'train-mode-bn'" in text and "not proof" in text
+    assert "'train-mode-bn' (2 of 2 cells)" in text and "not proof" in text
+    dfl_only = [s for s in summary if s["flaw"] == "train-mode-bn"]
+    dfl_only[0].update(cells=1, cells_inside=1)  # as a flaw that skips the plain ResNet
+    assert "(1 of 2 cells: it does not apply to the plain ResNet's)" in forensic_statement(summary)
     for r in records:
         r.update(table="Table 3", setting="no defence")
     cells = forensic_cells(records)
