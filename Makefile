@@ -24,8 +24,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip check
 	touch $@
 
+# two workers, one torch thread each (tests/conftest.py); a test file stays on one worker, so a
+# module's fixtures (the smoke study) are built once. TEST_WORKERS=0: one process, as before.
+TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 # the notebook study: plan (train + evaluate, one job at a time), then every notebook with
 # papermill into reports/<profile>/ and its index README.md; interrupted, it resumes

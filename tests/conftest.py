@@ -1,6 +1,7 @@
 """Shared fixtures and helpers: small synthetic data the tests write themselves, a tiny CNN
 trained on it, one torch thread for tiny models, and the real data root (../shared/data) when
 it exists. Test files import the helpers with `from conftest import ...`."""
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,13 @@ import torch.nn.functional as F
 from torch import nn
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# `make test` runs two pytest-xdist workers on this project's 2 cores: one torch thread each, and
+# the same for what they start (notebook kernels, CLI runs, DDP processes read OMP_NUM_THREADS),
+# or the two would slow each other far more than twice
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 def write_synthetic_npz(path: Path, *, n_train=320, n_test=80, size=12, channels=1, seed=0) -> Path:
