@@ -20,15 +20,19 @@ def run_study(args) -> int:
     runs_dir = Path(args.runs_dir or ROOT / "runs" / runs_dir_name(args.profile))
     out_dir = Path(args.out_dir or ROOT / "reports" / args.profile)
     if args.plan_only:
+        tables = {}
         for device in ("cpu", "cuda"):
             rows, total = plan_table(study_plan(args.profile), device=device)
+            tables[device] = rows
             note = ("this project's 2-core CPU, calibrated on its measured epoch time" if
                     device == "cpu" else f"one H100 at {RATES['cuda'] / H100_BF16_PEAK:.0%} "
                     "of its dense bf16 peak, from the FLOP count")
             print(f"profile {args.profile!r}: {len(rows)} items, estimated {total / 3600:.1f} h "
                   f"on {note}")
-        for key, what, seconds in rows:
-            print(f"  {seconds:9.0f} s (GPU)  {key:<58} {what}")
+        # one line per item with both estimates (the CPU's first: it is what the profiles are
+        # sized for)
+        for (key, what, cpu), (_, _, gpu) in zip(tables["cpu"], tables["cuda"]):
+            print(f"  {cpu:7.0f} s CPU {gpu:7.0f} s GPU  {key:<58} {what}")
         return 0
     _require_clean_tree(allow_dirty=args.allow_dirty)
     start = time.perf_counter()
