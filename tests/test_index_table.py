@@ -25,3 +25,24 @@ def test_plan_items_with_pipes_stay_in_one_cell(tmp_path):
     text = index.read_text()
     assert "| mnist \\| resnet18 \\| no defence | 15 |" in text
     assert not _rows_fit_their_header(text)
+
+
+def test_each_check_names_the_cell_it_checked(tmp_path):
+    """Two headline cells share the check strong_attacks_mnist: the index line must say which
+    cell failed (the quick report printed two identical names, one "does not hold")."""
+    import json
+
+    from dfl_lib.paper.verdicts import strong_attack_check
+    from dfl_lib.study.index import findings
+
+    checks = [strong_attack_check(pgd10=90.8, strongest=87.6, n=250, dataset="mnist",
+                                  name="ResNet (CE), PGD training, mnist"),
+              strong_attack_check(pgd10=91.6, strongest=91.2, n=250, dataset="mnist",
+                                  name="DFL + PCL, PGD training, mnist")]
+    (tmp_path / "03-robustness-tables").mkdir()
+    (tmp_path / "03-robustness-tables" / "metrics.json").write_text(
+        json.dumps({"checks": checks}))
+    lines = [line for line in findings(tmp_path) if line.startswith("- strong_attacks_mnist")]
+    assert len(lines) == 2
+    assert "ResNet (CE), PGD training" in lines[0] and "does not hold" in lines[0]
+    assert "DFL + PCL, PGD training" in lines[1] and "**holds**" in lines[1]

@@ -151,7 +151,9 @@ def findings(out_dir) -> list[str]:
                      f"{'-' if paper is None else format(paper, '+.2f')} | {_cell(reason)} |")
     if checks:
         lines += ["", "Our own checks (not claims of the paper):", ""]
-        lines += [f"- {c['check']}: **{c['result']}** ({c['numbers']})" for c in checks]
+        # the text names the cell: two cells can share a check's name
+        lines += [f"- {c['check']} ({c['text']}): **{c['result']}** ({c['numbers']})"
+                  for c in checks]
     return lines + [""]
 
 
