@@ -11,6 +11,7 @@ from dfl_lib.study.plan import (DEPTH_CONTROLS, DEPTHS, HEADLINE_ROWS, SETTINGS,
                                 cell_seeds, datasets, depth_config, seeds, study_plan,
                                 table_rows_of)
 from dfl_lib.study.runner import plan_table
+from dfl_lib.runs.folder import run_name
 
 
 @pytest.mark.parametrize("profile", ["smoke", "quick", "quick-full", "paper", "gpu"])
@@ -124,7 +125,10 @@ def test_study_plan_only_prints_the_paper_profiles_time_on_this_cpu_and_a_gpu(ca
     assert main(["study", "--profile", "paper", "--plan-only"]) == 0
     out = capsys.readouterr().out
     assert "this project's 2-core CPU" in out and "one H100 at 25%" in out
-    assert out.count(" s (GPU)  ") == len(study_plan("paper"))
+    # one line per item with both estimates (it once printed the GPU's alone)
+    items = [line for line in out.splitlines() if " s CPU " in line and " s GPU  " in line]
+    assert len(items) == len(study_plan("paper"))
+    assert any(float(line.split(" s CPU ")[0]) > 0 for line in items)
 
 
 def test_gpu_profile_is_cifar10_with_the_papers_networks_and_its_time_is_printed(capsys):
@@ -172,3 +176,30 @@ def test_the_wideresnet_has_the_fields_base_width_where_the_resnet_has_64(profil
         widths = sorted({m.out_channels for m in net.modules()
                          if m.__class__.__name__ == "Conv2d"})
         assert (wrn.wrn_depth, wrn.widen_factor) == (34, 10) and widths[-1] == 640
+
+
+def test_measured_seconds_reads_each_items_own_run_among_folders_sharing_its_name(tmp_path):
+    """The depth study's warm-up and no-warm-up runs, a cell and the poisoning study's reference
+    share a folder name; the quick index showed one item's seconds for the other and lost items
+    whose newest namesake had no metrics of their suite."""
+    import json
+
+    from dfl_lib.study.plan import PlanItem
+    from dfl_lib.study.runner import measured_seconds
+
+    cfg = make_config("smoke", dataset="mnist", model="resnet18", train_attack="pgd")
+    other = cfg.replace(epochs=cfg.epochs + 1)  # e.g. a 2-epoch control beside a 6-epoch run
+    for name, c, train, wall in (("a", cfg, 10.0, 30.0), ("b", other, 99.0, None)):
+        rdir = tmp_path / f"{run_name(c)}-{name}"
+        rdir.mkdir()
+        (rdir / "config.json").write_text(json.dumps(c.to_dict()))
+        (rdir / "history.json").write_text(json.dumps([{"train_seconds": train,
+                                                         "val_seconds": 1.0}]))
+        if wall is not None:
+            (rdir / "metrics-table.json").write_text(json.dumps(
+                {"provenance": {"wall_seconds": wall}}))
+    assert run_name(cfg) == run_name(other)  # the case: same readable name
+    items = [PlanItem("train", cfg, None, (), "depth"), PlanItem("eval", cfg, "table", (), "cell"),
+             PlanItem("control", other, None, (), "depth")]
+    assert measured_seconds(items, runs_root=tmp_path) == {"train": 11.0, "eval": 30.0,
+                                                           "control": 100.0}

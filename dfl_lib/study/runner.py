@@ -54,15 +54,13 @@ def measured_seconds(items, *, runs_root) -> dict[str, float]:
     plus validation, from history.json), an evaluation item's wall time (metrics provenance;
     it includes training when the evaluation trained the run, and a headline item's surrogate).
     Read from the run folders, so it holds whichever invocation did the work."""
-    from ..runs.folder import run_name
 
     root = Path(runs_root or runio.default_runs_root())
     out = {}
     for item in items:
-        folders = sorted(root.glob(f"{run_name(item.cfg)}-*"), key=lambda p: p.stat().st_mtime)
-        if not folders:
+        rdir = _run_folder(root, item.cfg)
+        if rdir is None:
             continue
-        rdir = folders[-1]
         if item.suite is None:
             history = rdir / "history.json"
             if history.exists():
@@ -73,6 +71,26 @@ def measured_seconds(items, *, runs_root) -> dict[str, float]:
         if metrics.exists():
             out[item.key] = json.loads(metrics.read_text())["provenance"]["wall_seconds"]
     return out
+
+
+def _run_folder(root: Path, cfg) -> Path | None:
+    """The newest folder under root whose config.json is `cfg` in everything that is learned.
+    Folders share a readable name across configs that differ elsewhere (the depth study's
+    warm-up and no-warm-up runs, a cell and the poisoning study's 5,000-image reference), so the
+    name alone picked whichever was written last."""
+    from ..config import EVAL_ONLY
+    from ..runs.folder import CONFIG_NAME, run_name
+
+    def learned(config: dict) -> dict:
+        return {k: v for k, v in config.items() if k not in EVAL_ONLY}
+
+    want = learned(json.loads(json.dumps(cfg.to_dict())))  # tuples read back as lists
+    found = []
+    for folder in root.glob(f"{run_name(cfg)}-*"):
+        config = folder / CONFIG_NAME
+        if config.exists() and learned(json.loads(config.read_text())) == want:
+            found.append(folder)
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
 def plan_times(runs_root) -> dict[str, float]:
