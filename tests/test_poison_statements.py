@@ -76,5 +76,35 @@ def test_untrained_references_make_the_answer_not_testable(tmp_path):
     assert effects and all(e["answer"].startswith("not testable here") for e in effects)
 
 
+def test_a_backdoor_that_did_not_take_hold_makes_its_mitigation_not_testable(tmp_path):
+    """The quick study's clean-label backdoor reached 0.2% success on the plain ResNet: "no
+    difference detected" on its success rate would read as a finding; the clean accuracy
+    comparison stays."""
+    rng = np.random.default_rng(1)
+    records = []
+    for row in ("resnet", "dfl_pcl"):
+        for seed in (0, 1):
+            folder = tmp_path / f"{row}-{seed}"
+            folder.mkdir()
+            np.save(folder / "clean.npy", rng.random(400) < 0.98)
+            np.save(folder / "attack_success.npy", rng.random(400) < 0.002)
+            records.append(_record(row, seed, poison="clean_label", clean=98.0, asr=0.2,
+                                   masks=folder))
+        records.append(_record(row, 0, poison="none", fraction=0.0, clean=98.0, masks=folder))
+    effects = poison_effects(records, fraction=0.1, n_boot=100)
+    by = {e["measure"]: e["answer"] for e in effects}
+    assert by["attack success rate"].startswith("not testable here (the backdoor did not take "
+                                                "hold: 0.2% success")
+    assert not by["clean accuracy"].startswith("not testable")
+    text = poison_statements(effects, records, fraction=0.1)[0]
+    assert "did not take hold at this scale" in text
+    # the same records with a backdoor that works: testable
+    for r in records:
+        if "attack_success_rate" in r:
+            r["attack_success_rate"] = 95.0
+    assert not any(e["answer"].startswith("not testable")
+                   for e in poison_effects(records, fraction=0.1, n_boot=100))
+
+
 if __name__ == "__main__":
     pytest.main([__file__])

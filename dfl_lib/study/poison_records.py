@@ -19,6 +19,10 @@ __all__ = ["poison_records", "poison_effects", "poison_statements", "detection_s
            "poisoned_feature_panels", "ROW_LABELS"]
 
 ROW_LABELS = {"resnet": "ResNet (CE)", "dfl": "DFL", "pcl": "PCL", "dfl_pcl": "DFL + PCL"}
+# a backdoor "takes hold" when the plain ResNet, trained on the poisoned set without defence,
+# sends at least half the triggered test images to the target; below, there is nothing for a
+# defence to mitigate (issue 20: "a poisoning that does not work tests nothing")
+TAKES_HOLD = 50.0
 SETTING_LABELS = {"none": "no defence", "pgd": "PGD training"}
 
 
@@ -66,6 +70,18 @@ def _untrained(records, *, rows, setting) -> str:
                                                     for k, v in clean.items()})
 
 
+def _no_hold(records, *, poison: str, fraction: float) -> str:
+    """Why the backdoor did not take hold on the plain ResNet without defence ("" if it did):
+    its mean attack success rate over seeds is below TAKES_HOLD percent."""
+    rates = [r["attack_success_rate"] for r in records
+             if r["poison"] == poison and r["row"] == "resnet" and r["setting"] == "no defence"
+             and abs(r["fraction"] - fraction) < 1e-9 and "attack_success_rate" in r]
+    if not rates or np.mean(rates) >= TAKES_HOLD:
+        return ""
+    return (f"the backdoor did not take hold: {np.mean(rates):.1f}% success on the plain "
+            f"ResNet, below {TAKES_HOLD:g}%")
+
+
 def poison_effects(records: list[dict], *, fraction: float | None = None,
                    n_boot: int = 2000) -> list[dict]:
     """For each poison, defence row and setting: the row minus the plain ResNet (points, same
@@ -98,8 +114,12 @@ def poison_effects(records: list[dict], *, fraction: float | None = None,
                     answer = "mitigates" if good else "worsens" if bad else \
                         "no difference detected"
                     untrained = _untrained(records, rows=(row, "resnet"), setting=setting)
+                    weak = _no_hold(records, poison=poison, fraction=frac) \
+                        if measure == "attack_success" else ""
                     if untrained:  # the unpoisoned networks must train for a poison to mean much
                         answer = f"not testable here ({untrained})"
+                    elif weak:
+                        answer = f"not testable here ({weak})"
                     elif len(seeds) < 2:
                         answer += " (1 seed: image noise only)"
                     out.append({"poison": poison, "row": row, "setting": setting,
@@ -178,6 +198,9 @@ def poison_statements(effects: list[dict], records: list[dict], *, fraction: flo
             text += (f" and the backdoor succeeds on "
                      f"{np.mean([r['attack_success_rate'] for r in base]):.1f}% of triggered "
                      f"test images")
+            if _no_hold(records, poison=poison, fraction=fraction):
+                text += (" (it did not take hold at this scale: whether a defence mitigates it "
+                         "is not testable here)")
         parts = [f"{ROW_LABELS[e['row']]} ({e['setting']}, {e['measure']}): {e['answer']} "
                  f"({e['effect']:+.1f} points [{e['low']:+.1f}, {e['high']:+.1f}], "
                  f"{e['seeds']} seed(s))" for e in effects if e["poison"] == poison]
