@@ -9,9 +9,11 @@ used to lay it out (row, colour, line style). Nothing here trains or evaluates.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import NullFormatter
 
 from ..errors import UsageError
 
@@ -104,6 +106,13 @@ def curve_grid(records: Sequence[Mapping], *, rows: str, hue: str, style: str,
             ax.set_title(f"{row_value}: {label}", fontsize=9)
             if key in log:
                 ax.set_yscale("log")
+                # a range of about one decade gets every minor tick labelled in full size
+                # ("4 x 10^0 3 x 10^0 ..." on top of each other): where a decade lies inside the
+                # range its label is enough; otherwise the minor labels stay, smaller
+                low, high = ax.get_ylim()
+                if low > 0 and math.floor(math.log10(high)) > math.floor(math.log10(low)):
+                    ax.yaxis.set_minor_formatter(NullFormatter())
+                ax.tick_params(axis="y", which="both", labelsize=7)
             if key in percent:
                 ax.set_ylim(0, 100)
             ax.set_ylabel(label + (" (%)" if key in percent else ""), fontsize=8)
