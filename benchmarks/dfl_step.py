@@ -18,7 +18,7 @@ def step(net, dtype):
     g, = torch.autograd.grad(loss, xi)
     return g
 
-def timeit(fn, n=8):
+def timeit(fn, n=30):
     fn(); fn()
     t = time.perf_counter()
     for _ in range(n): fn()
