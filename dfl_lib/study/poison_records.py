@@ -95,6 +95,7 @@ def poison_effects(records: list[dict], *, fraction: float | None = None,
     poisons = list(dict.fromkeys(r["poison"] for r in records))
     for poison in poisons:
         frac = 0.0 if poison == "none" else fraction
+        no_hold = _no_hold(records, poison=poison, fraction=frac)  # "" for a working backdoor
         for setting in ("no defence", "PGD training"):
             for row in ("dfl", "pcl", "dfl_pcl"):
                 for measure, better in (("clean", +1), ("attack_success", -1)):
@@ -114,8 +115,7 @@ def poison_effects(records: list[dict], *, fraction: float | None = None,
                     answer = "mitigates" if good else "worsens" if bad else \
                         "no difference detected"
                     untrained = _untrained(records, rows=(row, "resnet"), setting=setting)
-                    weak = _no_hold(records, poison=poison, fraction=frac) \
-                        if measure == "attack_success" else ""
+                    weak = no_hold if measure == "attack_success" else ""
                     if untrained:  # the unpoisoned networks must train for a poison to mean much
                         answer = f"not testable here ({untrained})"
                     elif weak:
