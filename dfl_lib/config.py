@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
 import math
 import re
 import typing
@@ -19,7 +20,25 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .errors import UsageError, UsageTypeError
-from .profiles import PROFILES, Profile, get_profile  # noqa: F401 (PROFILES, Profile re-exported)
+
+# The profiles are read through `_profiles()`, never imported at module level: a run's key hashes
+# the code a training run executes (`runs.codehash` follows module-level imports) and its config,
+# and a profile reaches a run only through the config values `make_config` gives it. Imported
+# here, every edit to any profile (a poisoning size, the rows quick trains) would change the key
+# of every run of every profile and retrain them all.
+_PROFILES_MODULE = "dfl_lib.profiles"
+
+
+def _profiles():
+    return importlib.import_module(_PROFILES_MODULE)
+
+
+def __getattr__(name: str):
+    """`PROFILES`, `Profile` and `get_profile`, re-exported from dfl_lib.profiles."""
+    if name in ("PROFILES", "Profile", "get_profile"):
+        return getattr(_profiles(), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["RunConfig", "PROFILES", "FIELD_DEFAULTS", "DATASET_DEFAULTS", "EVAL_ONLY",
            "make_config", "profile_deviations", "field_type", "field_choices", "milestones"]
@@ -93,6 +112,10 @@ class RunConfig:
     poison_target: int = 0    # the backdoor's target class
     poison_eps: float = 0.0   # the perturbation poisons' L-inf budget, pixel units; 0 = eps
     poison_patch: int = 3     # the trigger's side, pixels
+    # the seed the poisoned set is crafted with: the attacker's, apart from the victim's `seed`,
+    # so the seeds of a poisoning cell retrain the victim on one poisoned set (crafting an
+    # adversarial poison costs several trainings here)
+    poison_seed: int = 0
     # --- evaluation and monitoring ---
     eval_batch_size: int = 250
     aa_steps: int = 100       # AutoAttack's APGD/FAB iterations (standard: 100)
@@ -151,14 +174,14 @@ SCALED = ("epochs", "n_train", "n_val", "n_eval", "width", "wrn_depth", "widen_f
 
 def profile_deviations(profile: str) -> tuple[str, ...]:
     """The ways a profile departs from the paper, for reports (each text once)."""
-    return tuple(dict.fromkeys(get_profile(profile).deviations.values()))
+    return tuple(dict.fromkeys(_profiles().get_profile(profile).deviations.values()))
 
 
 def make_config(profile: str = "quick", **overrides) -> RunConfig:
     """Paper defaults -> the dataset's paper values -> the method's own (baselines) -> the
     profile (which scales the run's size for every method, but does not replace a baseline's
     own hyperparameters) -> explicit overrides."""
-    p = get_profile(profile)
+    p = _profiles().get_profile(profile)
     dataset = overrides.get("dataset", RunConfig.dataset)
     method = overrides.get("method", RunConfig.method)
     method_defaults = _defence(method).config_defaults(
@@ -279,7 +302,7 @@ def _validate(cfg: RunConfig) -> None:
         if getattr(cfg, key) < 1:
             raise UsageError(f"config key {key!r} must be >= 1, got {getattr(cfg, key)}")
     for key in ("n_train", "n_val", "n_eval", "monitor_size", "eps_ramp_epochs", "cw_steps",
-                "extra_fc", "poison_target"):
+                "extra_fc", "poison_target", "poison_seed"):
         if getattr(cfg, key) < 0:
             raise UsageError(f"config key {key!r} must be >= 0, got {getattr(cfg, key)}")
     _check_ranges(cfg)

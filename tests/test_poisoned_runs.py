@@ -46,3 +46,19 @@ def test_label_flip_and_a_bad_target_through_the_config(tmp_path, synthetic_npz)
     assert (flipped.y_train != clean.y_train).sum() == round(0.5 * len(clean.y_train))
     with pytest.raises(UsageError, match="target"):
         load_data(_cfg(synthetic_npz, poison="badnets", poison_target=7), runs_root=tmp_path)
+
+
+def test_the_poison_is_the_attackers_the_seed_is_the_victims(tmp_path, synthetic_npz):
+    """The seeds of a poisoning cell retrain the victim on one poisoned set: the victim's `seed`
+    never changes the set (nor its cache file), `poison_seed` does."""
+    kw = dict(poison="badnets", poison_fraction=0.25, poison_target=1)
+    a = load_data(_cfg(synthetic_npz, seed=0, **kw), runs_root=tmp_path)
+    b = load_data(_cfg(synthetic_npz, seed=1, **kw), runs_root=tmp_path)
+    assert torch.equal(a.poisoned.indices, b.poisoned.indices)
+    assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_train, b.y_train)
+    assert len(list((tmp_path / "poisons").glob("*.pt"))) == 1
+    c = load_data(_cfg(synthetic_npz, seed=0, poison_seed=1, **kw), runs_root=tmp_path)
+    assert not torch.equal(a.poisoned.indices.sort().values, c.poisoned.indices.sort().values)
+    assert len(list((tmp_path / "poisons").glob("*.pt"))) == 2
+    with pytest.raises(Exception, match="poison_seed"):
+        _cfg(synthetic_npz, poison_seed=-1)

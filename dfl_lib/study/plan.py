@@ -74,9 +74,12 @@ def datasets(profile: str) -> tuple[str, ...]:
 
 def cell_seeds(profile: str, *, row: str, setting: str) -> tuple[int, ...]:
     """The seeds a table cell group (row, setting) is trained with at this profile: every seed
-    where the profile's `seeded` names it (or is "all"), else seed 0."""
+    where the profile's `seeded` names it (or is "all"), else seed 0, or none where the profile
+    trains no single-seed cells (`Profile.single_seed_cells`)."""
     p = get_profile(profile)
-    return p.seeds if p.seeded == "all" or (row, setting) in p.seeded else (0,)
+    if p.seeded == "all" or (row, setting) in p.seeded:
+        return p.seeds
+    return (0,) if p.single_seed_cells else ()
 
 
 def table_rows_of(profile: str) -> tuple[str, ...]:

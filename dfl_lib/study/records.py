@@ -121,6 +121,8 @@ def cell_results(profile: str, *, runs_root=None, data_root=None,
             configs = [cell_config(profile, dataset=dataset, row=row, setting=setting, seed=s,
                                    device=device)
                        for s in cell_seeds(profile, row=row, setting=setting)]
+            if not configs:  # a cell the profile leaves to another (single_seed_cells False)
+                continue
             per_seed = [evaluate_run(cfg, suite="table", data_root=data_root,
                                      runs_root=runs_root, progress=False) for cfg in configs]
             head = None

@@ -6,8 +6,10 @@ configuration like a run: the same config and data give the same poisoned set, c
 
 Poisons that attack a model (the clean-label backdoor's hard examples, adversarial poisons) are
 crafted against a clean-trained reference network of the same architecture and data, trained
-here with its own seed (seed + 2000, so it is never the victim); error-minimising noise trains a
-fresh network of that architecture inside its min-min loop (Huang et al. 2021).
+here with its own seed (poison_seed + 2000, so it is never a victim); error-minimising noise trains
+a fresh network of that architecture inside its min-min loop (Huang et al. 2021). Everything here
+is seeded by `poison_seed` (the attacker's), never by the victim's `seed`: the seeds of a
+poisoning cell train victims on one poisoned set.
 """
 from __future__ import annotations
 
@@ -29,9 +31,9 @@ NEEDS_REFERENCE = ("clean_label", "adversarial")
 
 def reference_config(cfg: RunConfig) -> RunConfig:
     """The clean-trained network poisons are crafted against: the config's architecture and data,
-    CE, no attack, no DFL, no poisoning, its own seed."""
+    CE, no attack, no DFL, no poisoning, its own seed (the poison's seed + 2000)."""
     return cfg.replace(poison="none", train_attack="none", method="standard", dfl=False,
-                       loss="ce", extra_fc=0, seed=cfg.seed + 2000)
+                       loss="ce", extra_fc=0, seed=cfg.poison_seed + 2000, poison_seed=0)
 
 
 def _poison_fields(cfg: RunConfig) -> dict:
@@ -40,8 +42,9 @@ def _poison_fields(cfg: RunConfig) -> dict:
 
 def poison_key(cfg: RunConfig, data) -> str:
     """12 hex digits over what the poisoned set depends on: the poison fields, the clean data's
-    fingerprint, the seed, the reference run's config and the poisoning code."""
-    spec = {"poison": _poison_fields(cfg), "data": data.fingerprint, "seed": cfg.seed,
+    fingerprint, the poison's seed (in the poison fields), the reference run's config and the
+    poisoning code; not the victim's training seed."""
+    spec = {"poison": _poison_fields(cfg), "data": data.fingerprint,
             "eps": cfg.eps, "reference": reference_config(cfg).to_dict()
             if cfg.poison in NEEDS_REFERENCE + ("error_min",) else None,
             "code": runio.code_version(entry="training.poisoned")}
@@ -66,26 +69,26 @@ def _craft(cfg: RunConfig, data, *, runs_root):
     if cfg.poison == "badnets":
         return poisoning.badnets(x, y, num_classes=k, fraction=cfg.poison_fraction,
                                  target=cfg.poison_target, patch_size=cfg.poison_patch,
-                                 seed=cfg.seed)
+                                 seed=cfg.poison_seed)
     if cfg.poison == "label_flip":
         return poisoning.label_flip(y, x, num_classes=k, fraction=cfg.poison_fraction,
-                                    seed=cfg.seed)
+                                    seed=cfg.poison_seed)
     if cfg.poison == "clean_label":
         return poisoning.clean_label(x, y, num_classes=k,
                                      model=_reference_model(cfg, data, runs_root=runs_root),
                                      fraction=cfg.poison_fraction, target=cfg.poison_target,
                                      eps=eps, steps=CRAFT_STEPS, patch_size=cfg.poison_patch,
-                                     seed=cfg.seed)
+                                     seed=cfg.poison_seed)
     if cfg.poison == "adversarial":
         return poisoning.adversarial_poison(x, y, num_classes=k,
                                             model=_reference_model(cfg, data,
                                                                    runs_root=runs_root),
-                                            eps=eps, steps=CRAFT_STEPS, seed=cfg.seed)
+                                            eps=eps, steps=CRAFT_STEPS, seed=cfg.poison_seed)
     if cfg.poison == "error_min":
-        torch.manual_seed(cfg.seed + 2000)
+        torch.manual_seed(cfg.poison_seed + 2000)
         fresh, _ = build_components(reference_config(cfg), data)
         return poisoning.error_minimising(x, y, num_classes=k, model=fresh, eps=eps,
-                                          batch_size=cfg.batch_size, seed=cfg.seed)
+                                          batch_size=cfg.batch_size, seed=cfg.poison_seed)
     raise ValueError(f"unknown poison {cfg.poison!r}")  # config validation names the choices
 
 
@@ -100,7 +103,7 @@ def poison_dataset(cfg: RunConfig, data, *, runs_root=None):
     from ..poisoning import PoisonedSet
 
     folder = Path(runs_root or runio.default_runs_root()) / "poisons"
-    path = folder / f"{data.name}-{cfg.poison}-s{cfg.seed}-{poison_key(cfg, data)}.pt"
+    path = folder / f"{data.name}-{cfg.poison}-s{cfg.poison_seed}-{poison_key(cfg, data)}.pt"
     if path.exists():
         saved = torch.load(path, weights_only=False)
         poisoned = PoisonedSet(**saved)

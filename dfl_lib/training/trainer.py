@@ -246,13 +246,16 @@ def _progress(it, *, enabled: bool, desc: str):
 def load_data(cfg: RunConfig, *, root=None, runs_root=None):
     """The dataset a config names: its training subset (poisoned where cfg.poison says:
     `training.poisoned`, crafted once under `runs_root`), validation hold-out and full test
-    set."""
+    set. The subsets are drawn with the run's seed; a poisoned run's with its `poison_seed`:
+    the poisoned training set is the attacker's, so the seeds of a poisoning cell train victims
+    (initialisation, batch order) on one set."""
     import importlib
 
     from ..data.datasets import load_dataset
 
+    subset_seed = cfg.seed if cfg.poison == "none" else cfg.poison_seed
     data = load_dataset(cfg.dataset, root=root, path=cfg.data_path or None,
-                        n_train=cfg.n_train or None, n_val=cfg.n_val, seed=cfg.seed)
+                        n_train=cfg.n_train or None, n_val=cfg.n_val, seed=subset_seed)
     if cfg.poison == "none":
         return data
     # imported by name, so the poisoning code is not in a clean run's code version (its key):
