@@ -271,3 +271,34 @@ def test_only_notebook_08_uses_the_forensics():
             assert uses
         else:
             assert not uses, f"{nb.name} uses {uses}"
+
+
+@pytest.mark.parametrize("setting", ["no defence", "adversarial training"])
+@pytest.mark.parametrize("profile", ["quick", "smoke"])
+def test_forensics_loads_only_runs_the_plan_trains(profile, setting, monkeypatch):
+    """load_run trains a missing run: the forensic study must ask only for planned cells, or a
+    cell the profile leaves out (quick: the DFL's PGD training) is trained inside notebook 08,
+    unplanned and untimed."""
+    from dfl_lib.forensics import study as forensics
+    from dfl_lib.study import records
+    from dfl_lib.study.plan import study_plan
+
+    asked = []
+
+    class Stop(Exception):
+        pass
+
+    class NotLoaded(dict):
+        def __getitem__(self, key):
+            raise Stop
+
+    def fake_load_run(cfg, **kw):
+        asked.append(cfg)
+        return NotLoaded()
+
+    monkeypatch.setattr(records, "load_run", fake_load_run)
+    monkeypatch.setattr(forensics, "SETTINGS", (setting,))
+    with pytest.raises(Stop):
+        forensics.forensic_records(profile)
+    planned = {i.cfg.replace(device="auto") for i in study_plan(profile)}
+    assert asked and all(c.replace(device="auto") in planned for c in asked)
