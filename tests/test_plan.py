@@ -207,3 +207,18 @@ def test_measured_seconds_reads_each_items_own_run_among_folders_sharing_its_nam
              PlanItem("control", other, None, (), "depth")]
     assert measured_seconds(items, runs_root=tmp_path) == {"train": 11.0, "eval": 30.0,
                                                            "control": 100.0}
+
+
+def test_the_plan_counts_each_poisoned_set_crafted_once():
+    """The headline seeds of a poisoning cell retrain victims on one poisoned set, crafted by
+    the first of them: the estimate counts its crafting once, as the runner does it."""
+    from dfl_lib.study.runner import plan_table
+
+    rows = {key: seconds for key, _, seconds in plan_table(study_plan("quick"), device="cpu")[0]}
+    first = rows["poison | adversarial | resnet | no defence | s0"]
+    again = rows["poison | adversarial | resnet | no defence | s1"]
+    clean = rows["poison | none | resnet | no defence | s0"]
+    assert first > 2 * again and abs(again - clean) < 0.2 * clean
+    # another defence on the same set crafts nothing either; another set (error_min) does
+    assert rows["poison | adversarial | dfl_pcl | no defence | s0"] < 0.5 * first
+    assert rows["poison | error_min | resnet | no defence | s0"] > 2 * again

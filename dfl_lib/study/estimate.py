@@ -19,8 +19,8 @@ from ..attacks import REGISTRY
 from ..config import RunConfig
 from ..models.resnet import build_model
 
-__all__ = ["forward_flops", "train_flops", "eval_flops", "poison_flops", "item_seconds", "RATES",
-           "H100_BF16_PEAK"]
+__all__ = ["forward_flops", "train_flops", "eval_flops", "poison_flops", "poison_set",
+           "item_seconds", "RATES", "H100_BF16_PEAK"]
 
 H100_BF16_PEAK = 989e12   # dense bf16 FLOP/s of an H100 SXM (NVIDIA's datasheet)
 # effective FLOP/s (forward + backward counted as 3 forwards); the CPU figure is calibrated in
@@ -75,16 +75,29 @@ def eval_flops(cfg: RunConfig, *, suite: str, n_eval: int) -> float:
     return forward_flops(cfg) * 3 * passes * n_eval
 
 
-def poison_flops(cfg: RunConfig, *, n_train: int) -> float:
-    """FLOPs of a poisoning run's crafting (its share, counted on every run that uses it: an
-    upper bound) and its measurements (clean and triggered test images, detector features)."""
+def poison_flops(cfg: RunConfig, *, n_train: int, craft: bool = True) -> float:
+    """FLOPs of a poisoning run's measurements (clean and triggered test images, detector
+    features) and, with craft=True, of crafting its poisoned set (a plan crafts each set once:
+    `poison_set` names it; the runs sharing it reuse it)."""
     from ..training.poisoned import CRAFT_STEPS
 
     f = forward_flops(cfg)
-    craft = {"clean_label": 0.1 * n_train * CRAFT_STEPS * 3, "adversarial":
-             n_train * CRAFT_STEPS * 3, "error_min": 5 * n_train * 10 * 3 * 1.2}.get(
-        cfg.poison, 0.0)
-    return f * (craft + 3 * (cfg.n_eval or 10_000) + n_train)
+    work = {"clean_label": 0.1 * n_train * CRAFT_STEPS * 3, "adversarial":
+            n_train * CRAFT_STEPS * 3, "error_min": 5 * n_train * 10 * 3 * 1.2}.get(
+        cfg.poison, 0.0) if craft else 0.0
+    return f * (work + 3 * (cfg.n_eval or 10_000) + n_train)
+
+
+def poison_set(cfg: RunConfig) -> tuple | None:
+    """What identifies the poisoned training set a run trains on (None: unpoisoned): the data
+    and its size, the poison fields (its seed among them), eps, and the crafting network's
+    architecture; the victim's seed, defence and training are not part of it
+    (`training.poisoned.poison_key` keys the set itself)."""
+    if cfg.poison == "none":
+        return None
+    fields = tuple(sorted((k, v) for k, v in cfg.to_dict().items() if k.startswith("poison")))
+    return (cfg.dataset, cfg.data_path, cfg.n_train, cfg.n_val, cfg.eps, cfg.model, cfg.width,
+            *fields)
 
 
 @lru_cache(maxsize=1)
@@ -96,15 +109,16 @@ def _cpu_rate() -> float:
     return train_flops(ref, n_train=10_000) / 44.7
 
 
-def item_seconds(item, *, device: str) -> tuple[float, float]:
+def item_seconds(item, *, device: str, craft: bool = True) -> tuple[float, float]:
     """(estimated seconds, FLOPs) of a plan item: its training (if not cached) plus its
-    evaluation; `device` is "cpu" or "cuda"."""
+    evaluation; `device` is "cpu" or "cuda"; craft: whether a poisoning item crafts its
+    poisoned set (False where an earlier item of the plan did: `poison_set`)."""
     cfg = item.cfg
     n_train = cfg.n_train or (60_000 if "mnist" in cfg.dataset else 50_000) - cfg.n_val
     flops = train_flops(cfg, n_train=n_train) if item.role in ("depth", "cell", "poison") \
         else 0.0
     if item.suite == "poison":
-        flops += poison_flops(cfg, n_train=n_train)
+        flops += poison_flops(cfg, n_train=n_train, craft=craft)
     elif item.suite is not None:
         n_eval = cfg.n_eval or 10_000
         flops += eval_flops(cfg, suite=item.suite, n_eval=n_eval)

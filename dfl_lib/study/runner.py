@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from ..config import EVAL_ONLY
 from ..device import resolve_device
 from ..runs import io as runio
-from .estimate import item_seconds
+from .estimate import item_seconds, poison_set
 from .plan import study_plan
 
 __all__ = ["plan_table", "run_plan", "plan_times", "measured_seconds", "TIMES_NAME", "PlanClock"]
@@ -29,11 +29,14 @@ def _train_key(cfg) -> tuple:
 
 
 def plan_table(items, *, device: str) -> tuple[list[tuple], float]:
-    """[(key, what, estimated seconds)] with each training counted once, and the total."""
+    """[(key, what, estimated seconds)] with each training and each poisoned set's crafting
+    counted once, and the total."""
     kind = "cuda" if str(device).startswith("cuda") else "cpu"
-    trained, rows, total = set(), [], 0.0
+    trained, crafted, rows, total = set(), set(), [], 0.0
     for item in items:
-        seconds, _ = item_seconds(item, device=kind)
+        poisoned = poison_set(item.cfg) if item.suite == "poison" else None
+        seconds, _ = item_seconds(item, device=kind, craft=poisoned not in crafted)
+        crafted.add(poisoned)
         tkey = _train_key(item.cfg)
         what = []
         if item.role in ("depth", "cell", "poison") and tkey not in trained:
