@@ -66,3 +66,41 @@ def test_runs_that_did_not_train_are_marked():
                      metrics={"val_acc": "val acc"}, percent=("val_acc",), untrained_below=0.9)
     labels = [line.get_label() for line in fig.axes[0].lines]
     assert labels == ["CE, no warm-up - did not train", "CE, warm-up"]
+
+
+def test_a_long_metric_label_keeps_its_axis_label_short():
+    """Figure 3's monitor panel wrapped "PGD-10 monitor error (100 images) (%)" over its title
+    and the legend: the axis drops a trailing "(...)", the panel title keeps all of it."""
+    fig = curve_grid(_records(), rows="row", hue="loss", style="remedy",
+                     metrics={"val_acc": "PGD-10 monitor error (100 images)",
+                              "train_acc": "(a) training error"}, percent=("val_acc",))
+    assert fig.axes[0].get_ylabel() == "PGD-10 monitor error (%)"
+    assert fig.axes[0].get_title() == "ResNet-18: PGD-10 monitor error (100 images)"
+    assert fig.axes[1].get_ylabel() == "(a) training error"
+
+
+def test_the_paper_vs_ours_legend_names_only_rows_with_a_cell_of_ours():
+    from dfl_lib.figures.comparison import paper_vs_ours
+
+    def cell(row, label, ours):
+        return {"dataset": "mnist", "row": row, "label": label, "setting": "no defence",
+                "column": "PGD-10", "paper": 50.0, "ours": ours, "std": 1.0, "seeds": 3}
+    fig = paper_vs_ours({"Table 1": [cell("resnet", "ResNet", 10.0),
+                                     cell("mustafa", "Mustafa et al.", None)]})
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "ResNet" in labels and "Mustafa et al." not in labels
+
+
+def test_adversarial_examples_name_their_network_and_scale_the_perturbation():
+    import torch
+
+    from dfl_lib.figures.explore import plot_adversarial_examples
+
+    x = torch.rand(3, 1, 8, 8)
+    batch = {"x": x, "x_adv": (x + 0.1).clamp(0, 1), "y": torch.tensor([0, 1, 2]),
+             "pred": torch.tensor([0, 2, 2]), "confidence": torch.tensor([0.9, 0.8, 0.7])}
+    fig = plot_adversarial_examples(batch, eps=0.1, attack="pgd", label="ResNet-18, seed 0")
+    assert fig._suptitle.get_text().startswith("ResNet-18, seed 0\npgd at eps = 0.100")
+    bars = fig.axes[9:]  # 3 rows x 3 images, then the perturbation row's colour scale
+    assert len(bars) == 1 and "pixel units" in bars[0].get_ylabel()
+    assert bars[0].get_ylim() == pytest.approx((-0.1, 0.1))

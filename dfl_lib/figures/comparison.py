@@ -39,7 +39,9 @@ def paper_vs_ours(tables: Mapping[str, Sequence[Mapping]], *, title: str = ""):
     agreement. The C&W column is left out (see PLOTTED_COLUMNS). A dataset without any of our
     cells says so in its panel."""
     cells = _unique_cells(tables)
-    rows = list(dict.fromkeys(r["label"] for r in cells))
+    # the legend names the rows with a cell of ours (a profile runs some rows only)
+    rows = list(dict.fromkeys(r["label"] for r in cells if r["ours"] is not None
+                              and r["column"] in PLOTTED_COLUMNS))
     colours = plt.get_cmap("tab10")
     fig, axes = plt.subplots(1, len(_DATASETS), figsize=(12, 5.4), sharex=True, sharey=True)
     for ax, (dataset, name) in zip(axes, _DATASETS.items()):

@@ -10,6 +10,7 @@ used to lay it out (row, colour, line style). Nothing here trains or evaluates.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -115,7 +116,10 @@ def curve_grid(records: Sequence[Mapping], *, rows: str, hue: str, style: str,
                 ax.tick_params(axis="y", which="both", labelsize=7)
             if key in percent:
                 ax.set_ylim(0, 100)
-            ax.set_ylabel(label + (" (%)" if key in percent else ""), fontsize=8)
+            # the panel's title has the whole label; the axis keeps it without a trailing
+            # "(...)", which wrapped a long label over the title and the legend (Figure 3)
+            short = re.sub(r"\s*\([^)]*\)$", "", label) or label
+            ax.set_ylabel(short + (" (%)" if key in percent else ""), fontsize=8)
             if i == len(row_values) - 1:
                 ax.set_xlabel("epoch")
             ax.xaxis.get_major_locator().set_params(integer=True)

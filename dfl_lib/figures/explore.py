@@ -54,9 +54,11 @@ def attack_batch(model, x: torch.Tensor, y: torch.Tensor, *, attack: str, eps: f
     return {"x": x, "x_adv": x_adv, "y": y, "pred": pred, "confidence": confidence}
 
 
-def plot_adversarial_examples(batch: dict, *, eps: float, attack: str, class_names=None):
-    """Three rows over the batch: clean images, the perturbation (grey = 0, scaled to +-eps),
-    attacked images titled with prediction and confidence (red when wrong)."""
+def plot_adversarial_examples(batch: dict, *, eps: float, attack: str, class_names=None,
+                              label: str = ""):
+    """Three rows over the batch: clean images, the perturbation (white = 0, blue to red = -eps
+    to +eps, with its colour scale), attacked images titled with prediction and confidence (red
+    when wrong). label: the network shown (model, training, seed), put in the title."""
     x, x_adv = batch["x"].cpu(), batch["x_adv"].cpu()
     n = len(x)
     names = class_names or [str(k) for k in range(int(batch["pred"].max()) + 10)]
@@ -68,7 +70,7 @@ def plot_adversarial_examples(batch: dict, *, eps: float, attack: str, class_nam
         delta = ((x_adv[i] - x[i]).mean(0) / scale).numpy()      # (H, W) in [-1, 1]
         axes[0][i].imshow(img, cmap="gray", vmin=0, vmax=1)
         axes[0][i].set_title(f"true {names[int(batch['y'][i])]}", fontsize=8)
-        axes[1][i].imshow(delta, cmap="seismic", vmin=-1, vmax=1)
+        shown = axes[1][i].imshow(delta * scale, cmap="seismic", vmin=-scale, vmax=scale)
         axes[2][i].imshow(adv, cmap="gray", vmin=0, vmax=1)
         wrong = int(batch["pred"][i]) != int(batch["y"][i])
         axes[2][i].set_title(f"{names[int(batch['pred'][i])]} "
@@ -81,15 +83,22 @@ def plot_adversarial_examples(batch: dict, *, eps: float, attack: str, class_nam
     axes[1][0].set_ylabel("perturbation\n(±eps)", fontsize=9)
     axes[2][0].set_ylabel("attacked:\npred (conf.)", fontsize=9)
     acc = float((batch["pred"].cpu() == batch["y"].cpu()).float().mean()) * 100
-    fig.suptitle(f"{attack} at eps = {eps:.3f} (pixel units): {acc:.0f}% of these still "
-                 f"correct", fontsize=10)
-    fig.tight_layout()
+    fig.suptitle((f"{label}\n" if label else "") + f"{attack} at eps = {eps:.3f} (pixel "
+                 f"units): {acc:.0f}% of these {n} test images still correct", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.9, 1))
+    if n:  # the perturbation row's scale, in pixel units, right of that row, in its own axes
+        box = axes[1][n - 1].get_position()
+        cax = fig.add_axes((0.915, box.y0, 0.012, box.height))
+        fig.colorbar(shown, cax=cax, label="perturbation\n(pixel units)")
+        cax.tick_params(labelsize=7)
     return fig
 
 
 def adversarial_drawer(model, x: torch.Tensor, y: torch.Tensor, *, class_names=None,
-                       seed: int = 0) -> Callable[[float, str], tuple]:
-    """draw(eps, attack) -> (figure, one-line text of predictions) over the batch x, y.
+                       seed: int = 0, label: str = "") -> Callable[[float, str], tuple]:
+    """draw(eps, attack) -> (figure, one-line text of predictions) over the batch x, y; label
+    names the network in every figure's title (e.g. "ResNet-18 + DFL + PCL, PGD training,
+    seed 0").
 
     A model with any submodule in train mode is refused here, when the drawer is built, rather
     than at the first slider move; `draw.model` lets `explorer` check it again when it is built.
@@ -98,7 +107,8 @@ def adversarial_drawer(model, x: torch.Tensor, y: torch.Tensor, *, class_names=N
 
     def draw(eps: float, attack: str):
         batch = attack_batch(model, x, y, attack=attack, eps=eps, seed=seed)
-        fig = plot_adversarial_examples(batch, eps=eps, attack=attack, class_names=class_names)
+        fig = plot_adversarial_examples(batch, eps=eps, attack=attack, class_names=class_names,
+                                        label=label)
         text = (f"eps {eps:.3f}, {attack}: predictions "
                 f"{' '.join(str(int(p)) for p in batch['pred'])}, confidence "
                 f"{' '.join(f'{100 * float(c):.0f}%' for c in batch['confidence'])}")
