@@ -66,6 +66,11 @@ class Profile:
     # --- Figure 4's 2-D networks (dfl_lib.study.geometry_runs): training images, epochs, lr,
     # test images ---
     geometry: tuple[int, int, float, int] = (60_000, 10, 0.05, 10_000)
+    # the time the study may take at this profile, minutes per part ({} = no budget): "base"
+    # (the depth study, the table cells, the headline evaluations, notebooks 01-06),
+    # "poisoning" (its runs, notebook 07), "forensics" (notebook 08); the index sets the
+    # measured time of each beside it
+    budget_minutes: dict = field(default_factory=dict)
 
 
 _BF16 = ("training (its attack, forward and loss) under bf16 autocast, weights in fp32; every "
@@ -222,6 +227,9 @@ PROFILES: dict[str, Profile] = {
             "profile's 'full' suite"),
         # about 10 s per 2-D net at quick, 1 thread
         geometry=(10_000, 3, 0.05, 1000),
+        # issue 19 (the study within 120 minutes), issue 20 (poisoning: at most 40 more),
+        # issue 21 (forensics: at most 15 more)
+        budget_minutes={"base": 120, "poisoning": 40, "forensics": 15},
     ),
     "quick-full": Profile(
         name="quick-full",

@@ -161,6 +161,44 @@ def _plain(text: str) -> str:
     return text if text.startswith("**") else f"**{text}**"
 
 
+# which part of the study's time budget (`Profile.budget_minutes`) a plan role or notebook is in
+_PART_OF_ROLE = {"depth": "base", "cell": "base", "headline": "base", "poison": "poisoning"}
+_PART_OF_NOTEBOOK = {"07-data-poisoning": "poisoning", "08-forensics": "forensics"}
+
+
+def budget_parts(profile: str, *, plan_seconds: dict[str, float],
+                 notebook_seconds: dict[str, float]) -> dict[str, float]:
+    """{part: measured minutes} of the study's budget parts ("base", "poisoning",
+    "forensics"): each plan item by its role, each notebook by its name (else "base")."""
+    from .plan import study_plan
+
+    role = {item.key: item.role for item in study_plan(profile)}
+    out = dict.fromkeys(("base", "poisoning", "forensics"), 0.0)
+    for key, seconds in plan_seconds.items():
+        out[_PART_OF_ROLE.get(role.get(key, "cell"), "base")] += seconds / 60
+    for name, seconds in notebook_seconds.items():
+        out[_PART_OF_NOTEBOOK.get(name, "base")] += seconds / 60
+    return out
+
+
+def budget_lines(profile: str, *, plan_seconds: dict[str, float],
+                 notebook_seconds: dict[str, float]) -> list[str]:
+    """The index's table of measured minutes per budget part beside the profile's budget
+    (`Profile.budget_minutes`), with whether each holds; [] for a profile without one."""
+    budget = get_profile(profile).budget_minutes
+    if not budget:
+        return []
+    parts = budget_parts(profile, plan_seconds=plan_seconds, notebook_seconds=notebook_seconds)
+    lines = ["", "| part | measured (min) | budget (min) | within |", "|---|---|---|---|"]
+    for part, allowed in budget.items():
+        lines.append(f"| {part} | {parts[part]:.1f} | {allowed} | "
+                     f"{'yes' if parts[part] <= allowed else '**no**'} |")
+    total, allowed = sum(parts[p] for p in budget), sum(budget.values())
+    lines.append(f"| total | {total:.1f} | {allowed} | "
+                 f"{'yes' if total <= allowed else '**no**'} |")
+    return lines
+
+
 def write_index(profile: str, *, out_dir, plan_seconds: dict[str, float],
                 notebook_seconds: dict[str, float], command: str) -> Path:
     """reports/<profile>/README.md: each paper figure/table with its notebook, files, numbers
@@ -198,6 +236,7 @@ def write_index(profile: str, *, out_dir, plan_seconds: dict[str, float],
               f"{total_nb / 60:.1f} min; total {(total_plan + total_nb) / 60:.1f} min on "
               f"{os.cpu_count()} CPU cores.", "", "| notebook | wall (s) |", "|---|---|"]
     lines += [f"| {n} | {s:.0f} |" for n, s in notebook_seconds.items()]
+    lines += budget_lines(profile, plan_seconds=plan_seconds, notebook_seconds=notebook_seconds)
     lines += ["", "| plan item | measured (s) |", "|---|---|"]
     # plan keys hold "|" ("mnist | resnet18 | no defence"): escaped, or the row splits into cells
     lines += [f"| {_cell(k)} | {s:.0f} |" for k, s in plan_seconds.items()]
