@@ -200,9 +200,12 @@ def budget_lines(profile: str, *, plan_seconds: dict[str, float],
 
 
 def write_index(profile: str, *, out_dir, plan_seconds: dict[str, float],
-                notebook_seconds: dict[str, float], command: str) -> Path:
+                notebook_seconds: dict[str, float], command: str,
+                invocations: str = "") -> Path:
     """reports/<profile>/README.md: each paper figure/table with its notebook, files, numbers
-    beside the paper's and verdicts; the deviations; the time of every stage."""
+    beside the paper's and verdicts; the deviations; the time of every stage, with which
+    invocations of the study command made the runs (`invocations`, one sentence:
+    `study.invocations.invocation_summary`)."""
     from ..figures.tables import comparison_markdown
 
     out_dir = Path(out_dir)
@@ -234,7 +237,8 @@ def write_index(profile: str, *, out_dir, plan_seconds: dict[str, float],
     lines += ["## Time", "", f"Runs and evaluations (the plan, one at a time): "
               f"{total_plan / 60:.1f} min measured over {len(plan_seconds)} items; notebooks: "
               f"{total_nb / 60:.1f} min; total {(total_plan + total_nb) / 60:.1f} min on "
-              f"{os.cpu_count()} CPU cores.", "", "| notebook | wall (s) |", "|---|---|"]
+              f"{os.cpu_count()} CPU cores." + (f" {invocations}" if invocations else ""),
+              "", "| notebook | wall (s) |", "|---|---|"]
     lines += [f"| {n} | {s:.0f} |" for n, s in notebook_seconds.items()]
     lines += budget_lines(profile, plan_seconds=plan_seconds, notebook_seconds=notebook_seconds)
     lines += ["", "| plan item | measured (s) |", "|---|---|"]

@@ -6,6 +6,8 @@ import sys
 import time
 from pathlib import Path
 
+from .invocations import invocation_summary, log_end, log_start, read_invocations
+
 __all__ = ["run_study"]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,10 +41,11 @@ def run_study(args) -> int:
     if args.index_only:
         print(f"index: {_index(args, runs_dir, out_dir)}")
         return 0
+    only = tuple(n for n in args.notebooks.split(",") if n) or None
+    _log_start(args, runs_dir, only=only)
     if not args.skip_plan:
         run_plan(args.profile, data_root=args.data_dir, runs_root=runs_dir, device=args.device,
                  progress=not args.quiet)
-    only = tuple(n for n in args.notebooks.split(",") if n) or None
     try:
         seconds = run_notebooks(args.profile, out_dir=out_dir, runs_dir=runs_dir,
                                 data_dir=args.data_dir or "", device=args.device, only=only)
@@ -51,8 +54,27 @@ def run_study(args) -> int:
         return 1
     if only is None:
         print(f"index: {_index(args, runs_dir, out_dir)}")
-    print(f"study wall time (this invocation) {time.perf_counter() - start:.0f} s")
+    wall = time.perf_counter() - start
+    log_end(runs_dir, wall_seconds=wall)
+    print(f"study wall time (this invocation) {wall:.0f} s")
     return 0
+
+
+def _log_start(args, runs_dir: Path, *, only) -> None:
+    """Record this invocation in the runs folder (`invocations.jsonl`): the commit, and how many
+    plan items were already done, so the index can say whether one invocation made it."""
+    from ..runs.io import git_state
+    from .plan import study_plan
+    from .runner import measured_seconds
+
+    items = study_plan(args.profile, device=args.device)
+    done = measured_seconds(items, runs_root=runs_dir) if runs_dir.exists() else {}
+    what = ("plan and notebooks" if not args.skip_plan and only is None else
+            ("plan, " if not args.skip_plan else "") +
+            (f"notebooks {', '.join(only)}" if only else "notebooks"))
+    state = git_state(ROOT)
+    log_start(runs_dir, items_done=len(done), items=len(items), commit=state["commit"],
+              dirty=state["dirty"], what=what)
 
 
 def _require_clean_tree(*, allow_dirty: bool) -> None:
@@ -84,4 +106,5 @@ def _index(args, runs_dir: Path, out_dir: Path) -> Path:
                                                                 device=args.device),
                                                      runs_root=runs_dir),
                        notebook_seconds=seconds,
-                       command=f"python -m dfl_lib study --profile {args.profile}")
+                       command=f"python -m dfl_lib study --profile {args.profile}",
+                       invocations=invocation_summary(read_invocations(runs_dir)))

@@ -1,0 +1,86 @@
+"""Which invocations of the study command made a runs folder: one line per start and per end
+in `<runs>/invocations.jsonl`, so the index can say whether its report came from one invocation
+or from several (a study interrupted and resumed), and at which commits.
+
+    log_start(runs_dir, items_done=12, commit=..., dirty=False)
+    log_end(runs_dir, wall_seconds=5400.0)
+    summary = invocation_summary(read_invocations(runs_dir))   # one sentence for the index
+
+Per-item times do not depend on this: each item's seconds are read from its own run folder
+(`runner.measured_seconds`), whichever invocation did it.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+__all__ = ["INVOCATIONS_NAME", "log_start", "log_end", "read_invocations",
+           "invocation_summary"]
+
+INVOCATIONS_NAME = "invocations.jsonl"
+
+
+def _append(runs_dir, record: dict) -> None:
+    path = Path(runs_dir) / INVOCATIONS_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"utc": datetime.now(timezone.utc).isoformat(timespec="seconds"), **record}
+    with path.open("a") as f:  # one short line per event: an interrupted write loses one line
+        f.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def log_start(runs_dir, *, items_done: int, items: int, commit: str, dirty,
+              what: str = "plan and notebooks") -> None:
+    """Record a study command's start: how many of the plan's `items` were already done, and
+    what it was asked to do (`what`: "plan and notebooks", or e.g. "notebooks 07")."""
+    _append(runs_dir, {"event": "start", "items_done": items_done, "items": items,
+                       "commit": commit, "dirty": dirty, "what": what})
+
+
+def log_end(runs_dir, *, wall_seconds: float) -> None:
+    """Record that the study command finished (plan, notebooks and index)."""
+    _append(runs_dir, {"event": "end", "wall_seconds": round(wall_seconds, 1)})
+
+
+def read_invocations(runs_dir) -> list[dict]:
+    """The recorded events, oldest first ([] when none; an unreadable line is skipped)."""
+    path = Path(runs_dir) / INVOCATIONS_NAME
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def invocation_summary(events: list[dict]) -> str:
+    """One sentence: how many study commands made these runs since the last one that started
+    on an empty runs folder, how many of them were interrupted, at which commits, and the
+    notebook-only re-runs after them."""
+    starts = [i for i, e in enumerate(events) if e.get("event") == "start"]
+    if not starts:
+        return "The study commands that made these runs were not recorded."
+    fresh = [i for i in starts if events[i].get("items_done") == 0]
+    first = fresh[-1] if fresh else starts[0]
+    mine = events[first:]
+    plans = [e for e in mine if e.get("event") == "start"
+             and e.get("what", "plan and notebooks") == "plan and notebooks"]
+    reruns = [e["what"] for e in mine if e.get("event") == "start"
+              and e.get("what", "plan and notebooks") != "plan and notebooks"]
+    interrupted = len(plans) - sum(e.get("event") == "end" for e in mine) + len(reruns)
+    interrupted = max(0, min(interrupted, len(plans)))
+    commits = list(dict.fromkeys(str(e.get("commit", "unknown"))[:7] for e in plans))
+    head = "one invocation" if len(plans) == 1 else f"{len(plans)} invocations"
+    if interrupted:
+        head += f" ({interrupted} of them interrupted, then resumed by the next)"
+    origin = ("from an empty runs folder" if fresh else
+              f"starting with {events[first].get('items_done')} of "
+              f"{events[first].get('items')} items already done")
+    text = (f"These runs were made by {head} of the study command, {origin}, at commit"
+            f"{'s' if len(commits) > 1 else ''} {', '.join(commits)}.")
+    if reruns:
+        text += f" Re-run after them: {'; '.join(reruns)}."
+    return text

@@ -1,0 +1,43 @@
+"""The runs folder records which study commands made it, and the index says so in one sentence:
+one invocation, or several (interrupted and resumed), at which commits."""
+from dfl_lib.study.invocations import (INVOCATIONS_NAME, invocation_summary, log_end,
+                                       log_start, read_invocations)
+
+
+def test_one_uninterrupted_invocation(tmp_path):
+    log_start(tmp_path, items_done=0, items=71, commit="a" * 40, dirty=False)
+    log_end(tmp_path, wall_seconds=7000.0)
+    text = invocation_summary(read_invocations(tmp_path))
+    assert text.startswith("These runs were made by one invocation of the study command, "
+                           "from an empty runs folder, at commit aaaaaaa.")
+
+
+def test_an_interrupted_invocation_resumed_at_another_commit_and_a_notebook_rerun(tmp_path):
+    log_start(tmp_path, items_done=0, items=71, commit="a" * 40, dirty=False)
+    log_start(tmp_path, items_done=40, items=71, commit="b" * 40, dirty=False)
+    log_end(tmp_path, wall_seconds=3000.0)
+    log_start(tmp_path, items_done=71, items=71, commit="c" * 40, dirty=False,
+              what="notebooks 07-data-poisoning")
+    log_end(tmp_path, wall_seconds=100.0)
+    text = invocation_summary(read_invocations(tmp_path))
+    assert "2 invocations (1 of them interrupted, then resumed by the next)" in text
+    assert "at commits aaaaaaa, bbbbbbb." in text
+    assert text.endswith("Re-run after them: notebooks 07-data-poisoning.")
+
+
+def test_a_fresh_start_begins_the_count_again_and_bad_lines_are_skipped(tmp_path):
+    log_start(tmp_path, items_done=0, items=71, commit="a" * 40, dirty=False)
+    with (tmp_path / INVOCATIONS_NAME).open("a") as f:
+        f.write("{not json\n")
+    log_start(tmp_path, items_done=0, items=71, commit="d" * 40, dirty=False)
+    log_end(tmp_path, wall_seconds=1.0)
+    assert len(read_invocations(tmp_path)) == 3
+    assert "one invocation" in invocation_summary(read_invocations(tmp_path))
+    assert "not recorded" in invocation_summary([])
+
+
+def test_resumed_on_runs_made_before_the_log_existed(tmp_path):
+    log_start(tmp_path, items_done=26, items=74, commit="e" * 40, dirty=False)
+    log_end(tmp_path, wall_seconds=1.0)
+    assert "starting with 26 of 74 items already done" in invocation_summary(
+        read_invocations(tmp_path))
