@@ -270,3 +270,20 @@ def test_depth_claims_read_the_clean_trained_configuration_for_the_floor():
     # without clean runs the PGD runs' own clean accuracy is the (stricter) floor
     got = {v["claim"]: v for v in depth_verdicts("quick-full", records=_depth_records(pgd, {}))}
     assert got["fig5_resnet50_dfl_gain"]["verdict"] == "not testable here"
+
+
+def test_a_claim_whose_cells_the_profile_leaves_to_another_says_which_trains_them():
+    """quick runs the DFL row without its PGD-trained cells (Table 3's adversarial claim): the
+    verdict is "not testable here" naming the profiles that train them; the no-defence claim
+    of the same row reads its (here absent) cells as usual."""
+    from dfl_lib.study.evidence import table_verdicts
+
+    table3 = [v for v in table_verdicts("quick", cells={}) if v["claim_id"] == "table3_margins"]
+    assert [v["claim"] for v in table3] == ["table3_margins (no defence)",
+                                           "table3_margins (adversarial training)"]
+    no_defence, adversarial = table3
+    assert adversarial["verdict"] == "not testable here"
+    assert adversarial["reason"].startswith("the dfl cells with adversarial training are not "
+                                            "trained at quick")
+    assert "quick-full" in adversarial["reason"] and "smoke" not in adversarial["reason"]
+    assert "not trained at quick" not in no_defence["reason"]

@@ -82,6 +82,26 @@ def profile_regime(dataset: str, *, cells: dict) -> str:
                          n=head["n_eval"] if head else 0)
 
 
+def _left_to_others(profile: str, *, row: str, settings, dataset: str) -> str:
+    """Why a claim's own cells are not at this profile when the profile runs its row but leaves
+    those cells to another (`Profile.single_seed_cells`), naming the profiles that train them;
+    "" otherwise (a row the profile does not run at all reads "not run at this profile")."""
+    from ..profiles import PROFILES
+    from .plan import cell_seeds, table_rows_of
+
+    if row not in table_rows_of(profile):
+        return ""
+    missing = [s for s in settings if not cell_seeds(profile, row=row, setting=s)]
+    if not missing:
+        return ""
+    others = [name for name in PROFILES if name not in (profile, "smoke")
+              and dataset in datasets(name) and row in table_rows_of(name)
+              and all(cell_seeds(name, row=row, setting=s) for s in missing)]
+    return (f"the {row} cells with {' and '.join(missing)} are not trained at {profile} (its "
+            f"time budget)" + (f"; the {' and '.join(others)} profile{'s' if len(others) > 1 else ''}"
+                               f" train{'' if len(others) > 1 else 's'} them" if others else ""))
+
+
 def table_verdicts(profile: str, *, cells: dict) -> list[dict]:
     """The verdict of every "table" claim of paper_claims.csv, in its order."""
     min_seeds = get_profile(profile).min_seeds
@@ -91,6 +111,10 @@ def table_verdicts(profile: str, *, cells: dict) -> list[dict]:
             continue
         if c.dataset not in datasets(profile):
             out.append(claim_verdict(c, unavailable=_ELSEWHERE.get(c.dataset, "not run")))
+            continue
+        left = _left_to_others(profile, row=c.ours, settings=c.settings, dataset=c.dataset)
+        if left:
+            out.append(claim_verdict(c, unavailable=left))
             continue
         samples, clean = table_samples(c, cells=cells)
         out.append(claim_verdict(c, samples=samples, clean=clean, min_seeds=min_seeds,
