@@ -163,17 +163,17 @@ def _plain(text: str) -> str:
 
 # which part of the study's time budget (`Profile.budget_minutes`) a plan role or notebook is in
 _PART_OF_ROLE = {"depth": "base", "cell": "base", "headline": "base", "poison": "poisoning"}
-_PART_OF_NOTEBOOK = {"07-data-poisoning": "poisoning", "08-forensics": "forensics"}
+_PART_OF_NOTEBOOK = {"07-data-poisoning": "poisoning", "08-forensics": "notebook 08"}
 
 
 def budget_parts(profile: str, *, plan_seconds: dict[str, float],
                  notebook_seconds: dict[str, float]) -> dict[str, float]:
     """{part: measured minutes} of the study's budget parts ("base", "poisoning",
-    "forensics"): each plan item by its role, each notebook by its name (else "base")."""
+    "notebook 08"): each plan item by its role, each notebook by its name (else "base")."""
     from .plan import study_plan
 
     role = {item.key: item.role for item in study_plan(profile)}
-    out = dict.fromkeys(("base", "poisoning", "forensics"), 0.0)
+    out = dict.fromkeys(("base", "poisoning", "notebook 08"), 0.0)
     for key, seconds in plan_seconds.items():
         out[_PART_OF_ROLE.get(role.get(key, "cell"), "base")] += seconds / 60
     for name, seconds in notebook_seconds.items():
