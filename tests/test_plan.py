@@ -222,3 +222,34 @@ def test_the_plan_counts_each_poisoned_set_crafted_once():
     # another defence on the same set crafts nothing either; another set (error_min) does
     assert rows["poison | adversarial | dfl_pcl | no defence | s0"] < 0.5 * first
     assert rows["poison | error_min | resnet | no defence | s0"] > 2 * again
+
+
+def test_an_item_stopped_between_training_and_evaluation_keeps_its_training_time(tmp_path):
+    """An invocation stopped after a cell's training and before its evaluation: the next one
+    evaluates it, and the evaluation's wall time no longer holds the training. The quick re-make
+    recorded 88 s for a DFL + PCL cell whose own run took 53 s to train and 88 s to evaluate."""
+    import json
+
+    from dfl_lib.study.plan import PlanItem
+    from dfl_lib.study.runner import measured_seconds
+
+    cfg = make_config("smoke", dataset="mnist", model="resnet18")
+    rdir = tmp_path / f"{run_name(cfg)}-a"
+    rdir.mkdir()
+    (rdir / "config.json").write_text(json.dumps(cfg.to_dict()))
+    (rdir / "history.json").write_text(json.dumps([{"train_seconds": 50.0, "val_seconds": 3.0}]))
+
+    def write(done: str, metrics: str) -> dict:
+        (rdir / "done.json").write_text(json.dumps({"timestamp_utc": done}))
+        (rdir / "metrics-table.json").write_text(json.dumps(
+            {"provenance": {"wall_seconds": 88.0, "timestamp_utc": metrics}}))
+        items = [PlanItem("cell", cfg, "table", (), "cell"),
+                 PlanItem("headline", cfg, "table", (), "headline")]
+        return measured_seconds(items, runs_root=tmp_path)
+
+    # trained at 19:05, evaluated 19:23:07-19:24:35 by the next invocation: 53 + 88
+    assert write("2026-11-30T19:05:17+00:00", "2026-11-30T19:24:35+00:00")["cell"] == 141.0
+    # trained inside the evaluation (it began at 19:03:47, before the training ended)
+    assert write("2026-11-30T19:04:00+00:00", "2026-11-30T19:05:15+00:00")["cell"] == 88.0
+    # the training counts once: a later item on the same run keeps its own wall time
+    assert write("2026-11-30T19:05:17+00:00", "2026-11-30T19:24:35+00:00")["headline"] == 88.0

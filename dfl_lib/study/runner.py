@@ -56,24 +56,51 @@ def measured_seconds(items, *, runs_root) -> dict[str, float]:
     """{plan item: compute seconds its artifacts record}: a training item's epochs (training
     plus validation, from history.json), an evaluation item's wall time (metrics provenance;
     it includes training when the evaluation trained the run, and a headline item's surrogate).
-    Read from the run folders, so it holds whichever invocation did the work."""
+    Read from the run folders, so it holds whichever invocation did the work.
+
+    A run's training counts once, for the first item of the plan that needs it. Where that item
+    is an evaluation whose run finished training before the evaluation began (an invocation
+    stopped between the two and the next one evaluated it), its epochs are added to the
+    evaluation's wall time, which no longer holds them."""
 
     root = Path(runs_root or runio.default_runs_root())
-    out = {}
+    out, trained = {}, set()
     for item in items:
         rdir = _run_folder(root, item.cfg)
         if rdir is None:
             continue
+        first = item.role in ("depth", "cell", "poison") and _train_key(item.cfg) not in trained
+        trained.add(_train_key(item.cfg))
+        history = rdir / "history.json"
+        epochs = sum(e["train_seconds"] + e["val_seconds"]
+                     for e in json.loads(history.read_text())) if history.exists() else 0.0
         if item.suite is None:
-            history = rdir / "history.json"
             if history.exists():
-                out[item.key] = sum(e["train_seconds"] + e["val_seconds"]
-                                    for e in json.loads(history.read_text()))
+                out[item.key] = epochs
             continue
         metrics = rdir / f"metrics-{item.suite}.json"
         if metrics.exists():
-            out[item.key] = json.loads(metrics.read_text())["provenance"]["wall_seconds"]
+            provenance = json.loads(metrics.read_text())["provenance"]
+            out[item.key] = provenance["wall_seconds"]
+            if first and _trained_before(rdir, provenance):
+                out[item.key] += epochs
     return out
+
+
+def _trained_before(rdir: Path, provenance: dict) -> bool:
+    """Whether the run in `rdir` finished training before the evaluation that wrote
+    `provenance` began (both timestamps recorded; else False: its wall time is taken as is)."""
+    from datetime import datetime, timedelta
+
+    done = rdir / "done.json"
+    if not done.exists() or "timestamp_utc" not in provenance:
+        return False
+    try:
+        trained = datetime.fromisoformat(json.loads(done.read_text())["timestamp_utc"])
+        ended = datetime.fromisoformat(provenance["timestamp_utc"])
+    except (KeyError, ValueError):
+        return False
+    return trained < ended - timedelta(seconds=float(provenance["wall_seconds"]))
 
 
 def _run_folder(root: Path, cfg) -> Path | None:
