@@ -41,3 +41,13 @@ def test_resumed_on_runs_made_before_the_log_existed(tmp_path):
     log_end(tmp_path, wall_seconds=1.0)
     assert "starting with 26 of 74 items already done" in invocation_summary(
         read_invocations(tmp_path))
+
+
+def test_the_invocation_writing_the_index_has_not_ended_and_is_not_interrupted(tmp_path):
+    """The study writes its index before it logs its end: the running invocation is the last
+    start with nothing after it, never counted as interrupted."""
+    log_start(tmp_path, items_done=0, items=71, commit="a" * 40, dirty=False)
+    assert "one invocation of" in invocation_summary(read_invocations(tmp_path))
+    log_start(tmp_path, items_done=15, items=71, commit="b" * 40, dirty=False)
+    assert "2 invocations (1 of them interrupted, then resumed by the next)" in \
+        invocation_summary(read_invocations(tmp_path))

@@ -66,12 +66,16 @@ def invocation_summary(events: list[dict]) -> str:
     fresh = [i for i in starts if events[i].get("items_done") == 0]
     first = fresh[-1] if fresh else starts[0]
     mine = events[first:]
-    plans = [e for e in mine if e.get("event") == "start"
-             and e.get("what", "plan and notebooks") == "plan and notebooks"]
-    reruns = [e["what"] for e in mine if e.get("event") == "start"
-              and e.get("what", "plan and notebooks") != "plan and notebooks"]
-    interrupted = len(plans) - sum(e.get("event") == "end" for e in mine) + len(reruns)
-    interrupted = max(0, min(interrupted, len(plans)))
+
+    def is_plan(e: dict) -> bool:
+        return e.get("event") == "start" and e.get("what", "plan and notebooks") == \
+            "plan and notebooks"
+
+    plans = [e for e in mine if is_plan(e)]
+    reruns = [e["what"] for e in mine if e.get("event") == "start" and not is_plan(e)]
+    # interrupted: a start followed by another start before any end (the last start, with
+    # nothing after it, is the invocation writing this index: it has not ended yet)
+    interrupted = sum(is_plan(e) and nxt.get("event") == "start" for e, nxt in zip(mine, mine[1:]))
     commits = list(dict.fromkeys(str(e.get("commit", "unknown"))[:7] for e in plans))
     head = "one invocation" if len(plans) == 1 else f"{len(plans)} invocations"
     if interrupted:
