@@ -1,6 +1,8 @@
 """The committed reports say what made them: the JupyterLab screenshots (reports/lab) name the run
 they explored, and it is the run the quick study's explore notebook recorded; every committed
-metrics file of the quick study was made from a clean tree (git_dirty false)."""
+metrics file of the quick study was made from a clean tree (git_dirty false); the independent
+re-check of the headline (reports/quick/independent-check.json, studies/independent_check.py)
+attacked the models whose AutoAttack numbers the quick report prints."""
 import json
 import re
 from pathlib import Path
@@ -28,3 +30,25 @@ def test_committed_quick_metrics_come_from_a_clean_tree():
     dirty = [str(p.relative_to(ROOT)) for p in paths
              if json.loads(p.read_text())["provenance"].get("git_dirty")]
     assert not dirty, f"made from a tree with uncommitted changes: {dirty}"
+
+
+def test_independent_check_attacked_the_quick_reports_headline_models():
+    check_path = QUICK / "independent-check.json"
+    tables_path = QUICK / "03-robustness-tables" / "metrics.json"
+    if not check_path.exists() or not tables_path.exists():
+        pytest.skip("no committed independent check or quick report")
+    check = json.loads(check_path.read_text())
+    tables = json.loads(tables_path.read_text())["tables"]
+    # the report's AutoAttack on each headline cell (percent), in every table that shows it
+    reported = {(r["row"], r["setting"]): r["strong"]["AutoAttack"][0]
+                for rows in tables.values() for r in rows
+                if r["dataset"] == check["dataset"] and r.get("strong", {}).get("AutoAttack")}
+    assert check["cells"], "the independent check holds no cells"
+    for row, cell in check["cells"].items():
+        ours = reported.get((row, check["setting"]))
+        assert ours is not None, f"the quick report has no AutoAttack for {row}, {check['setting']}"
+        theirs = 100 * cell["study"]["headline"]["rows"]["AutoAttack"]["accuracy"]
+        assert abs(theirs - ours) < 1e-6, (
+            f"{row}: the independent check read AutoAttack {theirs:.1f}% from run {cell['run']}, "
+            f"the quick report prints {ours:.1f}%: re-run studies/independent_check.py on the "
+            "report's runs")
