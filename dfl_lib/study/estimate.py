@@ -79,11 +79,12 @@ def poison_flops(cfg: RunConfig, *, n_train: int, craft: bool = True) -> float:
     """FLOPs of a poisoning run's measurements (clean and triggered test images, detector
     features) and, with craft=True, of crafting its poisoned set (a plan crafts each set once:
     `poison_set` names it; the runs sharing it reuse it)."""
-    from ..training.poisoned import CRAFT_STEPS
+    from ..training.poisoned import CRAFT_STEPS, MIN_MIN_STEPS
 
     f = forward_flops(cfg)
+    # error-minimising noise: 3 min-min rounds (where it stopped at quick, at 99.9% accuracy)
     work = {"clean_label": 0.1 * n_train * CRAFT_STEPS * 3, "adversarial":
-            n_train * CRAFT_STEPS * 3, "error_min": 5 * n_train * 10 * 3 * 1.2}.get(
+            n_train * CRAFT_STEPS * 3, "error_min": 3 * n_train * MIN_MIN_STEPS * 3 * 1.2}.get(
         cfg.poison, 0.0) if craft else 0.0
     return f * (work + 3 * (cfg.n_eval or 10_000) + n_train)
 
