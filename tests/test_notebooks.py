@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import smoke_study
 
 from dfl_lib.paper.claims import claims
 from dfl_lib.paper.intervals import OUTCOMES
@@ -45,9 +46,17 @@ def study(tmp_path_factory):
     if not Path(DATA).exists():
         pytest.skip(f"needs the study's data ($DFL_DATA_DIR or {DATA})")
     base = tmp_path_factory.mktemp("study")
-    runs, out = base / "runs", base / "reports"
-    run_plan("smoke", runs_root=runs, data_root=DATA, progress=False)
-    seconds = run_notebooks("smoke", out_dir=out, runs_dir=runs, data_dir=DATA)
+    runs, out, _ = smoke_study.folders(base)
+    # a helper process runs the plan backward and the notebooks from the last (smoke_study.py)
+    helper = smoke_study.start_helper(base, data_dir=DATA)
+    try:
+        run_plan("smoke", runs_root=runs, data_root=DATA, progress=False)
+        smoke_study.run_notebook_share(base, data_dir=DATA, names=list(NOTEBOOKS))
+        seconds = smoke_study.notebook_seconds(base, names=list(NOTEBOOKS), helper=helper)
+    finally:
+        if helper.poll() is None:
+            helper.kill()
+        helper.wait()
     plan_seconds = measured_seconds(study_plan("smoke"), runs_root=runs)
     assert len(plan_seconds) == len(study_plan("smoke"))  # every item's work is on record
     index = write_index("smoke", out_dir=out, plan_seconds=plan_seconds,

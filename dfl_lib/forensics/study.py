@@ -47,9 +47,11 @@ def forensic_records(profile: str, *, runs_root=None, data_root=None, device: st
     """One record per (flaw, row, setting, column): the flawed accuracy (%) with its 95% Wilson
     interval over the n images (the study's class-balanced evaluation subset of `seed`), the
     honest accuracy of the same cell, the paper's printed number and whether it lies inside the
-    interval. n: the profile's headline subset (`study.plan.headline_n_eval`), else the runs'
-    n_eval. Runs on the CPU in fp32. `progress(text)` is told each setting's time. [] at a
-    profile without MNIST runs (the paper's Tables 1 and 3 are MNIST)."""
+    interval. n: the profile's `forensics_n_eval`, else its headline subset
+    (`study.plan.headline_n_eval`), else the runs' n_eval. Runs on the CPU in fp32.
+    `progress(text)` is told each setting's time. [] at a profile without MNIST runs (the
+    paper's Tables 1 and 3 are MNIST)."""
+    from ..profiles import get_profile
     from ..study.plan import cell_config, cell_seeds, datasets, headline_n_eval
     from ..study.records import load_run
 
@@ -68,8 +70,8 @@ def forensic_records(profile: str, *, runs_root=None, data_root=None, device: st
         models = {row: runs[row]["model"].cpu().float().eval() for row in rows}
         images = {}
         for row in rows:
-            size = n or headline_n_eval(profile) or cell_config(
-                profile, dataset="mnist", row=row, setting=setting).n_eval
+            size = n or get_profile(profile).forensics_n_eval or headline_n_eval(profile) \
+                or cell_config(profile, dataset="mnist", row=row, setting=setting).n_eval
             images[row] = eval_subset(runs[row]["data"], n=size, seed=seed)
         honest: dict = {}
         caches: dict = {row: {} for row in rows}  # a judging flaw reuses the honest images

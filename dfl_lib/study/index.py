@@ -17,6 +17,7 @@ from ..errors import UsageError
 from ..paper.claims import claims
 from ..paper.verdicts import verdict_lines
 from ..profiles import get_profile
+from ..runs import io as runio
 from .notebook import CIFAR_NOTE
 from .plan import plan_deviations
 
@@ -88,7 +89,9 @@ def run_notebooks(profile: str, *, out_dir, runs_dir, data_dir: str = "", device
         print(f"  {name}: {seconds[name]:.0f} s", flush=True)
         timings = out_dir / TIMINGS_NAME  # kept across partial runs, for the index
         saved = json.loads(timings.read_text()) if timings.exists() else {}
-        timings.write_text(json.dumps({**saved, name: seconds[name]}, indent=1) + "\n")
+        # atomically: a second process running other notebooks into the same folder (the
+        # tests' smoke study does) never reads a half-written file
+        runio.write_json(timings, {**saved, name: seconds[name]})
     return seconds
 
 

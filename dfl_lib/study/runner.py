@@ -19,7 +19,7 @@ from ..runs import io as runio
 from .estimate import item_seconds, poison_set
 from .plan import study_plan
 
-__all__ = ["plan_table", "run_plan", "plan_times", "measured_seconds", "TIMES_NAME", "PlanClock"]
+__all__ = ["plan_table", "run_plan", "run_item", "plan_times", "measured_seconds", "TIMES_NAME", "PlanClock"]
 
 TIMES_NAME = "plan-times.json"
 
@@ -138,8 +138,6 @@ def _record_time(runs_root, *, key: str, seconds: float) -> None:
 def run_plan(profile: str, *, data_root=None, runs_root=None, device: str = "auto",
              progress: bool = True) -> list[dict]:
     """Execute the plan; one record per item: key, run folder, metrics path, measured seconds."""
-    from .experiment import evaluate_run, train_run
-
     items = study_plan(profile, device=device)
     dev = str(resolve_device(device))
     rows, total = plan_table(items, device=dev)
@@ -155,18 +153,7 @@ def run_plan(profile: str, *, data_root=None, runs_root=None, device: str = "aut
     for item, (_, _, estimate) in zip(items, rows):
         start = time.perf_counter()
         bar.set_postfix_str(f"{clock.text()} | {item.key}")
-        if item.suite is None:
-            run = train_run(item.cfg, data_root=data_root, runs_root=runs_root, progress=False)
-            record = {"run_dir": str(run["run_dir"])}
-        elif item.suite == "poison":  # the poisoning study's own measurements (notebook 07)
-            from .poison_runs import poison_metrics
-
-            metrics = poison_metrics(item.cfg, data_root=data_root, runs_root=runs_root)
-            record = {"metrics": metrics["path"]}
-        else:
-            metrics = evaluate_run(item.cfg, suite=item.suite, data_root=data_root,
-                                   runs_root=runs_root, progress=False)
-            record = {"metrics": metrics["path"]}
+        record = run_item(item, data_root=data_root, runs_root=runs_root)
         out.append({"key": item.key, "seconds": time.perf_counter() - start, **record})
         _record_time(runs_root, key=item.key, seconds=out[-1]["seconds"])
         clock.finished(estimate=estimate, seconds=out[-1]["seconds"])
@@ -174,6 +161,26 @@ def run_plan(profile: str, *, data_root=None, runs_root=None, device: str = "aut
         bar.update(1)
     bar.close()
     return out
+
+
+def run_item(item, *, data_root=None, runs_root=None) -> dict:
+    """Train (a depth run), evaluate (a table cell, a headline evaluation) or measure (a
+    poisoning run) one plan item, reusing what is finished; {"run_dir": ...} or {"metrics":
+    path}. Two processes may share a plan: a run being trained by one is waited for by the
+    other (`runs.lock`), then reused."""
+    from .experiment import evaluate_run, train_run
+
+    if item.suite is None:
+        run = train_run(item.cfg, data_root=data_root, runs_root=runs_root, progress=False)
+        return {"run_dir": str(run["run_dir"])}
+    if item.suite == "poison":  # the poisoning study's own measurements (notebook 07)
+        from .poison_runs import poison_metrics
+
+        return {"metrics": poison_metrics(item.cfg, data_root=data_root,
+                                          runs_root=runs_root)["path"]}
+    metrics = evaluate_run(item.cfg, suite=item.suite, data_root=data_root, runs_root=runs_root,
+                           progress=False)
+    return {"metrics": metrics["path"]}
 
 
 class PlanClock:
