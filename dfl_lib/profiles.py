@@ -57,9 +57,6 @@ class Profile:
     runs_dir: str = ""                # runs root name under runs/ ("" = the profile's name)
     headline_suite: str = "full"      # the headline cells' strong evaluation suite
     headline_n_eval: int = 0          # its test subset (0 = the run's n_eval)
-    # notebook 08's test subset per model (0 = the headline subset): its 38 flawed evaluations
-    # run the paper's full attacks (PGD-10, C&W-10) whatever the profile
-    forensics_n_eval: int = 0
     # engineering settings (EVAL_ONLY fields: they never change a run's key)
     engineering: dict = field(default_factory=dict)
     # evaluation subsets per dataset where they differ from n_eval (EVAL_ONLY: re-evaluates,
@@ -278,7 +275,6 @@ PROFILES: dict[str, Profile] = {
                    | {"precision": "fp32 training: the tests exercise the plain path (bf16 has "
                                    "its own test)"},
         backbone="resnet18", seeds=(0, 1), headline_suite="headline", headline_n_eval=0,
-        forensics_n_eval=16,
         seeded=(("resnet", "no defence"), ("resnet", "adversarial training"),
                 ("dfl_pcl", "adversarial training")),
         depth_seeds=(0,), min_seeds=2,

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -22,15 +23,18 @@ CHILD = textwrap.dedent("""
     model, loss = build_components(cfg, data)
     def slow(epoch, run_dir):
         Path({marker!r}).write_text(str(epoch))  # the first process is inside the lock
-        time.sleep(1.0)
+        deadline = time.time() + 120  # held until the test has seen the second one wait
+        while not Path({release!r}).exists() and time.time() < deadline:
+            time.sleep(0.05)
     history = train(model, loss, data, cfg, runs_root={runs!r}, progress=False, on_epoch_end=slow)
     print("HISTORY", len(history), history[-1]["train_loss"])
 """)
 
 
 def test_a_second_process_waits_then_reuses_the_run(synthetic_npz, tmp_path):
+    release = tmp_path / "release"
     script = CHILD.format(npz=str(synthetic_npz), runs=str(tmp_path / "runs"),
-                          marker=str(tmp_path / "marker"))
+                          marker=str(tmp_path / "marker"), release=str(release))
     env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
     first = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env, text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -38,17 +42,29 @@ def test_a_second_process_waits_then_reuses_the_run(synthetic_npz, tmp_path):
     while not (tmp_path / "marker").exists():  # wait until the first one trains
         assert time.time() < deadline and first.poll() is None, first.stderr.read()
         time.sleep(0.1)
-    second = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, text=True,
-                            capture_output=True, timeout=300)
+    # the first holds the lock (whatever the machine's load) until the second says it waits
+    second = subprocess.Popen([sys.executable, "-u", "-c", script], cwd=ROOT, env=env,
+                              text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    said: list[str] = []
+    reader = threading.Thread(target=lambda: said.extend(second.stdout), daemon=True)
+    reader.start()
+    while not any("waiting" in line for line in said):
+        assert time.time() < deadline and second.poll() is None, second.stderr.read()
+        time.sleep(0.05)
+    release.touch()
     out_first, err_first = first.communicate(timeout=300)
+    err_second = second.stderr.read()
+    second.wait(timeout=300)
+    reader.join(timeout=60)
+    out_second = "".join(said)
     assert first.returncode == 0, err_first
-    assert second.returncode == 0, second.stderr
-    assert f"held by process {first.pid}" in second.stdout and "waiting" in second.stdout
-    assert "reusing finished run" in second.stdout
+    assert second.returncode == 0, err_second
+    assert f"held by process {first.pid}" in out_second and "waiting" in out_second
+    assert "reusing finished run" in out_second
     assert "reusing" not in out_first
     # both report the one history the first process trained
     line = lambda out: next(l for l in out.splitlines() if l.startswith("HISTORY"))  # noqa: E731
-    assert line(second.stdout) == line(out_first)
+    assert line(out_second) == line(out_first)
     (run,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
     assert len(json.loads((run / "history.json").read_text())) == 3
 
