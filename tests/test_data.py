@@ -337,16 +337,22 @@ def test_cache_reused_then_invalidated(tmp_path, cache, monkeypatch):
     assert not list(cache.glob("*.tmp"))
 
 
-def test_small_subset_decodes_only_chosen_files(tmp_path, cache, monkeypatch):
-    root = tmp_path / "folder"
-    write_folder(root, n_train=20, n_test=10)
-    decoded = []
+@pytest.fixture
+def decoded(monkeypatch) -> list:
+    """The files image folders decode from now on, in order."""
+    files = []
     real_decode = data_formats.decode_images
 
-    def counting(files, **kwargs):
-        decoded.extend(files)
-        return real_decode(files, **kwargs)
+    def counting(paths, **kwargs):
+        files.extend(paths)
+        return real_decode(paths, **kwargs)
     monkeypatch.setattr(data_formats, "decode_images", counting)
+    return files
+
+
+def test_small_subset_decodes_only_chosen_files(tmp_path, cache, decoded):
+    root = tmp_path / "folder"
+    write_folder(root, n_train=20, n_test=10)
     part = load_dataset("image_folder", path=root, n_val=3, n_train=6, n_test=3, seed=5)
     assert len(decoded) == 12 and not cache.exists()  # no cache written for a partial decode
     load_dataset("image_folder", path=root)  # full decode, cached
@@ -354,18 +360,11 @@ def test_small_subset_decodes_only_chosen_files(tmp_path, cache, monkeypatch):
     assert from_cache.fingerprint == part.fingerprint
 
 
-def test_a_whole_split_decodes_the_folder_once_and_caches_it(tmp_path, cache, monkeypatch):
+def test_a_whole_split_decodes_the_folder_once_and_caches_it(tmp_path, cache, decoded):
     """A run evaluates on its whole test split: a few training images beside it still decode the
     whole folder once, cached, so the next run decodes nothing."""
     root = tmp_path / "folder"
     write_folder(root, n_train=40, n_test=4)
-    decoded = []
-    real_decode = data_formats.decode_images
-
-    def counting(files, **kwargs):
-        decoded.extend(files)
-        return real_decode(files, **kwargs)
-    monkeypatch.setattr(data_formats, "decode_images", counting)
     # 3 classes: 120 training and 12 test images; 3 + 6 + 12 chosen (16%), the test split whole
     first = load_dataset("image_folder", path=root, n_val=3, n_train=6, seed=1, n_test=None)
     assert len(decoded) == 132 and len(list(cache.glob("*.npz"))) == 1
