@@ -25,10 +25,11 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # two workers, one torch thread each (tests/conftest.py); a test file stays on one worker, so a
-# module's fixtures (the smoke study) are built once. TEST_WORKERS=0: one process, as before.
+# module's fixtures (the smoke study) are built once, and files go out in collection order, the
+# longest first (tests/conftest.py: LONGEST_FIRST). TEST_WORKERS=0: one process, as before.
 TEST_WORKERS ?= 2
 test: install
-	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 # the notebook study: plan (train + evaluate, one job at a time), then every notebook with
 # papermill into reports/<profile>/ and its index README.md; interrupted, it resumes
