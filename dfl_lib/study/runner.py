@@ -19,7 +19,8 @@ from ..runs import io as runio
 from .estimate import item_seconds, poison_set
 from .plan import study_plan
 
-__all__ = ["plan_table", "run_plan", "run_item", "plan_times", "measured_seconds", "TIMES_NAME", "PlanClock"]
+__all__ = ["plan_table", "run_plan", "run_item", "plan_times", "measured_seconds", "TIMES_NAME",
+           "PlanClock"]
 
 TIMES_NAME = "plan-times.json"
 
