@@ -30,6 +30,7 @@ def folders(root: Path) -> tuple[Path, Path, Path]:
 
 def run_notebook_share(root: Path, *, data_dir: str, names: list[str]) -> None:
     """Run each notebook of `names` that nobody has claimed, in that order."""
+    from dfl_lib.runs import io as runio
     from dfl_lib.study.index import run_notebooks
 
     runs, out, claims = folders(root)
@@ -45,9 +46,7 @@ def run_notebook_share(root: Path, *, data_dir: str, names: list[str]) -> None:
         except Exception as err:  # NotebookFailed, or anything the runner raised
             (claims / f"{name}.failed").write_text(f"{type(err).__name__}: {err}")
             raise
-        done = claims / f"{name}.json"
-        done.with_suffix(".tmp").write_text(json.dumps(seconds[name]))
-        done.with_suffix(".tmp").replace(done)
+        runio.write_json(claims / f"{name}.json", seconds[name])  # atomically: the other polls
 
 
 def start_helper(root: Path, *, data_dir: str) -> subprocess.Popen:
