@@ -6,6 +6,9 @@ Figure 4's 2-D networks), with one check of the name (`get_profile`).
     quick       the study on a 2-core CPU within 120 minutes: MNIST in the field's regime
     quick-full  what quick leaves out on the same CPU, resumable: every MNIST cell at 3 seeds
                 and CIFAR-10 at illustration scale (it reuses quick's runs)
+    quick-full-depth, quick-full-clean, quick-full-pgd, quick-full-cifar
+                quick-full in four parts, each within one 180-minute session of a fresh
+                machine (`QUICK_FULL_PARTS`)
     paper       the paper's settings, for a GPU
     gpu         the CIFAR-10 claims on one GPU, sized to reach CIFAR-10's regime
 
@@ -15,11 +18,11 @@ reports print them beside the numbers.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .errors import UsageError
 
-__all__ = ["Profile", "PROFILES", "get_profile"]
+__all__ = ["Profile", "PROFILES", "QUICK_FULL_PARTS", "get_profile"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,9 @@ class Profile:
     # profile names that study, a test keeps it so); the index sets the
     # measured time of each beside it
     budget_minutes: dict = field(default_factory=dict)
+    # the notebooks the profile's report has ("all": every one); a part of a split profile runs
+    # only those its plan feeds (a notebook loads a missing run by training it, untimed)
+    notebooks: tuple[str, ...] | str = "all"
 
 
 _BF16 = ("training (its attack, forward and loss) under bf16 autocast, weights in fp32; every "
@@ -298,3 +304,48 @@ def get_profile(name: str) -> Profile:
     if name not in PROFILES:
         raise UsageError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}")
     return PROFILES[name]
+
+
+# quick-full in parts, each within one 180-minute session on this CPU: a session may start on a
+# fresh machine without runs/, and quick-full (about 5 hours here) never finishes in one. Each
+# part trains its own runs (its own runs folder) with quick-full's configs, so its runs are
+# quick-full's (same keys), and runs only the notebooks its plan feeds. Together with quick
+# (geometry, poisoning, feature space, explorer: the same configs as quick-full's), they make
+# every item of quick-full's plan (tests/test_plan.py checks it).
+_PART_BUDGET = 150  # minutes: a session's 180, less installing the environment and committing
+_NO_DEFENCE_ROWS = ("resnet", "mustafa", "dfl", "pcl", "dfl_pcl")
+_PARTS = {
+    "quick-full-depth": dict(
+        summary="quick-full's depth study: ResNet-18/34/50 with and without the DFL, 3 seeds, "
+                "with the clean-training runs and the no-warm-up controls",
+        datasets=(), seeded=(), notebooks=("01-depth",),
+        budget_minutes={"base": _PART_BUDGET}),
+    "quick-full-clean": dict(
+        summary="quick-full's MNIST cells without adversarial training: every row at 3 seeds "
+                "(Tables 1 and 3, no defence), and the forensics of the paper's numbers",
+        datasets=("mnist",), depth_seeds=(),
+        seeded=tuple((row, "no defence") for row in _NO_DEFENCE_ROWS),
+        notebooks=("03-robustness-tables", "08-forensics"),
+        budget_minutes={"base": _PART_BUDGET - 15, "notebook 08": 15}),
+    "quick-full-pgd": dict(
+        summary="quick-full's PGD-trained MNIST cells: every row at 3 seeds (Table 3's "
+                "adversarial row, Figure 6), with the ResNet's no-defence reference",
+        datasets=("mnist",), depth_seeds=(),
+        seeded=tuple((row, "adversarial training") for row in _NO_DEFENCE_ROWS + ("dynamic",))
+        + (("resnet", "no defence"),),
+        notebooks=("03-robustness-tables", "04-training-curves"),
+        budget_minutes={"base": _PART_BUDGET}),
+    "quick-full-cifar": dict(
+        summary="quick-full's CIFAR-10 (JPEG copy) cells at illustration scale, below its "
+                "regime and without verdicts",
+        datasets=("cifar10_jpeg",), depth_seeds=(), notebooks=("03-robustness-tables",),
+        single_seed_cells=True,  # the WideResNet cell (Table 6), seed 0, as in quick-full
+        budget_minutes={"base": _PART_BUDGET}),
+}
+QUICK_FULL_PARTS = tuple(_PARTS)
+for _name, _changes in _PARTS.items():
+    PROFILES[_name] = replace(
+        PROFILES["quick-full"], **{"single_seed_cells": False, **_changes}, name=_name,
+        runs_dir="", poisoning={}, plan_deviations=PROFILES["quick-full"].plan_deviations + (
+            f"a part of quick-full ({_changes['summary']}); the other parts and quick make the "
+            "rest",))

@@ -21,7 +21,8 @@ from ..runs import io as runio
 from .notebook import CIFAR_NOTE
 from .plan import plan_deviations
 
-__all__ = ["NOTEBOOKS", "PAPER_ITEMS", "run_notebooks", "write_index", "NotebookFailed"]
+__all__ = ["NOTEBOOKS", "PAPER_ITEMS", "profile_notebooks", "run_notebooks", "write_index",
+           "NotebookFailed"]
 
 NOTEBOOKS = ("01-depth", "02-decision-geometry", "03-robustness-tables", "04-training-curves",
              "05-feature-space", "06-explore", "07-data-poisoning", "08-forensics")
@@ -48,19 +49,38 @@ class NotebookFailed(RuntimeError):
     """A notebook raised; the message names it, the failing cell and the executed copy."""
 
 
+def profile_notebooks(profile: str) -> tuple[str, ...]:
+    """The notebooks of the profile's report, in order (`Profile.notebooks`; "all": NOTEBOOKS).
+    Raises UsageError for an unknown profile or a notebook name the study does not have."""
+    chosen = get_profile(profile).notebooks
+    if chosen == "all":
+        return NOTEBOOKS
+    unknown = [n for n in chosen if n not in NOTEBOOKS]
+    if unknown:
+        raise UsageError(f"profile {profile!r} names unknown notebooks {unknown}; known: "
+                         f"{', '.join(NOTEBOOKS)}")
+    return tuple(n for n in NOTEBOOKS if n in chosen)
+
+
 def run_notebooks(profile: str, *, out_dir, runs_dir, data_dir: str = "", device: str = "auto",
                   notebooks_dir=NOTEBOOKS_DIR, only: tuple[str, ...] | None = None) -> dict:
-    """Execute the notebooks (all, or `only`) in order; {name: wall seconds}. A failing cell
+    """Execute the profile's notebooks (`profile_notebooks`, or `only` of them) in order;
+    {name: wall seconds}. A failing cell
     stops the run with NotebookFailed, naming the cell; its executed copy keeps the traceback."""
     import papermill as pm
 
-    get_profile(profile)  # the one check of the name
-    out_dir, notebooks_dir = Path(out_dir).resolve(), Path(notebooks_dir).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    names = only or NOTEBOOKS
+    mine = profile_notebooks(profile)
+    names = only or mine
     unknown = [n for n in names if n not in NOTEBOOKS]
     if unknown:
         raise UsageError(f"unknown notebooks {unknown}; known: {', '.join(NOTEBOOKS)}")
+    # a notebook outside the profile's would train the runs it reads, untimed, inside its kernel
+    foreign = [n for n in names if n not in mine]
+    if foreign:
+        raise UsageError(f"notebooks {foreign} are not part of profile {profile!r}; its "
+                         f"notebooks: {', '.join(mine)}")
+    out_dir, notebooks_dir = Path(out_dir).resolve(), Path(notebooks_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
     # kernels run in the notebooks folder: a relative data root (the Makefile's ../shared/data)
     # is resolved here, from the caller's folder
     data_dir = data_dir or os.environ.get("DFL_DATA_DIR", "")
@@ -222,6 +242,8 @@ def write_index(profile: str, *, out_dir, plan_seconds: dict[str, float],
     lines += [f"- {d}" for d in profile_deviations(profile) + plan_deviations(profile)]
     lines += ["", "## The paper's figures and tables, ours beside them", ""]
     for item, name in PAPER_ITEMS.items():
+        if name not in profile_notebooks(profile):
+            continue  # another profile's report (a part of quick-full)
         m = _metrics(out_dir, name)
         figures = ", ".join(f"[{f}]({name}/{f})" for f in m.get("figures", [])) or "-"
         lines += [f"### {item}", "", f"- notebook: [{name}.ipynb]({name}.ipynb); figures: "
