@@ -311,7 +311,8 @@ def get_profile(name: str) -> Profile:
 # part trains its own runs (its own runs folder) with quick-full's configs, so its runs are
 # quick-full's (same keys), and runs only the notebooks its plan feeds. Together with quick
 # (geometry, poisoning, feature space, explorer: the same configs as quick-full's), they make
-# every item of quick-full's plan (tests/test_plan.py checks it).
+# every item of quick-full's plan (tests/test_profile_parts.py checks it). Notebook 08 stays
+# quick's: its subject is the paper's no-defence numbers against quick's seed-0 models.
 _PART_BUDGET = 150  # minutes: a session's 180, less installing the environment and committing
 _NO_DEFENCE_ROWS = ("resnet", "mustafa", "dfl", "pcl", "dfl_pcl")
 _PARTS = {
@@ -322,11 +323,10 @@ _PARTS = {
         budget_minutes={"base": _PART_BUDGET}),
     "quick-full-clean": dict(
         summary="quick-full's MNIST cells without adversarial training: every row at 3 seeds "
-                "(Tables 1 and 3, no defence), and the forensics of the paper's numbers",
+                "(Tables 1 and 3, no defence)",
         datasets=("mnist",), depth_seeds=(),
         seeded=tuple((row, "no defence") for row in _NO_DEFENCE_ROWS),
-        notebooks=("03-robustness-tables", "08-forensics"),
-        budget_minutes={"base": _PART_BUDGET - 15, "notebook 08": 15}),
+        notebooks=("03-robustness-tables",), budget_minutes={"base": _PART_BUDGET}),
     "quick-full-pgd": dict(
         summary="quick-full's PGD-trained MNIST cells: every row at 3 seeds (Table 3's "
                 "adversarial row, Figure 6), with the ResNet's no-defence reference",

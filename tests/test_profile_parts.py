@@ -49,7 +49,7 @@ def test_each_part_has_its_own_runs_folder_and_no_poisoning():
 
 def test_profile_notebooks_keeps_the_study_order_and_all_means_every_one():
     assert profile_notebooks("quick") == NOTEBOOKS
-    assert profile_notebooks("quick-full-clean") == ("03-robustness-tables", "08-forensics")
+    assert profile_notebooks("quick-full-pgd") == ("03-robustness-tables", "04-training-curves")
 
 
 def test_running_a_notebook_outside_the_profile_is_refused_before_any_kernel(tmp_path):
