@@ -33,7 +33,8 @@ PUBLIC = {
     # configuration
     "make_config": ("config", "a run's config: paper defaults -> dataset -> method -> profile -> overrides"),
     "RunConfig": ("config", "the frozen run configuration (the paper's values as defaults)"),
-    "PROFILES": ("config", "the profiles (smoke, quick, quick-full, paper, gpu) and their listed deviations"),
+    "PROFILES": ("config", "the profiles (smoke, quick, quick-full and its parts, paper, gpu) and their "
+               "listed deviations"),
     "profile_deviations": ("config", "how a profile departs from the paper, as texts for reports"),
     "resolve_device": ("device", "'auto' -> CUDA when present, else the CPU"),
     # data

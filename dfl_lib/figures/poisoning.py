@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.patches import Patch
 
 from ..errors import UsageError
 from .curves import figure_legend
@@ -40,6 +41,8 @@ def poison_bars(records: Sequence[dict], *, fraction: float, title: str = ""):
     fig, axes = plt.subplots(2, 2, figsize=(13, 7.5), sharey="row", squeeze=False)
     width = 0.8 / len(_ROWS)
     colours = plt.get_cmap("tab10")
+    # {row: seed counts of its bars, over every panel}: one legend entry per row
+    row_seeds: dict[str, set[int]] = {}
     for j, setting in enumerate(settings):
         for i, (key, label) in enumerate((("clean_accuracy", "clean test accuracy (%)"),
                                           ("attack_success_rate", "attack success rate (%)"))):
@@ -60,15 +63,25 @@ def poison_bars(records: Sequence[dict], *, fraction: float, title: str = ""):
                     seeds.add(len(chosen))
                 if xs:
                     ax.bar(xs, means, width=width, color=colours(k),
-                           yerr=[lows, highs], capsize=2,
-                           label=f"{_LABELS[row]} ({'/'.join(map(str, sorted(seeds)))} seed(s))")
+                           yerr=[lows, highs], capsize=2)
+                    row_seeds.setdefault(row, set()).update(seeds)
             ax.set_xticks(range(len(poisons)))
             ax.set_xticklabels(poisons, fontsize=8)
+            ax.set_xlim(-0.5, len(poisons) - 0.5)  # every panel's poisons at the same places
             ax.set_ylim(0, 100)
             ax.set_ylabel(label)
-            ax.set_title(f"{setting}: {label.split(' (')[0]}", fontsize=9)
+            ax.tick_params(labelleft=True)  # sharey hides the right panels' scale otherwise
+            what = label.split(" (")[0] + (" (backdoors only)" if i == 1 else "")
+            ax.set_title(f"{setting}: {what}", fontsize=9)
             ax.grid(axis="y", alpha=0.3)
-    figure_legend(fig, axes)  # below the panels: bars near 100% leave no room inside
+    # below the panels (bars near 100% leave no room inside), one entry per row: the seeds
+    # behind its bars (a poison's headline cells have 3, the rest 1)
+    handles = [Patch(color=colours(k), label=f"{_LABELS[row]} "
+                     f"({' or '.join(map(str, sorted(row_seeds[row])))} seed"
+                     f"{'s' if max(row_seeds[row]) > 1 else ''} per bar)")
+               for k, row in enumerate(_ROWS) if row in row_seeds]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8,
+               frameon=False)
     fig.suptitle(title or f"Poisoned training sets ({fraction:.0%} poisoned): clean accuracy "
                           "and backdoor success per defence", fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))
@@ -138,11 +151,12 @@ def detection_bars(records: Sequence[dict], *, title: str = ""):
         ax.set_ylabel("AUROC (poisoned vs clean training samples)")
         ax.set_title(det, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.tick_params(labelleft=True)  # sharey hides the right panel's scale otherwise
+    figure_legend(fig, axes)  # below the panels: AUROCs near 1 leave no room inside
     fig.suptitle(title or "Do the poisoned training samples stand out in feature space? "
                           "(penultimate features, clean training, seed 0; dashed: chance)",
                  fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
 
 

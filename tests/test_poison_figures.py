@@ -1,0 +1,65 @@
+"""The poisoning figures read as their captions say: one legend entry per defence row (the
+quick report listed "ResNet (CE)" twice, once per panel row), every panel with its own y scale
+(sharey hid the right panels' tick labels), the detection legend off the bars."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from dfl_lib.figures.poisoning import detection_bars, poison_bars  # noqa: E402
+
+_ROWS = ("resnet", "dfl", "pcl", "dfl_pcl")
+
+
+def _records():
+    out = []
+    for row in _ROWS:
+        for poison in ("none", "badnets", "label_flip"):
+            seeds = (0, 1, 2) if poison == "badnets" and row in ("resnet", "dfl_pcl") else (0,)
+            for seed in seeds:
+                rec = {"poison": poison, "row": row, "setting": "no defence", "seed": seed,
+                       "fraction": 0.0 if poison == "none" else 0.1,
+                       "clean_accuracy": 97.0 + seed,
+                       "detection": {"activation clustering": {"auroc": 0.9},
+                                     "spectral signatures": {"auroc": 0.7}}}
+                if poison == "badnets":
+                    rec["attack_success_rate"] = 99.0
+                out.append(rec)
+        if row in ("resnet", "dfl_pcl"):
+            out.append({"poison": "badnets", "row": row, "setting": "PGD training", "seed": 0,
+                        "fraction": 0.1, "clean_accuracy": 95.0, "attack_success_rate": 98.0})
+    return out
+
+
+def _legend_labels(fig):
+    return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+
+
+def test_poison_bars_has_one_legend_entry_per_row_with_its_seed_counts():
+    fig = poison_bars(_records(), fraction=0.1)
+    labels = _legend_labels(fig)
+    assert len(labels) == len(_ROWS)
+    assert labels[0] == "ResNet (CE) (1 or 3 seeds per bar)"
+    assert labels[1] == "DFL (1 seed per bar)"
+    plt.close(fig)
+
+
+def test_every_poisoning_panel_shows_its_y_scale():
+    for fig in (poison_bars(_records(), fraction=0.1), detection_bars(_records())):
+        for ax in fig.axes:
+            assert [t for t in ax.get_yticklabels() if t.get_visible() and t.get_text()], ax.get_title()
+        plt.close(fig)
+
+
+def test_the_detection_legend_lies_below_the_panels():
+    fig = detection_bars(_records())
+    assert not [ax for ax in fig.axes if ax.get_legend() is not None]
+    assert _legend_labels(fig) == ["ResNet (CE)", "DFL", "PCL", "DFL + PCL"]
+    plt.close(fig)
+
+
+def test_every_poison_bars_panel_puts_the_poisons_at_the_same_places():
+    fig = poison_bars(_records(), fraction=0.1)
+    assert len({ax.get_xlim() for ax in fig.axes}) == 1
+    plt.close(fig)
