@@ -7,14 +7,12 @@ from it.  Run:  .venv/bin/python benchmarks/epoch_times.py --profile quick [--ba
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
 from dfl_lib.config import make_config
-from dfl_lib.defences import training_attack
-from dfl_lib.training.trainer import build_components, build_optimizer, load_data
-from dfl_lib.training.loop import Adversary, EpochSetup, train_epoch
+from dfl_lib.study.cpu_speed import seconds_per_batch
+from dfl_lib.training.trainer import load_data
 
 ARCHS = [("resnet18", False), ("resnet18", True), ("resnet34", False), ("resnet34", True),
          ("resnet50", False), ("resnet50", True), ("wrn", False)]
@@ -22,24 +20,11 @@ ATTACKS = ["none", "fgsm", "pgd"]
 
 
 def seconds_per_epoch(cfg, data, *, batches: int) -> float:
-    model, loss = build_components(cfg, data)
-    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    model.to(memory_format=fmt)
-    opt = build_optimizer(cfg, model, loss)  # the engine's groups, rates and weight decay
-    gen = torch.Generator().manual_seed(0)
-    attack = training_attack(cfg, epoch=cfg.epochs - 1, generator=gen)
+    """The engine's training step timed on `batches` batches (after one warm-up;
+    `dfl_lib.study.cpu_speed.seconds_per_batch`), extrapolated to the profile's epoch."""
     n = cfg.batch_size * (batches + 1)
-    x, y = data.x_train[:n], data.y_train[:n]
-    # one warm-up batch, then the timed ones
-    setup = EpochSetup(optimizer=opt, batch_size=cfg.batch_size, generator=gen,
-                       augment=cfg.augment, memory_format=fmt)
-    adversary = Adversary(attack=attack, fraction=cfg.adv_fraction) if attack else None
-    train_epoch(model, loss, x[:cfg.batch_size], y[:cfg.batch_size], setup=setup,
-                adversary=adversary)
-    start = time.perf_counter()
-    train_epoch(model, loss, x[cfg.batch_size:], y[cfg.batch_size:], setup=setup,
-                adversary=adversary)
-    per_batch = (time.perf_counter() - start) / batches
+    per_batch = seconds_per_batch(cfg, x=data.x_train[:n], y=data.y_train[:n], batches=batches,
+                                  num_classes=data.num_classes)
     return per_batch * len(data.y_train) / cfg.batch_size
 
 

@@ -123,19 +123,39 @@ def test_plan_estimates_count_each_training_once_and_scale_with_the_profile():
     assert paper > 100 * quick  # FLOPs: full data, width 64, ResNet-50, 50-100 epochs
 
 
-def test_study_plan_only_prints_the_paper_profiles_time_on_this_cpu_and_a_gpu(capsys):
+SLOW_CPU = dict(fp32_batch_s=0.28, bf16_batch_s=3.67, capability="AVX2", threads=2)
+
+
+def _fixed_speed(monkeypatch, **speed):
+    """The CLI's CPU measurement replaced by a fixed speed (an AVX2 CPU's, measured)."""
+    import dfl_lib.study.cpu_speed as cpu_speed
+
+    monkeypatch.setattr(cpu_speed, "measure_cpu_speed",
+                        lambda **_: cpu_speed.CpuSpeed(**(speed or SLOW_CPU)))
+
+
+def test_study_plan_only_prints_the_paper_profiles_time_on_this_cpu_and_a_gpu(capsys,
+                                                                              monkeypatch):
     from dfl_lib.__main__ import main
 
+    _fixed_speed(monkeypatch)
     assert main(["study", "--profile", "paper", "--plan-only"]) == 0
     out = capsys.readouterr().out
     assert "this project's 2-core CPU" in out and "one H100 at 25%" in out
-    # one line per item with both estimates (it once printed the GPU's alone)
-    items = [line for line in out.splitlines() if " s CPU " in line and " s GPU  " in line]
+    assert "this CPU, from its training speed measured now" in out
+    # one line per item with every estimate (it once printed the GPU's alone)
+    items = [line for line in out.splitlines() if " s CPU " in line and " s GPU " in line
+             and " s here " in line]
     assert len(items) == len(study_plan("paper"))
     assert any(float(line.split(" s CPU ")[0]) > 0 for line in items)
+    # the paper profile trains in bf16: on this slow CPU every training item takes longer
+    assert all(float(line.split(" s GPU ")[1].split(" s here")[0])
+               > float(line.split(" s CPU ")[0]) for line in items)
+    assert "warning: this profile trains under bf16 autocast, which runs 13x slower" in out
 
 
-def test_gpu_profile_is_cifar10_with_the_papers_networks_and_its_time_is_printed(capsys):
+def test_gpu_profile_is_cifar10_with_the_papers_networks_and_its_time_is_printed(capsys,
+                                                                                monkeypatch):
     from dfl_lib.__main__ import main
 
     assert datasets("gpu") == ("cifar10_jpeg",)
@@ -147,6 +167,7 @@ def test_gpu_profile_is_cifar10_with_the_papers_networks_and_its_time_is_printed
     assert cell_config("gpu", dataset="cifar10_jpeg", row="mustafa",
                        setting="adversarial training").epochs == 40
     assert "epochs" in get_profile("gpu").deviations
+    _fixed_speed(monkeypatch)
     assert main(["study", "--profile", "gpu", "--plan-only"]) == 0
     out = capsys.readouterr().out
     assert "profile 'gpu'" in out and "one H100" in out

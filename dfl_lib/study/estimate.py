@@ -18,6 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..attacks import REGISTRY
 from ..config import RunConfig
 from ..models.resnet import build_model
+from .cpu_speed import REFERENCE_BF16_SPEEDUP
 
 __all__ = ["forward_flops", "train_flops", "eval_flops", "poison_flops", "poison_set",
            "item_seconds", "RATES", "H100_BF16_PEAK"]
@@ -26,7 +27,6 @@ H100_BF16_PEAK = 989e12   # dense bf16 FLOP/s of an H100 SXM (NVIDIA's datasheet
 # effective FLOP/s (forward + backward counted as 3 forwards); the CPU figure is calibrated in
 # `_cpu_rate`, the GPU one assumes 25% of bf16 peak for small-image ResNets
 RATES = {"cuda": 0.25 * H100_BF16_PEAK}
-BF16_CPU_SPEEDUP = 1.45   # PGD-10 training epoch, fp32 / bf16 autocast, quick ResNet-18, 2 cores
 _SHAPES = {"mnist": (1, 28), "fashion_mnist": (1, 28), "cifar10": (3, 32),
            "cifar10_jpeg": (3, 32)}
 
@@ -110,10 +110,11 @@ def _cpu_rate() -> float:
     return train_flops(ref, n_train=10_000) / 44.7
 
 
-def item_seconds(item, *, device: str, craft: bool = True) -> tuple[float, float]:
+def item_seconds(item, *, device: str, craft: bool = True, cpu=None) -> tuple[float, float]:
     """(estimated seconds, FLOPs) of a plan item: its training (if not cached) plus its
     evaluation; `device` is "cpu" or "cuda"; craft: whether a poisoning item crafts its
-    poisoned set (False where an earlier item of the plan did: `poison_set`)."""
+    poisoned set (False where an earlier item of the plan did: `poison_set`); cpu: this CPU's
+    measured speed (`cpu_speed.CpuSpeed`) to estimate for it, else the reference CPU."""
     cfg = item.cfg
     n_train = cfg.n_train or (60_000 if "mnist" in cfg.dataset else 50_000) - cfg.n_val
     flops = train_flops(cfg, n_train=n_train) if item.role in ("depth", "cell", "poison") \
@@ -126,12 +127,14 @@ def item_seconds(item, *, device: str, craft: bool = True) -> tuple[float, float
     if item.role == "headline":  # its surrogate's clean training
         flops += train_flops(cfg.replace(dfl=False, loss="ce", extra_fc=0, train_attack="none",
                                          method="standard"), n_train=n_train)
-    rate = RATES["cuda"] if device.startswith("cuda") else _cpu_rate()
+    on_gpu = device.startswith("cuda")
+    rate = RATES["cuda"] if on_gpu else _cpu_rate() / (cpu.fp32_factor if cpu else 1.0)
     seconds = flops / rate
-    if not device.startswith("cuda") and cfg.precision == "bf16" and \
-            item.role in ("depth", "cell", "poison"):
-        # the CPU rate is fp32's; bf16 autocast trains faster here (measured, studies/
-        # bf16_agreement.py); the evaluation part stays fp32, so only training's share shrinks
+    if not on_gpu and cfg.precision == "bf16" and item.role in ("depth", "cell", "poison"):
+        # the CPU rate is fp32's; bf16 autocast trains at its own speed (1.45x faster on the
+        # reference CPU, studies/bf16_agreement.py; 14x slower on one without native bf16);
+        # the evaluation part stays fp32, so only training's share changes
+        speedup = cpu.bf16_speedup if cpu else REFERENCE_BF16_SPEEDUP
         train = train_flops(cfg, n_train=n_train) / rate
-        seconds -= train * (1 - 1 / BF16_CPU_SPEEDUP)
+        seconds -= train * (1 - 1 / speedup)
     return seconds, flops

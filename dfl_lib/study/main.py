@@ -22,19 +22,24 @@ def run_study(args) -> int:
     runs_dir = Path(args.runs_dir or ROOT / "runs" / runs_dir_name(args.profile))
     out_dir = Path(args.out_dir or ROOT / "reports" / args.profile)
     if args.plan_only:
+        items = study_plan(args.profile)
+        speed = _this_cpu(items)
         tables = {}
-        for device in ("cpu", "cuda"):
-            rows, total = plan_table(study_plan(args.profile), device=device)
+        for device, cpu in (("cpu", None), ("cuda", None), ("here", speed)):
+            rows, total = plan_table(items, device="cpu" if device == "here" else device,
+                                     cpu=cpu)
             tables[device] = rows
-            note = ("this project's 2-core CPU, calibrated on its measured epoch time" if
-                    device == "cpu" else f"one H100 at {RATES['cuda'] / H100_BF16_PEAK:.0%} "
-                    "of its dense bf16 peak, from the FLOP count")
+            note = {"cpu": "this project's 2-core CPU, calibrated on its measured epoch time",
+                    "cuda": f"one H100 at {RATES['cuda'] / H100_BF16_PEAK:.0%} of its dense "
+                            "bf16 peak, from the FLOP count",
+                    "here": "this CPU, from its training speed measured now"}[device]
             print(f"profile {args.profile!r}: {len(rows)} items, estimated {total / 3600:.1f} h "
                   f"on {note}")
-        # one line per item with both estimates (the CPU's first: it is what the profiles are
-        # sized for)
-        for (key, what, cpu), (_, _, gpu) in zip(tables["cpu"], tables["cuda"]):
-            print(f"  {cpu:7.0f} s CPU {gpu:7.0f} s GPU  {key:<58} {what}")
+        # one line per item with the estimates (the reference CPU's first: it is what the
+        # profiles are sized for; "here": this CPU's)
+        for (key, what, cpu), (_, _, gpu), (_, _, here) in zip(tables["cpu"], tables["cuda"],
+                                                                tables["here"]):
+            print(f"  {cpu:7.0f} s CPU {gpu:7.0f} s GPU {here:7.0f} s here  {key:<58} {what}")
         return 0
     _require_clean_tree(allow_dirty=args.allow_dirty)
     start = time.perf_counter()
@@ -44,8 +49,12 @@ def run_study(args) -> int:
     only = tuple(n for n in args.notebooks.split(",") if n) or None
     _log_start(args, runs_dir, only=only)
     if not args.skip_plan:
+        from ..device import resolve_device
+
+        on_cpu = resolve_device(args.device).type == "cpu"
         run_plan(args.profile, data_root=args.data_dir, runs_root=runs_dir, device=args.device,
-                 progress=not args.quiet)
+                 progress=not args.quiet,
+                 cpu=_this_cpu(study_plan(args.profile, device=args.device)) if on_cpu else None)
     try:
         seconds = run_notebooks(args.profile, out_dir=out_dir, runs_dir=runs_dir,
                                 data_dir=args.data_dir or "", device=args.device, only=only)
@@ -58,6 +67,18 @@ def run_study(args) -> int:
     log_end(runs_dir, wall_seconds=wall)
     print(f"study wall time (this invocation) {wall:.0f} s")
     return 0
+
+
+def _this_cpu(items):
+    """This CPU's training speed, measured now (`cpu_speed`), with its lines printed: the
+    profiles are sized on a reference CPU, and bf16 autocast trains 14x slower than fp32 on a
+    CPU without native bf16."""
+    from .cpu_speed import measure_cpu_speed, speed_lines
+
+    speed = measure_cpu_speed()
+    print(*speed_lines(speed, uses_bf16=any(i.cfg.precision == "bf16" for i in items)),
+          sep="\n", flush=True)
+    return speed
 
 
 def _log_start(args, runs_dir: Path, *, only) -> None:

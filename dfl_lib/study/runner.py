@@ -29,14 +29,15 @@ def _train_key(cfg) -> tuple:
     return tuple((k, v) for k, v in cfg.to_dict().items() if k not in EVAL_ONLY)
 
 
-def plan_table(items, *, device: str) -> tuple[list[tuple], float]:
+def plan_table(items, *, device: str, cpu=None) -> tuple[list[tuple], float]:
     """[(key, what, estimated seconds)] with each training and each poisoned set's crafting
-    counted once, and the total."""
+    counted once, and the total; cpu: this CPU's measured speed (`cpu_speed.CpuSpeed`), else
+    the reference CPU's estimates."""
     kind = "cuda" if str(device).startswith("cuda") else "cpu"
     trained, crafted, rows, total = set(), set(), [], 0.0
     for item in items:
         poisoned = poison_set(item.cfg) if item.suite == "poison" else None
-        seconds, _ = item_seconds(item, device=kind, craft=poisoned not in crafted)
+        seconds, _ = item_seconds(item, device=kind, craft=poisoned not in crafted, cpu=cpu)
         crafted.add(poisoned)
         tkey = _train_key(item.cfg)
         what = []
@@ -44,7 +45,7 @@ def plan_table(items, *, device: str) -> tuple[list[tuple], float]:
             what.append(f"train {item.cfg.epochs} ep")
         elif item.suite is not None:  # training already counted: evaluation only
             seconds -= item_seconds(type(item)(item.key, item.cfg, None, item.notebooks,
-                                               item.role), device=kind)[0]
+                                               item.role), device=kind, cpu=cpu)[0]
         trained.add(tkey)
         if item.suite:
             what.append(f"{item.suite} suite on {item.cfg.n_eval or 'all'} images")
@@ -137,11 +138,13 @@ def _record_time(runs_root, *, key: str, seconds: float) -> None:
 
 
 def run_plan(profile: str, *, data_root=None, runs_root=None, device: str = "auto",
-             progress: bool = True) -> list[dict]:
-    """Execute the plan; one record per item: key, run folder, metrics path, measured seconds."""
+             progress: bool = True, cpu=None) -> list[dict]:
+    """Execute the plan; one record per item: key, run folder, metrics path, measured seconds.
+    cpu: this CPU's measured speed (`cpu_speed.CpuSpeed`): the estimates printed and the
+    clock's are this CPU's, else the reference CPU's."""
     items = study_plan(profile, device=device)
     dev = str(resolve_device(device))
-    rows, total = plan_table(items, device=dev)
+    rows, total = plan_table(items, device=dev, cpu=cpu)
     print(f"study plan, profile {profile!r}, on {dev}: {len(items)} items, estimated "
           f"{total / 60:.0f} min (one job at a time)")
     for key, what, seconds in rows:

@@ -1,0 +1,120 @@
+"""This CPU's training speed against the reference CPU the plan's estimates are calibrated on.
+
+The CPU estimates (`study.estimate`) are calibrated on one machine: 2 cores with AVX-512 and
+native bf16, where a clean training epoch of the quick ResNet-18 took 10.7 s per 10,000 MNIST
+images in fp32 (reports/benchmarks/epoch_times-quick.txt) and bf16 autocast trained 1.45x
+faster. A CPU without native bf16 (AVX2 only, as an AMD EPYC this project was lent) ran the same
+epoch 2.5x slower in fp32 and bf16 autocast 14x slower than its own fp32: the quick profile's
+bf16 training took 150 s per 5,000-image epoch instead of about 3. So the study measures this
+CPU first, with the engine's own training step, and says so before it starts.
+
+    speed = measure_cpu_speed()                  # about 1 s on the reference CPU, 15 s on AVX2
+    speed.fp32_factor, speed.bf16_speedup        # 2.5 and 0.07 on that AVX2 CPU
+    print(*speed_lines(speed, uses_bf16=True), sep="\n")
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import torch
+
+__all__ = ["CpuSpeed", "measure_cpu_speed", "seconds_per_batch", "speed_lines",
+           "REFERENCE_CLEAN_BATCH_S", "REFERENCE_BF16_SPEEDUP"]
+
+# the reference CPU: the quick ResNet-18 (width 16), MNIST, batch 128, clean training, fp32,
+# the engine's channels-last epoch: 10.7 s per 10,000 images (epoch_times-quick.txt) = 78.1
+# batches
+REFERENCE_CLEAN_BATCH_S = 10.7 / (10_000 / 128)
+REFERENCE_BF16_SPEEDUP = 1.45  # PGD-10 training epoch, fp32 / bf16 autocast, the same CPU
+
+
+@dataclass(frozen=True)
+class CpuSpeed:
+    """Seconds per training batch on this CPU (fp32 and bf16 autocast) and its capability
+    (`torch.backends.cpu.get_cpu_capability()`, e.g. "AVX2", "AVX512")."""
+    fp32_batch_s: float
+    bf16_batch_s: float
+    capability: str
+    threads: int
+
+    @property
+    def fp32_factor(self) -> float:
+        """This CPU's fp32 training time over the reference CPU's (2.5: 2.5x slower)."""
+        return self.fp32_batch_s / REFERENCE_CLEAN_BATCH_S
+
+    @property
+    def bf16_speedup(self) -> float:
+        """fp32 time over bf16 autocast time here (above 1: bf16 is faster)."""
+        return self.fp32_batch_s / self.bf16_batch_s
+
+
+def seconds_per_batch(cfg, *, x: torch.Tensor, y: torch.Tensor, batches: int,
+                      autocast: bool = False, num_classes: int = 10) -> float:
+    """Wall seconds per training batch of the engine's epoch (`training.loop.train_epoch`) for
+    `cfg` (model, width, DFL, loss, training attack, batch size, channels-last) on x (N, C, H, W
+    in [0, 1]) and y (N,), N at least (batches + 1) x cfg.batch_size: one warm-up batch, then
+    `batches` timed. autocast: under bf16 autocast, as cfg.precision "bf16" trains.
+    Raises UsageError when x holds too few images."""
+    from ..defences import training_attack
+    from ..errors import UsageError
+    from ..training.loop import Adversary, EpochSetup, train_epoch
+    from ..training.trainer import build_components, build_optimizer
+
+    need = cfg.batch_size * (batches + 1)
+    if len(x) < need:
+        raise UsageError(f"seconds_per_batch needs {need} images ({batches} timed batches and "
+                         f"one warm-up of {cfg.batch_size}); got {len(x)}")
+    info = SimpleNamespace(num_classes=num_classes, in_channels=x.shape[1],
+                           mean=None, std=None)
+    model, loss = build_components(cfg.replace(device="cpu"), info)
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model.to(memory_format=fmt)
+    opt = build_optimizer(cfg, model, loss)
+    gen = torch.Generator().manual_seed(0)
+    attack = training_attack(cfg, epoch=cfg.epochs - 1, generator=gen)
+    setup = EpochSetup(optimizer=opt, batch_size=cfg.batch_size, generator=gen,
+                       augment=cfg.augment, memory_format=fmt,
+                       autocast_dtype=torch.bfloat16 if autocast else None)
+    adversary = Adversary(attack=attack, fraction=cfg.adv_fraction) if attack else None
+    b = cfg.batch_size
+    train_epoch(model, loss, x[:b], y[:b], setup=setup, adversary=adversary)
+    start = time.perf_counter()
+    train_epoch(model, loss, x[b:need], y[b:need], setup=setup, adversary=adversary)
+    return (time.perf_counter() - start) / batches
+
+
+def measure_cpu_speed(*, batches: int = 2) -> CpuSpeed:
+    """This CPU's speed on the reference step (the quick ResNet-18, width 16, MNIST-sized random
+    images, batch 128, clean training), fp32 and bf16 autocast, `batches` timed batches each
+    after one warm-up, at torch's current thread count."""
+    from ..config import make_config
+
+    cfg = make_config("quick", dataset="mnist", model="resnet18", width=16, dfl=False,
+                      loss="ce", train_attack="none", batch_size=128, augment=False)
+    gen = torch.Generator().manual_seed(0)
+    n = cfg.batch_size * (batches + 1)
+    x = torch.rand(n, 1, 28, 28, generator=gen)
+    y = torch.randint(0, 10, (n,), generator=gen)
+    fp32 = seconds_per_batch(cfg, x=x, y=y, batches=batches)
+    bf16 = seconds_per_batch(cfg, x=x, y=y, batches=batches, autocast=True)
+    return CpuSpeed(fp32_batch_s=fp32, bf16_batch_s=bf16,
+                    capability=torch.backends.cpu.get_cpu_capability(),
+                    threads=torch.get_num_threads())
+
+
+def speed_lines(speed: CpuSpeed, *, uses_bf16: bool) -> list[str]:
+    """What the study prints before it starts: this CPU against the reference, and a warning
+    where the profile trains under bf16 autocast and this CPU runs it slower than fp32."""
+    lines = [f"this CPU ({speed.capability}, {speed.threads} threads, measured now): fp32 "
+             f"training {speed.fp32_factor:.1f}x the reference CPU's time, bf16 autocast "
+             f"{speed.bf16_speedup:.2f}x as fast as fp32 (the reference: "
+             f"{REFERENCE_BF16_SPEEDUP}x)"]
+    if uses_bf16 and speed.bf16_speedup < 1:
+        lines.append(f"warning: this profile trains under bf16 autocast, which runs "
+                     f"{1 / speed.bf16_speedup:.0f}x slower than fp32 on this CPU (no native "
+                     f"bf16); the estimates for this CPU count it. Training in fp32 here "
+                     f"(--set precision=fp32 on single runs) would be faster, but it is "
+                     f"another run key: its runs are not this profile's")
+    return lines
