@@ -288,9 +288,10 @@ PROFILES: dict[str, Profile] = {
         poisoning={"n_train": 256, "epochs": 2, "fraction": 0.1, "sweep": (0.05,),
                    "rows": ("resnet", "dfl_pcl"), "seeds": (0,),
                    "adversarial_training": ("adversarial",)},
-        # contiguous: torch 2.14.1 on this CPU aborts ("double free or corruption") in the
-        # input-gradient backward of a channels-last width-4 ResNet-18 with 2 threads (FAB-T
-        # inside AutoAttack on 3-5 CIFAR-10 images), and never with contiguous memory or 1 thread
+        # contiguous: torch 2.14.1 on the AVX-512 CPU aborted ("double free or corruption") in
+        # the input-gradient backward of a channels-last width-4 ResNet-18 with 2 threads (FAB-T
+        # inside AutoAttack on 3-5 CIFAR-10 images); the cause, oneDNN's strided kernel on
+        # narrow layers, is now avoided in every network (dfl_lib/models/narrow.py)
         engineering={"channels_last": False},
         plan_deviations=("plumbing only: every table cell, 2 seeds for the headline cells, "
                          "the depth study with 1",),

@@ -20,6 +20,7 @@ from ..errors import UsageError, UsageTypeError
 from ..validation import check_known
 from .blocks import BasicBlock, Bottleneck, CosineClassifier, Normalize, WideBasicBlock
 from .dfl import DefensiveFeatureLayer
+from .narrow import guard_narrow_strided
 
 __all__ = ["StagedNet", "resnet18", "resnet34", "resnet50", "wide_resnet", "MODELS", "build_model"]
 
@@ -68,6 +69,8 @@ class StagedNet(nn.Module):
             self.head = CosineClassifier(d, num_classes, scale=cosine_scale)
         else:
             raise UsageError(f"unknown head {head!r}; known: cosine, linear")
+        # narrow strided convolutions crash oneDNN's backward on the CPU: computed at stride 1
+        guard_narrow_strided(self)
 
     @property
     def feature_dim(self) -> int:
