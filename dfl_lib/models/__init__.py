@@ -5,6 +5,8 @@
                 ResNet-18/34/50 and WideResNet
     dfl.py      the Defensive Feature Layer (the paper's Eq. 1, Figure 2)
     blocks.py   normalisation as the first layer, residual blocks, the cosine head
+    narrow.py   strided convolutions with few input channels computed at stride 1 (oneDNN's
+                strided CPU kernel corrupts the heap in their backward)
 
 `model(x)` returns logits; `model(x, return_features=True)` returns (logits, features) with
 features["penultimate"] the vector the classifier sees. May import: the core modules (errors,
