@@ -54,6 +54,6 @@ def test_seconds_per_batch_names_the_images_it_needs():
 
 
 def test_measuring_this_cpu_times_both_precisions():
-    speed = measure_cpu_speed(batches=1)
+    speed = measure_cpu_speed(batches=1, batch_size=16)
     assert speed.fp32_batch_s > 0 and speed.bf16_batch_s > 0 and speed.capability
     assert speed.threads == torch.get_num_threads()
