@@ -4,12 +4,13 @@ The CPU estimates (`study.estimate`) are calibrated on one machine: 2 cores with
 native bf16, where a clean training epoch of the quick ResNet-18 took 10.7 s per 10,000 MNIST
 images in fp32 (reports/benchmarks/epoch_times-quick.txt) and bf16 autocast trained 1.45x
 faster. A CPU without native bf16 (AVX2 only, as an AMD EPYC this project was lent) ran the same
-epoch 2.5x slower in fp32 and bf16 autocast 14x slower than its own fp32: the quick profile's
-bf16 training took 150 s per 5,000-image epoch instead of about 3. So the study measures this
+epoch 2.0-2.3x slower in fp32, and bf16 autocast 13-15x slower than its own fp32: the quick
+profile's bf16 training took 150 s per 5,000-image epoch instead of about 3
+(benchmarks/README.md, section 7). So the study measures this
 CPU first, with the engine's own training step, and says so before it starts.
 
     speed = measure_cpu_speed()                  # about 1 s on the reference CPU, 15 s on AVX2
-    speed.fp32_factor, speed.bf16_speedup        # 2.5 and 0.07 on that AVX2 CPU
+    speed.fp32_factor, speed.bf16_speedup        # 2.1 and 0.08 on that AVX2 CPU
     print(*speed_lines(speed, uses_bf16=True), sep="\n")
 """
 from __future__ import annotations
@@ -41,7 +42,7 @@ class CpuSpeed:
 
     @property
     def fp32_factor(self) -> float:
-        """This CPU's fp32 training time over the reference CPU's (2.5: 2.5x slower)."""
+        """This CPU's fp32 training time over the reference CPU's (2.1: 2.1x slower)."""
         return self.fp32_batch_s / REFERENCE_CLEAN_BATCH_S
 
     @property

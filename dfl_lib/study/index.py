@@ -65,8 +65,8 @@ def profile_notebooks(profile: str) -> tuple[str, ...]:
 def run_notebooks(profile: str, *, out_dir, runs_dir, data_dir: str = "", device: str = "auto",
                   notebooks_dir=NOTEBOOKS_DIR, only: tuple[str, ...] | None = None) -> dict:
     """Execute the profile's notebooks (`profile_notebooks`, or `only` of them) in order;
-    {name: wall seconds}. A failing cell
-    stops the run with NotebookFailed, naming the cell; its executed copy keeps the traceback."""
+    {name: wall seconds}. A failing cell stops the run with NotebookFailed, naming the cell; its
+    executed copy keeps the traceback. UsageError for a notebook outside the profile's."""
     import papermill as pm
 
     mine = profile_notebooks(profile)
