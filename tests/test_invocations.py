@@ -51,3 +51,30 @@ def test_the_invocation_writing_the_index_has_not_ended_and_is_not_interrupted(t
     log_start(tmp_path, items_done=15, items=71, commit="b" * 40, dirty=False)
     assert "2 invocations (1 of them interrupted, then resumed by the next)" in \
         invocation_summary(read_invocations(tmp_path))
+
+
+def test_the_summary_names_the_machines_that_made_the_runs(tmp_path):
+    """The CPUs lent differ 2-40x in speed (an AVX2 CPU without native bf16 beside the AVX-512
+    one the profiles are sized on): the time table means something only with its machine."""
+    log_start(tmp_path, items_done=0, items=27, commit="a" * 40, dirty=False,
+              machine="2 CPU cores, AVX512")
+    log_start(tmp_path, items_done=10, items=27, commit="a" * 40, dirty=False,
+              machine="2 CPU cores, AVX2")
+    text = invocation_summary(read_invocations(tmp_path))
+    assert text.endswith("at commit aaaaaaa, on 2 CPU cores, AVX512 and 2 CPU cores, AVX2.")
+
+
+def test_the_study_records_its_machine(tmp_path, monkeypatch):
+    import dfl_lib.study.index as index
+    import dfl_lib.study.runner as runner
+    from dfl_lib.__main__ import main
+
+    monkeypatch.setattr(index, "run_notebooks", lambda *a, **k: {})
+    monkeypatch.setattr(runner, "run_plan", lambda *a, **k: [])
+    assert main(["study", "--profile", "smoke", "--out-dir", str(tmp_path / "out"),
+                 "--runs-dir", str(tmp_path / "runs"), "--skip-plan", "--notebooks", "01-depth",
+                 "--allow-dirty", "--device", "cpu"]) == 0
+    import torch
+
+    events = read_invocations(tmp_path / "runs")
+    assert events[0]["machine"].endswith(f"CPU cores, {torch.backends.cpu.get_cpu_capability()}")

@@ -30,11 +30,12 @@ def _append(runs_dir, record: dict) -> None:
 
 
 def log_start(runs_dir, *, items_done: int, items: int, commit: str, dirty,
-              what: str = "plan and notebooks") -> None:
-    """Record a study command's start: how many of the plan's `items` were already done, and
-    what it was asked to do (`what`: "plan and notebooks", or e.g. "notebooks 07")."""
+              what: str = "plan and notebooks", machine: str = "") -> None:
+    """Record a study command's start: how many of the plan's `items` were already done, what
+    it was asked to do (`what`: "plan and notebooks", or e.g. "notebooks 07") and on which
+    machine (`machine`, e.g. "2 CPU cores, AVX2": the CPUs lent differ, and so do the times)."""
     _append(runs_dir, {"event": "start", "items_done": items_done, "items": items,
-                       "commit": commit, "dirty": dirty, "what": what})
+                       "commit": commit, "dirty": dirty, "what": what, "machine": machine})
 
 
 def log_end(runs_dir, *, wall_seconds: float) -> None:
@@ -83,8 +84,10 @@ def invocation_summary(events: list[dict]) -> str:
     origin = ("from an empty runs folder" if fresh else
               f"starting with {events[first].get('items_done')} of "
               f"{events[first].get('items')} items already done")
+    machines = list(dict.fromkeys(e["machine"] for e in plans if e.get("machine")))
+    where = f", on {' and '.join(machines)}" if machines else ""
     text = (f"These runs were made by {head} of the study command, {origin}, at commit"
-            f"{'s' if len(commits) > 1 else ''} {', '.join(commits)}.")
+            f"{'s' if len(commits) > 1 else ''} {', '.join(commits)}{where}.")
     if reruns:
         text += f" Re-run after them: {'; '.join(reruns)}."
     return text

@@ -95,7 +95,22 @@ def _log_start(args, runs_dir: Path, *, only) -> None:
             (f"notebooks {', '.join(only)}" if only else "notebooks"))
     state = git_state(ROOT)
     log_start(runs_dir, items_done=len(done), items=len(items), commit=state["commit"],
-              dirty=state["dirty"], what=what)
+              dirty=state["dirty"], what=what, machine=_machine(args.device))
+
+
+def _machine(device: str) -> str:
+    """What the study runs on, in words: the GPU's name, or the CPU's cores and vector
+    capability (the CPUs lent to this project differ 2-40x in speed: `cpu_speed`)."""
+    import os
+
+    import torch
+
+    from ..device import resolve_device
+
+    resolved = resolve_device(device)
+    if resolved.type == "cuda":
+        return f"one {torch.cuda.get_device_name(resolved)}"
+    return f"{os.cpu_count()} CPU cores, {torch.backends.cpu.get_cpu_capability()}"
 
 
 def _require_clean_tree(*, allow_dirty: bool) -> None:
