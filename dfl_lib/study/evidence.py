@@ -97,8 +97,8 @@ def _left_to_others(profile: str, *, row: str, settings, dataset: str) -> str:
     others = [name for name in PROFILES if name not in (profile, "smoke")
               and dataset in datasets(name) and row in table_rows_of(name)
               and all(cell_seeds(name, row=row, setting=s) for s in missing)]
-    return (f"the {row} cells with {' and '.join(missing)} are not trained at {profile} (its "
-            f"time budget)" + (f"; the {' and '.join(others)} profile{'s' if len(others) > 1 else ''}"
+    return (f"the {row} cells with {' and '.join(missing)} are not trained at {profile} (left "
+            f"to other profiles by its time budget)" + (f"; the {' and '.join(others)} profile{'s' if len(others) > 1 else ''}"
                                f" train{'' if len(others) > 1 else 's'} them" if others else ""))
 
 
