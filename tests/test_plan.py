@@ -141,7 +141,7 @@ def test_study_plan_only_prints_the_paper_profiles_time_on_this_cpu_and_a_gpu(ca
     _fixed_speed(monkeypatch)
     assert main(["study", "--profile", "paper", "--plan-only"]) == 0
     out = capsys.readouterr().out
-    assert "this project's 2-core CPU" in out and "one H100 at 25%" in out
+    assert "the reference 2-core CPU (AVX-512 with bf16)" in out and "one H100 at 25%" in out
     assert "this CPU, from its training speed measured now" in out
     # one line per item with every estimate (it once printed the GPU's alone)
     items = [line for line in out.splitlines() if " s CPU " in line and " s GPU " in line

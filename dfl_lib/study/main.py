@@ -29,7 +29,8 @@ def run_study(args) -> int:
             rows, total = plan_table(items, device="cpu" if device == "here" else device,
                                      cpu=cpu)
             tables[device] = rows
-            note = {"cpu": "this project's 2-core CPU, calibrated on its measured epoch time",
+            note = {"cpu": "the reference 2-core CPU (AVX-512 with bf16), calibrated on its "
+                           "measured epoch time",
                     "cuda": f"one H100 at {RATES['cuda'] / H100_BF16_PEAK:.0%} of its dense "
                             "bf16 peak, from the FLOP count",
                     "here": "this CPU, from its training speed measured now"}[device]
