@@ -18,7 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..attacks import REGISTRY
 from ..config import RunConfig
 from ..models.resnet import build_model
-from .cpu_speed import REFERENCE_BF16_SPEEDUP
+from .cpu_speed import REFERENCE_BF16_SPEEDUP, REFERENCE_PGD_EPOCH_S
 
 __all__ = ["forward_flops", "train_flops", "eval_flops", "poison_flops", "poison_set",
            "item_seconds", "RATES", "H100_BF16_PEAK"]
@@ -107,7 +107,7 @@ def _cpu_rate() -> float:
 
     ref = make_config("quick", dataset="mnist", model="resnet18", width=16, dfl=False,
                       loss="ce", train_attack="pgd", epochs=1, n_val=0, monitor_size=0)
-    return train_flops(ref, n_train=10_000) / 44.7
+    return train_flops(ref, n_train=10_000) / REFERENCE_PGD_EPOCH_S
 
 
 def item_seconds(item, *, device: str, craft: bool = True, cpu=None) -> tuple[float, float]:

@@ -241,8 +241,9 @@ def write_index(profile: str, *, out_dir, plan_seconds: dict[str, float],
     lines += ["## Deviations of this profile from the paper", ""]
     lines += [f"- {d}" for d in profile_deviations(profile) + plan_deviations(profile)]
     lines += ["", "## The paper's figures and tables, ours beside them", ""]
+    mine = profile_notebooks(profile)
     for item, name in PAPER_ITEMS.items():
-        if name not in profile_notebooks(profile):
+        if name not in mine:
             continue  # another profile's report (a part of quick-full)
         m = _metrics(out_dir, name)
         figures = ", ".join(f"[{f}]({name}/{f})" for f in m.get("figures", [])) or "-"
