@@ -104,3 +104,45 @@ def test_adversarial_examples_name_their_network_and_scale_the_perturbation():
     bars = fig.axes[9:]  # 3 rows x 3 images, then the perturbation row's colour scale
     assert len(bars) == 1 and "pixel units" in bars[0].get_ylabel()
     assert bars[0].get_ylim() == pytest.approx((-0.1, 0.1))
+
+
+def test_a_single_seed_entry_names_its_seed_beside_a_mean_over_seeds():
+    """Figure 5 (quick-full-depth): the PGD row's lines are means over 3 seeds, the clean row's
+    seed 0 alone; unnamed, the same configuration had two legend entries, one unexplained."""
+    def hist(a):
+        return [{"epoch": e, "val_acc": a} for e in (1, 2)]
+    records = ([{"history": hist(0.9), "row": "PGD", "loss": "CE", "remedy": "w", "seed": s}
+                for s in (0, 1, 2)]
+               + [{"history": hist(0.97), "row": "clean", "loss": "CE", "remedy": "w",
+                   "seed": 0}])
+    fig = curve_grid(records, rows="row", hue="loss", style="remedy",
+                     metrics={"val_acc": "val acc"}, percent=("val_acc",), title="T")
+    labels = [text.get_text() for text in fig.legends[0].get_texts()]
+    assert labels == ["CE, w (3 seeds)", "CE, w (seed 0)"]
+
+
+def test_a_one_seed_figure_says_seed_once_in_the_singular():
+    records = [{"history": [{"epoch": 1, "val_acc": 0.9}], "row": "r", "loss": "CE",
+                "remedy": "w", "seed": 0}]
+    fig = curve_grid(records, rows="row", hue="loss", style="remedy",
+                     metrics={"val_acc": "val acc"}, title="T")
+    assert fig._suptitle.get_text() == "T\nseed 0"
+
+
+def test_a_legend_of_long_labels_stays_within_the_figure_and_below_the_panels(tmp_path):
+    """The warm-up control (two panels, seven labels of about 60 characters) drew a legend in
+    four columns twice the figure's width; on a one-row figure it then covered the panels."""
+    import matplotlib
+    matplotlib.use("Agg")
+    records = [{"history": [{"epoch": 1, "val_acc": 0.2 + 0.1 * i}, {"epoch": 2, "val_acc": 0.9}],
+                "row": "ResNet-50", "kind": f"configuration number {i}, PGD-10 training, lr",
+                "remedy": "no warm-up", "seed": 0} for i in range(7)]
+    fig = curve_grid(records, rows="row", hue="kind", style="remedy",
+                     metrics={"val_acc": "val acc", "train_acc": "t"}, title="T")
+    fig.savefig(tmp_path / "x.png")  # draws: the extents below are the rendered ones
+    renderer = fig.canvas.get_renderer()
+    legend = fig.legends[0].get_window_extent(renderer)
+    figure = fig.bbox
+    assert legend.x0 >= figure.x0 and legend.x1 <= figure.x1
+    lowest_panel = min(ax.get_tightbbox(renderer).y0 for ax in fig.axes)
+    assert legend.y1 <= lowest_panel

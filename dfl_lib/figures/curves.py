@@ -18,22 +18,34 @@ from matplotlib.ticker import NullFormatter
 
 from ..errors import UsageError
 
-__all__ = ["curve_grid", "warmup_figure", "figure_legend", "STYLES"]
+__all__ = ["curve_grid", "warmup_figure", "figure_legend", "legend_columns", "STYLES"]
 
 STYLES = ("-", "--", ":", "-.")
 
 
+def legend_columns(fig, labels: Sequence[str], *, most: int = 4) -> int:
+    """How many legend columns fit the figure's width: a column is its longest label at about
+    0.065 in per character (8 pt) plus 0.6 in for the line sample and the gap. Wider legends
+    than the figure stretched a two-panel figure to twice its width (the warm-up control)."""
+    if not labels:
+        return 1
+    column_inches = 0.065 * max(len(lab) for lab in labels) + 0.6
+    fits = int(fig.get_size_inches()[0] // column_inches)
+    return max(1, min(most, len(labels), fits))
+
+
 def figure_legend(fig, axes, *, ncol: int = 4) -> list[str]:
     """One legend below the panels with every labelled line or bar of `axes` once (the first
-    handle of each label); returns the labels, for the layout's bottom margin."""
+    handle of each label), in at most `ncol` columns and no more than fit the figure's width;
+    returns the labels, for the layout's bottom margin."""
     handles, labels = [], []
     for ax in axes.flat:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), ncol), fontsize=8,
-               frameon=False)
+    fig.legend(handles, labels, loc="lower center", fontsize=8, frameon=False,
+               ncol=legend_columns(fig, labels, most=ncol))
     return labels
 
 
@@ -44,6 +56,13 @@ def _groups(records, *, rows, hue, style) -> dict:
     for r in records:
         out.setdefault((r[rows], r[hue], r[style]), []).append(r)
     return out
+
+
+def _seed_note(members: Sequence[Mapping]) -> str:
+    """' (3 seeds)' for a mean over seeds, ' (seed 0)' for one run, '' where seeds are unknown."""
+    if len(members) > 1:
+        return f" ({len(members)} seeds)"
+    return f" (seed {members[0]['seed']})" if "seed" in members[0] else ""
 
 
 def _mean_band(histories: list[list[dict]], key: str):
@@ -96,8 +115,9 @@ def curve_grid(records: Sequence[Mapping], *, rows: str, hue: str, style: str,
                 final = _mean_band([m["history"] for m in members], "val_acc")[1]
                 failed = untrained_below is not None and final and final[-1] < untrained_below
                 colour = colours(hues.index(h) % 10)
-                name = f"{h}, {st}" + (f" ({len(members)} seeds)" if len(members) > 1 else "") \
-                    + (" - did not train" if failed else "")
+                # every entry names its seeds: a panel row of one seed beside rows of three
+                # otherwise gave the same configuration two legend entries, one unexplained
+                name = f"{h}, {st}" + _seed_note(members) + (" - did not train" if failed else "")
                 ax.plot(epochs, [scale * v for v in mean], color=colour,
                         linestyle=STYLES[styles.index(st) % len(STYLES)],
                         marker="x" if failed else "o", markersize=4 if failed else 3, label=name)
@@ -129,14 +149,21 @@ def curve_grid(records: Sequence[Mapping], *, rows: str, hue: str, style: str,
     seeds = sorted({r["seed"] for r in records if "seed" in r})
     if seeds:
         several = any(len(m) > 1 for m in groups.values())
-        title += (f"\nseeds {', '.join(map(str, seeds))}"
+        title += (f"\nseed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
                   + ("; lines: mean over seeds, bands: lowest to highest seed" if several
                      else ""))
     if title:
         fig.suptitle(title, fontsize=10)
-    n_legend_rows = -(-len(labels) // 4)
-    bottom = min(0.04 + 0.035 * n_legend_rows, 0.3)
-    fig.tight_layout(rect=(0, bottom, 1, 0.93 if title else 1))
+    n_legend_rows = -(-len(labels) // legend_columns(fig, labels))
+    # the legend and the title get their own room in inches (a row of 8-pt text is about
+    # 0.19 in) added to the panels' height: fixed fractions of the height clipped the legend
+    # of a one-row figure over its panels
+    legend_in = 0.15 + 0.19 * n_legend_rows
+    title_in = 0.1 + 0.2 * (title.count("\n") + 1) if title else 0.0
+    width, panels_in = fig.get_size_inches()
+    height = panels_in + legend_in + title_in
+    fig.set_size_inches(width, height)
+    fig.tight_layout(rect=(0, legend_in / height, 1, 1 - title_in / height))
     return fig
 
 
