@@ -45,6 +45,10 @@ class Profile:
     # the cells of `rows` outside `seeded`: trained with seed 0 (True) or not at this profile
     # (False: another profile's, e.g. quick leaves them to quick-full)
     single_seed_cells: bool = True
+    # cells trained with seed 0 whatever `single_seed_cells` says: a part's regime anchor, the
+    # PGD-trained ResNet whose AutoAttack accuracy gates its robustness verdicts
+    # (dfl_lib.paper.regime), so that a part never reads another part's runs
+    anchor_cells: tuple[tuple[str, str], ...] = ()
     # the depth study (Figures 1, 3, 5): its size where it differs from the cells', and seeds
     depth: dict = field(default_factory=dict)
     depth_seeds: tuple[int, ...] = (0, 1, 2)
@@ -330,6 +334,10 @@ _PARTS = {
                 "(Tables 1 and 3, no defence)",
         datasets=("mnist",), depth_seeds=(),
         seeded=tuple((row, "no defence") for row in _NO_DEFENCE_ROWS),
+        # Tables 1 and 3's no-defence margins are robustness claims: without the PGD-trained
+        # ResNet's AutoAttack accuracy they read "not testable here" (its first report at
+        # 5c00667 did); seed 0 and its headline evaluation, 11 minutes of plan
+        anchor_cells=(("resnet", "adversarial training"),),
         notebooks=("03-robustness-tables",), budget_minutes={"base": _PART_BUDGET}),
     "quick-full-pgd": dict(
         summary="quick-full's PGD-trained MNIST cells: every row at 3 seeds (Table 3's "

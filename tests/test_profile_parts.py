@@ -23,21 +23,46 @@ def test_quick_and_the_parts_make_every_item_of_quick_full_and_nothing_else():
     assert [item.key for pair, item in full.items() if pair not in made] == []
 
 
-def test_the_parts_share_only_the_resnets_no_defence_reference():
+def test_the_parts_share_only_the_plain_resnets():
     """quick-full-pgd retrains the plain ResNet without attacks (Figure 6b's reference and a
-    headline cell, about 6 minutes): a part never reads another's runs."""
+    headline cell) and quick-full-clean the PGD-trained one's seed 0 (its regime anchor, about
+    11 minutes): a part never reads another's runs."""
     seen, shared = {}, set()
     for part in QUICK_FULL_PARTS:
         for item in study_plan(part):
             if seen.setdefault(item.cfg, part) != part:
-                shared.add((item.cfg.dfl, item.cfg.loss, item.cfg.method, item.cfg.train_attack))
-    assert shared == {(False, "ce", "standard", "none")}
+                shared.add((item.cfg.dfl, item.cfg.loss, item.cfg.method, item.cfg.train_attack,
+                            item.cfg.seed if item.cfg.train_attack == "pgd" else "any"))
+    assert shared == {(False, "ce", "standard", "none", "any"), (False, "ce", "standard", "pgd", 0)}
 
 
 def test_a_part_evaluates_headline_cells_it_trains_and_no_other():
     keys = [i.key for i in study_plan("quick-full-clean") if i.role == "headline"]
-    assert keys == ["mnist | resnet | no defence | s0 | headline"]
+    assert keys == ["mnist | resnet | no defence | s0 | headline",
+                    "mnist | resnet | adversarial training | s0 | headline"]
     assert not [i for i in study_plan("quick-full-depth") if i.role != "depth"]
+
+
+@pytest.mark.parametrize("part", QUICK_FULL_PARTS)
+def test_a_part_with_mnist_cells_trains_its_own_regime_anchor(part):
+    """Every robustness verdict needs the PGD-trained ResNet's AutoAttack accuracy (seed 0's
+    headline evaluation, `evidence.profile_regime`): a part with MNIST table cells trains that
+    run and evaluates it, or its Tables 1 and 3 verdicts could only read "not measured"."""
+    items = study_plan(part)
+    if not [i for i in items if i.role == "cell" and i.cfg.dataset == "mnist"]:
+        return
+    anchor = [i for i in items if i.role == "headline" and i.cfg.dataset == "mnist"
+              and i.cfg.seed == 0 and i.cfg.train_attack == "pgd" and not i.cfg.dfl
+              and i.cfg.loss == "ce" and i.cfg.method == "standard"]
+    assert len(anchor) == 1, part
+
+
+def test_an_anchor_cell_is_seed_0_only():
+    from dfl_lib.study.plan import cell_seeds
+
+    assert cell_seeds("quick-full-clean", row="resnet", setting="adversarial training") == (0,)
+    assert cell_seeds("quick-full-clean", row="dfl_pcl", setting="adversarial training") == ()
+    assert cell_seeds("quick-full-clean", row="dfl_pcl", setting="no defence") == (0, 1, 2)
 
 
 def test_each_part_has_its_own_runs_folder_and_no_poisoning():

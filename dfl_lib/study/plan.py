@@ -75,10 +75,13 @@ def datasets(profile: str) -> tuple[str, ...]:
 def cell_seeds(profile: str, *, row: str, setting: str) -> tuple[int, ...]:
     """The seeds a table cell group (row, setting) is trained with at this profile: every seed
     where the profile's `seeded` names it (or is "all"), else seed 0, or none where the profile
-    trains no single-seed cells (`Profile.single_seed_cells`)."""
+    trains no single-seed cells (`Profile.single_seed_cells`) and does not name it among its
+    regime anchors (`Profile.anchor_cells`)."""
     p = get_profile(profile)
     if p.seeded == "all" or (row, setting) in p.seeded:
         return p.seeds
+    if (row, setting) in p.anchor_cells:
+        return (0,)
     return (0,) if p.single_seed_cells else ()
 
 
