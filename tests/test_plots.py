@@ -91,6 +91,24 @@ def test_the_paper_vs_ours_legend_names_only_rows_with_a_cell_of_ours():
     assert "ResNet" in labels and "Mustafa et al." not in labels
 
 
+def test_the_paper_vs_ours_panels_count_cells_by_seeds_and_the_title_names_the_models():
+    """quick-full-clean trains its regime anchor at seed 0 beside 3-seed cells: "3 seed(s)
+    each" would have called it a mean over 3 seeds."""
+    from dfl_lib.figures.comparison import paper_vs_ours
+
+    def cell(row, setting, seeds, dataset="mnist"):
+        return {"dataset": dataset, "row": row, "label": row, "setting": setting,
+                "column": "PGD-10", "paper": 50.0, "ours": 40.0, "std": None, "seeds": seeds}
+    fig = paper_vs_ours({"Table 1": [cell("resnet", "no defence", 3), cell("dfl", "no defence", 3),
+                                     cell("resnet", "adversarial training", 1),
+                                     cell("resnet", "no defence", 1, "cifar10_jpeg")]},
+                        models="ours: resnet18 (width 16) for the paper's ResNet-50 (quick)")
+    assert fig.axes[0].get_title() == "MNIST (eps 0.3): 3 cells, 2 at 3 seeds, 1 at seed 0"
+    assert fig.axes[1].get_title() == "CIFAR-10, JPEG copy (eps 0.03): 1 cell at seed 0"
+    assert fig._suptitle.get_text().endswith("\nours: resnet18 (width 16) for the paper's "
+                                             "ResNet-50 (quick)")
+
+
 def test_adversarial_examples_name_their_network_and_scale_the_perturbation():
     import torch
 

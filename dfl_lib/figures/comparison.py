@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -32,12 +33,26 @@ def _unique_cells(tables: Mapping[str, Sequence[Mapping]]) -> list[Mapping]:
     return out
 
 
-def paper_vs_ours(tables: Mapping[str, Sequence[Mapping]], *, title: str = ""):
+def _seed_counts(ours: Sequence[Mapping]) -> str:
+    """", 8 cells at 3 seeds, 2 at seed 0": a panel's cells by their number of seeds (a cell
+    trained once is seed 0: `study.plan.cell_seeds`)."""
+    counts = Counter(r["seeds"] for r in ours)
+    if len(counts) == 1:
+        (n_seeds,) = counts
+        return " at seed 0" if n_seeds == 1 else f", {n_seeds} seeds each"
+    return ", " + ", ".join(f"{n} at {'seed 0' if s == 1 else f'{s} seeds'}"
+                            for s, n in sorted(counts.items(), reverse=True))
+
+
+def paper_vs_ours(tables: Mapping[str, Sequence[Mapping]], *, title: str = "",
+                  models: str = ""):
     """One panel per dataset: x = the paper's robust accuracy, y = ours (mean over seeds, the
     std as an error bar), each printed cell once; colour = row (method), marker = attack
     (FGSM, PGD-10), filled = adversarial training, hollow = no defence; the diagonal is
-    agreement. The C&W column is left out (see PLOTTED_COLUMNS). A dataset without any of our
-    cells says so in its panel."""
+    agreement. Each panel's title counts its cells by seeds; `models` (e.g. "ours: resnet18
+    (width 16) for the paper's ResNet-50 (quick)") is the title's last line. The C&W column
+    is left out (see PLOTTED_COLUMNS). A dataset without any of our cells says so in its
+    panel."""
     cells = _unique_cells(tables)
     # the legend names the rows with a cell of ours (a profile runs some rows only)
     rows = list(dict.fromkeys(r["label"] for r in cells if r["ours"] is not None
@@ -56,12 +71,11 @@ def paper_vs_ours(tables: Mapping[str, Sequence[Mapping]], *, title: str = ""):
         if not ours:
             ax.text(50, 50, "no cells of ours at this profile", ha="center", va="center",
                     fontsize=10, color="grey")
-        n_seeds = sorted({r["seeds"] for r in ours})
         ax.plot([0, 100], [0, 100], color="grey", lw=1, ls="--")
         ax.set_xlim(-3, 103)
         ax.set_ylim(-3, 103)
-        ax.set_title(f"{name}: {len(ours)} cells"
-                     + (f", {'/'.join(map(str, n_seeds))} seed(s) each" if ours else ""))
+        ax.set_title(f"{name}: {len(ours)} cell{'' if len(ours) == 1 else 's'}"
+                     + (_seed_counts(ours) if ours else ""))
         ax.set_xlabel("the paper's robust accuracy (%)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("our robust accuracy (%), mean ± std over seeds")
@@ -75,9 +89,9 @@ def paper_vs_ours(tables: Mapping[str, Sequence[Mapping]], *, title: str = ""):
                        label="no defence")]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
                frameon=False)
-    fig.suptitle(title or "Tables 1-6, each printed cell once: the paper's number (x) against "
-                          "ours (y); dashed: agreement.\nC&W not plotted: the paper's is C&W-L2 "
-                          "with a fixed c, ours CW-inf (another attack and threat model)",
-                 fontsize=10)
+    title = title or ("Tables 1-6, each printed cell once: the paper's number (x) against ours "
+                      "(y); dashed: agreement.\nC&W not plotted: the paper's is C&W-L2 with a "
+                      "fixed c, ours CW-inf (another attack and threat model)")
+    fig.suptitle(title + (f"\n{models}" if models else ""), fontsize=10)
     fig.tight_layout()
     return fig
