@@ -287,3 +287,34 @@ def test_a_claim_whose_cells_the_profile_leaves_to_another_says_which_trains_the
                                             "trained at quick")
     assert "quick-full" in adversarial["reason"] and "smoke" not in adversarial["reason"]
     assert "not trained at quick" not in no_defence["reason"]
+
+
+def _adaptive_cell(pairs):
+    """A cell group whose per-seed tables hold PGD-10, PGD-50 and the adaptive attack (%)."""
+    per_seed = []
+    for seed, (adaptive, pgd50) in enumerate(pairs):
+        per_seed.append({"provenance": {"seed": seed}, "n_eval": 500,
+                         "paper_columns": {"PGD": "pgd10"},
+                         "table": [{"name": "pgd10", "attack": "pgd", "accuracy": 0.5,
+                                    "settings": {"steps": 10, "restarts": 1}},
+                                   {"name": "pgd50", "attack": "pgd", "accuracy": pgd50 / 100,
+                                    "settings": {"steps": 50, "restarts": 1}},
+                                   {"name": "adaptive", "attack": "pgd_adaptive",
+                                    "accuracy": adaptive / 100, "settings": {"steps": 50, "restarts": 1}}]})
+    return {("mnist", "dfl_pcl", "no defence"): {"per_seed": per_seed, "headline": None}}
+
+
+@pytest.mark.parametrize("pairs, expected", [
+    ([(40.0, 41.0), (38.0, 38.2)], "holds"),
+    ([(45.0, 41.0), (38.0, 38.2)], "does not hold"),
+    # PGD-50 leaves nothing correct: every attack ties it (quick-full-clean's clean-trained
+    # DFL + PCL read "holds" at 0.0 vs 0.0 on every seed)
+    ([(0.0, 0.0), (0.2, 0.0)], "uninformative"),
+    ([(3.0, 0.0), (0.0, 0.0)], "does not hold"),
+])
+def test_the_adaptive_check_says_when_pgd50_leaves_nothing_to_compare(pairs, expected):
+    from dfl_lib.study.evidence import adaptive_checks
+
+    (check,) = adaptive_checks(_adaptive_cell(pairs))
+    assert check["result"] == expected
+    assert "seed 1: adaptive" in check["numbers"]
