@@ -109,6 +109,28 @@ def test_the_paper_vs_ours_panels_count_cells_by_seeds_and_the_title_names_the_m
                                              "ResNet-50 (quick)")
 
 
+def test_the_paper_vs_ours_figure_crosses_out_cells_below_the_clean_floor():
+    """quick-full-cifar's CIFAR-10 cells train to 9-39% clean against a floor of 70%: the
+    figure showed them as any other cell."""
+    from dfl_lib.figures.comparison import paper_vs_ours
+
+    def cell(row, clean, dataset):
+        return {"dataset": dataset, "row": row, "label": row, "setting": "no defence",
+                "column": "PGD-10", "paper": 50.0, "ours": 10.0, "std": 1.0, "seeds": 3,
+                "strong": {"clean": (clean, 1.0)}}
+    fig = paper_vs_ours({"Table 2": [cell("resnet", 38.8, "cifar10_jpeg"),
+                                     cell("dfl", 71.0, "cifar10_jpeg"),
+                                     cell("resnet", 98.9, "mnist")]},
+                        clean_floors={"mnist": 90.0, "cifar10_jpeg": 70.0})
+    mnist, cifar = fig.axes[:2]
+    assert "below" not in mnist.get_title()
+    assert cifar.get_title().endswith("\n1 below the clean floor (70% clean, crossed): below "
+                                      "regime")
+    crosses = [line for line in cifar.get_lines() if line.get_marker() == "x"]
+    assert len(crosses) == 1 and list(crosses[0].get_xdata()) == [50.0]
+    assert "below the clean floor" in [t.get_text() for t in fig.legends[0].get_texts()]
+
+
 def test_adversarial_examples_name_their_network_and_scale_the_perturbation():
     import torch
 

@@ -44,15 +44,24 @@ def _seed_counts(ours: Sequence[Mapping]) -> str:
                             for s, n in sorted(counts.items(), reverse=True))
 
 
+def _below_floor(r: Mapping, floors: Mapping[str, float]) -> bool:
+    """Whether a cell's clean accuracy (mean over seeds, %) is below its dataset's floor."""
+    clean = (r.get("strong") or {}).get("clean")
+    return r["dataset"] in floors and clean is not None and clean[0] < floors[r["dataset"]]
+
+
 def paper_vs_ours(tables: Mapping[str, Sequence[Mapping]], *, title: str = "",
-                  models: str = ""):
+                  models: str = "", clean_floors: Mapping[str, float] | None = None):
     """One panel per dataset: x = the paper's robust accuracy, y = ours (mean over seeds, the
     std as an error bar), each printed cell once; colour = row (method), marker = attack
     (FGSM, PGD-10), filled = adversarial training, hollow = no defence; the diagonal is
     agreement. Each panel's title counts its cells by seeds; `models` (e.g. "ours: resnet18
     (width 16) for the paper's ResNet-50 (quick)") is the title's last line. The C&W column
     is left out (see PLOTTED_COLUMNS). A dataset without any of our cells says so in its
-    panel."""
+    panel. `clean_floors` ({dataset: %}, `paper.regime.clean_floor`): a cell whose clean
+    accuracy is below its dataset's floor is crossed out in grey and counted in its panel's
+    title (below regime: it enters no verdict)."""
+    floors = clean_floors or {}
     cells = _unique_cells(tables)
     # the legend names the rows with a cell of ours (a profile runs some rows only)
     rows = list(dict.fromkeys(r["label"] for r in cells if r["ours"] is not None
@@ -68,14 +77,19 @@ def paper_vs_ours(tables: Mapping[str, Sequence[Mapping]], *, title: str = "",
             ax.errorbar([r["paper"]], [r["ours"]], yerr=[r["std"] or 0.0],
                         fmt=PLOTTED_COLUMNS[r["column"]], ms=7, color=colour, capsize=2,
                         mfc=colour if filled else "white", mec=colour, alpha=0.9)
+            if _below_floor(r, floors):
+                ax.plot([r["paper"]], [r["ours"]], marker="x", ms=9, color="dimgrey", ls="")
         if not ours:
             ax.text(50, 50, "no cells of ours at this profile", ha="center", va="center",
                     fontsize=10, color="grey")
         ax.plot([0, 100], [0, 100], color="grey", lw=1, ls="--")
         ax.set_xlim(-3, 103)
         ax.set_ylim(-3, 103)
+        low = sum(_below_floor(r, floors) for r in ours)
         ax.set_title(f"{name}: {len(ours)} cell{'' if len(ours) == 1 else 's'}"
-                     + (_seed_counts(ours) if ours else ""))
+                     + (_seed_counts(ours) if ours else "")
+                     + (f"\n{low} below the clean floor ({floors[dataset]:g}% clean, crossed): "
+                        "below regime" if low else ""))
         ax.set_xlabel("the paper's robust accuracy (%)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("our robust accuracy (%), mean ± std over seeds")
@@ -87,6 +101,9 @@ def paper_vs_ours(tables: Mapping[str, Sequence[Mapping]], *, title: str = "",
                        label="adversarial training"),
                 Line2D([], [], color="black", marker="o", mfc="white", ls="",
                        label="no defence")]
+    if any(_below_floor(r, floors) for r in cells if r["ours"] is not None):
+        handles.append(Line2D([], [], color="dimgrey", marker="x", ls="",
+                              label="below the clean floor"))
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
                frameon=False)
     title = title or ("Tables 1-6, each printed cell once: the paper's number (x) against ours "
