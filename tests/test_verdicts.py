@@ -132,6 +132,18 @@ def test_below_regime_or_untrained_cells_are_not_testable():
     assert regime_reason(dataset="mnist", baseline_autoattack=88.0, n=250) == ""
 
 
+def test_a_cifar_row_below_its_clean_floor_reads_below_regime_not_did_not_train():
+    """quick-full-cifar's DFL + PCL trained to 37% clean (chance is 10%): below CIFAR-10's
+    70% floor it is below the regime; "did not train" was false there."""
+    from dfl_lib.paper.regime import untrained_reason
+
+    assert untrained_reason(dataset="cifar10_jpeg", clean={"dfl_pcl": 37.3, "resnet": 75.0}) \
+        == "below regime: dfl_pcl 37.3% clean (floor 70%)"
+    assert untrained_reason(dataset="mnist", clean={"dfl_pcl": 29.4}) \
+        == "did not train: dfl_pcl 29.4% clean (floor 90%)"
+    assert untrained_reason(dataset="cifar10_jpeg", clean={"dfl_pcl": 71.0}) == ""
+
+
 def test_too_few_seeds_or_missing_rows_are_not_testable_unless_refuted_a_fortiori():
     c = claim("table1_margins (adversarial training)")
     one = _samples({"dfl_pcl": [0.9], "resnet": [0.9], "mustafa": [0.9]}, c)

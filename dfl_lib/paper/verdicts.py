@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from .claims import Claim, paper_effect
 from .intervals import OUTCOMES, bootstrap_effect, outcome
-from .regime import untrained_reason
+from .regime import REGIMES, untrained_reason
 
 __all__ = ["claim_verdict", "strong_attack_check", "verdict_lines", "depth_statement",
            "OUTCOMES"]
@@ -82,7 +82,8 @@ def claim_verdict(c: Claim, *, samples: dict | None = None, clean: dict | None =
         if b not in samples:
             left.append(f"{b} (not run at this profile)")
         elif untrained_reason(dataset=c.dataset, clean={b: clean.get(b, 0.0)}):
-            left.append(f"{b} ({clean.get(b, 0.0):.1f}% clean: did not train)")
+            left.append(f"{b} ({clean.get(b, 0.0):.1f}% clean: "
+                        f"{REGIMES[c.dataset].below_clean})")
         elif len(_common_seeds(samples, (c.ours, b))) < min_seeds:
             left.append(f"{b} ({len(samples[b])} seed(s))")
         else:
