@@ -336,7 +336,8 @@ _PARTS = {
         seeded=tuple((row, "no defence") for row in _NO_DEFENCE_ROWS),
         # Tables 1 and 3's no-defence margins are robustness claims: without the PGD-trained
         # ResNet's AutoAttack accuracy they read "not testable here" (its first report at
-        # 5c00667 did); seed 0 and its headline evaluation, 11 minutes of plan
+        # 5c00667 did); seed 0 and its headline evaluation: 10 minutes of plan, 14.3 measured
+        # (reports/quick-full-clean)
         anchor_cells=(("resnet", "adversarial training"),),
         notebooks=("03-robustness-tables",), budget_minutes={"base": _PART_BUDGET}),
     "quick-full-pgd": dict(
