@@ -26,7 +26,7 @@ def test_quick_and_the_parts_make_every_item_of_quick_full_and_nothing_else():
 def test_the_parts_share_only_the_plain_resnets():
     """quick-full-pgd retrains the plain ResNet without attacks (Figure 6b's reference and a
     headline cell) and quick-full-clean the PGD-trained one's seed 0 (its regime anchor, about
-    11 minutes): a part never reads another's runs."""
+    14 minutes measured): a part never reads another's runs."""
     seen, shared = {}, set()
     for part in QUICK_FULL_PARTS:
         for item in study_plan(part):
