@@ -109,6 +109,21 @@ def test_a_refuted_claim_gives_not_reproduced():
     assert v["seeds"] == 3 and v["n"] == 500
 
 
+def test_a_baseline_no_profile_runs_is_named_with_its_reason_not_as_left_to_this_profile():
+    """quick-full-clean's no-defence margins read "adding dynamic (not run at this profile)":
+    Dynamic has no run without attacks at any profile (adversarial training by construction)."""
+    c = claim("table1_margins (no defence)")
+    s = _samples({"dfl_pcl": [0.0] * 3, "resnet": [0.0] * 3, "mustafa": [0.0] * 3}, c)
+    v = claim_verdict(c, samples=s, clean=_clean(c.rows))
+    assert v["verdict"] == "not reproduced"
+    assert "dynamic (Dynamic is adversarial training by construction" in v["reason"]
+    assert "not run at this profile" not in v["reason"]
+    c = claim("table3_margins (adversarial training)")
+    s = _samples({"dfl": [0.5] * 3, "resnet": [0.5] * 3, "mustafa": [0.5] * 3}, c)
+    assert "dynamic (not run at this profile)" in claim_verdict(
+        c, samples=s, clean=_clean(c.rows))["reason"]
+
+
 def test_a_real_effect_is_reproduced_and_a_small_one_direction_only():
     c = claim("table1_margins (adversarial training)")
     big = claim_verdict(c, samples=_samples({"dfl_pcl": [0.95] * 3, "resnet": [0.50] * 3,

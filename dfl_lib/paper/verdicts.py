@@ -80,7 +80,11 @@ def claim_verdict(c: Claim, *, samples: dict | None = None, clean: dict | None =
     usable, left = [], []
     for b in c.baselines:
         if b not in samples:
-            left.append(f"{b} (not run at this profile)")
+            from .comparison import NOT_RUN  # cells no profile runs (Dynamic without attacks)
+
+            never = [NOT_RUN[(b, s)].removeprefix("not run: ") for s in c.settings
+                     if (b, s) in NOT_RUN]
+            left.append(f"{b} ({never[0] if never else 'not run at this profile'})")
         elif untrained_reason(dataset=c.dataset, clean={b: clean.get(b, 0.0)}):
             left.append(f"{b} ({clean.get(b, 0.0):.1f}% clean: "
                         f"{REGIMES[c.dataset].below_clean})")
