@@ -223,8 +223,8 @@ PROFILES: dict[str, Profile] = {
             "ResNet-18 (width 16) stands for the paper's ResNet-50 in Tables 1-5; the depth "
             "study (Figures 1, 3, 5) keeps ResNet-18/34/50",
             "the table cells train on 10,000 MNIST images x 6 epochs; the depth study on 5,000 x "
-            "6 with the same 80-step lr warm-up (2 epochs), one seed (quick-full adds two: the depth verdicts "
-            "need 3), beside ResNet-50 runs without the warm-up (2 epochs: the divergence) and a "
+            "6 with the same 80-step lr warm-up (2 epochs), one seed (quick-full adds two: the "
+            "depth verdicts need 3), beside ResNet-50 runs without the warm-up (2 epochs: the divergence) and a "
             "clean-training control",
             "3 seeds for the ResNet, DFL and DFL + PCL cells, except the DFL's PGD-trained "
             "cells (Table 3's adversarial row); those, the baselines Mustafa et al. and "

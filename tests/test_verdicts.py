@@ -327,7 +327,8 @@ def _adaptive_cell(pairs):
                                    {"name": "pgd50", "attack": "pgd", "accuracy": pgd50 / 100,
                                     "settings": {"steps": 50, "restarts": 1}},
                                    {"name": "adaptive", "attack": "pgd_adaptive",
-                                    "accuracy": adaptive / 100, "settings": {"steps": 50, "restarts": 1}}]})
+                                    "accuracy": adaptive / 100,
+                                    "settings": {"steps": 50, "restarts": 1}}]})
     return {("mnist", "dfl_pcl", "no defence"): {"per_seed": per_seed, "headline": None}}
 
 
