@@ -18,6 +18,7 @@ labels them as checks.
 from __future__ import annotations
 
 from .claims import Claim, paper_effect
+from .comparison import NOT_RUN  # cells no profile runs (Dynamic without attacks)
 from .intervals import OUTCOMES, bootstrap_effect, outcome
 from .regime import REGIMES, untrained_reason
 
@@ -80,8 +81,6 @@ def claim_verdict(c: Claim, *, samples: dict | None = None, clean: dict | None =
     usable, left = [], []
     for b in c.baselines:
         if b not in samples:
-            from .comparison import NOT_RUN  # cells no profile runs (Dynamic without attacks)
-
             never = [NOT_RUN[(b, s)].removeprefix("not run: ") for s in c.settings
                      if (b, s) in NOT_RUN]
             left.append(f"{b} ({never[0] if never else 'not run at this profile'})")
