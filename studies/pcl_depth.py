@@ -126,6 +126,7 @@ def _records(out: Path) -> list[dict]:
                                                        "train_error", "train_seconds"))
         depth = {"resnet18": "ResNet-18", "resnet50": "ResNet-50"}[cfg["model"]]
         records.append({"history": history, "config": cfg, "folder": folder.name,
+                        "seed": cfg["seed"],
                         "panel": f"{depth}{' + DFL' if cfg['dfl'] else ''}",
                         "loss": LOSSES[cfg["loss"]],
                         "remedy": "warm-up" if cfg["lr_warmup_epochs"] else "no warm-up",

@@ -6,9 +6,11 @@ from dfl_lib.figures.curves import curve_grid
 
 def _records():
     hist = lambda a: [{"epoch": e, "train_acc": a * e, "val_acc": a} for e in (1, 2, 3)]  # noqa
-    return [{"history": hist(0.1), "row": "ResNet-18", "loss": "CE", "remedy": "warm-up"},
-            {"history": hist(0.2), "row": "ResNet-18", "loss": "PCL", "remedy": "warm-up"},
-            {"history": hist(0.3), "row": "ResNet-50", "loss": "CE", "remedy": "none"}]
+    return [{"history": hist(0.1), "row": "ResNet-18", "loss": "CE", "remedy": "warm-up",
+             "seed": 0},
+            {"history": hist(0.2), "row": "ResNet-18", "loss": "PCL", "remedy": "warm-up",
+             "seed": 0},
+            {"history": hist(0.3), "row": "ResNet-50", "loss": "CE", "remedy": "none", "seed": 0}]
 
 
 def test_curve_grid_has_a_panel_per_row_and_metric_and_a_line_per_record(tmp_path):
@@ -32,10 +34,19 @@ def test_curve_grid_errors_are_clear():
         curve_grid([{"row": 1}], rows="row", hue="loss", style="remedy", metrics={"v": "v"})
 
 
+def test_a_record_without_its_seed_is_refused():
+    """Figure 6 (b) was drawn from records without a seed and named none: a curve must say
+    which seed it is, so curve_grid refuses a record that does not."""
+    records = _records()
+    records[1] = {k: v for k, v in records[1].items() if k != "seed"}
+    with pytest.raises(KeyError, match=r"'seed'.*lack \['seed'\]"):
+        curve_grid(records, rows="row", hue="loss", style="remedy", metrics={"val_acc": "v"})
+
+
 def test_curve_grid_draws_listed_metrics_on_a_log_scale():
     records = [{"history": [{"epoch": 1, "loss": 1e7, "acc": 0.1},
                             {"epoch": 2, "loss": 1.0, "acc": 0.5}],
-                "panel": "p", "hue": "h", "style": "s"}]
+                "panel": "p", "hue": "h", "style": "s", "seed": 0}]
     fig = curve_grid(records, rows="panel", hue="hue", style="style",
                      metrics={"loss": "loss", "acc": "accuracy"}, log=("loss",))
     scales = [ax.get_yscale() for ax in fig.axes]
@@ -59,13 +70,13 @@ def test_seeds_of_one_configuration_are_one_mean_line_with_a_band_and_named_in_t
 
 def test_runs_that_did_not_train_are_marked():
     records = [{"history": [{"epoch": 1, "val_acc": 0.11}], "row": "r", "loss": "CE",
-                "remedy": "no warm-up"},
+                "remedy": "no warm-up", "seed": 0},
                {"history": [{"epoch": 1, "val_acc": 0.97}], "row": "r", "loss": "CE",
-                "remedy": "warm-up"}]
+                "remedy": "warm-up", "seed": 0}]
     fig = curve_grid(records, rows="row", hue="loss", style="remedy",
                      metrics={"val_acc": "val acc"}, percent=("val_acc",), untrained_below=0.9)
     labels = [line.get_label() for line in fig.axes[0].lines]
-    assert labels == ["CE, no warm-up - did not train", "CE, warm-up"]
+    assert labels == ["CE, no warm-up (seed 0) - did not train", "CE, warm-up (seed 0)"]
 
 
 def test_a_long_metric_label_keeps_its_axis_label_short():

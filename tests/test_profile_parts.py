@@ -129,7 +129,9 @@ def test_the_parts_notebooks_ask_only_for_runs_the_part_trains(part, monkeypatch
     if "04-training-curves" in books:
         for dataset in datasets:
             records.component_records(part, dataset=dataset)
-        records.defence_records(part, dataset="mnist")
+        defences = records.defence_records(part, dataset="mnist")
+        # Figure 6 (b) names the seed of each curve (curve_grid refuses a record without one)
+        assert [r["seed"] for r in defences] == [c.seed for c in asked[-len(defences):]]
     planned = {item.cfg for item in study_plan(part)}
     assert asked, part
     assert [(c.dataset, c.model, c.dfl, c.loss, c.method, c.train_attack, c.seed)

@@ -59,10 +59,10 @@ def _groups(records, *, rows, hue, style) -> dict:
 
 
 def _seed_note(members: Sequence[Mapping]) -> str:
-    """' (3 seeds)' for a mean over seeds, ' (seed 0)' for one run, '' where seeds are unknown."""
+    """' (3 seeds)' for a mean over seeds, ' (seed 0)' for one run."""
     if len(members) > 1:
         return f" ({len(members)} seeds)"
-    return f" (seed {members[0]['seed']})" if "seed" in members[0] else ""
+    return f" (seed {members[0]['seed']})"
 
 
 def _mean_band(histories: list[list[dict]], key: str):
@@ -83,8 +83,9 @@ def curve_grid(records: Sequence[Mapping], *, rows: str, hue: str, style: str,
                log: Sequence[str] = (), untrained_below: float | None = None):
     """One row of panels per value of records[i][rows], one column per metric (a history key;
     its label is the y-axis), one line per configuration: colour by `hue`, line style by
-    `style`. Records sharing (row, hue, style) are seeds of one configuration: drawn as their
-    mean with a band from the lowest to the highest seed, the seeds named in the title.
+    `style`. Every record names its "seed": records sharing (row, hue, style) are seeds of one
+    configuration, drawn as their mean with a band from the lowest to the highest seed; the
+    seeds are named in the legend and the title.
     Metrics named in `percent` are drawn in % (values in [0, 1] times 100) on the full 0-100
     axis, those in `log` on a log scale (a diverging run's loss can be 1e7 where the others are
     near 1). untrained_below: a configuration whose final "val_acc" (mean over seeds, in
@@ -92,9 +93,13 @@ def curve_grid(records: Sequence[Mapping], *, rows: str, hue: str, style: str,
     history lacks a metric is skipped in that panel. Returns the figure."""
     if not records:
         raise UsageError("no records to plot")
-    missing = [k for k in (rows, hue, style) if any(k not in r for r in records)]
-    if missing or any("history" not in r for r in records):
-        raise KeyError(f"every record needs 'history' and the keys {rows!r}, {hue!r}, {style!r}")
+    # a curve without its seed cannot be told from a mean over seeds (Figure 6 (b) was drawn
+    # from records without one and named no seed): the seed is required, like the layout keys
+    missing = [k for k in ("history", "seed", rows, hue, style)
+               if any(k not in r for r in records)]
+    if missing:
+        raise KeyError(f"every record needs 'history', 'seed' and the keys {rows!r}, {hue!r}, "
+                       f"{style!r}; some lack {missing}")
     row_values = list(dict.fromkeys(r[rows] for r in records))
     hues = list(dict.fromkeys(r[hue] for r in records))
     styles = list(dict.fromkeys(r[style] for r in records))
@@ -146,20 +151,18 @@ def curve_grid(records: Sequence[Mapping], *, rows: str, hue: str, style: str,
             ax.grid(alpha=0.3)
             ax.tick_params(labelsize=8)
     labels = figure_legend(fig, axes)  # one legend for the figure, every line once
-    seeds = sorted({r["seed"] for r in records if "seed" in r})
-    if seeds:
-        several = any(len(m) > 1 for m in groups.values())
-        title += (f"\nseed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
-                  + ("; lines: mean over seeds, bands: lowest to highest seed" if several
-                     else ""))
-    if title:
-        fig.suptitle(title, fontsize=10)
+    seeds = sorted({r["seed"] for r in records})
+    several = any(len(m) > 1 for m in groups.values())
+    title = ((title + "\n" if title else "")
+             + f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+             + ("; lines: mean over seeds, bands: lowest to highest seed" if several else ""))
+    fig.suptitle(title, fontsize=10)
     n_legend_rows = -(-len(labels) // legend_columns(fig, labels))
     # the legend and the title get their own room in inches (a row of 8-pt text is about
     # 0.19 in) added to the panels' height: fixed fractions of the height clipped the legend
     # of a one-row figure over its panels
     legend_in = 0.15 + 0.19 * n_legend_rows
-    title_in = 0.1 + 0.2 * (title.count("\n") + 1) if title else 0.0
+    title_in = 0.1 + 0.2 * (title.count("\n") + 1)
     width, panels_in = fig.get_size_inches()
     height = panels_in + legend_in + title_in
     fig.set_size_inches(width, height)

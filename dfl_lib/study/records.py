@@ -90,7 +90,8 @@ def defence_records(profile: str, *, dataset: str, runs_root=None, data_root=Non
         cfg = cell_config(profile, dataset=dataset, row="resnet", setting=setting, device=device)
         run = load_run(cfg, runs_root=runs_root, data_root=data_root)
         out.append({"history": run["history"], "setting": SETTING_LABELS[setting],
-                    "dataset": dataset, "model": "ResNet (CE)", "run": run["run_dir"].name})
+                    "dataset": dataset, "model": "ResNet (CE)", "seed": cfg.seed,
+                    "run": run["run_dir"].name})
     return out
 
 
