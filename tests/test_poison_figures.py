@@ -63,3 +63,21 @@ def test_every_poison_bars_panel_puts_the_poisons_at_the_same_places():
     fig = poison_bars(_records(), fraction=0.1)
     assert len({ax.get_xlim() for ax in fig.axes}) == 1
     plt.close(fig)
+
+
+def test_the_poisoned_umap_explains_its_colours_and_markers_in_a_legend():
+    """The figure's dots and crosses were explained only in its title: the legend names each
+    class colour and both markers."""
+    import numpy as np
+
+    from dfl_lib.figures.poisoning import poisoned_umap
+
+    rng = np.random.default_rng(0)
+    panel = {"clean_2d": rng.normal(size=(30, 2)), "clean_y": np.arange(30) % 3,
+             "poison_2d": rng.normal(size=(5, 2)), "poison_y": np.array([1, 2, 1, 2, 1]),
+             "target": 0}
+    fig = poisoned_umap({"ResNet (CE)": panel, "DFL": panel}, title="T")
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["class 0", "class 1", "class 2", "clean training sample",
+                      "poisoned training sample (colour: original class)"]
+    assert [h.get_marker() for h in fig.legends[0].legend_handles][-2:] == ["o", "X"]

@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 import matplotlib.pyplot as plt
-from matplotlib.lines import Line2D
 
 from ..errors import UsageError
+from .legends import class_handles, marker_handle
 
 __all__ = ["plot_umap_panels"]
 
@@ -72,13 +72,9 @@ def plot_umap_panels(panels: Mapping[str, Mapping], *, title: str,
         ax.set_ylabel("UMAP 2", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.set_aspect("equal", adjustable="datalim")
-    names = [class_names[k] if class_names is not None else f"class {k}" for k in classes]
-    handles = [Line2D([], [], marker="o", linestyle="", color=colours(k % 10), markersize=6,
-                      label=label) for k, label in zip(classes, names)]
-    handles += [Line2D([], [], marker="o", linestyle="", color="0.35", markersize=4,
-                       label="clean"),
-                Line2D([], [], marker="x", linestyle="", color="0.35", markersize=6,
-                       markeredgewidth=1.2, label="perturbed")]
+    handles = class_handles(classes, names=class_names)
+    handles += [marker_handle("o", "clean", markersize=4),
+                marker_handle("x", "perturbed", markeredgewidth=1.2)]
     fig.legend(handles=handles, loc="outside lower center", fontsize=8, frameon=False,
                ncol=min(len(handles), max(6, 4 * len(panels))), handletextpad=0.2,
                columnspacing=1.0)

@@ -14,6 +14,7 @@ from matplotlib.patches import Patch
 
 from ..errors import UsageError
 from .curves import figure_legend
+from .legends import class_handles, marker_handle
 
 __all__ = ["poison_bars", "rate_sweep", "detection_bars", "poisoned_umap"]
 
@@ -164,11 +165,13 @@ def poisoned_umap(panels: dict, *, title: str = ""):
     """One panel per defence row (`study.poison_records.poisoned_feature_panels`): clean training
     samples as dots coloured by class, poisoned ones as black-edged crosses coloured by their
     original class, in a UMAP fitted on the clean samples (distances in the plane are not
-    feature distances: the detectors' AUROC is the number)."""
+    feature distances: the detectors' AUROC is the number). One legend below the panels names
+    the classes and the two markers."""
     if not panels:
         raise UsageError("no feature panels to plot")
     colours = plt.get_cmap("tab10")
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.6), squeeze=False,
+                             layout="constrained")
     for ax, (name, p) in zip(axes[0], panels.items()):
         ax.scatter(p["clean_2d"][:, 0], p["clean_2d"][:, 1], s=6, alpha=0.4, linewidths=0,
                    c=[colours(int(k) % 10) for k in p["clean_y"]], rasterized=True)
@@ -180,7 +183,13 @@ def poisoned_umap(panels: dict, *, title: str = ""):
         ax.set_xlabel("UMAP 1", fontsize=8)
         ax.set_ylabel("UMAP 2", fontsize=8)
         ax.tick_params(labelsize=7)
+    classes = sorted({int(k) for p in panels.values() for k in [*p["clean_y"], *p["poison_y"]]})
+    handles = class_handles(classes) + [
+        marker_handle("o", "clean training sample", markersize=4),
+        marker_handle("X", "poisoned training sample (colour: original class)",
+                      markersize=7, markeredgecolor="black", markeredgewidth=0.4)]
+    fig.legend(handles=handles, loc="outside lower center", fontsize=8, frameon=False,
+               ncol=min(len(handles), 6 * len(panels)), handletextpad=0.2, columnspacing=1.0)
     fig.suptitle(title or "Clean (dots, by class) and poisoned (X, by original class) training "
                           "samples in feature space", fontsize=10)
-    fig.tight_layout()
     return fig
