@@ -205,16 +205,36 @@ def test_plot_regions_under_attack_reports_the_share_kept(ce_model, task, tmp_pa
     panels, x, y = _panels(ce_model, task)
     moved = attacked_features(ce_model, x, y, eps=0.2, steps=3)
     kept = share_in_true_region(ce_model, moved, y)
-    panels = {"CE": {**panels["CE"], "attacked": moved, "kept": kept},
-              "PCL": {**panels["PCL"], "attacked": moved}}  # no "kept": read off the grid
-    fig = plot_regions_under_attack(panels, eps=0.2, max_lines=50)
+    panels = {"CE": {**panels["CE"], "attacked": moved, "kept": kept, "steps": 3},
+              "PCL": {**panels["PCL"], "attacked": moved, "steps": 3}}  # no "kept": the grid's
+    fig = plot_regions_under_attack(panels, eps=0.2, dataset="MNIST", seed=4, max_lines=50)
     assert len(fig.axes) == 2
     assert f"{100 * kept:.0f}% still in their class's region" in fig.axes[0].get_title()
     assert "intra/inter 0.21" in fig.axes[1].get_title()
-    assert "%" in fig.axes[1].get_title() and "0.2" in fig._suptitle.get_text()
+    assert "%" in fig.axes[1].get_title()
+    # the figure leaves its notebook (lab screenshots): its title names what it shows
+    assert fig._suptitle.get_text() == (f"MNIST test features under L-inf PGD-3, eps = 0.2 "
+                                        f"(pixel units): seed 4, {len(y)} test images")
     lines = [c for c in fig.axes[0].collections if isinstance(c, LineCollection)]
     assert len(lines) == 1 and len(lines[0].get_segments()) == 50  # lines for a subset
     fig.savefig(tmp_path / "attack.png")
     with pytest.raises(KeyError, match="attacked"):
         plot_regions_under_attack({"CE": {k: v for k, v in panels["CE"].items()
-                                          if k != "attacked"}}, eps=0.2)
+                                          if k != "attacked"}}, eps=0.2, dataset="MNIST", seed=0)
+    with pytest.raises(KeyError, match="steps"):
+        plot_regions_under_attack({"CE": {k: v for k, v in panels["CE"].items()
+                                          if k != "steps"}}, eps=0.2, dataset="MNIST", seed=0)
+
+
+def test_the_explorers_regions_figure_names_dataset_seed_steps_and_images(ce_model, task):
+    """The explorer's figures become the lab screenshots: each title says which nets (dataset,
+    training seed) and which attack (PGD steps, eps) it shows, on how many images."""
+    from dfl_lib.study.geometry_runs import regions_drawer
+
+    _, (x, y) = task
+    draw = regions_drawer({"ce": (ce_model, None)}, x[:40], y[:40], dataset="MNIST", seed=2,
+                          steps=2)
+    fig, text = draw(0.1)
+    assert fig._suptitle.get_text() == ("MNIST test features under L-inf PGD-2, eps = 0.1 "
+                                        "(pixel units): seed 2, 40 test images")
+    assert text.startswith("eps 0.100: CE keeps ")

@@ -6,7 +6,7 @@ panels under attack, for an epsilon widget (the widget redraws `plot_regions_und
                      "centroids": class_centroids(f, y), "ratio": separation_ratio(f, y)}, ...}
     fig = plot_feature_panels(panels, title="MNIST, 2-D features")
     panels["CE"]["attacked"] = attacked_features(model, x, y, eps=0.1)    # for the attack view
-    fig = plot_regions_under_attack(panels, eps=0.1)
+    fig = plot_regions_under_attack(panels, eps=0.1, dataset="MNIST", seed=0)
 
 Plotting only: nothing here trains, attacks or evaluates a model.
 """
@@ -21,6 +21,7 @@ from matplotlib.colors import ListedColormap, to_rgb
 from matplotlib.lines import Line2D
 
 from ..errors import UsageError
+from .legends import class_handles
 
 __all__ = ["plot_feature_panels", "plot_regions_under_attack", "CLASS_COLOURS"]
 
@@ -81,8 +82,7 @@ def _point_colours(y) -> np.ndarray:
 
 def _legend(fig, *, centroids: bool = True, extra: list | None = None) -> None:
     """One legend for the figure: digits 0-9 once, the class-mean cross, and any extra handles."""
-    handles = [Line2D([], [], marker="o", linestyle="", markersize=7, color=CLASS_COLOURS[k],
-                      label=str(k)) for k in range(10)]
+    handles = class_handles(range(10), names=[str(k) for k in range(10)], markersize=7)
     if centroids:
         handles.append(Line2D([], [], marker="x", linestyle="", markersize=8, color="black",
                               markeredgewidth=2, label="class mean"))
@@ -118,28 +118,31 @@ def plot_feature_panels(panels: Mapping[str, Mapping], *, title: str):
     return fig
 
 
-def plot_regions_under_attack(panels: Mapping[str, Mapping], *, eps: float,
-                              title: str | None = None, max_lines: int | None = 300,
-                              seed: int = 0):
+def plot_regions_under_attack(panels: Mapping[str, Mapping], *, eps: float, dataset: str,
+                              seed: int, title: str | None = None,
+                              max_lines: int | None = 300, line_seed: int = 0):
     """`plot_feature_panels`' layout with each panel's points under attack: clean features
     faint, attacked ones solid, a thin line from each clean point to its attacked position.
 
-    Each panel also needs "attacked": (N, 2) features of the attacked images at this eps, and
-    may give "kept": the share of attacked points the classifier still assigns to their true
-    class (`geometry.share_in_true_region`); without it the share is read off the regions grid
-    (the cell under each point, points outside the extent taking the nearest edge cell).
-    The subtitle gives that share. Lines are drawn for at most `max_lines` points per panel (a
-    seeded random subset; None = all): a thousand crossing lines hide the regions. Every point
-    is drawn. Returns the figure.
+    Each panel also needs "attacked": (N, 2) features of the attacked images at this eps and
+    "steps": the PGD steps that moved them (`study.geometry_runs.attack_panels` gives both),
+    and may give "kept": the share of attacked points the classifier still assigns to their
+    true class (`geometry.share_in_true_region`); without it the share is read off the regions
+    grid (the cell under each point, points outside the extent taking the nearest edge cell).
+    The subtitle gives that share. The default title names the attack, eps (pixel units),
+    `dataset`, the nets' training `seed` and the number of test images; a given `title`
+    replaces it. Lines are drawn for at most `max_lines` points per panel (a random subset
+    drawn with `line_seed`; None = all): a thousand crossing lines hide the regions. Every
+    point is drawn. Returns the figure.
     """
-    _check(panels, extra=("attacked",))
+    _check(panels, extra=("attacked", "steps"))
     fig, axes = _axes(len(panels))
     for i, (ax, (name, p)) in enumerate(zip(axes, panels.items())):
         _draw_regions(ax, p)
         f, g = _np(p["features"]), _np(p["attacked"])  # (N, 2) clean, (N, 2) attacked
         colours = _point_colours(p["y"])  # (N, 4)
         ax.scatter(f[:, 0], f[:, 1], s=5, c=colours, alpha=0.15, linewidths=0, rasterized=True)
-        some = _subset(len(f), max_lines, seed=seed)  # (M,) indices
+        some = _subset(len(f), max_lines, seed=line_seed)  # (M,) indices
         segments = np.stack([f[some], g[some]], axis=1)  # (M, 2 ends, 2 coords)
         ax.add_collection(LineCollection(segments, colors=colours[some], linewidths=0.6,
                                          alpha=0.45, rasterized=True))
@@ -153,7 +156,12 @@ def plot_regions_under_attack(panels: Mapping[str, Mapping], *, eps: float,
     moved = Line2D([], [], marker="o", linestyle="", markersize=7, color="grey",
                    label="attacked")
     _legend(fig, extra=[clean, moved])
-    fig.suptitle(title or f"Test features under L-inf PGD, eps = {eps:g} (pixel units)",
+    # the figure leaves its notebook (the lab screenshots, the explorer): it names what it shows
+    first = next(iter(panels.values()))
+    steps = sorted({int(p["steps"]) for p in panels.values()})
+    n = len(_np(first["features"]))
+    fig.suptitle(title or f"{dataset} test features under L-inf PGD-{'/'.join(map(str, steps))}, "
+                          f"eps = {eps:g} (pixel units): seed {seed}, {n} test images",
                  fontsize=12)
     fig.tight_layout(rect=(0, 0.075, 1, 0.96))
     return fig

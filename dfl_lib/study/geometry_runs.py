@@ -83,8 +83,8 @@ def feature_panels(nets: dict, x: torch.Tensor, y: torch.Tensor, *,
 
 def attack_panels(nets: dict, x: torch.Tensor, y: torch.Tensor, *, eps: float,
                   steps: int = 10, resolution: int = 200) -> dict:
-    """Feature panels plus "attacked": the features of PGD-perturbed x at `eps` and the share
-    of points still in their class's region ("kept", %)."""
+    """Feature panels plus "attacked": the features of PGD-perturbed x at `eps`, "steps": the
+    PGD steps, and the share of points still in their class's region ("kept", in [0, 1])."""
     panels = {}
     for loss, (model, _) in nets.items():
         f = features_2d(model, x)
@@ -93,20 +93,22 @@ def attack_panels(nets: dict, x: torch.Tensor, y: torch.Tensor, *, eps: float,
                                    resolution=resolution)
         panels[GEOMETRY_PANELS.get(loss, loss)] = {
             "features": f, "y": y, "regions": regions, "centroids": class_centroids(f, y),
-            "ratio": separation_ratio(f, y), "attacked": f_adv,
+            "ratio": separation_ratio(f, y), "attacked": f_adv, "steps": steps,
             "kept": share_in_true_region(model, f_adv, y)}
     return panels
 
 
-def regions_drawer(nets: dict, x: torch.Tensor, y: torch.Tensor, *, steps: int = 10):
+def regions_drawer(nets: dict, x: torch.Tensor, y: torch.Tensor, *, dataset: str, seed: int,
+                   steps: int = 10):
     """draw(eps, attack) -> (figure, text) for the explorer: the 2-D decision regions of `nets`
     side by side with the test points moved by PGD at eps (the attack name is shown; the 2-D
-    nets are always attacked with PGD)."""
+    nets are always attacked with PGD). `dataset` and `seed` (the nets' training seed, as given
+    to `geometry_nets`) are named in each figure's title."""
     from ..figures.geometry import plot_regions_under_attack
 
     def draw(eps: float, attack: str = "pgd"):
         panels = attack_panels(nets, x, y, eps=eps, steps=steps)
-        fig = plot_regions_under_attack(panels, eps=eps)
+        fig = plot_regions_under_attack(panels, eps=eps, dataset=dataset, seed=seed)
         text = f"eps {eps:.3f}: " + ", ".join(f"{k} keeps {100 * p['kept']:.0f}%"
                                               for k, p in panels.items())
         return fig, text
