@@ -55,9 +55,16 @@ demo: install
 # environment's Python (dfl_lib importable), ipywidgets' extension comes with the pip install.
 # Opens no browser: follow the URL with the token that it prints. Root (containers) needs
 # --allow-root. The data root is made absolute: kernels start in notebooks/.
+# The kernel is the project's own ("dfl-study", this environment's Python: dfl_lib/study/kernel.py),
+# found first whatever other kernels named python3 the user has installed elsewhere.
+KERNEL_DATA := $(abspath $(VENV))/share/jupyter
 lab: install
-	DFL_DATA_DIR=$(abspath $(DFL_DATA_DIR)) $(VENV)/bin/jupyter lab --no-browser \
+	$(PY) -c "from dfl_lib.study.kernel import install_kernel; install_kernel('$(abspath $(VENV))')"
+	JUPYTER_PATH=$(KERNEL_DATA)$(if $(JUPYTER_PATH),:$(JUPYTER_PATH)) \
+	DFL_STUDY_PYTHON=$(abspath $(PY)) DFL_DATA_DIR=$(abspath $(DFL_DATA_DIR)) \
+	$(VENV)/bin/jupyter lab --no-browser \
 		--ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) \
+		--MappingKernelManager.default_kernel_name=dfl-study \
 		--LabApp.default_url=/lab/tree/notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # the browser test (tests/test_lab.py) in the system's Chromium, its screenshots into reports/lab/;

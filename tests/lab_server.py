@@ -32,7 +32,11 @@ def lab_env(*, state_dir: Path, threads: int) -> dict:
     """The server's environment, inherited by its kernels: torch/BLAS limited to `threads` so the
     kernel does not starve the test process on a small CPU, Jupyter's state kept out of $HOME,
     no news or update checks (the machine may have no network)."""
+    from dfl_lib.study.kernel import install_kernel, kernel_env
+
     env = dict(os.environ)
+    # the notebooks' kernel, "dfl-study", for this interpreter, first on the path (`make lab`)
+    env.update(kernel_env(install_kernel(state_dir / "kernel"), environ=env))
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[var] = str(threads)
     env.update(JUPYTER_RUNTIME_DIR=str(state_dir / "runtime"),

@@ -20,6 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = "smoke"
+FOREIGN_PYTHON = "/opt/other-env/bin/python"  # a user's other interpreter (not on this machine)
 WAIT_SECONDS = 1800  # the helper's share takes about 4 minutes on this project's CPU
 
 
@@ -47,6 +48,19 @@ def run_notebook_share(root: Path, *, data_dir: str, names: list[str]) -> None:
             (claims / f"{name}.failed").write_text(f"{type(err).__name__}: {err}")
             raise
         runio.write_json(claims / f"{name}.json", seconds[name])  # atomically: the other polls
+
+
+def foreign_kernels(folder: Path) -> Path:
+    """A Jupyter data folder whose kernels `python3` and `dfl-study` run another interpreter
+    (one that does not exist): a notebook started on either fails. Returns the folder."""
+    for name in ("python3", "dfl-study"):
+        spec = folder / "kernels" / name
+        spec.mkdir(parents=True, exist_ok=True)
+        (spec / "kernel.json").write_text(json.dumps({
+            "argv": [FOREIGN_PYTHON, "-m", "ipykernel_launcher", "-f",
+                     "{connection_file}"], "display_name": f"foreign {name}",
+            "language": "python"}))
+    return folder
 
 
 def start_helper(root: Path, *, data_dir: str) -> subprocess.Popen:

@@ -47,6 +47,10 @@ def study(tmp_path_factory):
         pytest.skip(f"needs the study's data ($DFL_DATA_DIR or {DATA})")
     base = tmp_path_factory.mktemp("study")
     runs, out, _ = smoke_study.folders(base)
+    # a user's kernels named python3 and dfl-study on another interpreter, first on Jupyter's
+    # path for both processes: the notebooks must still run on this one (issue 35)
+    saved_path = os.environ.get("JUPYTER_PATH")
+    os.environ["JUPYTER_PATH"] = str(smoke_study.foreign_kernels(base / "foreign-kernels"))
     # a helper process runs the plan backward and the notebooks from the last (smoke_study.py)
     helper = smoke_study.start_helper(base, data_dir=DATA)
     try:
@@ -57,6 +61,10 @@ def study(tmp_path_factory):
         if helper.poll() is None:
             helper.kill()
         helper.wait()
+        if saved_path is None:
+            os.environ.pop("JUPYTER_PATH", None)
+        else:
+            os.environ["JUPYTER_PATH"] = saved_path
     plan_seconds = measured_seconds(study_plan("smoke"), runs_root=runs)
     assert len(plan_seconds) == len(study_plan("smoke"))  # every item's work is on record
     index = write_index("smoke", out_dir=out, plan_seconds=plan_seconds,

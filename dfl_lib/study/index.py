@@ -13,11 +13,12 @@ import time
 from pathlib import Path
 
 from ..config import profile_deviations
-from ..errors import UsageError
+from ..errors import MissingDataError, UsageError
 from ..paper.claims import claims
 from ..paper.verdicts import verdict_lines
 from ..profiles import get_profile
 from ..runs import io as runio
+from .kernel import project_kernel
 from .notebook import CIFAR_NOTE
 from .plan import plan_deviations
 
@@ -67,8 +68,6 @@ def run_notebooks(profile: str, *, out_dir, runs_dir, data_dir: str = "", device
     """Execute the profile's notebooks (`profile_notebooks`, or `only` of them) in order;
     {name: wall seconds}. A failing cell stops the run with NotebookFailed, naming the cell; its
     executed copy keeps the traceback. UsageError for a notebook outside the profile's."""
-    import papermill as pm
-
     mine = profile_notebooks(profile)
     names = only or mine
     unknown = [n for n in names if n not in NOTEBOOKS]
@@ -88,30 +87,43 @@ def run_notebooks(profile: str, *, out_dir, runs_dir, data_dir: str = "", device
               "DATA_DIR": str(Path(data_dir).resolve()) if data_dir else "",
               "RUNS_DIR": str(Path(runs_dir).resolve()), "OUT_DIR": str(out_dir)}
     seconds = {}
-    for name in names:
-        source = notebooks_dir / f"{name}.ipynb"
-        if not source.exists():
-            raise FileNotFoundError(f"notebook {source} is missing")
-        target = out_dir / f"{name}.ipynb"
-        print(f"running {name} ({profile}) ...", flush=True)
-        start = time.perf_counter()
-        try:
-            pm.execute_notebook(str(source), str(target),
-                                parameters={**params, **EXTRA_PARAMETERS.get(name, {})},
-                                cwd=str(notebooks_dir), kernel_name="python3",
-                                progress_bar=False, log_output=False)
-        except pm.PapermillExecutionError as err:
-            raise NotebookFailed(f"notebook {name} failed in cell {err.exec_count}: "
-                                 f"{err.ename}: {err.evalue}\n--- the cell ---\n{err.source}\n"
-                                 f"--- (executed copy with the traceback: {target})\n"
-                                 f"{''.join(err.traceback[-3:])}") from None
-        seconds[name] = time.perf_counter() - start
-        print(f"  {name}: {seconds[name]:.0f} s", flush=True)
-        timings = out_dir / TIMINGS_NAME  # kept across partial runs, for the index
-        saved = json.loads(timings.read_text()) if timings.exists() else {}
-        # atomically: a second process running other notebooks into the same folder (the
-        # tests' smoke study does) never reads a half-written file
-        runio.write_json(timings, {**saved, name: seconds[name]})
+    with project_kernel() as kernel:  # this interpreter's kernel, whatever else Jupyter finds
+        for name in names:
+            seconds[name] = _run_one(name, profile=profile, source_dir=notebooks_dir,
+                                     out_dir=out_dir, kernel=kernel,
+                                     parameters={**params, **EXTRA_PARAMETERS.get(name, {})})
+    return seconds
+
+
+def _run_one(name: str, *, profile: str, source_dir: Path, out_dir: Path, kernel: str,
+             parameters: dict) -> float:
+    """Execute one notebook into out_dir with papermill on `kernel`; its wall seconds, also
+    recorded in out_dir's timings file. NotebookFailed naming the failing cell."""
+    import papermill as pm
+
+    source = source_dir / f"{name}.ipynb"
+    if not source.exists():
+        raise MissingDataError(f"notebook {source} is missing; restore it from git "
+                               f"(git checkout -- {source.name})")
+    target = out_dir / f"{name}.ipynb"
+    print(f"running {name} ({profile}) ...", flush=True)
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(str(source), str(target), parameters=parameters,
+                            cwd=str(source_dir), kernel_name=kernel,
+                            progress_bar=False, log_output=False)
+    except pm.PapermillExecutionError as err:
+        raise NotebookFailed(f"notebook {name} failed in cell {err.exec_count}: "
+                             f"{err.ename}: {err.evalue}\n--- the cell ---\n{err.source}\n"
+                             f"--- (executed copy with the traceback: {target})\n"
+                             f"{''.join(err.traceback[-3:])}") from None
+    seconds = time.perf_counter() - start
+    print(f"  {name}: {seconds:.0f} s", flush=True)
+    timings = out_dir / TIMINGS_NAME  # kept across partial runs, for the index
+    saved = json.loads(timings.read_text()) if timings.exists() else {}
+    # atomically: a second process running other notebooks into the same folder (the
+    # tests' smoke study does) never reads a half-written file
+    runio.write_json(timings, {**saved, name: seconds})
     return seconds
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..config import profile_deviations
 from ..device import set_threads
 from ..runs import io as runio
+from .kernel import require_project_interpreter
 from .plan import plan_deviations
 
 __all__ = ["Notebook", "CIFAR_NOTE", "set_threads"]
@@ -31,6 +32,7 @@ class Notebook:
                  data_dir: str = "", device: str = "auto"):
         import matplotlib.pyplot as plt
 
+        require_project_interpreter()  # a study kernel on another interpreter stops here
         self.name, self.profile, self.device = name, profile, device
         self.out = Path(out_dir) / name
         self.out.mkdir(parents=True, exist_ok=True)
