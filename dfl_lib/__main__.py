@@ -2,34 +2,65 @@
 
 A user's mistake is answered in one line on stderr, like a tool: exit code 2 for a usage error
 (a value, name or setting the library cannot mean: `errors.UsageError`, and argparse's own), 1
-for a data or file error (missing, truncated or unreadable: `errors.DataFileError`); the
-traceback only with --debug. Anything else is a bug and keeps its traceback.
+for a data or file error (missing, truncated or unreadable: `errors.DataFileError`, and the
+operating system's errors a user can cause: `errors.os_error_line`); the traceback only with
+--debug. Ctrl-C ends in one line saying what was kept and the command that resumes (exit 130).
+Anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 
 from .cli import build_parser, config_from_args
 from .device import set_threads
-from .errors import DataFileError, UsageError
+from .errors import DataFileError, UsageError, os_error_line
 
-EXIT_USAGE, EXIT_DATA = 2, 1
+EXIT_USAGE, EXIT_DATA, EXIT_INTERRUPTED = 2, 1, 130
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    prefix = f"{parser.prog} {args.command}"
     try:
         return _run(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"{prefix}: interrupted: {_kept(args)}; to resume, run the same command again: "
+              f"{parser.prog} {shlex.join(argv)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (UsageError, DataFileError) as err:
         if args.debug:
             raise
         code = EXIT_USAGE if isinstance(err, UsageError) else EXIT_DATA
-        message = " ".join(str(err).split())  # one line, whatever the message held
-        print(f"{parser.prog} {args.command}: error: {message} (--debug shows the traceback)",
-              file=sys.stderr)
+        _one_line(prefix, str(err))
         return code
+    except OSError as err:  # the system's own: a user's folder, disk or path, else a bug
+        line = os_error_line(err)
+        if line is None or args.debug:
+            raise
+        _one_line(prefix, line)
+        return EXIT_DATA
+
+
+def _one_line(prefix: str, message: str) -> None:
+    message = " ".join(message.split())  # one line, whatever the message held
+    print(f"{prefix}: error: {message} (--debug shows the traceback)", file=sys.stderr)
+
+
+def _kept(args) -> str:
+    """What an interrupted command leaves, in words: every run's last finished epoch and every
+    written result are kept (each file is written atomically: `runs.io`)."""
+    from .runs.io import default_runs_root
+
+    if args.command == "study":
+        return "finished runs, epochs, evaluations and notebooks are kept"
+    root = args.runs_dir or default_runs_root()
+    return f"every finished epoch and result is kept under {root}"
 
 
 def _run(args) -> int:

@@ -12,10 +12,17 @@ and what is expected:
 - `DataFileError` (an OSError): a file or folder the library reads is missing, truncated or not
   what it should be (MNIST's IDX files, an image folder, a checkpoint); the message names the
   path and how to get or rebuild it. `MissingDataError` is the FileNotFoundError among them.
+
+The operating system's own errors that a user can cause (a folder they cannot write, a file
+where a folder is expected, a full disk, a path too long) are told in one line too:
+`os_error_line` names the path and what to do; any other OSError is a bug and keeps its
+traceback.
 """
 from __future__ import annotations
 
-__all__ = ["UsageError", "UsageTypeError", "DataFileError", "MissingDataError"]
+import errno
+
+__all__ = ["UsageError", "UsageTypeError", "DataFileError", "MissingDataError", "os_error_line"]
 
 
 class UsageError(ValueError):
@@ -32,3 +39,35 @@ class DataFileError(OSError):
 
 class MissingDataError(DataFileError, FileNotFoundError):
     """A file or folder that should exist does not (exit code 1)."""
+
+
+# errno -> what to do about it; every entry a condition of the user's files or machine
+_OS_ADVICE = {
+    errno.EACCES: "permission denied: choose a folder you can write (e.g. --runs-dir, --out-dir) "
+                  "or change its permissions",
+    errno.EPERM: "operation not permitted: choose a folder you can write (e.g. --runs-dir, "
+                 "--out-dir)",
+    errno.EROFS: "read-only file system: choose a writable folder (e.g. --runs-dir, --out-dir)",
+    errno.ENOTDIR: "a file stands where a folder is expected: move the file away or choose "
+                   "another folder",
+    errno.EEXIST: "a file stands where a folder is expected: move the file away or choose "
+                  "another folder",
+    errno.EISDIR: "a folder stands where a file is expected: move the folder away",
+    errno.ENOSPC: "no space left on the device: free some space or choose a folder on another "
+                  "disk (e.g. --runs-dir), then run the command again (finished work is kept)",
+    errno.EDQUOT: "disk quota exceeded: free some space or choose a folder on another disk "
+                  "(e.g. --runs-dir), then run the command again (finished work is kept)",
+    errno.ENAMETOOLONG: "path too long for the file system: choose a shorter folder",
+    errno.ENOENT: "no such file or folder: check the path",
+}
+
+
+def os_error_line(err: OSError) -> str | None:
+    """One line for an OSError a user can cause: '<what to do> (<path>)', the path the system
+    named (both, for a rename); None for any other OSError (a bug: keep its traceback)."""
+    advice = _OS_ADVICE.get(err.errno)
+    if advice is None:
+        return None
+    paths = [str(p) for p in (err.filename, err.filename2) if p is not None]
+    where = " -> ".join(paths) if paths else "path not given by the system"
+    return f"{advice} ({where})"

@@ -4,11 +4,14 @@ exit code 2 for usage errors and 1 for data or file errors, and no traceback unl
 """
 from __future__ import annotations
 
+import errno
 import gzip
 import os
+import signal
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -134,3 +137,88 @@ def test_a_truncated_checkpoint_exits_1_saying_how_to_rebuild(synthetic_npz, tmp
     (run / "done.json").unlink()  # so the run must resume from its checkpoint
     result = _cli(*common, cwd=tmp_path)
     _assert_one_line(result, 1, str(checkpoint), "delete it")
+
+
+# ----------------------------------------------------------------- the system's own errors (35)
+
+def _npz_train(synthetic_npz, runs: Path, *extra: str) -> list[str]:
+    return ["train", "--profile", "smoke", "--set", "dataset=npz", "--set",
+            f"data_path={synthetic_npz}", "--set", "eps=0.1", "--runs-dir", str(runs),
+            "--quiet", *extra]
+
+
+def test_a_file_where_the_runs_folder_should_be_exits_1_naming_it(synthetic_npz, tmp_path):
+    runs = tmp_path / "runs"
+    runs.write_text("not a folder")
+    result = _cli(*_npz_train(synthetic_npz, runs, "--set", "epochs=1"), cwd=tmp_path)
+    _assert_one_line(result, 1, str(runs), "a file stands where a folder is expected")
+
+
+def test_a_path_too_long_exits_1_saying_so(synthetic_npz, tmp_path):
+    runs = tmp_path / ("r" * 300)  # one name over every common file system's 255 bytes
+    result = _cli(*_npz_train(synthetic_npz, runs, "--set", "epochs=1"), cwd=tmp_path)
+    _assert_one_line(result, 1, "path too long", "r" * 50)
+
+
+def _unwritable_folder(tmp_path: Path) -> Path | None:
+    """A folder this process cannot create files in: a read-only folder of ours, or, as root
+    (who may write anywhere), sysfs; None where neither refuses."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    for folder in (locked, Path("/sys")):
+        try:
+            (folder / "probe").mkdir()
+        except OSError as err:
+            if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                return folder
+        else:
+            (folder / "probe").rmdir()
+    return None
+
+
+def test_a_runs_folder_one_cannot_write_exits_1_naming_it(synthetic_npz, tmp_path):
+    folder = _unwritable_folder(tmp_path)
+    if folder is None:
+        pytest.skip("no folder refuses this process's writes here")
+    runs = folder / "runs"
+    result = _cli(*_npz_train(synthetic_npz, runs, "--set", "epochs=1"), cwd=tmp_path)
+    _assert_one_line(result, 1, str(runs), "choose a folder you can write")
+
+
+def test_a_full_disk_exits_1_naming_the_file_and_keeping_finished_work(synthetic_npz, tmp_path,
+                                                                      monkeypatch, capsys):
+    """The real entry point (`dfl_lib.__main__.main`), in this process: the disk fills up (every
+    fsync fails with ENOSPC, as writing to a full file system does) while the run is written."""
+    from dfl_lib.__main__ import main
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    runs = tmp_path / "runs"
+    code = main(_npz_train(synthetic_npz, runs, "--set", "epochs=1"))
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert "no space left on the device" in err and str(runs) in err, err
+
+
+def test_ctrl_c_says_what_was_kept_and_how_to_resume(synthetic_npz, tmp_path):
+    runs = tmp_path / "runs"
+    args = _npz_train(synthetic_npz, runs, "--set", "epochs=40")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT),
+           "DFL_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-m", "dfl_lib", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not list(runs.glob("*/checkpoint.pt")):  # interrupted after a finished epoch
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "no checkpoint in 240 s"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    result = subprocess.CompletedProcess(proc.args, proc.returncode, "", err)
+    _assert_one_line(result, 130, "interrupted", str(runs), "run the same command again",
+                     "python -m dfl_lib train --profile smoke")
+    (run,) = [p for p in runs.iterdir() if p.is_dir()]
+    assert (run / "checkpoint.pt").exists() and not (run / "done.json").exists()

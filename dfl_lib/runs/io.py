@@ -221,9 +221,9 @@ def _atomic_write(path: str | os.PathLike, write: Callable,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    # os.open with mode 0o666 lets the umask decide permissions, as a plain open() would
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
+        # os.open with mode 0o666 lets the umask decide permissions, as a plain open() would
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -231,8 +231,10 @@ def _atomic_write(path: str | os.PathLike, write: Callable,
         if check is not None:
             check(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno is not None:  # a full disk names no file:
+            err.filename, err.filename2 = str(path), None      # name the one being written
         raise
     _fsync_dir(path.parent)
     return path
