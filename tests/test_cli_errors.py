@@ -222,3 +222,17 @@ def test_ctrl_c_says_what_was_kept_and_how_to_resume(synthetic_npz, tmp_path):
                      "python -m dfl_lib train --profile smoke")
     (run,) = [p for p in runs.iterdir() if p.is_dir()]
     assert (run / "checkpoint.pt").exists() and not (run / "done.json").exists()
+
+
+# ----------------------------------------------------------------- run records checked (35)
+
+def test_a_hand_edited_run_config_is_refused_naming_the_file(synthetic_npz, tmp_path):
+    runs = tmp_path / "runs"
+    args = _npz_train(synthetic_npz, runs, "--set", "epochs=1")
+    assert _cli(*args, cwd=tmp_path).returncode == 0
+    (run,) = [p for p in runs.iterdir() if p.is_dir()]
+    config = run / "config.json"
+    config.write_text(config.read_text().replace('"eps": 0.1', '"eps": 0.3'))
+    result = _cli("evaluate", *args[1:], "--suite", "paper", cwd=tmp_path)
+    _assert_one_line(result, 1, str(config), "eps=0.3", "0.1")
+    assert not list(run.glob("metrics-*.json")), "evaluated under a label it does not have"

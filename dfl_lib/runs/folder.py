@@ -15,10 +15,11 @@ import torch
 from torch import nn
 
 from ..config import EVAL_ONLY, RunConfig
+from ..errors import DataFileError
 from . import io as runio
 
-__all__ = ["run_name", "run_path", "open_run", "save_epoch", "finish_run", "HISTORY_NAME",
-           "CONFIG_NAME"]
+__all__ = ["run_name", "run_path", "open_run", "save_epoch", "finish_run", "check_record",
+           "learned_fields", "HISTORY_NAME", "CONFIG_NAME"]
 
 HISTORY_NAME = "history.json"
 CONFIG_NAME = "config.json"
@@ -47,6 +48,51 @@ def run_path(cfg: RunConfig, data, *, runs_root=None) -> Path:
     return runio.keyed_folder(root=runs_root or runio.default_runs_root(), name=run_name(cfg), key=key)
 
 
+def learned_fields(config: dict) -> dict:
+    """The fields of a config dict that decide what a run learns (EVAL_ONLY left out), as JSON
+    reads them back (tuples as lists): what a run's key and its records must agree on."""
+    import json
+
+    return {k: v for k, v in json.loads(json.dumps(config)).items() if k not in EVAL_ONLY}
+
+
+def check_record(path: Path, *, config: dict | None, cfg: RunConfig) -> None:
+    """DataFileError naming `path` unless the config a run record holds (config.json, the
+    checkpoint's, done.json's) is `cfg` in every learned field: a folder edited or copied by
+    hand is never used under a label it does not have. `config` None: the record holds none."""
+    if config is None:
+        return
+    if not isinstance(config, dict):
+        raise DataFileError(f"run record {path} holds no config dict; move the folder "
+                            f"{path.parent} away to train the run anew")
+    want, found = learned_fields(cfg.to_dict()), learned_fields(config)
+    wrong = [f"{k}={found.get(k, '(missing)')!r} where the run is {want[k]!r}"
+             for k in want if found.get(k, "(missing)") != want[k]]
+    if wrong:
+        shown = "; ".join(wrong[:3]) + (f"; and {len(wrong) - 3} more" if len(wrong) > 3 else "")
+        raise DataFileError(f"run record {path} disagrees with the run its folder's key names: "
+                            f"{shown}. It was edited or copied by hand: restore it, or move the "
+                            f"folder {path.parent} away to train the run anew")
+
+
+def _json_text(value) -> str:
+    """value as sorted JSON text: equal for equal records, NaN included (NaN != NaN)."""
+    import json
+
+    return json.dumps(value, sort_keys=True, default=runio.json_default)
+
+
+def _check_folder(rdir: Path, *, cfg: RunConfig) -> None:
+    """config.json and done.json checked against cfg (`check_record`)."""
+    for name in (CONFIG_NAME, runio.DONE_NAME):
+        path = rdir / name
+        if path.exists():
+            record = runio.read_json(path)
+            config = record if name == CONFIG_NAME else (
+                record.get("config") if isinstance(record, dict) else None)
+            check_record(path, config=config, cfg=cfg)
+
+
 def open_run(rdir: Path, *, cfg: RunConfig, model: nn.Module, loss: nn.Module, optimizer,
              scheduler, generators: dict[str, torch.Generator], resume: bool = True,
              write: bool = True) -> tuple[int, list[dict], bool]:
@@ -55,12 +101,19 @@ def open_run(rdir: Path, *, cfg: RunConfig, model: nn.Module, loss: nn.Module, o
     optimiser, scheduler and RNG states back; otherwise the config is written (unless `write`
     is False: a process other than rank 0) and training starts at epoch 0."""
     ckpt = rdir / runio.CHECKPOINT_NAME
+    _check_folder(rdir, cfg=cfg)  # records that disagree with the key are refused, not used
     finished = runio.is_finished(rdir)
     if not (finished or (resume and ckpt.exists())):
         if write:
             runio.write_json(rdir / CONFIG_NAME, cfg.to_dict())
         return 0, [], False
     state = runio.load_checkpoint(ckpt)
+    check_record(ckpt, config=state.get("config"), cfg=cfg)
+    if finished and (rdir / HISTORY_NAME).exists() \
+            and _json_text(runio.read_json(rdir / HISTORY_NAME)) != _json_text(state["history"]):
+        raise DataFileError(f"run record {rdir / HISTORY_NAME} disagrees with the finished "
+                            f"run's checkpoint {ckpt} (its epochs differ): restore it, or move "
+                            f"the folder {rdir} away to train the run anew")
     runio.check_compatible(state["model"], model)
     runio.check_compatible(state["loss"], loss)
     model.load_state_dict(state["model"])

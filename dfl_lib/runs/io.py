@@ -42,7 +42,7 @@ from .codehash import code_hash
 __all__ = [
     "canonical_json", "run_key", "code_version", "default_runs_root", "keyed_folder", "git_state",
     "provenance", "write_json", "read_json", "save_checkpoint", "load_checkpoint", "rng_state",
-    "set_rng_state", "check_compatible", "latest_checkpoint", "is_finished",
+    "set_rng_state", "check_compatible", "latest_checkpoint", "is_finished", "json_default",
     "CHECKPOINT_NAME", "DONE_NAME",
 ]
 
@@ -254,7 +254,7 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _json_default(obj):
+def json_default(obj):
     """Numbers that json does not know but that are plainly numbers: numpy scalars, 0-d tensors;
     paths as strings. Anything else (arrays, models) is an error, not a silent repr."""
     if isinstance(obj, np.generic):
@@ -268,7 +268,7 @@ def _json_default(obj):
 
 def write_json(path: str | os.PathLike, obj) -> Path:
     """Write `obj` as indented JSON, atomically. NaN/inf are kept (Python's json reads them)."""
-    text = json.dumps(obj, indent=2, default=_json_default) + "\n"
+    text = json.dumps(obj, indent=2, default=json_default) + "\n"
     return _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..config import RunConfig
 from ..defences import BASELINE_NOTES
 from ..device import resolve_device
+from ..errors import DataFileError
 from ..evaluation.checks import masking_checks
 from ..evaluation.robust import eval_subset, evaluate
 from ..evaluation.suites import (CHECKED_SUITES, PAPER_COLUMNS, PAPER_SETTING_CW_NOTE,  # noqa: F401
@@ -66,6 +67,7 @@ def evaluate_run(cfg: RunConfig, *, suite: str = "full", data_root=None, runs_ro
     if reuse and path.exists():
         saved = runio.read_json(path)
         if saved.get("eval_key") == key:
+            _check_metrics(path, saved=saved, cfg=cfg)
             print(f"reusing metrics {path} (evaluation key {key})")
             return {**saved, "path": str(path)}
     model, loss, data = run["model"], run["loss"], run["data"]
@@ -102,6 +104,18 @@ def evaluate_run(cfg: RunConfig, *, suite: str = "full", data_root=None, runs_ro
     }
     runio.write_json(path, metrics)
     return {**metrics, "path": str(path)}
+
+
+def _check_metrics(path: Path, *, saved: dict, cfg: RunConfig) -> None:
+    """DataFileError naming `path` when metrics about to be reused say they were made for
+    another config than the one their evaluation key was made from (edited by hand)."""
+    import json
+
+    made_for = (saved.get("provenance") or {}).get("config")
+    if made_for != json.loads(json.dumps(cfg.to_dict())):
+        raise DataFileError(f"run record {path} holds metrics whose provenance names another "
+                            f"config than its evaluation key (edited or copied by hand): "
+                            f"delete it and run the command again to re-evaluate")
 
 
 def _train_seconds(history: list[dict]) -> float:
