@@ -18,26 +18,37 @@ def _name(requirement: str) -> str:
     return re.split(r"[<>=!~\[ ;]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
 
 
-def _pyproject_names() -> set[str]:
+def _spec(requirement: str) -> str:
+    # "jupyterlab>=4.0,<5  # why" -> ">=4.0,<5": the range, whitespace and comments left out
+    text = requirement.split("#")[0].replace(" ", "")
+    return text[len(re.split(r"[<>=!~\[;]", text, maxsplit=1)[0]):]
+
+
+def _pyproject_specs() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     reqs = project["dependencies"] + [r for extra in project["optional-dependencies"].values()
                                       for r in extra]
-    return {_name(r) for r in reqs}
+    return {_name(r): _spec(r) for r in reqs}
 
 
-def _environment_names() -> set[str]:
+def _environment_specs() -> dict[str, str]:
     deps = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
-    names = set()
+    specs = {}
     for dep in deps:
-        if isinstance(dep, dict):
-            names |= {_name(r) for r in dep["pip"] if not r.startswith("-e")}
-        else:
-            names.add(_name(dep))
-    return names - {"python", "pip"}
+        for r in (dep["pip"] if isinstance(dep, dict) else [dep]):
+            if not r.startswith("-e"):
+                specs[_name(r)] = _spec(r)
+    return {k: v for k, v in specs.items() if k not in ("python", "pip")}
 
 
 def test_environment_yml_and_pyproject_name_the_same_packages():
-    assert _environment_names() == _pyproject_names()
+    assert set(_environment_specs()) == set(_pyproject_specs())
+
+
+def test_environment_yml_and_pyproject_declare_the_same_ranges():
+    """A range is a promise that the suite passes under it: both files make the same one."""
+    env, pyproject = _environment_specs(), _pyproject_specs()
+    assert {k: env[k] for k in env} == {k: pyproject[k] for k in env}
 
 
 def test_peer_attack_library_is_pinned_exactly_in_both():
