@@ -140,6 +140,11 @@ class RunConfig:
 
 # Fields that change how a run is evaluated or executed, not what it learns: kept out of the run
 # key, so changing them reuses the trained model.
+# seeds: numpy and torch take any non-negative integer below 2**32; the code derives others
+# from a run's seed by adding small offsets (the surrogate +1000, the monitor +12345)
+SEED_OFFSET_MAX = 12345
+SEED_MAX = 2**31 - 1 - SEED_OFFSET_MAX
+
 EVAL_ONLY = ("n_eval", "eval_batch_size", "aa_steps", "aa_queries", "device", "channels_last",
              "cw_l2_budget", "cw_l2_search_steps", "cw_l2_steps")
 
@@ -312,9 +317,15 @@ def _validate(cfg: RunConfig) -> None:
         if getattr(cfg, key) < 1:
             raise UsageError(f"config key {key!r} must be >= 1, got {getattr(cfg, key)}")
     for key in ("n_train", "n_val", "n_eval", "monitor_size", "eps_ramp_epochs", "cw_steps",
-                "extra_fc", "poison_target", "poison_seed"):
+                "extra_fc", "poison_target"):
         if getattr(cfg, key) < 0:
             raise UsageError(f"config key {key!r} must be >= 0, got {getattr(cfg, key)}")
+    for key in ("seed", "poison_seed"):  # names folders (s0) and seeds torch and numpy
+        if not 0 <= getattr(cfg, key) <= SEED_MAX:
+            raise UsageError(f"config key {key!r} is a random seed: a whole number in "
+                             f"[0, {SEED_MAX}] (the study uses 0, 1, 2, ...; further seeds are "
+                             f"derived from it by adding up to {SEED_OFFSET_MAX}), got "
+                             f"{getattr(cfg, key)}")
     _check_ranges(cfg)
     milestones(cfg)
     _defence(cfg.method).validate(cfg)  # the method's own checks, in its defence file

@@ -52,6 +52,8 @@ USAGE = [  # (overrides, what the one line must name)
     (["--set", "dataset=npz"], ["data_path"]),
     (["--set", "lr_warmup_epochs=9", "--set", "epochs=2"], ["lr_warmup_epochs", "epochs=2"]),
     (["--set", "eps"], ["key=value"]),
+    (["--set", "seed=-1"], ["'seed'", "random seed", "got -1"]),
+    (["--set", "poison_seed=4294967296"], ["'poison_seed'", "got 4294967296"]),
     (["--profile", "nope"], ["nope"]),  # argparse's own message
 ]
 

@@ -208,3 +208,16 @@ def test_redraws_never_change_the_models_buffers_or_modes():
     assert "UsageError" in _output_text(ui.output)
     slider.value = 0.1  # fixed by the user: the explorer works again
     assert ui.status.value == "ok"
+
+
+def test_attack_names_the_drawer_cannot_run_are_refused_when_the_explorer_is_built():
+    x, y = _batch()
+    draw = adversarial_drawer(_tiny_model(), x, y)
+    for attacks in (("pgd", "autoattack"), ("PGD",)):
+        with pytest.raises(UsageError, match="unknown explorer attack.*known: cw_pgd, fgsm, pgd"):
+            explorer(draw, attacks=attacks, interactive=True)
+        with pytest.raises(UsageError, match="unknown explorer attack"):
+            explorer(draw, attacks=attacks, interactive=False)
+    for attacks in ((), "pgd"):  # nothing to choose; a string is not a sequence of names
+        with pytest.raises(UsageError, match="non-empty sequence of attack names"):
+            explorer(draw, attacks=attacks, interactive=True)

@@ -175,6 +175,19 @@ def test_penultimate_features_match_the_model_and_refuse_train_mode():
     torch.testing.assert_close(feats, expected)
 
 
+def test_the_feature_panel_refuses_a_model_in_train_mode_and_never_switches_it():
+    """`clean_vs_perturbed` (notebook 05) used to switch the model to eval mode itself."""
+    from dfl_lib.config import make_config
+    from dfl_lib.study.feature_runs import clean_vs_perturbed
+
+    model = BNNet()
+    model.eval()
+    model.bn.train()
+    with pytest.raises(UsageError, match="eval mode.*bn"):
+        clean_vs_perturbed({"model": model, "data": None}, cfg=make_config("smoke"))
+    assert model.bn.training and not model.training  # left as it was
+
+
 def test_penultimate_features_errors_are_clear():
     x, _ = quadrants(4, seed=0)
     with pytest.raises(TypeError, match="return_features"):

@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from ..attacks import run_attack
+from ..errors import UsageError
 from ..validation import check_known, check_nonnegative, require_eval
 
 __all__ = ["EXPLORER_ATTACKS", "attack_batch", "plot_adversarial_examples", "adversarial_drawer",
@@ -114,6 +115,7 @@ def adversarial_drawer(model, x: torch.Tensor, y: torch.Tensor, *, class_names=N
                 f"{' '.join(f'{100 * float(c):.0f}%' for c in batch['confidence'])}")
         return fig, text
     draw.model = model
+    draw.attacks = tuple(EXPLORER_ATTACKS)  # what it can run: `explorer` offers no other
     return draw
 
 
@@ -130,11 +132,19 @@ def explorer(draw: Callable[[float, str], tuple], *, attacks: Sequence[str],
     the explorer working: the next good value redraws and the status says "ok" again.
 
     A `draw` made by `adversarial_drawer` carries its model; one with a submodule switched to
-    train mode since is refused here with UsageError (never switched back to eval).
+    train mode since is refused here with UsageError (never switched back to eval). Attack
+    names the draw cannot run (`draw.attacks`, where it says) and an empty `attacks` are refused
+    here, when the explorer is built, not when one is chosen.
     """
     model = getattr(draw, "model", None)
     if model is not None:
         require_eval(model, what="exploring")
+    if isinstance(attacks, str) or not len(attacks):
+        raise UsageError(f"attacks must be a non-empty sequence of attack names, got "
+                         f"{attacks!r}")
+    known = getattr(draw, "attacks", None)  # a draw of one's own may not say
+    for name in attacks if known is not None else ():
+        check_known(name, known, kind="explorer attack (this drawer's)")
     if not interactive:
         return _static_figures(draw, attack=attacks[0], eps_values=eps_values, show=show)
     return _live_explorer(draw, attacks=attacks, eps_max=eps_max, eps_step=eps_step,

@@ -14,6 +14,7 @@ from ..attacks import pgd
 from ..device import resolve_device
 from ..evaluation.featurespace import clustering_metrics, penultimate_features, umap_embedding
 from ..evaluation.robust import eval_subset
+from ..validation import require_eval
 
 __all__ = ["clean_vs_perturbed"]
 
@@ -22,8 +23,10 @@ def clean_vs_perturbed(run: dict, *, cfg, seed: int = 0, n: int | None = None) -
     """{"y", "clean_2d", "perturbed_2d", "metrics"} for one finished run: penultimate features
     of n test images (default cfg.n_eval, else 1,000) and of their PGD versions; UMAP fitted on
     the clean features; metrics from `featurespace.clustering_metrics` plus the accuracy on
-    both."""
-    model, data = run["model"].eval(), run["data"]
+    both. UsageError for a model with any submodule in train mode (never switched here: its
+    forward would rewrite BatchNorm's running buffers; `validation.require_eval`)."""
+    model, data = run["model"], run["data"]
+    require_eval(model, what="reading clean and perturbed features")
     device = resolve_device(cfg.device)
     x, y = eval_subset(data, n=n or cfg.n_eval or 1000, seed=seed)  # x (N, C, H, W) in [0, 1]
     x, y = x.to(device), y.to(device)
