@@ -12,6 +12,7 @@ import torch
 
 from dfl_lib.training import trainer as train_mod
 from dfl_lib.config import make_config
+from dfl_lib.errors import DataFileError
 from dfl_lib.training.loop import to_float
 from dfl_lib import defences
 from dfl_lib.runs.folder import run_path
@@ -170,6 +171,13 @@ def test_checkpoint_from_another_architecture_is_a_clear_error(synthetic_npz, tm
     dest.mkdir(parents=True)
     os.replace(run_path(small, data, runs_root=tmp_path) / "checkpoint.pt", dest / "checkpoint.pt")
     model8, loss8 = build_components(other, data)
+    # the checkpoint's own config says width 16 where the folder's key is for width 8: the
+    # record is refused naming the file, before its weights are even tried (issue 35)
+    with pytest.raises(DataFileError, match=r"checkpoint.pt.*width=16 where the run is 8"):
+        train(model8, loss8, data, other, runs_root=tmp_path, progress=False)
+    state = torch.load(dest / "checkpoint.pt", weights_only=True)
+    state["config"]["width"] = 8  # a checkpoint that lies about its config too
+    torch.save(state, dest / "checkpoint.pt")
     with pytest.raises(ValueError, match="another architecture"):
         train(model8, loss8, data, other, runs_root=tmp_path, progress=False)
 
