@@ -171,9 +171,9 @@ def test_checkpoint_from_another_architecture_is_a_clear_error(synthetic_npz, tm
     dest.mkdir(parents=True)
     os.replace(run_path(small, data, runs_root=tmp_path) / "checkpoint.pt", dest / "checkpoint.pt")
     model8, loss8 = build_components(other, data)
-    # the checkpoint's own config says width 16 where the folder's key is for width 8: the
+    # the checkpoint's own config says width 4 (the smoke width) where the folder's key is for width 8: the
     # record is refused naming the file, before its weights are even tried (issue 35)
-    with pytest.raises(DataFileError, match=r"checkpoint.pt.*width=16 where the run is 8"):
+    with pytest.raises(DataFileError, match=r"checkpoint.pt.*width=4 where the run is 8"):
         train(model8, loss8, data, other, runs_root=tmp_path, progress=False)
     state = torch.load(dest / "checkpoint.pt", weights_only=True)
     state["config"]["width"] = 8  # a checkpoint that lies about its config too
