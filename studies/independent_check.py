@@ -267,7 +267,7 @@ def without_masks(result: dict) -> dict:
 # --------------------------------------------------------------------------- the headline cells
 
 def _study_numbers(rdir: Path, cfg, profile: str) -> dict:
-    """{suite: {"file", "n_eval", "eval_key", "code_version", "rows": {name: numbers}}} of the
+    """{suite: {"file", "n_eval", "eval_key", "computations", "rows": {name: numbers}}} of the
     run's own metrics files that exist: clean, PGD-10 (the paper's PGD column), AutoAttack and
     the worst-case rows."""
     from dfl_lib.runs import io as runio
@@ -288,7 +288,7 @@ def _study_numbers(rdir: Path, cfg, profile: str) -> dict:
                 or r.get("name") == pgd_name}
         out[suite] = {"file": path.name, "n_eval": saved.get("n_eval"),
                       "eval_key": saved.get("eval_key"),
-                      "code_version": saved.get("provenance", {}).get("code_version"),
+                      "computations": saved.get("provenance", {}).get("computations"),
                       "rows": rows}
     return out
 

@@ -135,25 +135,3 @@ def test_closed_sets_are_types_that_match_the_registries():
                      ("adv_mode", "mix"), ("method", "trades")):
         with pytest.raises(ValueError, match=f"unknown {key} '{bad}'"):
             make_config("smoke", **{key: bad})
-
-
-def test_editing_a_profile_keeps_every_run_key(tmp_path):
-    """A profile reaches a run only through its config values (which the run key hashes), so an
-    edit to profiles.py must not change the training code's version: before config.py read the
-    profiles lazily, every such edit retrained every run of every profile."""
-    import shutil
-    from pathlib import Path
-
-    import dfl_lib
-    from dfl_lib.runs.io import code_version
-
-    copy = tmp_path / "dfl_lib"
-    shutil.copytree(Path(dfl_lib.__file__).parent, copy,
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    before = code_version(entry="training.trainer", package_dir=copy)
-    profiles = copy / "profiles.py"
-    profiles.write_text(profiles.read_text() + "\n_EDITED = {'epochs': 99}\n")
-    assert code_version(entry="training.trainer", package_dir=copy) == before
-    trainer = copy / "training" / "trainer.py"  # while an edit to the training code does
-    trainer.write_text(trainer.read_text() + "\n_EDITED = 1\n")
-    assert code_version(entry="training.trainer", package_dir=copy) != before

@@ -19,10 +19,10 @@ CONFIG = {"dataset": "mnist", "lr": 0.1, "epochs": 6, "dfl": True, "loss": "pcl"
 # --------------------------------------------------------------------------- keys and folders
 
 def test_run_key_same_inputs_same_key_and_order_free():
-    key = runio.run_key(config=CONFIG, data_fingerprint="abc", code_version="0.1.0+x")
+    key = runio.run_key(config=CONFIG, data_fingerprint="abc", versions="train=1")
     reordered = dict(reversed(list(CONFIG.items())))
     assert list(reordered) != list(CONFIG)
-    assert runio.run_key(config=reordered, data_fingerprint="abc", code_version="0.1.0+x") == key
+    assert runio.run_key(config=reordered, data_fingerprint="abc", versions="train=1") == key
     assert len(key) == 12 and all(c in "0123456789abcdef" for c in key)
 
 
@@ -32,10 +32,10 @@ def test_run_key_same_inputs_same_key_and_order_free():
     {"config": {**CONFIG, "dfl": False}},
     {"config": {**CONFIG, "extra": 0}},
     {"data_fingerprint": "abd"},
-    {"code_version": "0.1.0+y"},
+    {"versions": "train=2"},
 ])
 def test_run_key_changes_with_any_input(change):
-    base = {"config": CONFIG, "data_fingerprint": "abc", "code_version": "0.1.0+x"}
+    base = {"config": CONFIG, "data_fingerprint": "abc", "versions": "train=1"}
     assert runio.run_key(**{**base, **change}) != runio.run_key(**base)
 
 
@@ -57,58 +57,6 @@ def test_canonical_json_rejects_non_json_values_naming_the_path(bad, where):
         runio.canonical_json(bad)
 
 
-def _package(tmp_path):
-    """A package laid out like dfl_lib: sub-packages, relative imports across them."""
-    pkg = tmp_path / "pkg"
-    for sub in ("losses", "training", "study"):
-        (pkg / sub).mkdir(parents=True)
-    (pkg / "losses" / "__init__.py").write_text('"""Losses."""\nfrom .core import ce\n')
-    (pkg / "losses" / "core.py").write_text(
-        '"""Losses."""\n\ndef ce(x):\n    """Doc."""\n    return x * 2\n')
-    (pkg / "training" / "__init__.py").write_text("")
-    (pkg / "training" / "trainer.py").write_text(
-        "from ..losses import ce\n\ndef fit(x):\n    return ce(x) + 1\n")
-    (pkg / "study" / "__init__.py").write_text("")
-    (pkg / "study" / "cli.py").write_text("from ..training.trainer import fit\n")  # not imported
-    return pkg
-
-
-def test_code_version_follows_the_code_not_its_prose(tmp_path):
-    pkg = _package(tmp_path)
-    before = runio.code_version(package_dir=pkg)
-    assert before.startswith(runio.__version__ + "+")
-    # prose: docstrings, comments, blank lines and formatting keep the key
-    (pkg / "losses" / "core.py").write_text(
-        '"""Losses, now documented at length."""\n# a comment\n\n\n'
-        'def ce(x):\n    """Other words."""\n    return (x*2)  # why\n')
-    (pkg / "study" / "cli.py").write_text("from ..training.trainer import fit\nVALUE = 3\n")
-    assert runio.code_version(package_dir=pkg) == before
-    # arithmetic in a module inside a sub-package, reached through its package's __init__
-    (pkg / "losses" / "core.py").write_text("def ce(x):\n    return x * 3\n")
-    assert runio.code_version(package_dir=pkg) != before
-    assert runio.code_version() != before  # the real package hashes its own modules
-
-
-def test_a_sub_packages_init_is_in_the_closure(tmp_path):
-    pkg = _package(tmp_path)
-    before = runio.code_version(package_dir=pkg)
-    (pkg / "losses" / "__init__.py").write_text("from .core import ce\nSCALE = 2\n")
-    assert runio.code_version(package_dir=pkg) != before
-
-
-def test_code_hash_closure_of_the_real_training_entry():
-    from dfl_lib.runs.codehash import module_closure
-
-    closure = set(module_closure("training.trainer"))
-    assert {"training.trainer", "training.loop", "losses", "attacks", "models",
-            "data"} <= closure
-    assert any(m.startswith("losses.") for m in closure)  # the modules inside the packages
-    assert any(m.startswith("models.") for m in closure)
-    assert "cli" not in closure and "evaluation.checks" not in closure
-    assert not any(m.startswith("study") for m in closure)
-    assert {"evaluation.robust", "evaluation.checks"} <= set(module_closure("study.experiment"))
-
-
 def test_keyed_folder_sanitises_the_name_and_defaults_the_root(tmp_path, monkeypatch):
     path = runio.keyed_folder(root=tmp_path, name="mnist/resnet 18:dfl", key="0123456789ab")
     assert path == tmp_path / "mnist_resnet_18_dfl-0123456789ab"
@@ -122,7 +70,7 @@ def test_keyed_folder_sanitises_the_name_and_defaults_the_root(tmp_path, monkeyp
 
 # --------------------------------------------------------------------------- provenance
 
-PROVENANCE_KEYS = {"config", "seed", "device", "git_commit", "git_dirty", "code_version",
+PROVENANCE_KEYS = {"config", "seed", "device", "git_commit", "git_dirty", "computations",
                    "versions", "platform", "timestamp_utc", "wall_seconds"}
 
 

@@ -17,6 +17,7 @@ from torch import nn
 from ..config import EVAL_ONLY, RunConfig
 from ..errors import DataFileError
 from . import io as runio
+from .versions import computation_version
 
 __all__ = ["run_name", "run_path", "open_run", "save_epoch", "finish_run", "check_record",
            "learned_fields", "HISTORY_NAME", "CONFIG_NAME"]
@@ -39,12 +40,13 @@ def run_name(cfg: RunConfig) -> str:
 
 
 def run_path(cfg: RunConfig, data, *, runs_root=None) -> Path:
-    """The run folder: a readable name plus a hash of config, data fingerprint and code version."""
+    """The run folder: a readable name plus a hash of config, data fingerprint and the training
+    computation's declared version (`runs.versions`)."""
     # evaluation and engineering knobs do not change what is learned: they stay out of the key, so
     # a run made with channels-last on a GPU is reused on a CPU, and a bigger n_eval retrains nothing
     config = {k: v for k, v in cfg.to_dict().items() if k not in EVAL_ONLY}
     key = runio.run_key(config=config, data_fingerprint=data.fingerprint,
-                        code_version=runio.code_version())
+                        versions=computation_version("train"))
     return runio.keyed_folder(root=runs_root or runio.default_runs_root(), name=run_name(cfg), key=key)
 
 

@@ -1,12 +1,11 @@
 """Run I/O: run keys, provenance, and files written atomically (JSON, checkpoints, RNG state).
 
 A run lives in `<runs root>/<readable name>-<key>`, where the key hashes the config, the data
-fingerprint and the code version (the syntax of the code a training run executes, docstrings and
-comments left out), so changing any of them starts a new run instead of silently reusing an old
-one:
+fingerprint and the declared version of the computations it runs (`runs.versions`), so changing
+any of them starts a new run instead of silently reusing an old one, while moving code keeps it:
 
     key = run_key(config=cfg.to_dict(), data_fingerprint=data.fingerprint,
-                  code_version=code_version())
+                  versions=computation_version("train"))
     rdir = keyed_folder(root=default_runs_root(), name="mnist-resnet18-dfl-pcl-pgd-s0", key=key)
     save_checkpoint(rdir / "checkpoint.pt", state={..., "rng": rng_state(gens)})
 
@@ -37,10 +36,10 @@ from torch import nn
 
 from .. import __version__
 from ..errors import DataFileError, MissingDataError, UsageError
-from .codehash import code_hash
+from .versions import VERSIONS
 
 __all__ = [
-    "canonical_json", "run_key", "code_version", "default_runs_root", "keyed_folder", "git_state",
+    "canonical_json", "run_key", "default_runs_root", "keyed_folder", "git_state",
     "provenance", "write_json", "read_json", "save_checkpoint", "load_checkpoint", "rng_state",
     "set_rng_state", "check_compatible", "latest_checkpoint", "is_finished", "json_default",
     "CHECKPOINT_NAME", "DONE_NAME",
@@ -93,27 +92,16 @@ def _check_json(obj, *, path: str) -> None:
                     f"which is not a JSON value")
 
 
-def run_key(*, config: dict, data_fingerprint: str, code_version: str) -> str:
-    """First 12 hex digits of the sha256 of the canonical JSON of config, data and code."""
+def run_key(*, config: dict, data_fingerprint: str, versions: str) -> str:
+    """First 12 hex digits of the sha256 of the canonical JSON of config, data and the versions
+    of the computations the run executes (`versions.computation_version`)."""
     if not isinstance(config, dict):
         raise TypeError(f"run_key: config must be a dict, got {type(config).__name__}")
-    for name, value in (("data_fingerprint", data_fingerprint), ("code_version", code_version)):
+    for name, value in (("data_fingerprint", data_fingerprint), ("versions", versions)):
         if not isinstance(value, str):
             raise TypeError(f"run_key: {name} must be a str, got {type(value).__name__}")
-    text = canonical_json({"config": config, "data": data_fingerprint, "code": code_version})
+    text = canonical_json({"config": config, "data": data_fingerprint, "code": versions})
     return hashlib.sha256(text.encode("ascii")).hexdigest()[:12]
-
-
-def code_version(*, entry: str = "training.trainer", package_dir: str | os.PathLike | None = None) -> str:
-    """`<dfl_lib.__version__>+<12 hex digits>`: the version plus `codehash.code_hash` of the
-    module `entry` and the package modules it imports (default: what a training run executes).
-
-    The hash covers the code's syntax trees without docstrings, so edits to comments,
-    docstrings or formatting keep run keys (and finished runs) valid, while any change to what
-    the code does, committed or not, gives new keys. The git commit is recorded in the
-    provenance instead: uncommitted edits matter and clones differ.
-    """
-    return f"{__version__}+{code_hash(entry=entry, package_dir=package_dir)}"
 
 
 def default_runs_root() -> Path:
@@ -187,7 +175,7 @@ def _package_versions() -> dict:
 
 def provenance(*, config: dict, seed: int, device: str,
                wall_seconds: float | None = None) -> dict:
-    """What made a result: config, seed, git commit (+ dirty), code version, package versions,
+    """What made a result: config, seed, git commit (+ dirty), computation versions (`runs.versions`), package versions,
     device, platform, UTC timestamp and wall time in seconds.
 
     Holds no hostname, user name or absolute path. Never raises on a missing git or repo.
@@ -197,7 +185,7 @@ def provenance(*, config: dict, seed: int, device: str,
         "seed": seed,
         "device": str(device),
         "git_commit": None, "git_dirty": None,  # filled below; keys kept in reading order
-        "code_version": code_version(),
+        "computations": dict(VERSIONS),  # the declared version of every computation
         "versions": _package_versions(),
         "platform": platform.platform(),
         "timestamp_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),

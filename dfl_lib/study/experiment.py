@@ -20,6 +20,7 @@ from ..evaluation.robust import eval_subset, evaluate
 from ..evaluation.suites import (CHECKED_SUITES, PAPER_COLUMNS, PAPER_SETTING_CW_NOTE,  # noqa: F401
                                  attack_suite, paper_column_rows)
 from ..runs import io as runio
+from ..runs.versions import computation_version
 from ..runs.folder import run_path
 from ..training.trainer import build_components, load_data, train
 
@@ -46,11 +47,11 @@ def surrogate_config(cfg: RunConfig) -> RunConfig:
 
 def eval_key(cfg: RunConfig, *, suite: str, transfer: bool) -> str:
     """12 hex digits over what an evaluation's numbers depend on beyond the trained model: the
-    config (evaluation fields included), the suite's attack settings, and the syntax of the
-    evaluation code (`codehash`, docstrings and comments left out)."""
+    config (evaluation fields included), the suite's attack settings, and the evaluation's
+    declared version (`runs.versions`)."""
     spec = {"config": cfg.to_dict(), "suite": suite, "attacks": attack_suite(cfg, suite=suite),
             "transfer": transfer and suite in CHECKED_SUITES,
-            "code": runio.code_version(entry="study.experiment")}
+            "code": computation_version("evaluate")}
     return hashlib.sha256(runio.canonical_json(spec).encode("ascii")).hexdigest()[:12]
 
 

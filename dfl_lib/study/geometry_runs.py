@@ -16,6 +16,7 @@ import torch
 from ..data.datasets import load_dataset, to_float
 from ..profiles import get_profile
 from ..runs import io as runio
+from ..runs.versions import computation_version
 from .geometry import (_build, attacked_features, class_centroids, decision_regions,
                        feature_extent, features_2d, separation_ratio, share_in_true_region,
                        train_2d)
@@ -48,7 +49,7 @@ def geometry_nets(profile: str, *, runs_root=None, data_root=None, seed: int = 0
     data = None
     out = {}
     for loss in losses:
-        spec = f"{loss}|{n_train}|{epochs}|{lr}|{seed}|{runio.code_version(entry='study.geometry')}"
+        spec = f"{loss}|{n_train}|{epochs}|{lr}|{seed}|{computation_version('geometry')}"
         path = folder / f"{loss}-s{seed}-{hashlib.sha256(spec.encode()).hexdigest()[:12]}.pt"
         if path.exists():
             model, criterion = _build(loss, seed=seed, loss_kwargs=None)

@@ -25,6 +25,7 @@ from ..evaluation.featurespace import penultimate_features
 from ..evaluation.robust import eval_subset
 from ..profiles import get_profile
 from ..runs import io as runio
+from ..runs.versions import computation_version
 from .plan import cell_config
 
 __all__ = ["POISONS", "POISON_ROWS", "BACKDOORS", "poison_config", "poison_metrics",
@@ -104,7 +105,7 @@ def poison_grid(profile: str, *, device: str = "auto") -> list[tuple[str, RunCon
 
 def _metrics_key(cfg: RunConfig) -> str:
     spec = {"config": cfg.to_dict(),
-            "code": runio.code_version(entry="study.poison_runs")}
+            "code": computation_version("poison_metrics")}
     return hashlib.sha256(runio.canonical_json(spec).encode("ascii")).hexdigest()[:12]
 
 

@@ -21,6 +21,7 @@ import torch
 
 from ..config import RunConfig
 from ..runs import io as runio
+from ..runs.versions import computation_version
 
 __all__ = ["poison_dataset", "reference_config", "poison_key"]
 
@@ -51,7 +52,7 @@ def poison_key(cfg: RunConfig, data) -> str:
     spec = {"poison": _poison_fields(cfg), "data": data.fingerprint,
             "eps": cfg.eps, "reference": reference_config(cfg).to_dict()
             if cfg.poison in NEEDS_REFERENCE + ("error_min",) else None,
-            "code": runio.code_version(entry="training.poisoned")}
+            "code": computation_version("poison", "train")}
     return hashlib.sha256(runio.canonical_json(spec).encode("ascii")).hexdigest()[:12]
 
 
