@@ -17,7 +17,8 @@ from dfl_lib.training.loop import Adversary, EpochSetup, train_epoch
 from dfl_lib.defences import training_attack
 from dfl_lib.study.plan import cell_config
 from dfl_lib.study.records import load_run
-from dfl_lib.training.trainer import build_components, build_optimizer, load_data
+from dfl_lib.experiments.data import load_data
+from dfl_lib.training.trainer import build_components, build_optimizer
 from plain_loop import plain_adversarial_epoch, plain_loader
 from timing import alternate
 
@@ -188,7 +189,7 @@ def estimate_cases(**_) -> list[dict]:
     """On paper, from the FLOP count: one paper-profile epoch (ResNet-50 + DFL + PCL, PGD-10
     adversarial training, CIFAR-10, 50,000 images) on one H100, at its full dense bf16 peak and
     at the 25% the study's estimates assume; nothing is timed."""
-    from dfl_lib.config import make_config
+    from dfl_lib.experiments.configs import make_config
     from dfl_lib.study.estimate import H100_BF16_PEAK, RATES, train_flops
 
     cfg = make_config("paper", dataset="cifar10", model="resnet50", dfl=True, loss="pcl",

@@ -10,9 +10,9 @@ import argparse
 
 import torch
 
-from dfl_lib.config import make_config
+from dfl_lib.experiments.configs import make_config
 from dfl_lib.study.cpu_speed import seconds_per_batch
-from dfl_lib.training.trainer import load_data
+from dfl_lib.experiments.data import load_data
 
 ARCHS = [("resnet18", False), ("resnet18", True), ("resnet34", False), ("resnet34", True),
          ("resnet50", False), ("resnet50", True), ("wrn", False)]

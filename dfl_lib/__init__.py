@@ -31,11 +31,11 @@ PUBLIC = {
     "UsageError": ("errors", "a value, name or shape the library cannot mean (a ValueError)"),
     "DataFileError": ("errors", "a data, checkpoint or run file missing, truncated or unreadable (an OSError)"),
     # configuration
-    "make_config": ("config", "a run's config: paper defaults -> dataset -> method -> profile -> overrides"),
+    "make_config": ("experiments.configs", "a run's config: paper defaults -> dataset -> method -> profile -> overrides"),
     "RunConfig": ("config", "the frozen run configuration (the paper's values as defaults)"),
-    "PROFILES": ("config", "the profiles (smoke, quick, quick-full and its parts, paper, gpu) and their "
+    "PROFILES": ("profiles", "the profiles (smoke, quick, quick-full and its parts, paper, gpu) and their "
                "listed deviations"),
-    "profile_deviations": ("config", "how a profile departs from the paper, as texts for reports"),
+    "profile_deviations": ("experiments.configs", "how a profile departs from the paper, as texts for reports"),
     "resolve_device": ("device", "'auto' -> CUDA when present, else the CPU"),
     # data
     "load_dataset": ("data.datasets", "a dataset as in-memory uint8 tensors with seeded balanced subsets"),
@@ -53,8 +53,9 @@ PUBLIC = {
     "masking_checks": ("evaluation.checks", "the seven gradient-masking sanity checks"),
     # runs
     "build_components": ("training.trainer", "the model and loss a config describes"),
-    "train_run": ("study.experiment", "load data, build and train the run a config describes"),
-    "evaluate_run": ("study.experiment", "evaluate a run with a suite; metrics with provenance, reused by key"),
+    "train_run": ("experiments.run", "load data, build and train the run a config describes"),
+    "evaluate_run": ("experiments.run", "evaluate a trained run with a suite; metrics with provenance"),
+    "train_and_evaluate": ("experiments.run", "train (or reuse) a run, then evaluate it; metrics reused by key"),
     "attack_suite": ("evaluation.suites", "the 'paper' or 'full' attack suite of a config, as data"),
     "paper_column_rows": ("evaluation.suites", "which row stands for each of the paper's columns"),
     "BASELINE_NOTES": ("defences", "what each baseline follows of its authors' code, and what differs"),
@@ -69,12 +70,12 @@ PUBLIC = {
     "component_records": ("study.records", "DFL / PCL / both runs as figure records (Figure 6)"),
     "defence_records": ("study.records", "no defence vs adversarial training records (Figure 6)"),
     "cell_results": ("study.records", "the finished results of every table cell group"),
-    "clean_vs_perturbed": ("study.feature_runs", "clean vs attacked features of a run, with UMAP"),
-    "geometry_nets": ("study.geometry_runs", "Figure 4's 2-D networks, one per loss"),
-    "geometry_test_set": ("study.geometry_runs", "Figure 4's test images"),
-    "feature_panels": ("study.geometry_runs", "Figure 4's feature-plane panels"),
-    "attack_panels": ("study.geometry_runs", "Figure 4's panels under attack"),
-    "regions_drawer": ("study.geometry_runs", "the live decision-region explorer's drawer"),
+    "clean_vs_perturbed": ("experiments.features", "clean vs attacked features of a run, with UMAP"),
+    "geometry_nets": ("experiments.geometry_runs", "Figure 4's 2-D networks, one per loss"),
+    "geometry_test_set": ("experiments.geometry_runs", "Figure 4's test images"),
+    "feature_panels": ("experiments.geometry_runs", "Figure 4's feature-plane panels"),
+    "attack_panels": ("experiments.geometry_runs", "Figure 4's panels under attack"),
+    "regions_drawer": ("experiments.geometry_runs", "the live decision-region explorer's drawer"),
     # training-set poisoning (notebook 07)
     "poison_records": ("study.poison_records", "the poisoning grid's finished runs with their measurements"),
     "poison_effects": ("study.poison_records", "each defence minus the plain ResNet under each poison, with an interval"),

@@ -14,8 +14,13 @@ import sys
 import time
 
 from .cli import build_parser, config_from_args
+from .demo import format_demo, run_demo
 from .device import set_threads
 from .errors import DataFileError, UsageError, os_error_line
+from .experiments.run import train_and_evaluate, train_run
+from .figures.tables import format_accuracy_table
+from .runs.io import default_runs_root
+from .study.main import run_study
 
 EXIT_USAGE, EXIT_DATA, EXIT_INTERRUPTED = 2, 1, 130
 
@@ -55,7 +60,6 @@ def _one_line(prefix: str, message: str) -> None:
 def _kept(args) -> str:
     """What an interrupted command leaves, in words: every run's last finished epoch and every
     written result are kept (each file is written atomically: `runs.io`)."""
-    from .runs.io import default_runs_root
 
     if args.command == "study":
         return "finished runs, epochs, evaluations and notebooks are kept"
@@ -66,11 +70,9 @@ def _kept(args) -> str:
 def _run(args) -> int:
     set_threads()  # once, for every command
     if args.command == "study":
-        from .study.main import run_study
 
         return run_study(args)
     if args.command == "demo":
-        from .study.demo import format_demo, run_demo
 
         start = time.perf_counter()
         results = run_demo(profile=args.profile, data_root=args.data_dir, runs_root=args.runs_dir,
@@ -79,8 +81,6 @@ def _run(args) -> int:
         print(f"wall time {time.perf_counter() - start:.0f} s")
         return 0
 
-    from .study.experiment import evaluate_run, train_run
-    from .figures.tables import format_accuracy_table
 
     cfg = config_from_args(args)
     if args.command == "train":
@@ -91,7 +91,7 @@ def _run(args) -> int:
               f"val acc {last.get('val_acc', float('nan')):.4f}, "
               f"val PGD acc {last.get('val_adv_acc', float('nan')):.4f}")
     else:
-        metrics = evaluate_run(cfg, data_root=args.data_dir, runs_root=args.runs_dir,
+        metrics = train_and_evaluate(cfg, data_root=args.data_dir, runs_root=args.runs_dir,
                                suite=args.suite, progress=not args.quiet)
         print(format_accuracy_table({metrics["run"]: metrics["table"]}))
         for flag in metrics["masking"]:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 
-from .config import PROFILES, RunConfig, field_type, make_config
+from .config import RunConfig, field_type
+from .experiments.configs import make_config
+from .profiles import PROFILES
 from .errors import UsageError
 
 __all__ = ["parse_overrides", "build_parser"]

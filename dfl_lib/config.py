@@ -1,11 +1,12 @@
-"""One source of configuration: a frozen dataclass whose defaults are the paper's values, and the
-named profiles `smoke`, `quick` and `paper` built from it.
+"""One source of configuration: a frozen dataclass whose defaults are the paper's values, the
+types and ranges of its fields, and the paper's per-dataset values. The ground floor: it imports
+nothing of the package but its errors.
 
-Settings the paper leaves open carry the field's usual values and are listed in `FIELD_DEFAULTS`;
-every way a profile departs from the paper is listed in its `deviations`, so reports can print
-them beside the numbers.
+Settings the paper leaves open carry the field's usual values and are listed in `FIELD_DEFAULTS`.
+A run's config is composed above this module, from a profile (`dfl_lib.profiles`) and a defence's
+own defaults and checks (`dfl_lib.defences`), by `dfl_lib.experiments.configs.make_config`.
 
-    cfg = make_config("quick", dataset="mnist", train_attack="pgd")
+    cfg = RunConfig().replace(dataset="mnist", train_attack="pgd")   # checked field by field
     cfg.to_dict()        # plain, JSON-safe dict
 """
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
-import importlib
 import math
 import re
 import types
@@ -23,27 +23,9 @@ from typing import Literal
 
 from .errors import UsageError, UsageTypeError
 
-# The profiles are read through `_profiles()`, never imported at module level: a run's key hashes
-# the code a training run executes (`runs.codehash` follows module-level imports) and its config,
-# and a profile reaches a run only through the config values `make_config` gives it. Imported
-# here, every edit to any profile (a poisoning size, the rows quick trains) would change the key
-# of every run of every profile and retrain them all.
-_PROFILES_MODULE = "dfl_lib.profiles"
+__all__ = ["RunConfig", "FIELD_DEFAULTS", "DATASET_DEFAULTS", "EVAL_ONLY", "SCALED",
+           "SEED_MAX", "field_type", "field_choices", "milestones"]
 
-
-def _profiles():
-    return importlib.import_module(_PROFILES_MODULE)
-
-
-def __getattr__(name: str):
-    """`PROFILES`, `Profile` and `get_profile`, re-exported from dfl_lib.profiles."""
-    if name in ("PROFILES", "Profile", "get_profile"):
-        return getattr(_profiles(), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = ["RunConfig", "PROFILES", "FIELD_DEFAULTS", "DATASET_DEFAULTS", "EVAL_ONLY",
-           "make_config", "profile_deviations", "field_type", "field_choices", "milestones"]
 
 # Closed sets of names, as types: `field_type` reads them and `_apply` checks them, in one place.
 # (Tests keep Dataset, Model and Loss equal to the DATASETS, MODELS and LOSSES registries.)
@@ -135,6 +117,9 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def replace(self, **overrides) -> "RunConfig":
+        """A copy with `overrides`, each checked for its field's type and range (UsageError,
+        UsageTypeError). A defence's own checks run where the config is composed
+        (`experiments.configs.make_config`) and again when a run is built (`training`)."""
         return _apply(self, overrides)
 
 
@@ -177,28 +162,6 @@ DATASET_DEFAULTS = {
 # (`dfl_lib.defences`): `get_defence(method).config_defaults(...)`.
 # What a profile scales for every method alike (the run's size), even where a method sets it.
 SCALED = ("epochs", "n_train", "n_val", "n_eval", "width", "wrn_depth", "widen_factor")
-
-
-def profile_deviations(profile: str) -> tuple[str, ...]:
-    """The ways a profile departs from the paper, for reports (each text once)."""
-    return tuple(dict.fromkeys(_profiles().get_profile(profile).deviations.values()))
-
-
-def make_config(profile: str = "quick", **overrides) -> RunConfig:
-    """Paper defaults -> the dataset's paper values -> the method's own (baselines) -> the
-    profile (which scales the run's size for every method, but does not replace a baseline's
-    own hyperparameters) -> explicit overrides."""
-    p = _profiles().get_profile(profile)
-    dataset = overrides.get("dataset", RunConfig.dataset)
-    method = overrides.get("method", RunConfig.method)
-    method_defaults = _defence(method).config_defaults(
-        train_attack=overrides.get("train_attack", RunConfig.train_attack))
-    scaled = {**p.overrides, **p.per_dataset.get(dataset, {})}
-    scaled = {k: v for k, v in scaled.items() if k in SCALED or k not in method_defaults}
-    layered = {"dataset": dataset, **DATASET_DEFAULTS.get(dataset, {}), **method_defaults,
-               **scaled, **overrides}
-    return _apply(RunConfig(), layered)
-
 
 
 @functools.lru_cache(maxsize=1)
@@ -328,17 +291,7 @@ def _validate(cfg: RunConfig) -> None:
                              f"{getattr(cfg, key)}")
     _check_ranges(cfg)
     milestones(cfg)
-    _defence(cfg.method).validate(cfg)  # the method's own checks, in its defence file
     if cfg.loss == "prototype_conformity" and cfg.extra_fc == 0:
         raise UsageError("loss 'prototype_conformity' acts on the pooled features and Mustafa et "
                          "al.'s extra FC layer: set extra_fc (theirs: 1024); without it both "
                          "layers are the same vector and the regulariser counts twice")
-
-
-def _defence(method: str):
-    """The registered defence of `method` (UsageError for an unknown one). Imported here, at
-    call time: a defence's file imports this module for RunConfig, and registering defences is
-    what importing `dfl_lib.defences` does."""
-    from .defences import get_defence
-
-    return get_defence(method)

@@ -70,7 +70,7 @@ class Profile:
     # never retrains)
     n_eval_per_dataset: dict = field(default_factory=dict)
     plan_deviations: tuple[str, ...] = ()  # how the plan departs from the paper here
-    # --- Figure 4's 2-D networks (dfl_lib.study.geometry_runs): training images, epochs, lr,
+    # --- Figure 4's 2-D networks (dfl_lib.experiments.geometry_runs): training images, epochs, lr,
     # test images ---
     geometry: tuple[int, int, float, int] = (60_000, 10, 0.05, 10_000)
     # the time the study may take at this profile, minutes per part ({} = no budget): "base"

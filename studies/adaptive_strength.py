@@ -10,7 +10,7 @@ import json
 import sys
 
 from dfl_lib.evaluation.robust import eval_subset, robust_accuracy
-from dfl_lib.study.experiment import train_run
+from dfl_lib.experiments.run import train_run
 from dfl_lib.study.plan import cell_config, runs_dir_name
 
 profile = sys.argv[1] if len(sys.argv) > 1 else "quick"

@@ -271,7 +271,7 @@ def _study_numbers(rdir: Path, cfg, profile: str) -> dict:
     run's own metrics files that exist: clean, PGD-10 (the paper's PGD column), AutoAttack and
     the worst-case rows."""
     from dfl_lib.runs import io as runio
-    from dfl_lib.study.experiment import paper_column_rows
+    from dfl_lib.experiments.run import paper_column_rows
     from dfl_lib.study.plan import headline_suite
 
     pgd_name = paper_column_rows(cfg)["PGD"]
@@ -320,7 +320,7 @@ def check_cells(profile: str, *, runs_root, data_root=None, n: int = 200, seed: 
     from dfl_lib.runs import io as runio
     from dfl_lib.runs.folder import run_path
     from dfl_lib.study.records import load_run
-    from dfl_lib.training.trainer import load_data
+    from dfl_lib.experiments.data import load_data
 
     budgets = dict(budgets or {})
     start = time.perf_counter()

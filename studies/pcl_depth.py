@@ -21,10 +21,11 @@ from pathlib import Path
 import torch
 
 from dfl_lib.runs import io as runio
-from dfl_lib.config import make_config, profile_deviations
+from dfl_lib.experiments.configs import make_config, profile_deviations
 from dfl_lib.figures.curves import curve_grid
 from dfl_lib.runs.folder import run_path
-from dfl_lib.training.trainer import build_components, load_data, train
+from dfl_lib.experiments.data import load_data
+from dfl_lib.training.trainer import build_components, train
 
 LOSSES = {"ce": "CE", "pcl": "PCL (unit sphere)", "pcl_legacy": "PCL (legacy, raw)"}
 METRICS = {"train_ce": "train CE", "train_regulariser": "train PCL regulariser",

@@ -14,7 +14,7 @@ import torch
 
 from dfl_lib import make_config
 from dfl_lib.evaluation.robust import eval_subset, robust_accuracy
-from dfl_lib.study.experiment import train_run
+from dfl_lib.experiments.run import train_run
 
 n_train, epochs = int(sys.argv[1]), int(sys.argv[2])
 seed = int(sys.argv[3]) if len(sys.argv) > 3 else 0

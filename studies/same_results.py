@@ -17,8 +17,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import write_synthetic_npz  # noqa: E402
-from dfl_lib.config import make_config  # noqa: E402
-from dfl_lib.study.experiment import evaluate_run  # noqa: E402
+from dfl_lib.experiments.configs import make_config  # noqa: E402
+from dfl_lib.experiments.run import train_and_evaluate  # noqa: E402
 
 RUNS = {"pcl-pgd": dict(dfl=True, loss="pcl", train_attack="pgd"),
         "mustafa-adv": dict(method="mustafa", train_attack="pgd", extra_fc=32),
@@ -34,7 +34,7 @@ def main(out_file: str, work: str) -> None:
     for label, overrides in RUNS.items():
         cfg = make_config("smoke", dataset="npz", data_path=str(npz), eps=0.1, n_eval=32,
                           epochs=3, **overrides)
-        metrics = evaluate_run(cfg, suite="paper", runs_root=work_dir / "runs", progress=False)
+        metrics = train_and_evaluate(cfg, suite="paper", runs_root=work_dir / "runs", progress=False)
         history = json.loads((Path(metrics["path"]).parent / "history.json").read_text())
         out[label] = {"history": [{k: v for k, v in h.items() if "seconds" not in k}
                                   for h in history],

@@ -49,7 +49,7 @@ POISONS = ("badnets", "clean_label", "adversarial", "error_min", "label_flip")
 
 
 def _config(npz: Path, **overrides):
-    from dfl_lib.config import make_config
+    from dfl_lib.experiments.configs import make_config
 
     return make_config("smoke", dataset="npz", data_path=str(npz), eps=0.1, epochs=1,
                        n_eval=32, **overrides)
@@ -65,14 +65,14 @@ def _weights(model) -> float:
 
 
 def train_case(npz: Path, runs: Path, name: str) -> dict:
-    from dfl_lib.study.experiment import train_run
+    from dfl_lib.experiments.run import train_run
 
     run = train_run(_config(npz, **TRAIN_CASES[name]), runs_root=runs, progress=False)
     return {**_history_numbers(run["history"]), "weights": _weights(run["model"])}
 
 
 def poison_case(npz: Path, runs: Path, poison: str) -> dict:
-    from dfl_lib.training.trainer import load_data
+    from dfl_lib.experiments.data import load_data
 
     cfg = _config(npz, poison=poison, poison_fraction=0.1)
     data = load_data(cfg, runs_root=runs)
@@ -83,9 +83,9 @@ def poison_case(npz: Path, runs: Path, poison: str) -> dict:
 
 
 def evaluate_case(npz: Path, runs: Path) -> dict:
-    from dfl_lib.study.experiment import evaluate_run
+    from dfl_lib.experiments.run import train_and_evaluate
 
-    metrics = evaluate_run(_config(npz, **TRAIN_CASES["dfl-pcl-pgd"]), suite="full",
+    metrics = train_and_evaluate(_config(npz, **TRAIN_CASES["dfl-pcl-pgd"]), suite="full",
                            runs_root=runs, progress=False)
     out = {f"correct:{r['name']}": float(r["n_correct"]) for r in metrics["table"]}
     for flag in metrics["masking"]:
@@ -120,7 +120,7 @@ def attack_case() -> dict:
 
 
 def poison_metrics_case(npz: Path, runs: Path) -> dict:
-    from dfl_lib.study.poison_runs import poison_metrics
+    from dfl_lib.experiments.poison_metrics import poison_metrics
 
     metrics = poison_metrics(_config(npz, poison="badnets", poison_fraction=0.1),
                              runs_root=runs)
@@ -129,7 +129,7 @@ def poison_metrics_case(npz: Path, runs: Path) -> dict:
 
 
 def geometry_case() -> dict:
-    from dfl_lib.study.geometry import train_2d
+    from dfl_lib.experiments.geometry import train_2d
 
     x = torch.rand(96, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     y = torch.arange(96) % 10

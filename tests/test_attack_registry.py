@@ -109,7 +109,8 @@ def test_live_objects_reach_only_the_rows_that_need_them_and_suites_stay_data(ta
 
 
 def test_suites_are_tables_of_registered_attacks_over_config_fields():
-    from dfl_lib.config import RunConfig, make_config
+    from dfl_lib.config import RunConfig
+    from dfl_lib.experiments.configs import make_config
     from dfl_lib.evaluation.suites import PAPER_COLUMNS, ROWS, SUITES, attack_suite
 
     fields = set(RunConfig().to_dict()) | {"strong_steps"}

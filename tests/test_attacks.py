@@ -346,8 +346,8 @@ def test_mnist_undefended_model_falls_to_linf_attacks(mnist):
 @pytest.fixture(scope="module")
 def quick_suite():
     """The quick profile's MNIST attack suite: the settings the study actually runs."""
-    from dfl_lib.config import make_config
-    from dfl_lib.study.experiment import attack_suite
+    from dfl_lib.experiments.configs import make_config
+    from dfl_lib.experiments.run import attack_suite
 
     cfg = make_config("quick", dataset="mnist")
     return cfg, attack_suite(cfg, suite="full")

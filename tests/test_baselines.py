@@ -7,11 +7,12 @@ from torch import nn
 from dfl_lib import defences
 
 from dfl_lib.training import trainer as train_mod
-from dfl_lib.config import make_config
+from dfl_lib.experiments.configs import make_config
 from dfl_lib.defences.dynamic import SelfWeightedCrossEntropy, dynamic_pgd
 from dfl_lib.training.loop import Adversary, EpochSetup, train_epoch
 from dfl_lib.defences import training_attack
-from dfl_lib.training.trainer import build_components, load_data
+from dfl_lib.experiments.data import load_data
+from dfl_lib.training.trainer import build_components
 
 
 def _cfg(npz, **kw):
@@ -151,13 +152,13 @@ def test_self_weighted_ce_is_the_ce_weighted_by_itself():
 
 
 def test_baseline_metrics_carry_the_note_of_what_differs(synthetic_npz, tmp_path):
-    from dfl_lib.study.experiment import evaluate_run
+    from dfl_lib.experiments.run import train_and_evaluate
     from dfl_lib.defences import BASELINE_NOTES
 
     cfg = _cfg(synthetic_npz, method="dynamic", train_attack="pgd", epochs=1, n_eval=16)
-    metrics = evaluate_run(cfg, suite="paper", runs_root=tmp_path, progress=False)
+    metrics = train_and_evaluate(cfg, suite="paper", runs_root=tmp_path, progress=False)
     assert metrics["baseline_note"] == BASELINE_NOTES["dynamic"]
     assert "Differences:" in BASELINE_NOTES["dynamic"] and "Differences:" in BASELINE_NOTES["mustafa"]
-    plain = evaluate_run(_cfg(synthetic_npz, epochs=1, n_eval=16), suite="paper",
+    plain = train_and_evaluate(_cfg(synthetic_npz, epochs=1, n_eval=16), suite="paper",
                          runs_root=tmp_path, progress=False)
     assert "baseline_note" not in plain

@@ -61,8 +61,8 @@ def test_unknown_profile_is_rejected(tmp_path):
 def test_full_suite_has_strong_adaptive_and_transfer_attacks_and_masking_flags(synthetic_npz,
                                                                                  tmp_path,
                                                                                  monkeypatch):
-    from dfl_lib.config import make_config
-    from dfl_lib.study.experiment import evaluate_run
+    from dfl_lib.experiments.configs import make_config
+    from dfl_lib.experiments.run import train_and_evaluate
 
     cfg = make_config("smoke", dataset="npz", data_path=str(synthetic_npz), eps=0.1, n_eval=40,
                       dfl=True, loss="pcl", train_attack="pgd")
@@ -76,7 +76,7 @@ def test_full_suite_has_strong_adaptive_and_transfer_attacks_and_masking_flags(s
         return original(self, images, labels)
 
     monkeypatch.setattr(torchattacks.AutoAttack, "forward", spy)
-    metrics = evaluate_run(cfg, runs_root=tmp_path, progress=False)
+    metrics = train_and_evaluate(cfg, runs_root=tmp_path, progress=False)
     rows = {row["name"]: row for row in metrics["table"]}
     attacks = {row["attack"] for row in metrics["table"]}
     assert {"clean", "fgsm", "pgd", "cw", "cw_pgd", "autoattack", "pgd_adaptive", "transfer",
@@ -102,7 +102,7 @@ def test_full_suite_has_strong_adaptive_and_transfer_attacks_and_masking_flags(s
 
 
 def test_demo_table_shows_rows_that_only_one_run_has():
-    from dfl_lib.study.demo import format_demo
+    from dfl_lib.demo import format_demo
 
     def result(label, names):
         table = [{"name": n, "accuracy": 0.5, "ci_low": 0.4, "ci_high": 0.6} for n in names]
@@ -124,22 +124,22 @@ def test_demo_table_shows_rows_that_only_one_run_has():
 
 def test_metrics_are_reused_under_the_same_evaluation_key(synthetic_npz, tmp_path, monkeypatch,
                                                           capsys):
-    from dfl_lib.study import experiment
-    from dfl_lib.config import make_config
+    from dfl_lib.experiments import run as experiment
+    from dfl_lib.experiments.configs import make_config
 
     cfg = make_config("smoke", dataset="npz", data_path=str(synthetic_npz), eps=0.1, n_eval=16,
                       epochs=1)
-    first = experiment.evaluate_run(cfg, suite="paper", runs_root=tmp_path, progress=False)
+    first = experiment.train_and_evaluate(cfg, suite="paper", runs_root=tmp_path, progress=False)
 
     def no_evaluation(*args, **kwargs):
         raise AssertionError("evaluated again under the same key")
 
     monkeypatch.setattr(experiment, "evaluate", no_evaluation)
-    again = experiment.evaluate_run(cfg, suite="paper", runs_root=tmp_path, progress=False)
+    again = experiment.train_and_evaluate(cfg, suite="paper", runs_root=tmp_path, progress=False)
     assert again["eval_key"] == first["eval_key"] and again["table"] == first["table"]
     assert "reusing metrics" in capsys.readouterr().out
     # another evaluation setting (more test images) re-evaluates the same trained run
     bigger = cfg.replace(n_eval=24)
     assert experiment.eval_key(bigger, suite="paper", transfer=True) != first["eval_key"]
     with pytest.raises(AssertionError, match="evaluated again"):
-        experiment.evaluate_run(bigger, suite="paper", runs_root=tmp_path, progress=False)
+        experiment.train_and_evaluate(bigger, suite="paper", runs_root=tmp_path, progress=False)

@@ -3,7 +3,9 @@ import json
 
 import pytest
 
-from dfl_lib.config import PROFILES, RunConfig, make_config, profile_deviations
+from dfl_lib.config import RunConfig
+from dfl_lib.experiments.configs import make_config, profile_deviations
+from dfl_lib.profiles import PROFILES
 
 
 def test_defaults_are_the_papers_values():

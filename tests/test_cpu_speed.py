@@ -5,7 +5,7 @@ warns where bf16 is slower than fp32."""
 import pytest
 import torch
 
-from dfl_lib.config import make_config
+from dfl_lib.experiments.configs import make_config
 from dfl_lib.errors import UsageError
 from dfl_lib.study.cpu_speed import (REFERENCE_CLEAN_BATCH_S, CpuSpeed, measure_cpu_speed,
                                      seconds_per_batch, speed_lines)

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from dfl_lib.study import experiment
+from dfl_lib.experiments import run as experiment
 
+from dfl_lib.experiments.data import load_data
 from dfl_lib.training import trainer as train_mod
-from dfl_lib.config import make_config
+from dfl_lib.experiments.configs import make_config
 from dfl_lib.device import resolve_device
 from dfl_lib.runs.folder import run_path
 
@@ -39,7 +40,7 @@ def test_training_puts_model_centroids_and_batches_on_the_configured_device(
     monkeypatch.setattr(train_mod, "resolve_device", lambda name: META)
     cfg = make_config("smoke", dataset="npz", data_path=str(synthetic_npz), dfl=True,
                       loss="pcl", train_attack=train_attack, device="cpu")
-    data = train_mod.load_data(cfg)
+    data = load_data(cfg)
     model, loss = train_mod.build_components(cfg, data)
     seen = {}
     _spy(model, seen)
@@ -52,16 +53,15 @@ def test_training_puts_model_centroids_and_batches_on_the_configured_device(
 def test_evaluation_moves_the_test_images_to_the_configured_device(synthetic_npz, tmp_path,
                                                                    monkeypatch):
     cfg = make_config("smoke", dataset="npz", data_path=str(synthetic_npz), device="cpu")
-    data = train_mod.load_data(cfg)
+    data = load_data(cfg)
     model, loss = train_mod.build_components(cfg, data)
     model.to(META).eval()
     seen = {}
     _spy(model, seen)
     monkeypatch.setattr(experiment, "resolve_device", lambda name: META)
-    monkeypatch.setattr(experiment, "train_run", lambda *a, **k: {
-        "model": model, "loss": loss, "data": data, "history": [], "run_dir": tmp_path})
-    with pytest.raises(_Seen):
-        experiment.evaluate_run(cfg, suite="paper", runs_root=tmp_path, progress=False)
+    run = {"model": model, "loss": loss, "data": data, "history": [], "run_dir": tmp_path}
+    with pytest.raises(_Seen):  # a trained run, evaluated: nothing trains
+        experiment.evaluate_run(run, cfg, suite="paper")
     assert seen["input"] == META and seen["params"] == {META}
 
 
@@ -80,7 +80,7 @@ def test_the_run_records_the_device_it_ran_on(synthetic_npz, tmp_path):
 
     cfg = make_config("smoke", dataset="npz", data_path=str(synthetic_npz), epochs=1)
     assert cfg.device == "auto"
-    data = train_mod.load_data(cfg)
+    data = load_data(cfg)
     model, loss = train_mod.build_components(cfg, data)
     train_mod.train(model, loss, data, cfg, runs_root=tmp_path, progress=False)
     done = json.loads((run_path(cfg, data, runs_root=tmp_path) / "done.json").read_text())

@@ -177,8 +177,8 @@ def test_penultimate_features_match_the_model_and_refuse_train_mode():
 
 def test_the_feature_panel_refuses_a_model_in_train_mode_and_never_switches_it():
     """`clean_vs_perturbed` (notebook 05) used to switch the model to eval mode itself."""
-    from dfl_lib.config import make_config
-    from dfl_lib.study.feature_runs import clean_vs_perturbed
+    from dfl_lib.experiments.configs import make_config
+    from dfl_lib.experiments.features import clean_vs_perturbed
 
     model = BNNet()
     model.eval()

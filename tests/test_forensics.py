@@ -241,7 +241,7 @@ def test_nothing_in_the_library_imports_the_forensics():
 def test_no_registry_suite_or_profile_can_select_a_flaw():
     from dfl_lib.evaluation.suites import SUITES, attack_suite
     from dfl_lib.profiles import PROFILES
-    from dfl_lib.config import make_config
+    from dfl_lib.experiments.configs import make_config
 
     flaw_words = set(FLAWS) | {"forensic"}
     for name, entry in REGISTRY.items():
@@ -296,7 +296,7 @@ def test_forensics_loads_only_runs_the_plan_trains(profile, setting, monkeypatch
         asked.append(cfg)
         return NotLoaded()
 
-    monkeypatch.setattr(records, "load_run", fake_load_run)
+    monkeypatch.setattr(forensics, "load_run", fake_load_run)
     monkeypatch.setattr(forensics, "SETTINGS", (setting,))
     with pytest.raises(Stop):
         forensics.forensic_records(profile)

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dfl_lib.study.geometry import (GEOMETRY_LOSSES, Net2D, attacked_features, class_centroids,
+from dfl_lib.experiments.geometry import (GEOMETRY_LOSSES, Net2D, attacked_features, class_centroids,
                               decision_regions, feature_extent, features_2d,
                               separation_ratio, share_in_true_region, train_2d)
 from dfl_lib.figures.geometry import plot_feature_panels, plot_regions_under_attack
@@ -229,7 +229,7 @@ def test_plot_regions_under_attack_reports_the_share_kept(ce_model, task, tmp_pa
 def test_the_explorers_regions_figure_names_dataset_seed_steps_and_images(ce_model, task):
     """The explorer's figures become the lab screenshots: each title says which nets (dataset,
     training seed) and which attack (PGD steps, eps) it shows, on how many images."""
-    from dfl_lib.study.geometry_runs import regions_drawer
+    from dfl_lib.experiments.geometry_runs import regions_drawer
 
     _, (x, y) = task
     draw = regions_drawer({"ce": (ce_model, None)}, x[:40], y[:40], dataset="MNIST", seed=2,

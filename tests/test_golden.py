@@ -72,10 +72,10 @@ def test_a_version_bump_asks_for_the_goldens_to_be_re_recorded(recorded, compute
 
 KEYS_SCRIPT = """
 import json, sys
-from dfl_lib.config import make_config
+from dfl_lib.experiments.configs import make_config
 from dfl_lib.data.datasets import load_dataset
 from dfl_lib.runs.folder import run_path
-from dfl_lib.study.experiment import eval_key
+from dfl_lib.experiments.run import eval_key
 npz = sys.argv[1]
 data = load_dataset("npz", path=npz, n_train=64, n_val=16, seed=0)
 out = {}

@@ -2,15 +2,20 @@
 docstring allows. Read from the syntax trees of every module (imports inside functions count:
 they run when the function does), so a lazy import cannot hide a dependency.
 
-    core (errors, validation, numerics, device, config, profiles)
+    core (errors, validation, numerics, device, config, profiles: nothing above the core)
       <- data, models, losses, attacks            (know nothing of training, evaluation, study)
       <- poisoning                                (training-set attacks and their detectors)
       <- defences                                 (a defence: its attack, loss and schedule hooks)
       <- runs                                     (run folders, keys, locks, checkpoints)
       <- training    <- evaluation (never training) <- paper (reads finished results)
       <- figures                                  (draws what the others computed)
-      <- study, cli                               (the runner: everything)
+      <- experiments  (composition: a run's config, data, training, evaluation, features)
+      <- study, cli, demo                         (the runner: everything)
       <- forensics          (flawed evaluations on purpose: nothing imports it, test_forensics.py)
+
+No module imports another that (directly or not) imports it back; the package's own modules
+are imported at the top of a module, never inside a function or through importlib (the one
+exception: the package's lazy public surface, `dfl_lib.__getattr__`, PEP 562).
 """
 import ast
 from pathlib import Path
@@ -27,14 +32,13 @@ ALLOWED = {  # sub-package -> what it may import besides core and itself
     "poisoning": {"data", "attacks"},
     "defences": {"data", "models", "losses", "attacks"},
     "runs": set(),
-    "training": {"data", "models", "losses", "attacks", "defences", "runs", "poisoning"},
+    "training": {"data", "models", "losses", "attacks", "defences", "runs"},
     "evaluation": {"data", "models", "losses", "attacks", "runs"},
     "paper": {"evaluation"},
     "figures": {"data", "models", "attacks", "evaluation", "paper"},
+    "experiments": {"data", "models", "losses", "attacks", "poisoning", "defences", "runs",
+                    "training", "evaluation", "paper", "figures"},
 }
-# core modules may import one another only (config asks the defences for a method's defaults
-# lazily, inside a function: the one upward call, checked below)
-CORE_MAY_IMPORT = {"config": {"defences"}}
 
 
 def _module_name(path: Path) -> str:
@@ -81,8 +85,8 @@ def test_every_module_imports_only_its_layers(path):
     if top in ALLOWED:
         allowed = CORE | ALLOWED[top]
     elif top in CORE:
-        allowed = CORE | CORE_MAY_IMPORT.get(top, set())
-    else:  # study, forensics, cli, __main__, the package's __init__: the top of the stack
+        allowed = CORE
+    else:  # study, forensics, cli, demo, __main__, the package's __init__: the top of the stack
         return
     assert imported <= allowed, f"{name} imports {sorted(imported - allowed)}"
 
@@ -112,3 +116,68 @@ def test_notebooks_use_only_the_public_surface():
             for group in re.findall(r"from dfl_lib import \(?([^)\n]*(?:\n[^)\n]*)*)\)?", src):
                 names = {n.strip() for n in group.replace("\n", " ").split(",") if n.strip()}
                 assert names <= set(dfl_lib.PUBLIC), f"{path.name}: {names - set(dfl_lib.PUBLIC)}"
+
+
+# ----------------------------------------------------------------- circles and hidden imports
+
+def _targets(path: Path) -> set[str]:
+    """The package's modules that the module at `path` imports (dotted names under dfl_lib),
+    `from .x import y` counting y where y is a module of x."""
+    name = _module_name(path)
+    here = name.split(".") if name else []
+    if path.name != "__init__.py":
+        here = here[:-1]
+    known = {_module_name(p) for p in MODULES}
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = here[:len(here) - (node.level - 1)]
+                target = ".".join(base + (node.module.split(".") if node.module else []))
+            elif node.module and node.module.split(".")[0] == "dfl_lib":
+                target = ".".join(node.module.split(".")[1:])
+            else:
+                continue
+            for alias in node.names:
+                sub = f"{target}.{alias.name}" if target else alias.name
+                out.add(sub if sub in known else target)
+        elif isinstance(node, ast.Import):
+            out.update(".".join(a.name.split(".")[1:]) for a in node.names
+                       if a.name.startswith("dfl_lib."))
+    return {t for t in out if t in known} - {name}
+
+
+def test_no_import_circle():
+    graph = {_module_name(p): _targets(p) for p in MODULES}
+    graph.pop("", None)  # the package's __init__: its lazy surface imports on demand
+    circles, state = [], {}
+
+    def visit(node, trail):
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == "open":
+                circles.append(trail[trail.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, trail + [nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not circles, "import circles: " + "; ".join(" -> ".join(c) for c in circles)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_the_packages_modules_are_imported_at_the_top(path):
+    """No import of the package's own modules inside a function (where a reader and the layer
+    test would not see it first) and no importlib of them, but for the lazy public surface."""
+    if path == PACKAGE / "__init__.py":
+        return
+    tree = ast.parse(path.read_text())
+    hidden = []
+    for fn in ast.walk(tree):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            hidden += [f"line {n.lineno}" for n in ast.walk(fn) if isinstance(n, ast.ImportFrom)
+                       and (n.level or (n.module or "").startswith("dfl_lib"))]
+    assert not hidden, f"imports of dfl_lib inside functions at {', '.join(hidden)}"
+    assert "importlib.import_module" not in path.read_text()

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dfl_lib.config import make_config
+from dfl_lib.experiments.configs import make_config
 from dfl_lib.training.trainer import monitor_indices, validate
 
 GREY = 128  # uint8 grey: clean images are exactly 128 / 255 after to_float

@@ -7,9 +7,9 @@ import textwrap
 
 import pytest
 
-from dfl_lib.config import make_config
+from dfl_lib.experiments.configs import make_config
 from dfl_lib.defences import DEFENCES
-from dfl_lib.study.experiment import train_run
+from dfl_lib.experiments.run import train_run
 
 TOY = '''
 """A toy defence: training samples perturbed by uniform noise of size eps (no gradients)."""

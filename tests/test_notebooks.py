@@ -196,7 +196,7 @@ def test_a_raising_notebook_fails_the_run_and_names_the_cell(tmp_path):
 
 
 def test_poisoning_notebook_measures_every_poison_and_answers_in_words(study):
-    from dfl_lib.study.poison_runs import BACKDOORS, DETECTABLE, POISONS
+    from dfl_lib.experiments.poison_metrics import BACKDOORS, DETECTABLE, POISONS
 
     m = _metrics(study, "07-data-poisoning")
     poisons = {r["poison"] for r in m["records"]}

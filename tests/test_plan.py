@@ -3,7 +3,7 @@ runs coincide on purpose, the cells behind verdicts have every seed, the depth s
 seeds and its no-warm-up controls, and the paper profile keeps the paper's settings."""
 import pytest
 
-from dfl_lib.config import make_config
+from dfl_lib.experiments.configs import make_config
 from dfl_lib.study.estimate import item_seconds
 from dfl_lib.paper.numbers import TABLES, paper_table
 from dfl_lib.profiles import get_profile
@@ -175,7 +175,7 @@ def test_gpu_profile_is_cifar10_with_the_papers_networks_and_its_time_is_printed
 
 def test_gpu_profile_code_path_runs_at_tiny_size_on_the_cpu(tmp_path, synthetic_npz):
     """The gpu profile's configs (bf16, its suite) train and evaluate, shrunk to seconds."""
-    from dfl_lib.study.experiment import evaluate_run
+    from dfl_lib.experiments.run import train_and_evaluate
 
     cfg = cell_config("gpu", dataset="cifar10_jpeg", row="dfl_pcl",
                       setting="adversarial training").replace(
@@ -183,7 +183,7 @@ def test_gpu_profile_code_path_runs_at_tiny_size_on_the_cpu(tmp_path, synthetic_
         n_val=32, n_eval=16, epochs=1, monitor_size=8, attack_steps=2, cw_steps=2,
         batch_size=32, device="cpu")
     assert cfg.precision == "bf16"
-    metrics = evaluate_run(cfg, suite="paper", runs_root=tmp_path, progress=False)
+    metrics = train_and_evaluate(cfg, suite="paper", runs_root=tmp_path, progress=False)
     assert metrics["n_eval"] == 16 and {r["name"] for r in metrics["table"]} >= {"clean"}
 
 

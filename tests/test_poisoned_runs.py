@@ -4,8 +4,8 @@ another run (its data fingerprint) than the clean one."""
 import pytest
 import torch
 
-from dfl_lib.config import make_config
-from dfl_lib.training.trainer import load_data
+from dfl_lib.experiments.configs import make_config
+from dfl_lib.experiments.data import load_data
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -7,7 +7,7 @@ import torch
 
 from conftest import TinyCNN, quadrants
 from dfl_lib.attacks import pgd
-from dfl_lib.config import make_config
+from dfl_lib.experiments.configs import make_config
 from dfl_lib.losses import build_loss
 from dfl_lib.training.loop import Adversary, EpochSetup, train_epoch
 from dfl_lib.runs.folder import run_name

@@ -104,7 +104,7 @@ def test_the_parts_notebooks_ask_only_for_runs_the_part_trains(part, monkeypatch
 
     import torch
 
-    from dfl_lib.study import experiment, records
+    from dfl_lib.study import records
 
     asked = []
 
@@ -114,12 +114,12 @@ def test_the_parts_notebooks_ask_only_for_runs_the_part_trains(part, monkeypatch
         return {"model": None, "loss": None, "data": data, "run_dir": SimpleNamespace(name="x"),
                 "history": [{"val_acc": 0.9, "val_adv_acc": 0.5}]}
 
-    def fake_evaluate(cfg, **_):
+    def fake_train_and_evaluate(cfg, **_):
         asked.append(cfg)
         return {}
 
-    monkeypatch.setattr(experiment, "train_run", fake_train)
-    monkeypatch.setattr(experiment, "evaluate_run", fake_evaluate)
+    monkeypatch.setattr(records, "train_run", fake_train)
+    monkeypatch.setattr(records, "train_and_evaluate", fake_train_and_evaluate)
     books = profile_notebooks(part)
     datasets = get_profile(part).datasets
     if "01-depth" in books:

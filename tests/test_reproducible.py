@@ -8,8 +8,8 @@ import pytest
 import torch
 from conftest import write_synthetic_npz
 
-from dfl_lib.config import make_config
-from dfl_lib.study.experiment import train_run
+from dfl_lib.experiments.configs import make_config
+from dfl_lib.experiments.run import train_run
 
 METHODS = {
     "standard": {"train_attack": "pgd"},

@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from dfl_lib.config import make_config
+from dfl_lib.experiments.configs import make_config
 from dfl_lib.errors import DataFileError
-from dfl_lib.study.experiment import evaluate_run, train_run
+from dfl_lib.experiments.run import train_and_evaluate, train_run
 
 
 @pytest.fixture
@@ -62,8 +62,8 @@ def test_untouched_records_are_reused(trained):
 
 def test_metrics_edited_under_their_key_are_refused(trained):
     cfg, rdir, root = trained
-    evaluate_run(cfg, suite="paper", runs_root=root, progress=False, transfer=False)
+    train_and_evaluate(cfg, suite="paper", runs_root=root, progress=False, transfer=False)
     path = rdir / "metrics-paper.json"
     _edit_json(path, lambda r: r["provenance"]["config"].update(eps=0.3))
     with pytest.raises(DataFileError, match=str(path)):
-        evaluate_run(cfg, suite="paper", runs_root=root, progress=False, transfer=False)
+        train_and_evaluate(cfg, suite="paper", runs_root=root, progress=False, transfer=False)

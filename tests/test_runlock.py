@@ -16,8 +16,9 @@ CHILD = textwrap.dedent("""
     import sys, time, torch
     torch.set_num_threads(1)
     from pathlib import Path
-    from dfl_lib.config import make_config
-    from dfl_lib.training.trainer import build_components, load_data, train
+    from dfl_lib.experiments.configs import make_config
+    from dfl_lib.experiments.data import load_data
+    from dfl_lib.training.trainer import build_components, train
     cfg = make_config("smoke", dataset="npz", data_path={npz!r}, epochs=3)
     data = load_data(cfg)
     model, loss = build_components(cfg, data)

@@ -11,12 +11,13 @@ import pytest
 import torch
 
 from dfl_lib.training import trainer as train_mod
-from dfl_lib.config import make_config
+from dfl_lib.experiments.configs import make_config
 from dfl_lib.errors import DataFileError
 from dfl_lib.training.loop import to_float
 from dfl_lib import defences
 from dfl_lib.runs.folder import run_path
-from dfl_lib.training.trainer import build_components, load_data, train
+from dfl_lib.experiments.data import load_data
+from dfl_lib.training.trainer import build_components, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,8 +95,9 @@ def test_finished_run_is_reused_not_retrained(synthetic_npz, tmp_path, monkeypat
 CHILD = textwrap.dedent("""
     import os, signal, sys, torch
     torch.set_num_threads(1)
-    from dfl_lib.config import make_config
-    from dfl_lib.training.trainer import build_components, load_data, train
+    from dfl_lib.experiments.configs import make_config
+    from dfl_lib.experiments.data import load_data
+    from dfl_lib.training.trainer import build_components, train
     cfg = make_config("smoke", **{cfg!r})
     data = load_data(cfg)
     model, loss = build_components(cfg, data)

@@ -71,7 +71,7 @@ class Dataset:
     std: tuple[float, ...]
     augment: bool
     fingerprint: str
-    # training-set poisoning applied to x_train / y_train (dfl_lib.training.poisoned): the
+    # training-set poisoning applied to x_train / y_train (dfl_lib.experiments.poisoned): the
     # PoisonedSet saying which indices changed and how; None for the data as published
     poisoned: object = None
 

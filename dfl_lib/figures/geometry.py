@@ -1,4 +1,4 @@
-"""Figure 4 of the paper drawn from computed 2-D features (`dfl_lib.study.geometry`): one panel per
+"""Figure 4 of the paper drawn from computed 2-D features (`dfl_lib.experiments.geometry`): one panel per
 loss with its decision regions, its test features by class and its class means; and the same
 panels under attack, for an epsilon widget (the widget redraws `plot_regions_under_attack`).
 
@@ -100,7 +100,7 @@ def plot_feature_panels(panels: Mapping[str, Mapping], *, title: str):
     background, test features coloured by class (tab10), class means as black crosses.
 
     panels: {name: {"features": (N, 2), "y": (N,), "regions": (labels (R, R), extent),
-    "centroids": (10, 2), "ratio": float}} (the outputs of `dfl_lib.study.geometry`). Each panel is
+    "centroids": (10, 2), "ratio": float}} (the outputs of `dfl_lib.experiments.geometry`). Each panel is
     titled "(a) <name>: intra/inter <ratio>". Returns the figure.
     """
     _check(panels)
@@ -125,7 +125,7 @@ def plot_regions_under_attack(panels: Mapping[str, Mapping], *, eps: float, data
     faint, attacked ones solid, a thin line from each clean point to its attacked position.
 
     Each panel also needs "attacked": (N, 2) features of the attacked images at this eps and
-    "steps": the PGD steps that moved them (`study.geometry_runs.attack_panels` gives both),
+    "steps": the PGD steps that moved them (`experiments.geometry_runs.attack_panels` gives both),
     and may give "kept": the share of attacked points the classifier still assigns to their
     true class (`geometry.share_in_true_region`); without it the share is read off the regions
     grid (the cell under each point, points outside the extent taking the nearest edge cell).

@@ -17,8 +17,10 @@ import numpy as np
 
 from ..evaluation.robust import eval_subset, wilson_interval
 from ..paper.numbers import paper_value
+from ..study.plan import cell_config, cell_seeds, datasets, headline_n_eval
+from ..study.records import load_run
 from .attack import flawed_accuracy
-from .flaws import COMBINATIONS, FLAWS, HONEST, Flaw, combine
+from .flaws import COMBINATIONS, FLAWS, Flaw, HONEST, combine
 
 __all__ = ["ROWS", "SETTINGS", "PAPER_CELLS", "forensic_flaws", "forensic_records",
            "forensic_consistency", "forensic_cells", "forensic_statement"]
@@ -56,8 +58,6 @@ def forensic_records(profile: str, *, runs_root=None, data_root=None, device: st
     (`study.plan.headline_n_eval`), else the runs' n_eval. Runs on the CPU in fp32.
     `progress(text)` is told each setting's time. [] at a profile without MNIST runs (the
     paper's Tables 1 and 3 are MNIST)."""
-    from ..study.plan import cell_config, cell_seeds, datasets, headline_n_eval
-    from ..study.records import load_run
 
     if "mnist" not in datasets(profile):
         return []

@@ -20,6 +20,11 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 import torch
+from ..defences import training_attack
+from ..errors import UsageError
+from ..experiments.configs import make_config
+from ..training.loop import Adversary, EpochSetup, train_epoch
+from ..training.trainer import build_components, build_optimizer
 
 __all__ = ["CpuSpeed", "measure_cpu_speed", "seconds_per_batch", "speed_lines",
            "REFERENCE_CLEAN_BATCH_S", "REFERENCE_PGD_EPOCH_S", "REFERENCE_BF16_SPEEDUP"]
@@ -61,10 +66,6 @@ def seconds_per_batch(cfg, *, x: torch.Tensor, y: torch.Tensor, batches: int,
     in [0, 1]) and y (N,), N at least (batches + 1) x cfg.batch_size: one warm-up batch, then
     `batches` timed. autocast: under bf16 autocast, as cfg.precision "bf16" trains.
     Raises UsageError when x holds too few images."""
-    from ..defences import training_attack
-    from ..errors import UsageError
-    from ..training.loop import Adversary, EpochSetup, train_epoch
-    from ..training.trainer import build_components, build_optimizer
 
     need = cfg.batch_size * (batches + 1)
     if len(x) < need:
@@ -95,7 +96,6 @@ def measure_cpu_speed(*, batches: int = 2, batch_size: int = 128) -> CpuSpeed:
     after one warm-up, at torch's current thread count; seconds per batch of `batch_size`
     images, scaled to the reference's 128 (another size is for tests: the ratio is the
     reference's only at 128)."""
-    from ..config import make_config
 
     cfg = make_config("quick", dataset="mnist", model="resnet18", width=16, dfl=False,
                       loss="ce", train_attack="none", batch_size=batch_size, augment=False)

@@ -17,6 +17,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..attacks import REGISTRY
 from ..config import RunConfig
+from ..evaluation.suites import CHECKED_SUITES, attack_suite
+from ..experiments.configs import make_config
+from ..experiments.poisoned import CRAFT_STEPS, MIN_MIN_STEPS
 from ..models.resnet import build_model
 from .cpu_speed import REFERENCE_BF16_SPEEDUP, REFERENCE_PGD_EPOCH_S
 
@@ -62,7 +65,6 @@ def train_flops(cfg: RunConfig, *, n_train: int) -> float:
 
 def eval_flops(cfg: RunConfig, *, suite: str, n_eval: int) -> float:
     """FLOPs of one evaluation suite on n_eval images (AutoAttack on its still-robust share)."""
-    from ..evaluation.suites import CHECKED_SUITES, attack_suite
 
     robust = 0.6 if cfg.train_attack != "none" else 0.05  # share AutoAttack keeps attacking
     passes = 0.0
@@ -79,7 +81,6 @@ def poison_flops(cfg: RunConfig, *, n_train: int, craft: bool = True) -> float:
     """FLOPs of a poisoning run's measurements (clean and triggered test images, detector
     features) and, with craft=True, of crafting its poisoned set (a plan crafts each set once:
     `poison_set` names it; the runs sharing it reuse it)."""
-    from ..training.poisoned import CRAFT_STEPS, MIN_MIN_STEPS
 
     f = forward_flops(cfg)
     # error-minimising noise: 3 min-min rounds (where it stopped at quick, at 99.9% accuracy)
@@ -93,7 +94,7 @@ def poison_set(cfg: RunConfig) -> tuple | None:
     """What identifies the poisoned training set a run trains on (None: unpoisoned): the data
     and its size, the poison fields (its seed among them), eps, and the crafting network's
     architecture; the victim's seed, defence and training are not part of it
-    (`training.poisoned.poison_key` keys the set itself)."""
+    (`experiments.poisoned.poison_key` keys the set itself)."""
     if cfg.poison == "none":
         return None
     fields = tuple(sorted((k, v) for k, v in cfg.to_dict().items() if k.startswith("poison")))
@@ -103,7 +104,6 @@ def poison_set(cfg: RunConfig) -> tuple | None:
 
 @lru_cache(maxsize=1)
 def _cpu_rate() -> float:
-    from ..config import make_config
 
     ref = make_config("quick", dataset="mnist", model="resnet18", width=16, dfl=False,
                       loss="ce", train_attack="pgd", epochs=1, n_val=0, monitor_size=0)

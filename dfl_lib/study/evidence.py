@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from ..evaluation.robust import mask_file
+from ..evaluation.selection import of_kind, strongest, worst_case
 from ..paper.claims import Claim, claims
-from ..paper.comparison import PAPER_TO_SUITE_COLUMN, accuracy
+from ..paper.comparison import PAPER_TO_SUITE_COLUMN, ROW_LABELS, accuracy
 from ..paper.regime import regime_reason
 from ..paper.verdicts import claim_verdict, strong_attack_check
-from ..profiles import get_profile
-from .plan import datasets
+from ..profiles import PROFILES, get_profile
+from .plan import cell_seeds, datasets, table_rows_of
 
 __all__ = ["table_samples", "table_verdicts", "depth_verdicts", "rise_verdicts",
            "strong_attack_checks", "adaptive_checks", "profile_regime"]
@@ -86,8 +87,6 @@ def _left_to_others(profile: str, *, row: str, settings, dataset: str) -> str:
     """Why a claim's own cells are not at this profile when the profile runs its row but leaves
     those cells to another (`Profile.single_seed_cells`), naming the profiles that train them;
     "" otherwise (a row the profile does not run at all reads "not run at this profile")."""
-    from ..profiles import PROFILES
-    from .plan import cell_seeds, table_rows_of
 
     if row not in table_rows_of(profile):
         return ""
@@ -179,8 +178,6 @@ def rise_verdicts(profile: str, *, records: list[dict]) -> list[dict]:
 def strong_attack_checks(cells: dict) -> list[dict]:
     """Our own checks on every headline cell with PGD training: does its PGD-10 accuracy hold
     under the strongest attacks of its headline evaluation (same images)?"""
-    from ..evaluation.selection import worst_case
-    from ..paper.comparison import ROW_LABELS
 
     out = []
     for (dataset, row, setting), found in cells.items():
@@ -203,8 +200,6 @@ def adaptive_checks(cells: dict) -> list[dict]:
     PGD-10)? Per seed, both on the same images; "holds" when its accuracy is at most PGD-50's
     on every seed (a tolerance of one image), "uninformative" when PGD-50 already leaves at
     most one image correct on every seed (any attack ties it there: a clean-trained model)."""
-    from ..evaluation.selection import of_kind, strongest
-    from ..paper.comparison import ROW_LABELS
 
     out = []
     for (dataset, row, setting), found in cells.items():

@@ -12,15 +12,16 @@ import os
 import time
 from pathlib import Path
 
-from ..config import profile_deviations
 from ..errors import MissingDataError, UsageError
+from ..experiments.configs import profile_deviations
+from ..figures.tables import comparison_markdown
 from ..paper.claims import claims
 from ..paper.verdicts import verdict_lines
 from ..profiles import get_profile
 from ..runs import io as runio
 from .kernel import project_kernel
 from .notebook import CIFAR_NOTE
-from .plan import plan_deviations
+from .plan import plan_deviations, study_plan
 
 __all__ = ["NOTEBOOKS", "PAPER_ITEMS", "profile_notebooks", "run_notebooks", "write_index",
            "NotebookFailed"]
@@ -205,7 +206,6 @@ def budget_parts(profile: str, *, plan_seconds: dict[str, float],
                  notebook_seconds: dict[str, float]) -> dict[str, float]:
     """{part: measured minutes} of the study's budget parts ("base", "poisoning",
     "notebook 08"): each plan item by its role, each notebook by its name (else "base")."""
-    from .plan import study_plan
 
     role = {item.key: item.role for item in study_plan(profile)}
     out = dict.fromkeys(("base", "poisoning", "notebook 08"), 0.0)
@@ -241,7 +241,6 @@ def write_index(profile: str, *, out_dir, plan_seconds: dict[str, float],
     beside the paper's and verdicts; the deviations; the time of every stage, with which
     invocations of the study command made the runs (`invocations`, one sentence:
     `study.invocations.invocation_summary`)."""
-    from ..figures.tables import comparison_markdown
 
     out_dir = Path(out_dir)
     lines = [f"# The notebook study at the `{profile}` profile",

@@ -6,7 +6,13 @@ import sys
 import time
 from pathlib import Path
 
+from ..device import resolve_device
+from ..errors import UsageError
+from ..runs import io as runio
+from . import cpu_speed, index, runner
+from .estimate import H100_BF16_PEAK, RATES
 from .invocations import invocation_summary, log_end, log_start, read_invocations
+from .plan import runs_dir_name, study_plan
 
 __all__ = ["run_study"]
 
@@ -14,11 +20,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_study(args) -> int:
-    from .estimate import RATES, H100_BF16_PEAK
-    from .plan import runs_dir_name, study_plan
-    from .runner import plan_table, run_plan
-    from .index import NotebookFailed, run_notebooks
-
     runs_dir = Path(args.runs_dir or ROOT / "runs" / runs_dir_name(args.profile))
     out_dir = Path(args.out_dir or ROOT / "reports" / args.profile)
     if args.plan_only:
@@ -26,7 +27,7 @@ def run_study(args) -> int:
         speed = _this_cpu(items)
         tables = {}
         for device, cpu in (("cpu", None), ("cuda", None), ("here", speed)):
-            rows, total = plan_table(items, device="cpu" if device == "here" else device,
+            rows, total = runner.plan_table(items, device="cpu" if device == "here" else device,
                                      cpu=cpu)
             tables[device] = rows
             note = {"cpu": "the reference 2-core CPU (AVX-512 with bf16), calibrated on its "
@@ -50,16 +51,15 @@ def run_study(args) -> int:
     only = tuple(n for n in args.notebooks.split(",") if n) or None
     _log_start(args, runs_dir, only=only)
     if not args.skip_plan:
-        from ..device import resolve_device
 
         on_cpu = resolve_device(args.device).type == "cpu"
-        run_plan(args.profile, data_root=args.data_dir, runs_root=runs_dir, device=args.device,
+        runner.run_plan(args.profile, data_root=args.data_dir, runs_root=runs_dir, device=args.device,
                  progress=not args.quiet,
                  cpu=_this_cpu(study_plan(args.profile, device=args.device)) if on_cpu else None)
     try:
-        seconds = run_notebooks(args.profile, out_dir=out_dir, runs_dir=runs_dir,
+        seconds = index.run_notebooks(args.profile, out_dir=out_dir, runs_dir=runs_dir,
                                 data_dir=args.data_dir or "", device=args.device, only=only)
-    except NotebookFailed as err:
+    except index.NotebookFailed as err:
         print(err, file=sys.stderr)
         return 1
     if only is None:
@@ -74,10 +74,9 @@ def _this_cpu(items):
     """This CPU's training speed, measured now (`cpu_speed`), with its lines printed: the
     profiles are sized on a reference CPU, and bf16 autocast trains 14x slower than fp32 on a
     CPU without native bf16."""
-    from .cpu_speed import measure_cpu_speed, speed_lines
 
-    speed = measure_cpu_speed()
-    print(*speed_lines(speed, uses_bf16=any(i.cfg.precision == "bf16" for i in items)),
+    speed = cpu_speed.measure_cpu_speed()
+    print(*cpu_speed.speed_lines(speed, uses_bf16=any(i.cfg.precision == "bf16" for i in items)),
           sep="\n", flush=True)
     return speed
 
@@ -85,16 +84,13 @@ def _this_cpu(items):
 def _log_start(args, runs_dir: Path, *, only) -> None:
     """Record this invocation in the runs folder (`invocations.jsonl`): the commit, and how many
     plan items were already done, so the index can say whether one invocation made it."""
-    from ..runs.io import git_state
-    from .plan import study_plan
-    from .runner import measured_seconds
 
     items = study_plan(args.profile, device=args.device)
-    done = measured_seconds(items, runs_root=runs_dir) if runs_dir.exists() else {}
+    done = runner.measured_seconds(items, runs_root=runs_dir) if runs_dir.exists() else {}
     what = ("plan and notebooks" if not args.skip_plan and only is None else
             ("plan, " if not args.skip_plan else "") +
             (f"notebooks {', '.join(only)}" if only else "notebooks"))
-    state = git_state(ROOT)
+    state = runio.git_state(ROOT)
     log_start(runs_dir, items_done=len(done), items=len(items), commit=state["commit"],
               dirty=state["dirty"], what=what, machine=_machine(args.device))
 
@@ -106,7 +102,6 @@ def _machine(device: str) -> str:
 
     import torch
 
-    from ..device import resolve_device
 
     resolved = resolve_device(device)
     if resolved.type == "cuda":
@@ -118,10 +113,8 @@ def _require_clean_tree(*, allow_dirty: bool) -> None:
     """Reports are made from a clean tree (their provenance names a commit that made them):
     refuse uncommitted changes to code, notebooks or configuration (reports/ and runs/ do not
     count: `runs.io.git_state`) unless told otherwise. Raises UsageError."""
-    from ..errors import UsageError
-    from ..runs.io import git_state
 
-    if not allow_dirty and git_state(ROOT)["dirty"] is True:
+    if not allow_dirty and runio.git_state(ROOT)["dirty"] is True:
         raise UsageError("the tree has uncommitted changes to code, notebooks or configuration "
                          "(git status): commit them first, so the reports name the commit that "
                          "made them, or pass --allow-dirty")
@@ -132,14 +125,11 @@ def _index(args, runs_dir: Path, out_dir: Path) -> Path:
     notebooks' recorded wall times."""
     import json
 
-    from .plan import runs_dir_name, study_plan
-    from .runner import measured_seconds
-    from .index import TIMINGS_NAME, write_index
 
-    timings = out_dir / TIMINGS_NAME
+    timings = out_dir / index.TIMINGS_NAME
     seconds = json.loads(timings.read_text()) if timings.exists() else {}
-    return write_index(args.profile, out_dir=out_dir,
-                       plan_seconds=measured_seconds(study_plan(args.profile,
+    return index.write_index(args.profile, out_dir=out_dir,
+                       plan_seconds=runner.measured_seconds(study_plan(args.profile,
                                                                 device=args.device),
                                                      runs_root=runs_dir),
                        notebook_seconds=seconds,

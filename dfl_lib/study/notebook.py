@@ -12,11 +12,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from ..config import profile_deviations
-from ..device import set_threads
+from ..data.datasets import DATASETS
+from ..device import resolve_device, set_threads
+from ..experiments.configs import make_config, profile_deviations
 from ..runs import io as runio
 from .kernel import require_project_interpreter
-from .plan import plan_deviations
+from .plan import datasets, plan_deviations, study_plan, table_backbone
 
 __all__ = ["Notebook", "CIFAR_NOTE", "set_threads"]
 
@@ -52,15 +53,12 @@ class Notebook:
     @property
     def datasets(self) -> tuple[str, ...]:
         """The datasets whose table cells the profile's plan makes."""
-        from .plan import datasets
 
         return datasets(self.profile)
 
     @property
     def backbone(self) -> str:
         """The model standing for the paper's ResNet-50 in the tables, as a label."""
-        from ..config import make_config
-        from .plan import table_backbone
 
         width = make_config(self.profile, dataset="mnist").width
         return f"{table_backbone(self.profile)} (width {width})"
@@ -68,7 +66,6 @@ class Notebook:
     @property
     def monitor_size(self) -> int:
         """Images of the per-epoch PGD-10 monitor at this profile."""
-        from ..config import make_config
 
         return make_config(self.profile, dataset="mnist").monitor_size
 
@@ -82,8 +79,6 @@ class Notebook:
     def class_counts(self) -> dict[str, int | None]:
         """{dataset: its number of classes} for the datasets of this notebook's plan runs (None
         where the count is read from the files); recorded in every metrics file."""
-        from ..data.datasets import DATASETS
-        from .plan import study_plan
 
         names = {item.cfg.dataset for item in study_plan(self.profile, device=self.device)
                  if self.name in item.notebooks}
@@ -91,7 +86,6 @@ class Notebook:
 
     def write_metrics(self, payload: dict) -> Path:
         """metrics.json: the payload plus profile, deviations, figures and provenance."""
-        from ..device import resolve_device
 
         body = {"notebook": self.name, "profile": self.profile, "n_classes": self.class_counts(),
                 "deviations": list(profile_deviations(self.profile))

@@ -1,8 +1,9 @@
 """The notebook study's run plan: every training run and evaluation the notebooks need, for a
 profile, in the order the runner executes them.
 
-Notebooks never build their own configs: they ask the plan (`cell_config`, `depth_config`), so a
-configuration two notebooks need is the same config, trained once and reused by the run cache.
+Notebooks never build their own configs: they ask the plan (`cell_config`, `depth_config`,
+`poison_config`), so a configuration two notebooks need is the same config, trained once and
+reused by the run cache. The poisoning study's grid (`poison_grid`) is part of the plan.
 
     items = study_plan("quick")          # [PlanItem(key, cfg, suite, n_eval, notebooks), ...]
     cfg = cell_config("quick", dataset="mnist", row="dfl_pcl", setting="adversarial training")
@@ -11,14 +12,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import RunConfig, make_config
+from ..config import RunConfig
 from ..errors import UsageError
+from ..experiments.configs import make_config
+from ..experiments.poison_metrics import POISONS
 from ..profiles import get_profile
 
 __all__ = ["PlanItem", "ROW_OVERRIDES", "SETTINGS", "DATASETS", "TABLE_ROWS", "HEADLINE_ROWS",
            "DEPTHS", "study_plan", "cell_config", "depth_config", "seeds", "cell_seeds",
            "datasets", "table_backbone", "headline_suite", "headline_n_eval", "plan_deviations",
-           "DEPTH_CONTROLS", "runs_dir_name", "table_rows_of"]
+           "DEPTH_CONTROLS", "runs_dir_name", "table_rows_of", "POISON_ROWS",
+           "HEADLINE_POISON_ROWS", "HEADLINE_POISONS", "ADVERSARIAL_POISONS", "poison_config",
+           "poison_grid"]
 
 # the paper's two datasets (CIFAR-10 here is the JPEG copy: ../shared/data/README.md)
 DATASETS = ("mnist", "cifar10_jpeg")
@@ -198,7 +203,6 @@ def study_plan(profile: str, *, device: str = "auto") -> list[PlanItem]:
         books = ("03-robustness-tables",) + (("04-training-curves",) if dataset == "mnist"
                                               else ())
         add(PlanItem(f"{dataset} | {row} | {setting} | s{seed}", cfg, "table", books, "cell"))
-    from .poison_runs import poison_grid  # the poisoning study (notebook 07), if the profile has it
 
     for key, cfg in poison_grid(profile, device=device):
         add(PlanItem(key, cfg, "poison", ("07-data-poisoning",), "poison"))
@@ -218,7 +222,79 @@ def study_plan(profile: str, *, device: str = "auto") -> list[PlanItem]:
 
 
 # How the plan departs from the paper at every profile (each profile's own: its
-# `plan_deviations` in dfl_lib/profiles.py; the config's: `config.profile_deviations`).
+# `plan_deviations` in dfl_lib/profiles.py; the config's: `experiments.configs.profile_deviations`).
+# ------------------------------------------------------------------ the poisoning study's grid
+# (notebook 07): each poisoned run is the table cell's config at the profile's poisoning size,
+# trained on the training set the poison gives (`experiments.poisoned`)
+
+POISON_ROWS = ("resnet", "dfl", "pcl", "dfl_pcl")
+# the rows compared with every seed and, for the perturbation poisons and the backdoor, under
+# PGD training too (the field's answer to perturbation poisons)
+HEADLINE_POISON_ROWS = ("resnet", "dfl_pcl")
+HEADLINE_POISONS = ("badnets", "adversarial")
+ADVERSARIAL_POISONS = ("badnets", "adversarial", "error_min")
+
+
+def poison_config(profile: str, *, poison: str, row: str, setting: str, seed: int = 0,
+                  fraction: float | None = None, device: str = "auto") -> RunConfig:
+    """The run of one poisoning cell: the table cell's config (`plan.cell_config`) at the
+    profile's poisoning size (`Profile.poisoning`), trained on the training set poisoned by
+    `poison` ("none": the same size, unpoisoned, the reference)."""
+    if poison not in POISONS + ("none",):
+        raise UsageError(f"unknown poison {poison!r}; known: none, {', '.join(POISONS)}")
+    sizes = dict(get_profile(profile).poisoning)
+    if not sizes:
+        raise UsageError(f"profile {profile!r} has no poisoning study")
+    frac = sizes.pop("fraction")
+    for key in ("sweep", "rows", "seeds", "adversarial_training"):  # the grid's, not the run's
+        sizes.pop(key, None)
+    cfg = cell_config(profile, dataset="mnist", row=row, setting=setting, seed=seed,
+                      device=device)
+    return cfg.replace(poison=poison, **sizes,
+                       **({"poison_fraction": fraction if fraction is not None else frac}
+                          if poison != "none" else {}))
+
+
+def poison_grid(profile: str, *, device: str = "auto") -> list[tuple[str, RunConfig]]:
+    """(key, config) of every run of the poisoning study, in the order the runner trains them:
+    the unpoisoned references, every poison on every row with clean training (seed 0), the
+    headline poisons and rows with every seed, the perturbation poisons and the backdoor under
+    PGD training, and the backdoor's poison-rate sweep."""
+    p = get_profile(profile)
+    if not p.poisoning:
+        return []
+    out: list[tuple[str, RunConfig]] = []
+
+    def add(poison, row, setting, seed=0, fraction=None):
+        cfg = poison_config(profile, poison=poison, row=row, setting=setting, seed=seed,
+                            fraction=fraction, device=device)
+        rate = f" | rate {cfg.poison_fraction:g}" if fraction is not None else ""
+        key = f"poison | {poison} | {row} | {setting} | s{seed}{rate}"
+        if all(cfg != c for _, c in out):
+            out.append((key, cfg))
+
+    rows = p.poisoning.get("rows", POISON_ROWS)
+    seeds = p.poisoning.get("seeds", p.seeds)
+    for row in rows:
+        add("none", row, "no defence")
+    for row in HEADLINE_POISON_ROWS:
+        add("none", row, "adversarial training")
+    for poison in POISONS:
+        for row in rows:
+            add(poison, row, "no defence")
+    for poison in HEADLINE_POISONS:
+        for row in HEADLINE_POISON_ROWS:
+            for seed in seeds[1:]:
+                add(poison, row, "no defence", seed=seed)
+    for poison in p.poisoning.get("adversarial_training", ADVERSARIAL_POISONS):
+        for row in HEADLINE_POISON_ROWS:
+            add(poison, row, "adversarial training")
+    for fraction in p.poisoning.get("sweep", ()):
+        for row in HEADLINE_POISON_ROWS:
+            add("badnets", row, "no defence", fraction=fraction)
+    return out
+
+
 _PLAN_DEVIATIONS_ALL = (
     "the tables' 'adversarial training' rows are PGD-10 training (the paper trains with FGSM, "
     "PGD and C&W and does not say which its tables use)",

@@ -11,9 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..evaluation.featurespace import penultimate_features, umap_embedding
+from ..experiments.data import load_data
+from ..experiments.poison_metrics import BACKDOORS, poison_metrics
 from ..paper.intervals import bootstrap_effect
-from .plan import runs_dir_name  # noqa: F401 (the runs folder a reader passes)
-from .poison_runs import BACKDOORS, poison_grid, poison_metrics
+from ..paper.regime import untrained_reason
+from ..profiles import get_profile
+from .plan import POISON_ROWS, poison_config, poison_grid, runs_dir_name
+from .records import load_run
 
 __all__ = ["poison_records", "poison_effects", "poison_statements", "detection_statement",
            "poisoned_feature_panels", "ROW_LABELS"]
@@ -33,7 +38,7 @@ def _row_of(cfg) -> str:
 
 def poison_records(profile: str, *, runs_root=None, data_root=None,
                    device: str = "auto") -> list[dict]:
-    """One record per run of the poisoning grid (`poison_runs.poison_grid`): its metrics
+    """One record per run of the poisoning grid (`plan.poison_grid`): its metrics
     (`poison_metrics`, computed where missing), with poison, row, setting, seed, fraction and
     the folder of its per-example masks."""
     out = []
@@ -58,7 +63,6 @@ def _samples(records, *, poison, rows, setting, fraction, mask: str) -> dict:
 
 def _untrained(records, *, rows, setting) -> str:
     """Why the unpoisoned reference runs of `rows` in `setting` did not train ("" if they did)."""
-    from ..paper.regime import untrained_reason
 
     clean = {}
     for r in records:
@@ -139,12 +143,7 @@ def poisoned_feature_panels(profile: str, *, poison: str = "badnets", runs_root=
     n_poison poisoned training samples, UMAP fitted on the clean ones (`umap_embedding`)."""
     import torch
 
-    from ..evaluation.featurespace import penultimate_features, umap_embedding
-    from .poison_runs import POISON_ROWS, poison_config
-    from .records import load_run
-    from ..training.trainer import load_data
 
-    from ..profiles import get_profile
 
     out = {}
     for row in get_profile(profile).poisoning.get("rows", POISON_ROWS):

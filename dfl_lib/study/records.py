@@ -7,8 +7,13 @@ missing one is trained, with the plan's own config.
 """
 from __future__ import annotations
 
+from ..experiments.run import train_and_evaluate, train_run
+from ..paper.comparison import NOT_RUN, paper_cells
+from ..paper.numbers import TABLES
 from ..profiles import get_profile
-from .plan import DEPTH_CONTROLS, DEPTHS, SETTINGS, cell_config, cell_seeds, depth_config
+from .plan import (DEPTHS, DEPTH_CONTROLS, HEADLINE_ROWS, ROW_OVERRIDES, SETTINGS, TABLE_ROWS,
+                   cell_config, cell_seeds, datasets, depth_config, headline_n_eval,
+                   headline_suite, table_rows_of)
 
 __all__ = ["with_errors", "depth_records", "component_records", "defence_records", "load_run",
            "cell_results", "DEPTH_LABELS", "SETTING_LABELS"]
@@ -19,7 +24,6 @@ SETTING_LABELS = {"adversarial training": "PGD-10 training", "no defence": "no d
 
 def load_run(cfg, *, runs_root=None, data_root=None) -> dict:
     """{"model", "loss", "data", "history", "run_dir"} of a plan run (trained if missing)."""
-    from .experiment import train_run
 
     run = train_run(cfg, data_root=data_root, runs_root=runs_root, progress=False)
     return {**run, "history": with_errors(run["history"])}
@@ -65,7 +69,6 @@ def component_records(profile: str, *, dataset: str, runs_root=None, data_root=N
                       device: str = "auto") -> list[dict]:
     """Figure 6a: DFL, PCL and both under PGD training, on `dataset`, every seed the plan
     trains each with."""
-    from .plan import table_rows_of
 
     labels = {"dfl": "DFL", "pcl": "PCL", "dfl_pcl": "DFL + PCL"}
     out = []
@@ -103,11 +106,6 @@ def cell_results(profile: str, *, runs_root=None, data_root=None,
     (`dfl_lib.paper.comparison.table_rows`). Each evaluation goes through `evaluate_run`, so a
     finished one is read from its metrics file and a missing one is computed here, by the
     runner's side, never by the comparison."""
-    from ..paper.comparison import NOT_RUN, paper_cells
-    from ..paper.numbers import TABLES
-    from .experiment import evaluate_run
-    from .plan import (HEADLINE_ROWS, ROW_OVERRIDES, TABLE_ROWS, datasets, headline_n_eval,
-                       headline_suite, table_rows_of)
 
     out = {}
     for table in TABLES:
@@ -124,13 +122,13 @@ def cell_results(profile: str, *, runs_root=None, data_root=None,
                        for s in cell_seeds(profile, row=row, setting=setting)]
             if not configs:  # a cell the profile leaves to another (single_seed_cells False)
                 continue
-            per_seed = [evaluate_run(cfg, suite="table", data_root=data_root,
+            per_seed = [train_and_evaluate(cfg, suite="table", data_root=data_root,
                                      runs_root=runs_root, progress=False) for cfg in configs]
             head = None
             if headline:
                 n_eval = headline_n_eval(profile)
                 cfg = configs[0].replace(n_eval=n_eval) if n_eval else configs[0]
-                head = evaluate_run(cfg, suite=headline_suite(profile), data_root=data_root,
+                head = train_and_evaluate(cfg, suite=headline_suite(profile), data_root=data_root,
                                     runs_root=runs_root, progress=False)
             out[key] = {"per_seed": per_seed, "headline": head}
     return out

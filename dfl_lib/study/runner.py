@@ -15,7 +15,10 @@ from tqdm.auto import tqdm
 
 from ..config import EVAL_ONLY
 from ..device import resolve_device
+from ..experiments.poison_metrics import poison_metrics
+from ..experiments.run import train_and_evaluate, train_run
 from ..runs import io as runio
+from ..runs.folder import CONFIG_NAME, run_name
 from .estimate import item_seconds, poison_set
 from .plan import study_plan
 
@@ -110,8 +113,6 @@ def _run_folder(root: Path, cfg) -> Path | None:
     Folders share a readable name across configs that differ elsewhere (the depth study's
     warm-up and no-warm-up runs, a cell and the poisoning study's 5,000-image reference), so the
     name alone picked whichever was written last."""
-    from ..config import EVAL_ONLY
-    from ..runs.folder import CONFIG_NAME, run_name
 
     def learned(config: dict) -> dict:
         return {k: v for k, v in config.items() if k not in EVAL_ONLY}
@@ -172,17 +173,15 @@ def run_item(item, *, data_root=None, runs_root=None) -> dict:
     poisoning run) one plan item, reusing what is finished; {"run_dir": ...} or {"metrics":
     path}. Two processes may share a plan: a run being trained by one is waited for by the
     other (`runs.lock`), then reused."""
-    from .experiment import evaluate_run, train_run
 
     if item.suite is None:
         run = train_run(item.cfg, data_root=data_root, runs_root=runs_root, progress=False)
         return {"run_dir": str(run["run_dir"])}
     if item.suite == "poison":  # the poisoning study's own measurements (notebook 07)
-        from .poison_runs import poison_metrics
 
         return {"metrics": poison_metrics(item.cfg, data_root=data_root,
                                           runs_root=runs_root)["path"]}
-    metrics = evaluate_run(item.cfg, suite=item.suite, data_root=data_root, runs_root=runs_root,
+    metrics = train_and_evaluate(item.cfg, suite=item.suite, data_root=data_root, runs_root=runs_root,
                            progress=False)
     return {"metrics": metrics["path"]}
 

@@ -2,13 +2,15 @@
 baseline, checkpointed every epoch, resumable, reused when finished, locked against a second
 process.
 
-    cfg = make_config("quick", dataset="mnist", train_attack="pgd")
-    data = load_data(cfg)
+    cfg = make_config("quick", dataset="mnist", train_attack="pgd")   # experiments.configs
+    data = load_data(cfg)                                              # experiments.data
     model, loss = build_components(cfg, data)
     history = train(model, loss, data, cfg)          # list of per-epoch dicts
 
-What each method changes (attack, loss, rates) lives in `methods`; the run folder's life cycle
-(reuse, resume, checkpoint, finish) in `runfolder`; the inner epoch in `loops.train_epoch`.
+What each method changes (attack, loss, rates) lives in its defence (`dfl_lib.defences`); the
+run folder's life cycle (reuse, resume, checkpoint, finish) in `runs.folder`; the inner epoch
+in `training.loop.train_epoch`; the lock in `runs.lock`. The data a run trains on, poisoned or
+not, is prepared above this module (`experiments.data.load_data`).
 """
 from __future__ import annotations
 
@@ -34,8 +36,7 @@ from ..runs.lock import run_lock
 from . import distributed
 from .loop import Adversary, EpochSetup, TrainStep, batch_indices, to_float, train_epoch
 
-__all__ = ["build_components", "build_optimizer", "build_scheduler", "train", "validate",
-           "load_data"]
+__all__ = ["build_components", "build_optimizer", "build_scheduler", "train", "validate"]
 
 
 def build_components(cfg: RunConfig, data) -> tuple[nn.Module, nn.Module]:
@@ -45,6 +46,7 @@ def build_components(cfg: RunConfig, data) -> tuple[nn.Module, nn.Module]:
     The weights are drawn from the global RNG seeded with cfg.seed, so the same config gives the
     same initial model (resume and the channels-last comparison rely on it).
     """
+    defences.get_defence(cfg.method).validate(cfg)  # a config replaced since it was composed
     torch.manual_seed(cfg.seed)
     extra = {"depth": cfg.wrn_depth, "widen_factor": cfg.widen_factor} if cfg.model == "wrn" else {}
     if cfg.extra_fc:
@@ -241,24 +243,3 @@ def _progress(it, *, enabled: bool, desc: str):
     from tqdm.auto import tqdm  # notebook-aware bars under Jupyter, plain ones in a terminal
 
     return tqdm(it, desc=desc, unit="epoch")
-
-
-def load_data(cfg: RunConfig, *, root=None, runs_root=None):
-    """The dataset a config names: its training subset (poisoned where cfg.poison says:
-    `training.poisoned`, crafted once under `runs_root`), validation hold-out and full test
-    set. The subsets are drawn with the run's seed; a poisoned run's with its `poison_seed`:
-    the poisoned training set is the attacker's, so the seeds of a poisoning cell train victims
-    (initialisation, batch order) on one set."""
-    import importlib
-
-    from ..data.datasets import load_dataset
-
-    subset_seed = cfg.seed if cfg.poison == "none" else cfg.poison_seed
-    data = load_dataset(cfg.dataset, root=root, path=cfg.data_path or None,
-                        n_train=cfg.n_train or None, n_val=cfg.n_val, seed=subset_seed)
-    if cfg.poison == "none":
-        return data
-    # imported by name, so the poisoning code is not in a clean run's code version (its key):
-    # a poisoned run's key changes with that code through its data fingerprint anyway
-    poisoned = importlib.import_module("dfl_lib.training.poisoned")
-    return poisoned.poison_dataset(cfg, data, runs_root=runs_root)

@@ -8,9 +8,9 @@ runs are keyed, checkpointed, resumable and reused; metrics land in each run's f
 """
 from __future__ import annotations
 
-from ..config import make_config, profile_deviations
-from ..figures.tables import format_accuracy_table
-from .experiment import evaluate_run
+from .experiments.configs import make_config, profile_deviations
+from .figures.tables import format_accuracy_table
+from .experiments.run import train_and_evaluate
 
 __all__ = ["DEMO_RUNS", "run_demo", "format_demo"]
 
@@ -28,7 +28,7 @@ def run_demo(*, profile: str = "quick", data_root=None, runs_root=None, seed: in
     out = []
     for label, overrides in DEMO_RUNS:
         cfg = make_config(profile, dataset="mnist", model="resnet18", seed=seed, **overrides)
-        metrics = evaluate_run(cfg, suite=suite, data_root=data_root, runs_root=runs_root,
+        metrics = train_and_evaluate(cfg, suite=suite, data_root=data_root, runs_root=runs_root,
                                progress=progress)
         out.append({"label": label, **metrics})
     return out

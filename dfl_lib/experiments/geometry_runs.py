@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 
 from ..data.datasets import load_dataset, to_float
+from ..evaluation.robust import eval_subset
+from ..figures.geometry import plot_regions_under_attack
 from ..profiles import get_profile
 from ..runs import io as runio
 from ..runs.versions import computation_version
@@ -34,7 +36,6 @@ def _sizes(profile: str) -> tuple[int, int, float, int]:
 
 def geometry_test_set(profile: str, *, data_root=None, seed: int = 0):
     """(x float (N, 1, 28, 28) in [0, 1], y (N,)): the profile's MNIST test images."""
-    from ..evaluation.robust import eval_subset
 
     data = load_dataset("mnist", root=data_root, n_train=_sizes(profile)[0], seed=seed)
     return eval_subset(data, n=_sizes(profile)[3], seed=seed)
@@ -105,7 +106,6 @@ def regions_drawer(nets: dict, x: torch.Tensor, y: torch.Tensor, *, dataset: str
     side by side with the test points moved by PGD at eps (the attack name is shown; the 2-D
     nets are always attacked with PGD). `dataset` and `seed` (the nets' training seed, as given
     to `geometry_nets`) are named in each figure's title."""
-    from ..figures.geometry import plot_regions_under_attack
 
     def draw(eps: float, attack: str = "pgd"):
         panels = attack_panels(nets, x, y, eps=eps, steps=steps)

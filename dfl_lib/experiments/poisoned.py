@@ -1,7 +1,7 @@
 """The training set a config names, poisoned as its `poison` fields say (issue 20), cached by
 configuration like a run: the same config and data give the same poisoned set, crafted once.
 
-    data = load_data(cfg, runs_root="runs/quick")   # trainer.load_data calls poison_dataset
+    data = load_data(cfg, runs_root="runs/quick")   # experiments.data.load_data calls poison_dataset
     data.poisoned                                   # PoisonedSet (indices, kind, params) or None
 
 Poisons that attack a model (the clean-label backdoor's hard examples, adversarial poisons) are
@@ -19,9 +19,12 @@ from pathlib import Path
 
 import torch
 
+from .. import poisoning
 from ..config import RunConfig
+from ..poisoning import PoisonedSet
 from ..runs import io as runio
 from ..runs.versions import computation_version
+from ..training.trainer import build_components, train
 
 __all__ = ["poison_dataset", "reference_config", "poison_key"]
 
@@ -57,7 +60,6 @@ def poison_key(cfg: RunConfig, data) -> str:
 
 
 def _reference_model(cfg: RunConfig, data, *, runs_root):
-    from .trainer import build_components, train
 
     ref = reference_config(cfg)
     model, loss = build_components(ref, data)
@@ -66,8 +68,6 @@ def _reference_model(cfg: RunConfig, data, *, runs_root):
 
 
 def _craft(cfg: RunConfig, data, *, runs_root):
-    from .. import poisoning
-    from .trainer import build_components
 
     x, y, k = data.x_train, data.y_train, data.num_classes
     eps = cfg.poison_eps or cfg.eps
@@ -106,7 +106,6 @@ def poison_dataset(cfg: RunConfig, data, *, runs_root=None):
     (a target class it lacks, a patch larger than its images)."""
     if cfg.poison == "none":
         return data
-    from ..poisoning import PoisonedSet
 
     folder = Path(runs_root or runio.default_runs_root()) / "poisons"
     path = folder / f"{data.name}-{cfg.poison}-s{cfg.poison_seed}-{poison_key(cfg, data)}.pt"

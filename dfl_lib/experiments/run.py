@@ -1,8 +1,10 @@
-"""One run end to end, as the CLI and the notebooks use it: load data, build, train (or reuse),
-evaluate with an attack suite, and write metrics with provenance into the run folder.
+"""One run: load its data, build, train (or reuse, or resume) it; evaluate the trained run with
+an attack suite and write metrics with provenance into its folder. Training is the caller's
+step; `train_and_evaluate` does both for the command line and the study.
 
-    result = train_run(cfg)                      # {"model", "loss", "data", "history", "run_dir"}
-    metrics = evaluate_run(cfg, suite="full")    # {"table", "masking", "path", ...}
+    run = train_run(cfg)                            # {"model", "loss", "data", "history", "run_dir"}
+    metrics = evaluate_run(run, cfg, suite="paper") # {"table", "masking", "path", ...}
+    metrics = train_and_evaluate(cfg, suite="full") # both, the transfer surrogate trained too
 """
 from __future__ import annotations
 
@@ -17,16 +19,15 @@ from ..device import resolve_device
 from ..errors import DataFileError
 from ..evaluation.checks import masking_checks
 from ..evaluation.robust import eval_subset, evaluate
-from ..evaluation.suites import (CHECKED_SUITES, PAPER_COLUMNS, PAPER_SETTING_CW_NOTE,  # noqa: F401
-                                 attack_suite, paper_column_rows)
+from ..evaluation.suites import CHECKED_SUITES, attack_suite, paper_column_rows
 from ..runs import io as runio
 from ..runs.versions import computation_version
 from ..runs.folder import run_path
-from ..training.trainer import build_components, load_data, train
+from ..training.trainer import build_components, train
+from .data import load_data
 
-__all__ = ["train_run", "attack_suite", "surrogate_config", "evaluate_run", "eval_key",
-           "paper_column_rows",
-           "PAPER_COLUMNS", "PAPER_SETTING_CW_NOTE"]
+__all__ = ["train_run", "surrogate_config", "evaluate_run", "train_and_evaluate",
+           "saved_metrics", "eval_key"]
 
 
 def train_run(cfg: RunConfig, *, data_root=None, runs_root=None, data=None,
@@ -55,32 +56,40 @@ def eval_key(cfg: RunConfig, *, suite: str, transfer: bool) -> str:
     return hashlib.sha256(runio.canonical_json(spec).encode("ascii")).hexdigest()[:12]
 
 
-def evaluate_run(cfg: RunConfig, *, suite: str = "full", data_root=None, runs_root=None,
-                 transfer: bool = True, progress: bool = True, reuse: bool = True) -> dict:
-    """Evaluate the run `cfg` describes on its fixed evaluation subset (all of the test set
-    when cfg.n_eval is 0), on cfg.device; writes metrics-<suite>.json with its `eval_key`.
-    With `reuse`, metrics already written under the same key are returned, not recomputed: a
-    new attack in the suite or a change to the evaluation code re-evaluates, nothing retrains."""
-    start = time.perf_counter()
-    run = train_run(cfg, data_root=data_root, runs_root=runs_root, progress=progress)
+def saved_metrics(cfg: RunConfig, *, run_dir, suite: str, transfer: bool) -> dict | None:
+    """The metrics an earlier evaluation of this run wrote under the same `eval_key`, or None;
+    DataFileError when they name another config than their key (edited by hand)."""
+    path = Path(run_dir) / f"metrics-{suite}.json"
+    if not path.exists():
+        return None
+    saved = runio.read_json(path)
     key = eval_key(cfg, suite=suite, transfer=transfer)
-    path = Path(run["run_dir"]) / f"metrics-{suite}.json"
-    if reuse and path.exists():
-        saved = runio.read_json(path)
-        if saved.get("eval_key") == key:
-            _check_metrics(path, saved=saved, cfg=cfg)
-            print(f"reusing metrics {path} (evaluation key {key})")
-            return {**saved, "path": str(path)}
+    if saved.get("eval_key") != key:
+        return None
+    _check_metrics(path, saved=saved, cfg=cfg)
+    print(f"reusing metrics {path} (evaluation key {key})")
+    return {**saved, "path": str(path)}
+
+
+def evaluate_run(run: dict, cfg: RunConfig, *, suite: str = "full", surrogate=None,
+                 wall_start: float | None = None) -> dict:
+    """Evaluate a trained run (`train_run`'s result: model, loss, data, history, run_dir) as
+    `cfg` says, on its fixed evaluation subset (all of the test set when cfg.n_eval is 0), on
+    cfg.device; writes metrics-<suite>.json with its `eval_key` and per-example masks beside.
+    Trains nothing: `surrogate` (an undefended model of the same architecture, in eval mode) is
+    the transfer attack's source where the suite is checked, None for no transfer row.
+    wall_start: the `time.perf_counter()` reading the recorded wall time counts from (default:
+    now; `train_and_evaluate` passes its own start, so a record includes training)."""
+    start = time.perf_counter() if wall_start is None else wall_start
+    transfer = surrogate is not None and suite in CHECKED_SUITES
+    key = eval_key(cfg, suite=suite, transfer=transfer)
     model, loss, data = run["model"], run["loss"], run["data"]
     device = resolve_device(cfg.device)
     x, y = eval_subset(data, n=cfg.n_eval or len(data.y_test), seed=cfg.seed)
     x, y = x.to(device), y.to(device)
     attacks = attack_suite(cfg, suite=suite)  # plain data; live objects go separately
     live = {"defence_loss": loss}  # the adaptive attack asks the loss for its objective
-    surrogate = None
-    if transfer and suite in CHECKED_SUITES:
-        surrogate = train_run(surrogate_config(cfg), data=data, runs_root=runs_root,
-                              progress=progress)["model"]
+    if transfer:
         live["surrogate"] = surrogate
         attacks["transfer PGD (undefended surrogate)"] = {
             "attack": "transfer", "eps": cfg.eps, "steps": 5 * cfg.attack_steps}
@@ -89,7 +98,8 @@ def evaluate_run(cfg: RunConfig, *, suite: str = "full", data_root=None, runs_ro
                      masks_dir=rdir / f"masks-{suite}", live=live)
     flags = []
     if suite in CHECKED_SUITES:  # reuses the table's FGSM, PGD, Square and transfer masks
-        flags = masking_checks(model, x, y, eps=cfg.eps, results=table, surrogate=surrogate,
+        flags = masking_checks(model, x, y, eps=cfg.eps, results=table,
+                               surrogate=surrogate if transfer else None,
                                pgd_steps=cfg.attack_steps, strong_steps=5 * cfg.attack_steps,
                                square_queries=cfg.aa_queries, batch_size=cfg.eval_batch_size,
                                seed=cfg.seed)
@@ -103,8 +113,30 @@ def evaluate_run(cfg: RunConfig, *, suite: str = "full", data_root=None, runs_ro
         "provenance": runio.provenance(config=cfg.to_dict(), seed=cfg.seed, device=str(device),
                                        wall_seconds=time.perf_counter() - start),
     }
+    path = rdir / f"metrics-{suite}.json"
     runio.write_json(path, metrics)
     return {**metrics, "path": str(path)}
+
+
+def train_and_evaluate(cfg: RunConfig, *, suite: str = "full", data_root=None, runs_root=None,
+                       transfer: bool = True, progress: bool = True, reuse: bool = True) -> dict:
+    """The command line's and the study's two steps in one: train (or reuse) the run `cfg`
+    describes, then evaluate it (`evaluate_run`), with the transfer surrogate trained (or
+    reused) first where the suite is checked and `transfer` is set. With `reuse`, metrics
+    already written under the same key are returned, not recomputed: a new attack in the suite
+    or a new evaluation version re-evaluates, nothing retrains."""
+    start = time.perf_counter()
+    run = train_run(cfg, data_root=data_root, runs_root=runs_root, progress=progress)
+    checked_transfer = transfer and suite in CHECKED_SUITES
+    if reuse:
+        saved = saved_metrics(cfg, run_dir=run["run_dir"], suite=suite, transfer=checked_transfer)
+        if saved is not None:
+            return saved
+    surrogate = None
+    if checked_transfer:
+        surrogate = train_run(surrogate_config(cfg), data=run["data"], runs_root=runs_root,
+                              progress=progress)["model"]
+    return evaluate_run(run, cfg, suite=suite, surrogate=surrogate, wall_start=start)
 
 
 def _check_metrics(path: Path, *, saved: dict, cfg: RunConfig) -> None:

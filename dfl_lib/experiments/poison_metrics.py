@@ -1,13 +1,13 @@
-"""Training-set poisoning in the study (issue 20, notebook 07): the runs of the poisoning grid,
-each evaluated once for what a poisoning does: clean test accuracy, the backdoor's attack success
-rate, and whether the poisoned training samples stand out in the model's feature space
-(activation clustering, spectral signatures: AUROC and recall at 5% false positives).
+"""What a poisoned run does (notebook 07), measured once per run: clean test accuracy, the
+backdoor's attack success rate, and whether the poisoned training samples stand out in the
+model's feature space (activation clustering, spectral signatures: AUROC and recall at 5%
+false positives).
 
-    cfg = poison_config("quick", poison="badnets", row="dfl_pcl", setting="no defence")
     m = poison_metrics(cfg, runs_root="runs/quick")   # metrics-poison.json in the run folder
 
-A run trained on a poisoned set is an ordinary run of the study (`train_run`): its config names
-the poisoning (`RunConfig.poison*`), `training.poisoned` crafts the set once per configuration.
+A run trained on a poisoned set is an ordinary run (`experiments.run.train_run`): its config
+names the poisoning (`RunConfig.poison*`), `experiments.poisoned` crafts the set once per
+configuration. The grid of poisoned runs the study trains is `study.poison_plan`.
 """
 from __future__ import annotations
 
@@ -18,89 +18,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..attacks import logits_of
 from ..config import RunConfig
 from ..device import resolve_device
-from ..errors import UsageError
 from ..evaluation.featurespace import penultimate_features
 from ..evaluation.robust import eval_subset
-from ..profiles import get_profile
+from ..poisoning import triggered_test_set
+from ..poisoning.detect import (activation_clustering_scores, detection_metrics,
+                                spectral_signature_scores)
 from ..runs import io as runio
 from ..runs.versions import computation_version
-from .plan import cell_config
+from .run import train_run
 
-__all__ = ["POISONS", "POISON_ROWS", "BACKDOORS", "poison_config", "poison_metrics",
-           "poison_grid"]
+__all__ = ["POISONS", "BACKDOORS", "DETECTABLE", "poison_metrics"]
 
 POISONS = ("badnets", "clean_label", "adversarial", "error_min", "label_flip")
 BACKDOORS = ("badnets", "clean_label")
 # poisons that change a subset of the training set (the detectors look for that subset)
 DETECTABLE = ("badnets", "clean_label", "label_flip")
-POISON_ROWS = ("resnet", "dfl", "pcl", "dfl_pcl")
-# the rows compared with every seed and, for the perturbation poisons and the backdoor, under
-# PGD training too (the field's answer to perturbation poisons)
-HEADLINE_POISON_ROWS = ("resnet", "dfl_pcl")
-HEADLINE_POISONS = ("badnets", "adversarial")
-ADVERSARIAL_POISONS = ("badnets", "adversarial", "error_min")
-
-
-def poison_config(profile: str, *, poison: str, row: str, setting: str, seed: int = 0,
-                  fraction: float | None = None, device: str = "auto") -> RunConfig:
-    """The run of one poisoning cell: the table cell's config (`plan.cell_config`) at the
-    profile's poisoning size (`Profile.poisoning`), trained on the training set poisoned by
-    `poison` ("none": the same size, unpoisoned, the reference)."""
-    if poison not in POISONS + ("none",):
-        raise UsageError(f"unknown poison {poison!r}; known: none, {', '.join(POISONS)}")
-    sizes = dict(get_profile(profile).poisoning)
-    if not sizes:
-        raise UsageError(f"profile {profile!r} has no poisoning study")
-    frac = sizes.pop("fraction")
-    for key in ("sweep", "rows", "seeds", "adversarial_training"):  # the grid's, not the run's
-        sizes.pop(key, None)
-    cfg = cell_config(profile, dataset="mnist", row=row, setting=setting, seed=seed,
-                      device=device)
-    return cfg.replace(poison=poison, **sizes,
-                       **({"poison_fraction": fraction if fraction is not None else frac}
-                          if poison != "none" else {}))
-
-
-def poison_grid(profile: str, *, device: str = "auto") -> list[tuple[str, RunConfig]]:
-    """(key, config) of every run of the poisoning study, in the order the runner trains them:
-    the unpoisoned references, every poison on every row with clean training (seed 0), the
-    headline poisons and rows with every seed, the perturbation poisons and the backdoor under
-    PGD training, and the backdoor's poison-rate sweep."""
-    p = get_profile(profile)
-    if not p.poisoning:
-        return []
-    out: list[tuple[str, RunConfig]] = []
-
-    def add(poison, row, setting, seed=0, fraction=None):
-        cfg = poison_config(profile, poison=poison, row=row, setting=setting, seed=seed,
-                            fraction=fraction, device=device)
-        rate = f" | rate {cfg.poison_fraction:g}" if fraction is not None else ""
-        key = f"poison | {poison} | {row} | {setting} | s{seed}{rate}"
-        if all(cfg != c for _, c in out):
-            out.append((key, cfg))
-
-    rows = p.poisoning.get("rows", POISON_ROWS)
-    seeds = p.poisoning.get("seeds", p.seeds)
-    for row in rows:
-        add("none", row, "no defence")
-    for row in HEADLINE_POISON_ROWS:
-        add("none", row, "adversarial training")
-    for poison in POISONS:
-        for row in rows:
-            add(poison, row, "no defence")
-    for poison in HEADLINE_POISONS:
-        for row in HEADLINE_POISON_ROWS:
-            for seed in seeds[1:]:
-                add(poison, row, "no defence", seed=seed)
-    for poison in p.poisoning.get("adversarial_training", ADVERSARIAL_POISONS):
-        for row in HEADLINE_POISON_ROWS:
-            add(poison, row, "adversarial training")
-    for fraction in p.poisoning.get("sweep", ()):
-        for row in HEADLINE_POISON_ROWS:
-            add("badnets", row, "no defence", fraction=fraction)
-    return out
 
 
 def _metrics_key(cfg: RunConfig) -> str:
@@ -110,7 +45,6 @@ def _metrics_key(cfg: RunConfig) -> str:
 
 
 def _predict(model, x: torch.Tensor, *, batch_size: int = 250) -> torch.Tensor:
-    from ..attacks import logits_of
 
     out = []
     with torch.no_grad():
@@ -123,8 +57,6 @@ def _detection(model, data, *, device, seed: int) -> dict:
     """The detectors on the penultimate features of the whole training set, labelled as the
     poisoned set labels it (a subsample would change the share of poison within the target
     class, which activation clustering reads: it flags the smaller cluster)."""
-    from ..poisoning.detect import (activation_clustering_scores, detection_metrics,
-                                    spectral_signature_scores)
 
     is_poison = np.zeros(len(data.y_train), dtype=bool)
     is_poison[data.poisoned.indices.numpy()] = True
@@ -145,8 +77,6 @@ def poison_metrics(cfg: RunConfig, *, data_root=None, runs_root=None, reuse: boo
     for a poison that changes a subset, the detectors' AUROC and recall at 5% false positives.
     Per-example results are saved beside (masks-poison/*.npy) for the study's intervals.
     Written to metrics-poison.json in the run folder, reused when its key matches."""
-    from ..poisoning import triggered_test_set
-    from .experiment import train_run
 
     start = time.perf_counter()
     run = train_run(cfg, data_root=data_root, runs_root=runs_root, progress=False)
