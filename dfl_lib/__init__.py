@@ -10,7 +10,9 @@
     runs/        run folders, keys, locks, checkpoints, provenance
     paper/       the paper's numbers and claims, verdicts, our tables beside its
     figures/     plotting and tables only
-    study/       the plan, the runner, the notebooks' bookkeeping, the report index
+    poisoning/   training-set poisons and their detectors
+    experiments/ what one run computes: its config, data, training, evaluation, features
+    study/       the plan, the runner, the notebooks' kernel and bookkeeping, the report index
     forensics/   flawed evaluations on purpose (notebook 08 only; nothing else imports it)
     core         config.py, profiles.py, errors.py, validation.py, device.py, numerics.py
 

@@ -3,7 +3,7 @@ same ResNet with the Defensive Feature Layer and the Polarised Contrastive Loss,
 trained with PGD; both evaluated with the paper's attacks and the strong ones (AutoAttack,
 C&W-in-PGD, adaptive PGD, transfer) plus the gradient-masking checks.
 
-It goes through the same engine as the CLI and the notebooks (`experiment.evaluate_run`), so its
+It goes through the same engine as the CLI and the notebooks (`experiments.run.train_and_evaluate`), so its
 runs are keyed, checkpointed, resumable and reused; metrics land in each run's folder.
 """
 from __future__ import annotations

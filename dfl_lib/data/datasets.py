@@ -11,7 +11,7 @@ Names (the `DATASETS` registry):
 - "cifar10_jpeg": the image folder `<root>/cifar10-jpeg/{train,test}/<class>/*.jpg`, a JPEG copy of
   CIFAR-10 (its numbers are not the published CIFAR-10's; reports say "CIFAR-10 (JPEG copy)").
 - "image_folder": any `<path>/{train,test}/<class>/*` tree (class index = sorted folder names).
-- "npz": any `.npz` at `path` with x_train, y_train, x_test, y_test (see `data_formats.read_npz`).
+- "npz": any `.npz` at `path` with x_train, y_train, x_test, y_test (see `formats.read_npz`).
 
 The data root is `root`, else $DFL_DATA_DIR, else ./data; nothing is ever written under it.
 torchvision is used only to download MNIST / Fashion-MNIST / CIFAR-10 when `download=True`.
@@ -21,7 +21,7 @@ Errors (`dfl_lib.errors`, one line each): `UsageError` for an argument that cann
 `MissingDataError` for a missing data root, folder or file (naming it, $DFL_DATA_DIR and how to
 get the data), `DataFileError` for a truncated, corrupt or malformed one (naming the file and how
 to get or rebuild it). Entries of an image folder that are not data (hidden folders such as
-`.ipynb_checkpoints`, OS metadata, stray files) are skipped with a `data_formats.DataWarning`.
+`.ipynb_checkpoints`, OS metadata, stray files) are skipped with a `formats.DataWarning`.
 """
 from __future__ import annotations
 
@@ -273,7 +273,7 @@ def load_dataset(name: str, *, root: str | os.PathLike | None = None,
     Raises UsageError (a ValueError) for arguments it cannot mean; MissingDataError when the root,
     the dataset's folder or a file is missing; DataFileError when a file is truncated, corrupt or
     malformed (IDX, pickle, .npz, an image), or an image folder holds an empty or missing class;
-    each naming the path and how to get or rebuild it. Warns (`data_formats.DataWarning`) naming
+    each naming the path and how to get or rebuild it. Warns (`formats.DataWarning`) naming
     what it skips in an image folder (hidden entries, OS metadata, non-image files).
     """
     check_known(name, DATASETS, kind="dataset")

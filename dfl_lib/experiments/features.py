@@ -22,7 +22,7 @@ __all__ = ["clean_vs_perturbed"]
 def clean_vs_perturbed(run: dict, *, cfg, seed: int = 0, n: int | None = None) -> dict:
     """{"y", "clean_2d", "perturbed_2d", "metrics"} for one finished run: penultimate features
     of n test images (default cfg.n_eval, else 1,000) and of their PGD versions; UMAP fitted on
-    the clean features; metrics from `featurespace.clustering_metrics` plus the accuracy on
+    the clean features; metrics from `evaluation.featurespace.clustering_metrics` plus the accuracy on
     both. UsageError for a model with any submodule in train mode (never switched here: its
     forward would rewrite BatchNorm's running buffers; `validation.require_eval`)."""
     model, data = run["model"], run["data"]

@@ -7,7 +7,7 @@ false positives).
 
 A run trained on a poisoned set is an ordinary run (`experiments.run.train_run`): its config
 names the poisoning (`RunConfig.poison*`), `experiments.poisoned` crafts the set once per
-configuration. The grid of poisoned runs the study trains is `study.poison_plan`.
+configuration. The grid of poisoned runs the study trains is `study.plan.poison_grid`.
 """
 from __future__ import annotations
 

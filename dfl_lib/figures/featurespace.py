@@ -4,8 +4,8 @@
     fig = plot_umap_panels(panels, title="CIFAR-10 test, PGD-10 eps 8/255")
     fig.savefig("featurespace.png", dpi=150)
 
-clean_2d, perturbed_2d (N, 2) come from `featurespace.umap_embedding`, metrics from
-`featurespace.clustering_metrics`; row i of both is the same sample, y (N,) its true class.
+clean_2d, perturbed_2d (N, 2) come from `evaluation.featurespace.umap_embedding`, metrics from
+`evaluation.featurespace.clustering_metrics`; row i of both is the same sample, y (N,) its true class.
 Nothing here computes features or metrics.
 """
 from __future__ import annotations

@@ -127,7 +127,7 @@ def plot_regions_under_attack(panels: Mapping[str, Mapping], *, eps: float, data
     Each panel also needs "attacked": (N, 2) features of the attacked images at this eps and
     "steps": the PGD steps that moved them (`experiments.geometry_runs.attack_panels` gives both),
     and may give "kept": the share of attacked points the classifier still assigns to their
-    true class (`geometry.share_in_true_region`); without it the share is read off the regions
+    true class (`experiments.geometry.share_in_true_region`); without it the share is read off the regions
     grid (the cell under each point, points outside the extent taking the nearest edge cell).
     The subtitle gives that share. The default title names the attack, eps (pixel units),
     `dataset`, the nets' training `seed` and the number of test images; a given `title`

@@ -42,7 +42,7 @@ def _num(value, std=None) -> str:
 
 
 def comparison_markdown(rows: Sequence[Mapping], *, title: str = "") -> str:
-    """A markdown table of `comparison.table_rows`: per setting and row, each paper column as
+    """A markdown table of `paper.comparison.table_rows`: per setting and row, each paper column as
     "paper | ours (mean ± std) | difference", then the strong columns and the flags."""
     columns = list(dict.fromkeys(r["column"] for r in rows))
     strong = list(dict.fromkeys(k for r in rows for k in r["strong"] if k != "headline n"))

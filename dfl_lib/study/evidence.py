@@ -75,7 +75,7 @@ def table_samples(c: Claim, *, cells: dict) -> tuple[dict, dict]:
 
 def profile_regime(dataset: str, *, cells: dict) -> str:
     """"" when the profile's PGD-trained ResNet on `dataset` is in the field's regime, else why
-    not (`regime.regime_reason`), from its headline evaluation's AutoAttack accuracy."""
+    not (`paper.regime.regime_reason`), from its headline evaluation's AutoAttack accuracy."""
     found = cells.get((dataset, "resnet", "adversarial training")) or {}
     head = found.get("headline")
     aa = accuracy(head, "AutoAttack") if head else None

@@ -134,11 +134,11 @@ def train(model: nn.Module, loss: nn.Module, data, cfg: RunConfig, *, runs_root=
           on_epoch_end: Callable[[int, Path], None] | None = None) -> list[dict]:
     """Train `model` with `loss` on `data` as `cfg` says; returns the per-epoch history.
 
-    The run folder is keyed by the config, the data fingerprint and the code version. A finished
-    run is loaded, not trained again; an unfinished one resumes from its last checkpoint when
-    `resume` is True. `on_epoch_end(epoch, run_dir)` is called after each checkpoint is written.
-    The folder is locked while this runs: a second process asking for the same run waits, then
-    reuses it (`runlock.run_lock`).
+    The run folder is keyed by the config, the data fingerprint and the training computation's
+    declared version (`runs.versions`). A finished run is loaded, not trained again; an
+    unfinished one resumes from its last checkpoint when `resume` is True. `on_epoch_end(epoch,
+    run_dir)` is called after each checkpoint is written. The folder is locked while this runs: a
+    second process asking for the same run waits, then reuses it (`runs.lock.run_lock`).
     """
     torch.manual_seed(cfg.seed)
     rdir = runfolder.run_path(cfg, data, runs_root=runs_root)
