@@ -181,3 +181,15 @@ def test_the_packages_modules_are_imported_at_the_top(path):
                        and (n.level or (n.module or "").startswith("dfl_lib"))]
     assert not hidden, f"imports of dfl_lib inside functions at {', '.join(hidden)}"
     assert "importlib.import_module" not in path.read_text()
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_private_name_crosses_a_sub_package(path):
+    """A name with a leading underscore is its sub-package's own: another sub-package that
+    needs it gets a public name (a reader then knows it is relied upon)."""
+    me = _module_name(path).split(".")[0]
+    crossing = [f"{node.module}.{a.name}" for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.ImportFrom) and node.level >= 2
+                and not (path.name == "__init__.py" and node.level == 2)
+                for a in node.names if a.name.startswith("_") and a.name != "__version__"]
+    assert not crossing, f"{me} imports private names of other sub-packages: {crossing}"

@@ -25,7 +25,8 @@ from ..errors import UsageError
 from ..validation import check_images, check_labels, check_nonnegative, require_eval
 
 __all__ = ["LossFn", "logits_of", "LogitsOnly", "project_linf", "ce_loss", "margin_loss",
-           "cw_margin", "frozen"]
+           "cw_margin", "frozen", "logit_margin", "check_attack_inputs", "random_start_linf",
+           "iterate_linf"]
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -60,7 +61,7 @@ def ce_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits_of(model, x), y, reduction="none")
 
 
-def _margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def logit_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """max_{j != y} Z_j - Z_y (N,): > 0 exactly where the example is misclassified."""
     true = logits.gather(1, y[:, None]).squeeze(1)
     other = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf")).amax(1)
@@ -74,7 +75,7 @@ def margin_loss(kappa: float = 0.0) -> LossFn:
     check_nonnegative(kappa, name="kappa")
 
     def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return _margin(logits_of(model, x), y).clamp(max=kappa)
+        return logit_margin(logits_of(model, x), y).clamp(max=kappa)
 
     loss.__name__ = "cw_margin" if kappa == 0 else f"cw_margin[kappa={kappa:g}]"
     return loss
@@ -91,7 +92,7 @@ def project_linf(x_adv: torch.Tensor, x: torch.Tensor, *, eps: float) -> torch.T
     return torch.clamp(x + torch.clamp(x_adv - x, -eps, eps), 0.0, 1.0)
 
 
-def _check(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **budgets) -> None:
+def check_attack_inputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, **budgets) -> None:
     require_eval(model, what="attacking")
     check_images(x, name="x")
     check_labels(y, n=x.shape[0], name="y")
@@ -117,7 +118,7 @@ def _linf_step(x_adv, x, grad, *, alpha, eps):
     return project_linf(x_adv + alpha * grad.sign(), x, eps=eps)
 
 
-def _random_start(x: torch.Tensor, *, eps: float, generator: torch.Generator | None):
+def random_start_linf(x: torch.Tensor, *, eps: float, generator: torch.Generator | None):
     """A uniform point of the eps-ball around x, clamped to [0, 1]; noise drawn on the
     generator's device so a CPU generator gives the same start on every device."""
     device = generator.device if generator is not None else x.device
@@ -158,7 +159,7 @@ def _logits_seen(model: nn.Module):
         handle.remove()
 
 
-def _iterate(model, x, y, *, eps, alpha, steps, loss_fn, start, decay=None, best=None,
+def iterate_linf(model, x, y, *, eps, alpha, steps, loss_fn, start, decay=None, best=None,
              moving=None):
     """`steps` L-inf steps from `start`; with `decay` set, MIM's momentum on the normalised
     gradient. x, start: (N, C, H, W). Returns the detached last iterate, or, given a `_Best`,

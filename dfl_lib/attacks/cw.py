@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import _check, _margin, logits_of
+from .base import check_attack_inputs, logit_margin, logits_of
 from .registry import register
 
 
@@ -37,7 +37,7 @@ def cw(model, x, y, *, c: float = 0.1, kappa: float = 0.0, steps: int = 100, lr:
     Returns (N, C, H, W): per example the smallest-L2 successful x' found, or the CLEAN x where
     none was found. Report its L2 norms beside the accuracy.
     """
-    _check(model, x, y, c=c, kappa=kappa, steps=steps, lr=lr,
+    check_attack_inputs(model, x, y, c=c, kappa=kappa, steps=steps, lr=lr,
            binary_search_steps=binary_search_steps, c_max=c_max)
     x = x.detach()
     n, dev = x.shape[0], x.device
@@ -46,7 +46,7 @@ def cw(model, x, y, *, c: float = 0.1, kappa: float = 0.0, steps: int = 100, lr:
     hi = torch.full((n,), float("inf"), device=dev, dtype=x.dtype)  # smallest c that succeeded
     best, best_l2 = x.clone(), torch.full((n,), float("inf"), device=dev, dtype=x.dtype)
     for _ in range(max(binary_search_steps, 1)):
-        found, l2, x_adv = _cw_once(model, x, y, c=c_now, kappa=kappa, steps=steps, lr=lr,
+        found, l2, x_adv = cw_once(model, x, y, c=c_now, kappa=kappa, steps=steps, lr=lr,
                                     abort_early=abort_early)
         improve = found & (l2 < best_l2)
         best = torch.where(improve[:, None, None, None], x_adv, best)
@@ -57,7 +57,7 @@ def cw(model, x, y, *, c: float = 0.1, kappa: float = 0.0, steps: int = 100, lr:
     return best
 
 
-def _cw_once(model, x, y, *, c, kappa, steps, lr, abort_early=False):
+def cw_once(model, x, y, *, c, kappa, steps, lr, abort_early=False):
     """One C&W optimisation at per-example constants c (N,): (found (N,), best L2 (N,), best x')."""
     # tanh-space variable: x' = (tanh(w) + 1) / 2 always lies in [0, 1]; atanh needs |.| < 1
     w = torch.atanh((x * 2 - 1).clamp(-1 + 1e-6, 1 - 1e-6)).requires_grad_(True)
@@ -71,7 +71,7 @@ def _cw_once(model, x, y, *, c, kappa, steps, lr, abort_early=False):
             x_adv = (torch.tanh(w) + 1) / 2
             logits = logits_of(model, x_adv)
             l2sq = (x_adv - x).flatten(1).pow(2).sum(1)  # (N,)
-            margin = _margin(logits, y)  # (N,) > 0 where misclassified
+            margin = logit_margin(logits, y)  # (N,) > 0 where misclassified
             objective = (l2sq + c * (-margin).clamp(min=-kappa)).sum()
         with torch.no_grad():
             wrong = margin > 0 if kappa == 0 else margin >= kappa

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import LossFn, _check, _iterate, _random_start, ce_loss
+from .base import LossFn, check_attack_inputs, iterate_linf, random_start_linf, ce_loss
 from .registry import register
 
 
@@ -19,11 +19,11 @@ def fgsm(model, x, y, *, eps: float, random_start: bool = False, alpha: float | 
     adversarial training) it starts uniformly in the eps-ball (drawn with `generator`), steps
     alpha (default 1.25 * eps) and projects back to the ball. x (N, C, H, W), y (N,) -> (N, C, H, W).
     """
-    _check(model, x, y, eps=eps, alpha=alpha)
+    check_attack_inputs(model, x, y, eps=eps, alpha=alpha)
     if random_start:
-        start = _random_start(x.detach(), eps=eps, generator=generator)
+        start = random_start_linf(x.detach(), eps=eps, generator=generator)
         alpha = 1.25 * eps if alpha is None else alpha
     else:
         start, alpha = x, eps if alpha is None else alpha
-    return _iterate(model, x.detach(), y, eps=eps, alpha=alpha, steps=1, loss_fn=loss_fn,
+    return iterate_linf(model, x.detach(), y, eps=eps, alpha=alpha, steps=1, loss_fn=loss_fn,
                     start=start)

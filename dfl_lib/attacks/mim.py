@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import LossFn, _check, _iterate, ce_loss
+from .base import LossFn, check_attack_inputs, iterate_linf, ce_loss
 from .registry import register
 
 
@@ -19,7 +19,7 @@ def mim(model, x, y, *, eps: float, alpha: float | None = None, steps: int = 10,
     alpha defaults to eps / steps (as in the paper); decay 1.0 is its mu.
     x (N, C, H, W), y (N,) -> (N, C, H, W).
     """
-    _check(model, x, y, eps=eps, alpha=alpha, steps=steps, decay=decay)
+    check_attack_inputs(model, x, y, eps=eps, alpha=alpha, steps=steps, decay=decay)
     alpha = eps / max(steps, 1) if alpha is None else alpha
-    return _iterate(model, x.detach(), y, eps=eps, alpha=alpha, steps=steps, loss_fn=loss_fn,
+    return iterate_linf(model, x.detach(), y, eps=eps, alpha=alpha, steps=steps, loss_fn=loss_fn,
                     start=x, decay=decay)

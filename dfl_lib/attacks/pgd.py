@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import UsageError
-from .base import LossFn, _Best, _check, _iterate, _outcome, _random_start, ce_loss
+from .base import LossFn, _Best, check_attack_inputs, iterate_linf, _outcome, random_start_linf, ce_loss
 from .registry import register
 
 
@@ -26,15 +26,15 @@ def pgd(model, x, y, *, eps: float, alpha: float | None = None, steps: int = 10,
     iterate (of the best restart), as adversarial training uses it.
     x (N, C, H, W), y (N,) -> (N, C, H, W).
     """
-    _check(model, x, y, eps=eps, alpha=alpha, steps=steps, restarts=restarts)
+    check_attack_inputs(model, x, y, eps=eps, alpha=alpha, steps=steps, restarts=restarts)
     if restarts < 1:
         raise UsageError(f"restarts must be >= 1, got {restarts}")
     alpha = 2.5 * eps / max(steps, 1) if alpha is None else alpha
     x = x.detach()
     best = _Best()  # over every iterate of every restart (keep_best), or their last iterates
     for _ in range(restarts):
-        start = _random_start(x, eps=eps, generator=generator) if random_start else x
-        x_adv = _iterate(model, x, y, eps=eps, alpha=alpha, steps=steps, loss_fn=loss_fn,
+        start = random_start_linf(x, eps=eps, generator=generator) if random_start else x
+        x_adv = iterate_linf(model, x, y, eps=eps, alpha=alpha, steps=steps, loss_fn=loss_fn,
                          start=start, best=best if keep_best else None)
         if restarts == 1 or keep_best:
             continue

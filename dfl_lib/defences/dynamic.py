@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..attacks.base import _check, _iterate, _random_start, ce_loss
+from ..attacks.base import check_attack_inputs, iterate_linf, random_start_linf, ce_loss
 from ..config import RunConfig
 from ..errors import UsageError
 from ..numerics import stat_dtype
@@ -58,22 +58,22 @@ def dynamic_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: floa
     from the random start the first step is always taken; after every step the FOSC is measured
     at the new point with the gradient there, and it decides whether the example takes the next
     step (the gradient is reused for that step). It is the library's PGD iteration with a
-    per-example stop (`attacks._iterate(moving=...)`); FOSC uses the per-example loss, so one
+    per-example stop (`attacks.base.iterate_linf(moving=...)`); FOSC uses the per-example loss, so one
     example's gradient does not depend on the batch size.
 
     Differences from their code: the random start is clamped to [0, 1] before the first gradient
     (theirs is clipped only after the first step), and the box-aware FOSC is an option.
     x, result: (N, C, H, W) in [0, 1], detached.
     """
-    _check(model, x, y, eps=eps, c_threshold=c_threshold, alpha=alpha, steps=steps)
+    check_attack_inputs(model, x, y, eps=eps, c_threshold=c_threshold, alpha=alpha, steps=steps)
     alpha = eps / 4 if alpha is None else alpha
     x0 = x.detach()
-    start = _random_start(x0, eps=eps, generator=generator) if random_start and eps > 0 else x0
+    start = random_start_linf(x0, eps=eps, generator=generator) if random_start and eps > 0 else x0
 
     def moving(x_adv: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:  # (N,) bool
         return fosc(x_adv, x0, grad, eps=eps, box_aware=box_aware) > c_threshold
 
-    return _iterate(model, x0, y, eps=eps, alpha=alpha, steps=steps, loss_fn=ce_loss,
+    return iterate_linf(model, x0, y, eps=eps, alpha=alpha, steps=steps, loss_fn=ce_loss,
                     start=start, moving=moving)
 
 

@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..attacks.base import _margin, logits_of, project_linf
-from ..attacks.cw import _cw_once, cw
+from ..attacks.base import logit_margin, logits_of, project_linf
+from ..attacks.cw import cw_once, cw
 from ..errors import UsageError
 
 __all__ = ["DEFAULTS", "COLUMNS", "flawed_attack", "judge", "flawed_accuracy"]
@@ -63,7 +63,7 @@ def _objective(name: str, *, column: str, loss=None, clean_features=None) -> Cal
         if name != "ce":
             raise UsageError("the objective flaws replace cross-entropy; the C&W column's "
                              "objective is the C&W margin")
-        return lambda m, x, y: _margin(logits_of(m, x), y).clamp(max=0.0)
+        return lambda m, x, y: logit_margin(logits_of(m, x), y).clamp(max=0.0)
     if name == "ce":
         return lambda m, x, y: F.cross_entropy(logits_of(m, x), y, reduction="none")
     if name == "clipped_log_softmax":
@@ -154,7 +154,7 @@ def _cw_train_mode(model, x, y):
     """The library's C&W refuses a model in train mode (its guard); the flaw needs it anyway."""
 
     c = torch.full((len(x),), 0.1, dtype=x.dtype)
-    found, _, x_adv = _cw_once(model, x, y, c=c, kappa=0.0, steps=10, lr=0.01)
+    found, _, x_adv = cw_once(model, x, y, c=c, kappa=0.0, steps=10, lr=0.01)
     return torch.where(found[:, None, None, None], x_adv, x)
 
 
