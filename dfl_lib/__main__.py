@@ -20,7 +20,7 @@ from .errors import DataFileError, UsageError, os_error_line
 from .experiments.run import train_and_evaluate, train_run
 from .figures.tables import format_accuracy_table
 from .runs.io import default_runs_root
-from .study.main import run_study
+from .study.main import StudyOptions, run_study
 
 EXIT_USAGE, EXIT_DATA, EXIT_INTERRUPTED = 2, 1, 130
 
@@ -71,7 +71,12 @@ def _run(args) -> int:
     set_threads()  # once, for every command
     if args.command == "study":
 
-        return run_study(args)
+        return run_study(StudyOptions(
+            profile=args.profile, runs_dir=args.runs_dir, out_dir=args.out_dir,
+            data_dir=args.data_dir, device=args.device, plan_only=args.plan_only,
+            skip_plan=args.skip_plan, index_only=args.index_only,
+            notebooks=tuple(n for n in args.notebooks.split(",") if n), quiet=args.quiet,
+            allow_dirty=args.allow_dirty))
     if args.command == "demo":
 
         start = time.perf_counter()

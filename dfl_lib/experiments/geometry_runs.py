@@ -8,7 +8,6 @@ figures and the epsilon explorer draw.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -50,8 +49,9 @@ def geometry_nets(profile: str, *, runs_root=None, data_root=None, seed: int = 0
     data = None
     out = {}
     for loss in losses:
-        spec = f"{loss}|{n_train}|{epochs}|{lr}|{seed}|{computation_version('geometry')}"
-        path = folder / f"{loss}-s{seed}-{hashlib.sha256(spec.encode()).hexdigest()[:12]}.pt"
+        spec = {"loss": loss, "n_train": n_train, "epochs": epochs, "lr": lr, "seed": seed,
+                "code": computation_version("geometry")}
+        path = folder / f"{loss}-s{seed}-{runio.short_hash(spec)}.pt"
         if path.exists():
             model, criterion = _build(loss, seed=seed, loss_kwargs=None)
             state = runio.load_checkpoint(path)

@@ -11,7 +11,6 @@ configuration. The grid of poisoned runs the study trains is `study.plan.poison_
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
@@ -41,7 +40,7 @@ DETECTABLE = ("badnets", "clean_label", "label_flip")
 def _metrics_key(cfg: RunConfig) -> str:
     spec = {"config": cfg.to_dict(),
             "code": computation_version("poison_metrics")}
-    return hashlib.sha256(runio.canonical_json(spec).encode("ascii")).hexdigest()[:12]
+    return runio.short_hash(spec)
 
 
 def _predict(model, x: torch.Tensor, *, batch_size: int = 250) -> torch.Tensor:

@@ -14,7 +14,6 @@ poisoning cell train victims on one poisoned set.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 
 import torch
@@ -56,7 +55,7 @@ def poison_key(cfg: RunConfig, data) -> str:
             "eps": cfg.eps, "reference": reference_config(cfg).to_dict()
             if cfg.poison in NEEDS_REFERENCE + ("error_min",) else None,
             "code": computation_version("poison", "train")}
-    return hashlib.sha256(runio.canonical_json(spec).encode("ascii")).hexdigest()[:12]
+    return runio.short_hash(spec)
 
 
 def _reference_model(cfg: RunConfig, data, *, runs_root):

@@ -8,7 +8,6 @@ step; `train_and_evaluate` does both for the command line and the study.
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
@@ -53,7 +52,7 @@ def eval_key(cfg: RunConfig, *, suite: str, transfer: bool) -> str:
     spec = {"config": cfg.to_dict(), "suite": suite, "attacks": attack_suite(cfg, suite=suite),
             "transfer": transfer and suite in CHECKED_SUITES,
             "code": computation_version("evaluate")}
-    return hashlib.sha256(runio.canonical_json(spec).encode("ascii")).hexdigest()[:12]
+    return runio.short_hash(spec)
 
 
 def saved_metrics(cfg: RunConfig, *, run_dir, suite: str, transfer: bool) -> dict | None:

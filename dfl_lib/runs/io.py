@@ -39,7 +39,7 @@ from ..errors import DataFileError, MissingDataError, UsageError
 from .versions import VERSIONS
 
 __all__ = [
-    "canonical_json", "run_key", "default_runs_root", "keyed_folder", "git_state",
+    "canonical_json", "short_hash", "run_key", "default_runs_root", "keyed_folder", "git_state",
     "provenance", "write_json", "read_json", "save_checkpoint", "load_checkpoint", "rng_state",
     "set_rng_state", "check_compatible", "latest_checkpoint", "is_finished", "json_default",
     "CHECKPOINT_NAME", "DONE_NAME",
@@ -92,6 +92,12 @@ def _check_json(obj, *, path: str) -> None:
                     f"which is not a JSON value")
 
 
+def short_hash(spec) -> str:
+    """First 12 hex digits of the sha256 of `spec`'s canonical JSON: the one key maker of runs,
+    evaluations, poisoned sets, poisoned-run measurements and Figure 4's nets."""
+    return hashlib.sha256(canonical_json(spec).encode("ascii")).hexdigest()[:12]
+
+
 def run_key(*, config: dict, data_fingerprint: str, versions: str) -> str:
     """First 12 hex digits of the sha256 of the canonical JSON of config, data and the versions
     of the computations the run executes (`versions.computation_version`)."""
@@ -100,8 +106,7 @@ def run_key(*, config: dict, data_fingerprint: str, versions: str) -> str:
     for name, value in (("data_fingerprint", data_fingerprint), ("versions", versions)):
         if not isinstance(value, str):
             raise TypeError(f"run_key: {name} must be a str, got {type(value).__name__}")
-    text = canonical_json({"config": config, "data": data_fingerprint, "code": versions})
-    return hashlib.sha256(text.encode("ascii")).hexdigest()[:12]
+    return short_hash({"config": config, "data": data_fingerprint, "code": versions})
 
 
 def default_runs_root() -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..device import resolve_device
@@ -14,12 +15,32 @@ from .estimate import H100_BF16_PEAK, RATES
 from .invocations import invocation_summary, log_end, log_start, read_invocations
 from .plan import runs_dir_name, study_plan
 
-__all__ = ["run_study"]
+__all__ = ["run_study", "StudyOptions"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_study(args) -> int:
+@dataclass(frozen=True)
+class StudyOptions:
+    """What `python -m dfl_lib study` was asked to do (its flags, as values): the profile, the
+    folders (None: runs/<profile>, reports/<profile>, $DFL_DATA_DIR), the device, which stages
+    run (`plan_only`, `skip_plan`, `index_only`, a subset of `notebooks`), progress bars, and
+    whether a tree with uncommitted changes may make reports."""
+    profile: str
+    runs_dir: str | None = None
+    out_dir: str | None = None
+    data_dir: str | None = None
+    device: str = "auto"
+    plan_only: bool = False
+    skip_plan: bool = False
+    index_only: bool = False
+    notebooks: tuple[str, ...] = ()   # () = every notebook of the profile
+    quiet: bool = False
+    allow_dirty: bool = False
+
+
+def run_study(args: StudyOptions) -> int:
+    """The study as `args` says; the exit code (0, or 1 when a notebook failed)."""
     runs_dir = Path(args.runs_dir or ROOT / "runs" / runs_dir_name(args.profile))
     out_dir = Path(args.out_dir or ROOT / "reports" / args.profile)
     if args.plan_only:
@@ -48,17 +69,18 @@ def run_study(args) -> int:
     if args.index_only:
         print(f"index: {_index(args, runs_dir, out_dir)}")
         return 0
-    only = tuple(n for n in args.notebooks.split(",") if n) or None
+    only = tuple(args.notebooks) or None
     _log_start(args, runs_dir, only=only)
     if not args.skip_plan:
 
         on_cpu = resolve_device(args.device).type == "cpu"
-        runner.run_plan(args.profile, data_root=args.data_dir, runs_root=runs_dir, device=args.device,
-                 progress=not args.quiet,
-                 cpu=_this_cpu(study_plan(args.profile, device=args.device)) if on_cpu else None)
+        runner.run_plan(args.profile, data_root=args.data_dir, runs_root=runs_dir,
+                        device=args.device, progress=not args.quiet,
+                        cpu=_this_cpu(study_plan(args.profile, device=args.device))
+                        if on_cpu else None)
     try:
-        seconds = index.run_notebooks(args.profile, out_dir=out_dir, runs_dir=runs_dir,
-                                data_dir=args.data_dir or "", device=args.device, only=only)
+        index.run_notebooks(args.profile, out_dir=out_dir, runs_dir=runs_dir,
+                            data_dir=args.data_dir or "", device=args.device, only=only)
     except index.NotebookFailed as err:
         print(err, file=sys.stderr)
         return 1
@@ -81,7 +103,7 @@ def _this_cpu(items):
     return speed
 
 
-def _log_start(args, runs_dir: Path, *, only) -> None:
+def _log_start(args: StudyOptions, runs_dir: Path, *, only) -> None:
     """Record this invocation in the runs folder (`invocations.jsonl`): the commit, and how many
     plan items were already done, so the index can say whether one invocation made it."""
 
@@ -120,7 +142,7 @@ def _require_clean_tree(*, allow_dirty: bool) -> None:
                          "made them, or pass --allow-dirty")
 
 
-def _index(args, runs_dir: Path, out_dir: Path) -> Path:
+def _index(args: StudyOptions, runs_dir: Path, out_dir: Path) -> Path:
     """The index from the notebooks' metrics, the plan items' recorded compute and the
     notebooks' recorded wall times."""
     import json

@@ -17,7 +17,7 @@ from ..experiments.poison_metrics import BACKDOORS, poison_metrics
 from ..paper.intervals import bootstrap_effect
 from ..paper.regime import untrained_reason
 from ..profiles import get_profile
-from .plan import POISON_ROWS, poison_config, poison_grid, runs_dir_name
+from .plan import POISON_ROWS, poison_config, poison_grid
 from .records import load_run
 
 __all__ = ["poison_records", "poison_effects", "poison_statements", "detection_statement",
