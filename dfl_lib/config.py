@@ -36,8 +36,6 @@ Schedule = Literal["multistep", "cosine", "constant"]
 TrainAttack = Literal["none", "fgsm", "pgd", "cw"]
 AdvMode = Literal["replace", "concat"]
 Precision = Literal["fp32", "bf16"]
-# training-set poisoning (dfl_lib.poisoning); "none": the training set as published
-Poison = Literal["none", "badnets", "clean_label", "adversarial", "error_min", "label_flip"]
 
 
 @dataclass(frozen=True)
@@ -90,7 +88,9 @@ class RunConfig:
     dynamic_loss_weighting: bool = True  # Wang et al.'s code: each example's CE weighted by itself
     # --- training-set poisoning (dfl_lib.poisoning; the paper's "poisoned" inputs are test-time
     # adversarial examples, which the attack fields above cover) ---
-    poison: Poison = "none"
+    # "none" or a registered poison (`poisoning.POISONS`: a new one is a new file, so the names
+    # are checked where a config is composed, `experiments.configs.checked`)
+    poison: str = "none"
     poison_fraction: float = 0.1  # share poisoned: of the training set (badnets, label_flip) or
                                   # of the target class (clean_label); perturbation poisons: all
     poison_target: int = 0    # the backdoor's target class

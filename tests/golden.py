@@ -45,7 +45,6 @@ TRAIN_CASES = {
     "dynamic": dict(method="dynamic", train_attack="pgd"),
     "dfl-pcl-pgd-bf16": dict(dfl=True, loss="pcl", train_attack="pgd", precision="bf16"),
 }
-POISONS = ("badnets", "clean_label", "adversarial", "error_min", "label_flip")
 
 
 def _config(npz: Path, **overrides):
@@ -141,6 +140,8 @@ def cases() -> dict[str, tuple[tuple[str, ...], callable]]:
     """{case name: (the computations it exercises, a function of (npz, runs) -> numbers)}."""
     out = {f"train/{n}": (("train",), lambda npz, runs, n=n: train_case(npz, runs, n))
            for n in TRAIN_CASES}
+    from dfl_lib.poisoning import POISONS
+
     out.update({f"poison/{p}": (("poison", "train"),
                                 lambda npz, runs, p=p: poison_case(npz, runs, p))
                 for p in POISONS})

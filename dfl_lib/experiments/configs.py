@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..config import DATASET_DEFAULTS, SCALED, RunConfig
 from ..defences import get_defence
+from ..poisoning import get_poison
 from ..profiles import get_profile
 
 __all__ = ["make_config", "profile_deviations", "checked"]
@@ -32,8 +33,11 @@ def make_config(profile: str = "quick", **overrides) -> RunConfig:
 
 
 def checked(cfg: RunConfig) -> RunConfig:
-    """`cfg`, after its method's own checks (`Defence.validate`: UsageError)."""
+    """`cfg`, after its method's own checks (`Defence.validate`) and its poison's name (a
+    registered one, `poisoning.get_poison`); UsageError naming what is wrong."""
     get_defence(cfg.method).validate(cfg)
+    if cfg.poison != "none":
+        get_poison(cfg.poison)
     return cfg
 
 

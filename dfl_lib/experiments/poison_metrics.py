@@ -22,7 +22,8 @@ from ..config import RunConfig
 from ..device import resolve_device
 from ..evaluation.featurespace import penultimate_features
 from ..evaluation.robust import eval_subset
-from ..poisoning import triggered_test_set
+from ..poisoning import POISONS as REGISTERED
+from ..poisoning import get_poison, triggered_test_set
 from ..poisoning.detect import (activation_clustering_scores, detection_metrics,
                                 spectral_signature_scores)
 from ..runs import io as runio
@@ -31,10 +32,12 @@ from .run import train_run
 
 __all__ = ["POISONS", "BACKDOORS", "DETECTABLE", "poison_metrics"]
 
-POISONS = ("badnets", "clean_label", "adversarial", "error_min", "label_flip")
-BACKDOORS = ("badnets", "clean_label")
+# the package's registered poisons (`poisoning.registry`) as this module found them; code that
+# must see a poison registered later asks `poisoning.POISONS` / `get_poison` instead
+POISONS = tuple(REGISTERED)
+BACKDOORS = tuple(n for n, e in REGISTERED.items() if e.kind == "backdoor")
 # poisons that change a subset of the training set (the detectors look for that subset)
-DETECTABLE = ("badnets", "clean_label", "label_flip")
+DETECTABLE = tuple(n for n, e in REGISTERED.items() if e.subset)
 
 
 def _metrics_key(cfg: RunConfig) -> str:
@@ -97,7 +100,7 @@ def poison_metrics(cfg: RunConfig, *, data_root=None, runs_root=None, reuse: boo
            "n_train": len(data.y_train),
            "n_poisoned": int(len(data.poisoned.indices)) if data.poisoned is not None else 0,
            "history_final": run["history"][-1]}
-    if cfg.poison in BACKDOORS:
+    if cfg.poison != "none" and get_poison(cfg.poison).kind == "backdoor":
         xu8 = (x * 255).round().to(torch.uint8)
         xt, yt = triggered_test_set(xu8, y, target=cfg.poison_target,
                                     patch_size=cfg.poison_patch)
@@ -105,7 +108,7 @@ def poison_metrics(cfg: RunConfig, *, data_root=None, runs_root=None, reuse: boo
         masks["attack success"] = hit
         out["attack_success_rate"] = 100.0 * float(hit.mean())
         out["n_triggered"] = len(yt)
-    if cfg.poison in DETECTABLE:
+    if cfg.poison != "none" and get_poison(cfg.poison).subset:
         out["detection"] = _detection(model, data, device=device, seed=cfg.seed)
     folder = rdir / "masks-poison"
     folder.mkdir(parents=True, exist_ok=True)

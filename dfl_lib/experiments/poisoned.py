@@ -18,22 +18,13 @@ from pathlib import Path
 
 import torch
 
-from .. import poisoning
 from ..config import RunConfig
-from ..poisoning import PoisonedSet
+from ..poisoning import PoisonBudget, PoisonedSet, get_poison
 from ..runs import io as runio
 from ..runs.versions import computation_version
 from ..training.trainer import build_components, train
 
 __all__ = ["poison_dataset", "reference_config", "poison_key"]
-
-# the perturbation poisons' PGD steps (Fowl et al. use more; 20 keeps crafting to minutes here)
-CRAFT_STEPS = 20
-# error-minimising noise's signed-gradient steps per min-min round, each of eps / 5: the noise
-# moves up to eps per round as with Huang et al.'s ratio halved (20 x eps / 10); 10 steps of
-# eps / 10 took 205 s at quick and 5 take 102 s, both stopping after 3 rounds at 99.9% (issue 20)
-MIN_MIN_STEPS = 5
-NEEDS_REFERENCE = ("clean_label", "adversarial")
 
 
 def reference_config(cfg: RunConfig) -> RunConfig:
@@ -53,7 +44,7 @@ def poison_key(cfg: RunConfig, data) -> str:
     poisoning code; not the victim's training seed."""
     spec = {"poison": _poison_fields(cfg), "data": data.fingerprint,
             "eps": cfg.eps, "reference": reference_config(cfg).to_dict()
-            if cfg.poison in NEEDS_REFERENCE + ("error_min",) else None,
+            if get_poison(cfg.poison).needs != "nothing" else None,
             "code": computation_version("poison", "train")}
     return runio.short_hash(spec)
 
@@ -67,34 +58,20 @@ def _reference_model(cfg: RunConfig, data, *, runs_root):
 
 
 def _craft(cfg: RunConfig, data, *, runs_root):
-
-    x, y, k = data.x_train, data.y_train, data.num_classes
-    eps = cfg.poison_eps or cfg.eps
-    if cfg.poison == "badnets":
-        return poisoning.badnets(x, y, num_classes=k, fraction=cfg.poison_fraction,
-                                 target=cfg.poison_target, patch_size=cfg.poison_patch,
-                                 seed=cfg.poison_seed)
-    if cfg.poison == "label_flip":
-        return poisoning.label_flip(y, x, num_classes=k, fraction=cfg.poison_fraction,
-                                    seed=cfg.poison_seed)
-    if cfg.poison == "clean_label":
-        return poisoning.clean_label(x, y, num_classes=k,
-                                     model=_reference_model(cfg, data, runs_root=runs_root),
-                                     fraction=cfg.poison_fraction, target=cfg.poison_target,
-                                     eps=eps, steps=CRAFT_STEPS, patch_size=cfg.poison_patch,
-                                     seed=cfg.poison_seed)
-    if cfg.poison == "adversarial":
-        return poisoning.adversarial_poison(x, y, num_classes=k,
-                                            model=_reference_model(cfg, data,
-                                                                   runs_root=runs_root),
-                                            eps=eps, steps=CRAFT_STEPS, seed=cfg.poison_seed)
-    if cfg.poison == "error_min":
+    """The poisoned training set, crafted by the registered poison `cfg.poison` with the
+    network it needs: a clean-trained reference, or a fresh one seeded by the attacker."""
+    entry = get_poison(cfg.poison)
+    model = None
+    if entry.needs == "reference":
+        model = _reference_model(cfg, data, runs_root=runs_root)
+    elif entry.needs == "fresh":
         torch.manual_seed(cfg.poison_seed + 2000)
-        fresh, _ = build_components(reference_config(cfg), data)
-        return poisoning.error_minimising(x, y, num_classes=k, model=fresh, eps=eps,
-                                          steps=MIN_MIN_STEPS, alpha=eps / MIN_MIN_STEPS,
-                                          batch_size=cfg.batch_size, seed=cfg.poison_seed)
-    raise ValueError(f"unknown poison {cfg.poison!r}")  # config validation names the choices
+        model, _ = build_components(reference_config(cfg), data)
+    budget = PoisonBudget(fraction=cfg.poison_fraction, target=cfg.poison_target,
+                          patch_size=cfg.poison_patch, eps=cfg.poison_eps or cfg.eps,
+                          batch_size=cfg.batch_size, seed=cfg.poison_seed)
+    return entry.craft(data.x_train, data.y_train, num_classes=data.num_classes, budget=budget,
+                       model=model)
 
 
 def poison_dataset(cfg: RunConfig, data, *, runs_root=None):

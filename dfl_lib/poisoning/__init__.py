@@ -12,6 +12,8 @@ whatever the paper calls them.
                      Li & Madry 2018), activation clustering (Chen et al. 2018), AUROC and
                      recall at a fixed false-positive rate
     base.py          the `PoisonedSet` every poison returns, and the shared argument checks
+    registry.py      every poison registered with what it is (kind, what crafting needs,
+                     whether it changes a subset, its cost): `POISONS`, `get_poison`
 
 Every function takes uint8 images (N, C, H, W) and labels (N,), never modifies them, is
 deterministic given its `seed`, refuses a bad budget with a one-line UsageError before any work,
@@ -21,15 +23,19 @@ May import: the core modules (errors, validation), data (`to_float`) and attacks
 L-inf projection, logits); never models, losses, training, evaluation or the study (a reference
 network is handed in by the caller).
 """
-from .availability import adversarial_poison, error_minimising
+# imported in this order, the poisons register in the study's order: the backdoors, the
+# availability poisons, label flipping
 from .backdoor import (POSITIONS, attack_success_rate, badnets, clean_label, stamp_trigger,
                        trigger_mask, triggered_test_set)
+from .availability import adversarial_poison, error_minimising
 from .base import PoisonedSet
 from .detect import (activation_clustering_scores, activation_clusters, detection_metrics,
                      spectral_signature_scores)
 from .labels import MODES, label_flip
+from .registry import POISONS, PoisonBudget, PoisonEntry, get_poison, register_poison
 
-__all__ = ["PoisonedSet", "POSITIONS", "MODES", "stamp_trigger", "trigger_mask", "badnets",
+__all__ = ["POISONS", "PoisonBudget", "PoisonEntry", "get_poison", "register_poison",
+           "PoisonedSet", "POSITIONS", "MODES", "stamp_trigger", "trigger_mask", "badnets",
            "clean_label", "triggered_test_set", "attack_success_rate", "adversarial_poison",
            "error_minimising", "label_flip", "spectral_signature_scores",
            "activation_clusters", "activation_clustering_scores", "detection_metrics"]

@@ -28,6 +28,7 @@ from .base import (PoisonedSet, check_choice, check_count, check_dataset, check_
                    check_fraction, check_num_classes, check_patch, check_reference, check_seed,
                    check_target, check_uint8_images, choose, count_of, model_device, to_float,
                    to_uint8)
+from .registry import PoisonBudget, register_poison
 
 __all__ = ["POSITIONS", "trigger_mask", "stamp_trigger", "badnets", "clean_label",
            "triggered_test_set", "attack_success_rate"]
@@ -189,3 +190,28 @@ def attack_success_rate(predictions: torch.Tensor, *, target: int) -> float:
         raise UsageError(f"predictions must have shape (M,) with M >= 1, got "
                          f"{tuple(predictions.shape)}")
     return float((predictions == target).double().mean())
+
+
+# ----------------------------------------------------------------- registered (poisoning.registry)
+
+# the label-consistent backdoor's PGD steps on its hard examples (Turner et al. use more; 20
+# keeps crafting to minutes on a CPU)
+CLEAN_LABEL_STEPS = 20
+
+
+@register_poison("badnets", kind="backdoor", needs="nothing", subset=True, cost=0.0,
+                 share="of the training set",
+                 summary="BadNets (Gu et al. 2017): a trigger patch, the label set to the target")
+def _badnets(x, y, *, num_classes: int, budget: PoisonBudget, model) -> PoisonedSet:
+    return badnets(x, y, num_classes=num_classes, fraction=budget.fraction, target=budget.target,
+                   patch_size=budget.patch_size, seed=budget.seed)
+
+
+@register_poison("clean_label", kind="backdoor", needs="reference", subset=True,
+                 cost=0.1 * CLEAN_LABEL_STEPS * 3, share="of the target class",
+                 summary="label-consistent backdoor (Turner et al. 2019): target-class images "
+                         "made hard by PGD, then triggered, labels unchanged")
+def _clean_label(x, y, *, num_classes: int, budget: PoisonBudget, model) -> PoisonedSet:
+    return clean_label(x, y, num_classes=num_classes, model=model, fraction=budget.fraction,
+                       target=budget.target, eps=budget.eps, steps=CLEAN_LABEL_STEPS,
+                       patch_size=budget.patch_size, seed=budget.seed)

@@ -11,6 +11,7 @@ import torch
 
 from .base import (PoisonedSet, check_choice, check_dataset, check_fraction, check_num_classes,
                    check_seed, choose, count_of)
+from .registry import PoisonBudget, register_poison
 
 __all__ = ["MODES", "label_flip"]
 
@@ -49,3 +50,10 @@ def label_flip(y: torch.Tensor, x: torch.Tensor | None = None, *, num_classes: i
                        kind="label_flip", target=None,
                        params={"fraction": fraction, "mode": mode, "seed": seed,
                                    "n_poisoned": len(indices)})
+
+
+@register_poison("label_flip", kind="labels", needs="nothing", subset=True, cost=0.0,
+                 share="of the training set",
+                 summary="label flipping: a share of the labels moved to another class at random")
+def _label_flip(x, y, *, num_classes: int, budget: PoisonBudget, model) -> PoisonedSet:
+    return label_flip(y, x, num_classes=num_classes, fraction=budget.fraction, seed=budget.seed)

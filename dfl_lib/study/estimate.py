@@ -19,7 +19,7 @@ from ..attacks import REGISTRY
 from ..config import RunConfig
 from ..evaluation.suites import CHECKED_SUITES, attack_suite
 from ..experiments.configs import make_config
-from ..experiments.poisoned import CRAFT_STEPS, MIN_MIN_STEPS
+from ..poisoning import get_poison
 from ..models.resnet import build_model
 from .cpu_speed import REFERENCE_BF16_SPEEDUP, REFERENCE_PGD_EPOCH_S
 
@@ -83,10 +83,8 @@ def poison_flops(cfg: RunConfig, *, n_train: int, craft: bool = True) -> float:
     `poison_set` names it; the runs sharing it reuse it)."""
 
     f = forward_flops(cfg)
-    # error-minimising noise: 3 min-min rounds (where it stopped at quick, at 99.9% accuracy)
-    work = {"clean_label": 0.1 * n_train * CRAFT_STEPS * 3, "adversarial":
-            n_train * CRAFT_STEPS * 3, "error_min": 3 * n_train * MIN_MIN_STEPS * 3 * 1.2}.get(
-        cfg.poison, 0.0) if craft else 0.0
+    # the poison's own crafting cost, in forward passes per training image (its registration)
+    work = n_train * get_poison(cfg.poison).cost if craft and cfg.poison != "none" else 0.0
     return f * (work + 3 * (cfg.n_eval or 10_000) + n_train)
 
 

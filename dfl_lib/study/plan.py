@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ..config import RunConfig
 from ..errors import UsageError
 from ..experiments.configs import make_config
-from ..experiments.poison_metrics import POISONS
+from ..poisoning import POISONS, get_poison
 from ..profiles import get_profile
 
 __all__ = ["PlanItem", "ROW_OVERRIDES", "SETTINGS", "DATASETS", "TABLE_ROWS", "HEADLINE_ROWS",
@@ -240,8 +240,8 @@ def poison_config(profile: str, *, poison: str, row: str, setting: str, seed: in
     """The run of one poisoning cell: the table cell's config (`plan.cell_config`) at the
     profile's poisoning size (`Profile.poisoning`), trained on the training set poisoned by
     `poison` ("none": the same size, unpoisoned, the reference)."""
-    if poison not in POISONS + ("none",):
-        raise UsageError(f"unknown poison {poison!r}; known: none, {', '.join(POISONS)}")
+    if poison != "none":
+        get_poison(poison)  # UsageError naming the registered poisons
     sizes = dict(get_profile(profile).poisoning)
     if not sizes:
         raise UsageError(f"profile {profile!r} has no poisoning study")
@@ -279,7 +279,7 @@ def poison_grid(profile: str, *, device: str = "auto") -> list[tuple[str, RunCon
         add("none", row, "no defence")
     for row in HEADLINE_POISON_ROWS:
         add("none", row, "adversarial training")
-    for poison in POISONS:
+    for poison in list(POISONS):  # every registered poison, a newcomer's included
         for row in rows:
             add(poison, row, "no defence")
     for poison in HEADLINE_POISONS:

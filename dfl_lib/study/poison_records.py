@@ -13,7 +13,8 @@ import numpy as np
 
 from ..evaluation.featurespace import penultimate_features, umap_embedding
 from ..experiments.data import load_data
-from ..experiments.poison_metrics import BACKDOORS, poison_metrics
+from ..experiments.poison_metrics import poison_metrics
+from ..poisoning import get_poison
 from ..paper.intervals import bootstrap_effect
 from ..paper.regime import untrained_reason
 from ..profiles import get_profile
@@ -103,7 +104,8 @@ def poison_effects(records: list[dict], *, fraction: float | None = None,
         for setting in ("no defence", "PGD training"):
             for row in ("dfl", "pcl", "dfl_pcl"):
                 for measure, better in (("clean", +1), ("attack_success", -1)):
-                    if measure == "attack_success" and poison not in BACKDOORS:
+                    if measure == "attack_success" and (
+                            poison == "none" or get_poison(poison).kind != "backdoor"):
                         continue
                     s = _samples(records, poison=poison, rows=(row, "resnet"), setting=setting,
                                  fraction=frac, mask=measure)
@@ -185,11 +187,9 @@ def poison_statements(effects: list[dict], records: list[dict], *, fraction: flo
         if not base:
             continue
         acc = np.mean([r["clean_accuracy"] for r in base])
-        share = "of the target class" if poison == "clean_label" else \
-            "of the training set" if poison in ("badnets", "label_flip") else \
-            "every training image, within eps"
-        head = (f"{poison} ({fraction:.0%} {share})"
-                if poison in ("badnets", "clean_label", "label_flip") else f"{poison} ({share})")
+        entry = get_poison(poison)
+        head = (f"{poison} ({fraction:.0%} {entry.share})" if entry.subset
+                else f"{poison} ({entry.share})")
         text = (f"{head}: the plain ResNet keeps {acc:.1f}% clean accuracy"
                 + (f" (unpoisoned: {np.mean([r['clean_accuracy'] for r in ref]):.1f}%)"
                    if ref else ""))
