@@ -111,7 +111,8 @@ def test_live_objects_reach_only_the_rows_that_need_them_and_suites_stay_data(ta
 def test_suites_are_tables_of_registered_attacks_over_config_fields():
     from dfl_lib.config import RunConfig
     from dfl_lib.experiments.configs import make_config
-    from dfl_lib.evaluation.suites import PAPER_COLUMNS, ROWS, SUITES, attack_suite
+    from dfl_lib.evaluation.suites import PAPER_COLUMNS, ROWS, SUITES, attack_suite, threat_model
+    from dfl_lib.evaluation.threat import ThreatModel
 
     fields = set(RunConfig().to_dict()) | {"strong_steps"}
     for key, (name, attack, template, *_) in ROWS.items():
@@ -121,7 +122,10 @@ def test_suites_are_tables_of_registered_attacks_over_config_fields():
         set(SUITES["paper"])
     cfg = make_config("quick", dataset="mnist")
     full = attack_suite(cfg, suite="full")
-    assert full["PGD-50 x3 restarts"] == {"attack": "pgd", "eps": 0.3, "steps": 50, "restarts": 3}
+    # the budget is the suite's threat model, set once, never copied into a row
+    assert full["PGD-50 x3 restarts"] == {"attack": "pgd", "steps": 50, "restarts": 3}
+    assert threat_model(cfg) == ThreatModel("Linf", 0.3)
+    assert not any("eps" in spec for spec in full.values())
     assert "adaptive PGD-50 (PCL)" in full
     assert "adaptive PGD-50 (PCL)" not in attack_suite(cfg.replace(loss="ce"), suite="full")
     with pytest.raises(ValueError, match="unknown suite 'strong'"):

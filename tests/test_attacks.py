@@ -347,24 +347,25 @@ def test_mnist_undefended_model_falls_to_linf_attacks(mnist):
 def quick_suite():
     """The quick profile's MNIST attack suite: the settings the study actually runs."""
     from dfl_lib.experiments.configs import make_config
-    from dfl_lib.experiments.run import attack_suite
+    from dfl_lib.evaluation.suites import attack_suite
 
     cfg = make_config("quick", dataset="mnist")
     return cfg, attack_suite(cfg, suite="full")
 
 
-def _run_row(model, x, y, spec):
-    from dfl_lib.evaluation.robust import robust_accuracy
+def _run_row(model, x, y, spec, *, eps: float = 0.3):
+    """One suite row through `evaluate`, under the suite's L-inf threat model at eps."""
+    from dfl_lib.evaluation.robust import evaluate
+    from dfl_lib.evaluation.threat import ThreatModel
 
-    kwargs = {k: v for k, v in spec.items() if k not in ("attack", "note")}
-    return robust_accuracy(model, x, y, attack=spec["attack"], **kwargs)
+    return evaluate(model, x, y, attacks={"row": spec}, threat=ThreatModel("Linf", eps))[0]
 
 
 def test_mnist_cw_inf_column_takes_an_undefended_model_to_almost_zero(mnist, quick_suite):
     model, x, y = mnist
     cfg, suite = quick_suite
     row = _run_row(model, x, y, suite["CW-inf (PGD-10)"])  # the paper's C&W column
-    assert suite["CW-inf (PGD-10)"] == {"attack": "cw_pgd", "eps": 0.3, "steps": 10}
+    assert suite["CW-inf (PGD-10)"] == {"attack": "cw_pgd", "steps": 10}  # eps: the threat's
     print(f"\nMNIST CW-inf (PGD-10) at eps 0.3: {row['accuracy']:.3f}")
     assert row["accuracy"] < 0.05 and row["max_linf"] <= 0.3 + 1e-6
 

@@ -288,3 +288,25 @@ def test_transfer_attack_from_an_independent_surrogate(task):
     with pytest.raises(ValueError, match="different model"):
         robust_accuracy(task.model, task.x, task.y, attack="transfer", eps=EPS,
                         surrogate=task.model)
+
+
+# --------------------------------------------------------------------------- the threat model
+
+def test_the_threat_model_sets_every_l_inf_rows_budget_once(task):
+    """The suite's threat model reaches each L-inf row that names no budget (PGD, FGSM, the
+    transfer row's crafting norm); an L2 row and the clean row are left alone, and a row that
+    names its own eps keeps it (issue 36: eps carried as a threat model, never re-injected)."""
+    x, y = task.x[:32], task.y[:32]
+    table = evaluate(task.model, x, y, threat=ThreatModel("Linf", EPS), attacks={
+        "clean": {}, "fgsm": {}, "pgd": {"steps": 3}, "own": {"attack": "pgd", "eps": 0.05,
+                                                             "steps": 3},
+        "l2": {"attack": "cw", "c": 0.1, "steps": 3, "binary_search_steps": 0}})
+    rows = {r["name"]: r for r in table}
+    assert rows["fgsm"]["threat_model"] == rows["pgd"]["threat_model"] == {"norm": "Linf",
+                                                                          "eps": EPS}
+    assert rows["own"]["settings"]["eps"] == 0.05 and rows["clean"]["threat_model"] is None
+    assert "eps" not in rows["l2"]["settings"]
+    worst = rows[worst_case_name(ThreatModel("Linf", EPS))]
+    assert worst["settings"]["of"] == ["fgsm", "pgd"]
+    with pytest.raises(ValueError, match="attack .pgd. needs eps="):  # no threat, no budget
+        evaluate(task.model, x, y, attacks={"pgd": {"steps": 3}})

@@ -15,10 +15,12 @@ from torch import nn
 import dfl_lib.evaluation.checks as masking
 from conftest import quadrants, train_tiny
 from dfl_lib.evaluation.robust import evaluate
-from dfl_lib.evaluation.checks import CHECKS, Tolerance, failed_checks, masking_checks
+from dfl_lib.evaluation.checks import CHECKS, CheckBudget, Tolerance, failed_checks, masking_checks
+from dfl_lib.evaluation.threat import ThreatModel
 
 EPS = 0.1
 # cheaper than the defaults, still enough for these models
+THREAT = ThreatModel("Linf", EPS)
 FAST = dict(strong_steps=20, strong_restarts=2, square_queries=200)
 
 
@@ -70,7 +72,7 @@ def task():
 
 
 def test_ordinary_model_raises_no_flag(task):
-    checks = masking_checks(task.model, task.x, task.y, eps=EPS, **FAST)
+    checks = masking_checks(task.model, task.x, task.y, threat=THREAT, budget=CheckBudget(**FAST))
     assert [c["check"] for c in checks] == list(CHECKS)
     assert failed_checks(checks) == [], [c["detail"] for c in checks if not c["passed"]]
     json.dumps(checks)  # plain values, ready for a results file
@@ -80,7 +82,7 @@ def test_ordinary_model_raises_no_flag(task):
 
 def test_quantised_input_is_flagged(task):
     masked = Quantised(task.model).eval()
-    failed = failed_checks(masking_checks(masked, task.x, task.y, eps=EPS, **FAST))
+    failed = failed_checks(masking_checks(masked, task.x, task.y, threat=THREAT, budget=CheckBudget(**FAST)))
     # zero gradients; PGD cannot reach examples even at eps = 1; Square finds what PGD missed
     assert {"zero_grad", "eps_sweep", "black_box"} <= set(failed)
     assert "logits" not in failed and "deterministic" not in failed
@@ -88,14 +90,15 @@ def test_quantised_input_is_flagged(task):
 
 def test_saturated_softmax_is_flagged(task):
     masked = Saturated(task.model).eval()
-    failed = failed_checks(masking_checks(masked, task.x, task.y, eps=EPS, **FAST))
+    failed = failed_checks(masking_checks(masked, task.x, task.y, threat=THREAT, budget=CheckBudget(**FAST)))
     assert {"logits", "zero_grad"} <= set(failed)
 
 
 def test_randomised_output_is_flagged(task):
     noisy = Noisy(task.model).eval()
-    checks = masking_checks(noisy, task.x[:32], task.y[:32], eps=EPS, sweep=(1.0,),
-                            strong_steps=2, strong_restarts=1, square_queries=10)
+    checks = masking_checks(noisy, task.x[:32], task.y[:32], threat=THREAT,
+                            budget=CheckBudget(sweep=(1.0,), strong_steps=2, strong_restarts=1,
+                                               square_queries=10))
     assert "deterministic" in failed_checks(checks)
 
 
@@ -109,14 +112,15 @@ def test_reuses_the_masks_of_evaluate(task, monkeypatch):
     real = masking.robust_accuracy
     monkeypatch.setattr(masking, "robust_accuracy",
                         lambda *a, **kw: calls.append(kw) or real(*a, **kw))
-    checks = masking_checks(task.model, task.x, task.y, eps=EPS, results=table, sweep=(EPS, 1.0))
+    checks = masking_checks(task.model, task.x, task.y, threat=THREAT, results=table,
+                            budget=CheckBudget(sweep=(EPS, 1.0)))
     # only the eps = 1 point of the sweep is new; everything at EPS came from the table
     assert [kw["eps"] for kw in calls] == [1.0]
     by_name = {c["check"]: c for c in checks}
     assert "pgd-20x2 (reused)" in by_name["more_steps"]["detail"]
     assert "cw_pgd" in by_name["black_box"]["values"]["white_box"]  # extra white-box rows join
     with pytest.raises(ValueError, match="shape"):
-        masking_checks(task.model, task.x, task.y, eps=EPS,
+        masking_checks(task.model, task.x, task.y, threat=THREAT,
                        results={"fgsm": table.masks["pgd"][:5]})
 
 
@@ -132,7 +136,8 @@ def test_comparisons_flag_only_beyond_the_tolerance(task):
 
     def run(**roles):
         masks = {"fgsm": robust, "pgd": robust, "pgd_strong": robust, "square": robust} | roles
-        checks = masking_checks(task.model, task.x, task.y, eps=EPS, results=masks, sweep=(1.0,))
+        checks = masking_checks(task.model, task.x, task.y, threat=THREAT, results=masks,
+                                budget=CheckBudget(sweep=(1.0,)))
         return set(failed_checks(checks))
 
     # FGSM fools 3 examples PGD misses: within the tolerance; 4: flagged

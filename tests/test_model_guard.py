@@ -15,6 +15,7 @@ from dfl_lib.evaluation.robust import evaluate, robust_accuracy
 from dfl_lib.evaluation.featurespace import penultimate_features
 from dfl_lib.evaluation.fold import fold_batchnorm
 from dfl_lib.evaluation.checks import masking_checks
+from dfl_lib.evaluation.threat import ThreatModel
 from dfl_lib.models.resnet import build_model
 
 
@@ -97,7 +98,7 @@ def test_features_folding_and_masking_checks_use_the_guard(path, batch):
         elif path == "fold":
             fold_batchnorm(model)
         else:
-            masking_checks(model, x, y, eps=0.1)
+            masking_checks(model, x, y, threat=ThreatModel("Linf", 0.1))
     _assert_untouched(model, before)
 
 

@@ -152,6 +152,13 @@ def _runner(fn: Callable) -> Callable:
             known = [p for p, v in params.items() if v.kind == v.KEYWORD_ONLY and p != "generator"]
             raise UsageError(f"attack {fn.__name__!r} has no setting {unknown[0]!r}; its settings: "
                              f"{', '.join(known)}")
+        missing = [p for p, v in params.items() if v.kind == v.KEYWORD_ONLY
+                   and v.default is v.empty and p not in kw and p != "generator"]
+        if missing:  # e.g. no eps: the caller gave neither the setting nor a threat model
+            raise UsageError(f"attack {fn.__name__!r} needs {missing[0]}= (eps: its L-inf "
+                             f"budget in pixel units, or evaluate(..., threat=ThreatModel))"
+                             if missing[0] == "eps" else
+                             f"attack {fn.__name__!r} needs {missing[0]}=")
         if "generator" in params:
             kw.setdefault("generator", generator)
         return fn(model, x, y, **kw)

@@ -4,8 +4,9 @@ they are (`selection.py`), the gradient-masking checks (`checks.py`, Carlini et 
 attack suites as data (`suites.py`), BatchNorm folded for fast attacks (`fold.py`), and
 feature-space metrics and UMAP (`featurespace.py`).
 
-    table = evaluate(model.eval(), x, y, attacks=attack_suite(cfg, suite="full"))
-    flags = masking_checks(model, x, y, eps=0.3, results=table)
+    threat = threat_model(cfg)                  # ThreatModel("Linf", cfg.eps), set once
+    table = evaluate(model.eval(), x, y, attacks=attack_suite(cfg, suite="full"), threat=threat)
+    flags = masking_checks(model, x, y, threat=threat, results=table)
 
 May import: the core modules, data, models, losses, attacks and runs; never training or the
 study.

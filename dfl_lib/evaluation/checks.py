@@ -48,7 +48,7 @@ from ..validation import check_images, check_labels, check_nonnegative, require_
 from .robust import robust_accuracy
 from .threat import ThreatModel
 
-__all__ = ["Tolerance", "masking_checks", "failed_checks", "CHECKS"]
+__all__ = ["Tolerance", "CheckBudget", "masking_checks", "failed_checks", "CHECKS"]
 
 # kinds of attack whose rows in an EvalTable join the white-box side of check 7, and the role
 # each black-box kind plays in it
@@ -73,21 +73,40 @@ class Tolerance:
         return max(self.examples, self.share * n)
 
 
-def masking_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
-                   results=None, tolerance: Tolerance = Tolerance(), surrogate: nn.Module | None
-                   = None, sweep: tuple[float, ...] | None = None, pgd_steps: int = 10,
-                   strong_steps: int = 50, strong_restarts: int = 3, square_queries: int = 1000,
-                   batch_size: int = 250, seed: int = 0) -> list[dict]:
-    """Run the seven checks on (x, y) (float [0, 1], labels) at budget eps; model in eval mode.
+@dataclass(frozen=True)
+class CheckBudget:
+    """The attacks the checks run where `results` gives no mask: PGD-`pgd_steps`; the "more
+    steps" PGD of check 6 (`strong_steps` x `strong_restarts`); Square with `square_queries`
+    (check 7); the eps values of check 4's sweep (`sweep`; None: eps, 2 eps, 4 eps, 0.5, 1,
+    those <= 1); and how many examples a comparison may differ by (`tolerance`)."""
+    pgd_steps: int = 10
+    strong_steps: int = 50
+    strong_restarts: int = 3
+    square_queries: int = 1000
+    sweep: tuple[float, ...] | None = None
+    tolerance: Tolerance = Tolerance()
+
+
+def masking_checks(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, threat: ThreatModel,
+                   results=None, surrogate: nn.Module | None = None,
+                   budget: CheckBudget = CheckBudget(), batch_size: int = 250,
+                   seed: int = 0) -> list[dict]:
+    """Run the seven checks on (x, y) (float [0, 1], labels) in the L-inf `threat` model (the
+    suite's, `suites.threat_model`: its eps is every attack's budget here); model in eval mode.
 
     results: masks to reuse instead of re-running attacks, either the `EvalTable` returned by
-    `evaluate` (rows are matched by attack and eps: "fgsm" without random start, the cheapest and
-    the most expensive CE "pgd" rows, "square", "transfer") or a dict {role: bool mask (n,)} with
-    roles "fgsm", "pgd", "pgd_strong", "square", "transfer", all at this eps. Missing ones are run.
+    `evaluate` (rows are matched by attack and threat model: "fgsm" without random start, the
+    cheapest and the most expensive CE "pgd" rows, "square", "transfer") or a dict {role: bool
+    mask (n,)} with roles "fgsm", "pgd", "pgd_strong", "square", "transfer", all at this eps.
+    Missing ones are run, as `budget` (`CheckBudget`) says.
     surrogate: an independently trained model for the transfer part of check 7 (optional).
-    sweep: eps values for check 4; default (eps, 2 eps, 4 eps, 0.5, 1), those <= 1.
-    strong_steps / strong_restarts: the "more steps" PGD of check 6; square_queries: check 7.
+    UsageError for a threat model other than L-inf.
     """
+    if threat.norm != "Linf":
+        raise UsageError(f"the masking checks are for the L-inf threat model, got {threat}")
+    eps, tolerance, sweep = threat.eps, budget.tolerance, budget.sweep
+    pgd_steps, strong_steps = budget.pgd_steps, budget.strong_steps
+    strong_restarts, square_queries = budget.strong_restarts, budget.square_queries
     require_eval(model, what="the masking checks")
     check_images(x, name="x")
     check_labels(y, n=x.shape[0], name="y")

@@ -278,8 +278,8 @@ class EvalTable(list):
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attacks: dict[str, dict],
-             batch_size: int = 250, seed: int = 0, masks_dir: str | Path | None = None,
-             live: dict | None = None) -> EvalTable:
+             threat: ThreatModel | None = None, batch_size: int = 250, seed: int = 0,
+             masks_dir: str | Path | None = None, live: dict | None = None) -> EvalTable:
     """One row per attack, then one "worst case" row per threat model (norm and budget): the
     per-example AND of the masks of every attack of that threat model (an example counts as
     robust only if it survived all of them). Attacks of different threat models are never
@@ -295,10 +295,12 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attacks: dic
     "seconds"[, "note"]}; rows are grouped into worst cases by their threat_model (a
     `ThreatModel` as a dict), and a worst-case row's settings name the rows it combines. With
     masks_dir, each row's mask is saved there as <name>.npy (bool (n,)).
+    threat: the threat model the suite is evaluated under (`suites.threat_model`): every row of
+    an attack of its norm that names no budget of its own runs at its eps, so the budget is set
+    once, here, and never copied into each row.
     live: runtime objects the attacks may need ({"defence_loss": the run's loss, "surrogate": a
-    model}),
-    kept out of `attacks` so a suite stays plain data; each row gets those its registry entry
-    `needs` (a row's own setting wins).
+    model}), kept out of `attacks` so a suite stays plain data; each row gets those its
+    registry entry `needs` (a row's own setting wins).
     """
     if not attacks:
         raise UsageError("attacks is empty: give at least one, e.g. {'clean': {}}")
@@ -320,6 +322,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attacks: dic
         for need in REGISTRY[attack].needs:
             if live and need in live:
                 kwargs.setdefault(need, live[need])
+        if threat is not None and attack_norm(attack, kwargs) == threat.norm:
+            kwargs.setdefault("eps", threat.eps)
         result = robust_accuracy(model, x, y, attack=attack, batch_size=batch_size,
                                  **{"seed": seed, **kwargs})
         table.masks[name] = result.pop("correct")

@@ -1,7 +1,13 @@
 """The evaluation suites as data: which attack rows each suite runs, and each row's settings as
-a template over the run's config (like AutoAttack's `set_version`).
+a template over the run's config (like AutoAttack's `set_version`), under one threat model the
+suite sets once (as AutoAttack's evaluator does): the L-inf ball of the config's eps.
 
+    threat = threat_model(cfg)        # ThreatModel("Linf", cfg.eps), built here only
     attack_suite(cfg, suite="full")   # {row name: {"attack": ..., settings...}}, plain data
+    evaluate(model, x, y, attacks=attack_suite(cfg), threat=threat)   # rows take its eps
+
+The L-inf rows name no eps: `evaluate` gives them the threat model's. The C&W-L2 rows keep
+their own L2 budget (a second threat model, reported apart).
 
 A settings value that is a string naming a config field (or a derived value below) is read from
 the config; anything else is used as it is. Runtime objects an attack needs (the defence's
@@ -13,9 +19,10 @@ from ..attacks import REGISTRY
 from ..config import RunConfig
 from ..errors import UsageError
 from ..losses import LOSSES
+from .threat import ThreatModel
 
-__all__ = ["ROWS", "SUITES", "CHECKED_SUITES", "PAPER_COLUMNS", "PAPER_SETTING_CW_NOTE", "attack_suite",
-           "paper_column_rows"]
+__all__ = ["ROWS", "SUITES", "CHECKED_SUITES", "PAPER_COLUMNS", "PAPER_SETTING_CW_NOTE",
+           "attack_suite", "threat_model", "paper_column_rows"]
 
 PAPER_SETTING_CW_NOTE = (
     "non-informative: the paper's literal C&W (L2, fixed c = 0.1, 10 Adam steps of lr 0.01, no "
@@ -26,29 +33,29 @@ PAPER_SETTING_CW_NOTE = (
 # row key: (row name template, attack, settings template[, note])
 ROWS = {
     "clean": ("clean", "clean", {}),
-    "fgsm": ("FGSM", "fgsm", {"eps": "eps"}),
-    "pgd": ("PGD-{attack_steps}", "pgd", {"eps": "eps", "steps": "attack_steps"}),
+    "fgsm": ("FGSM", "fgsm", {}),
+    "pgd": ("PGD-{attack_steps}", "pgd", {"steps": "attack_steps"}),
     # the paper's C&W column: the C&W margin inside L-inf PGD (CW-inf), as the Dynamic AT
     # baseline's tables use it
-    "cw_inf": ("CW-inf (PGD-{attack_steps})", "cw_pgd", {"eps": "eps", "steps": "attack_steps"}),
+    "cw_inf": ("CW-inf (PGD-{attack_steps})", "cw_pgd", {"steps": "attack_steps"}),
     "cw_l2_paper": ("C&W-L2 paper setting (c={cw_c:g}, {cw_steps} steps)", "cw",
                     {"c": "cw_c", "steps": "cw_steps", "binary_search_steps": 0},
                     PAPER_SETTING_CW_NOTE),
     "pgd_strong": ("PGD-{strong_steps} x3 restarts", "pgd",
-                   {"eps": "eps", "steps": "strong_steps", "restarts": 3}),
-    "pgd_long": ("PGD-{strong_steps}", "pgd", {"eps": "eps", "steps": "strong_steps"}),
+                   {"steps": "strong_steps", "restarts": 3}),
+    "pgd_long": ("PGD-{strong_steps}", "pgd", {"steps": "strong_steps"}),
     "cw_inf_strong": ("CW-inf (PGD-{strong_steps})", "cw_pgd",
-                      {"eps": "eps", "steps": "strong_steps"}),
+                      {"steps": "strong_steps"}),
     # Carlini & Wagner's binary search over c (from the paper's c, x10 until success, then
     # bisection), Adam at lr 0.01 with early abort, reported at an L2 budget
     "cw_l2_search": ("C&W-L2 (search, L2 <= {cw_l2_budget:g})", "cw",
                      {"c": "cw_c", "steps": "cw_l2_steps", "lr": 0.01,
                       "binary_search_steps": "cw_l2_search_steps", "l2_budget": "cw_l2_budget"}),
     "autoattack": ("AutoAttack", "autoattack",
-                   {"eps": "eps", "steps": "aa_steps", "n_queries": "aa_queries"}),
+                   {"steps": "aa_steps", "n_queries": "aa_queries"}),
     # PGD on the defence's own objective; only for a loss that supplies one (the PCL)
     "adaptive_pcl": ("adaptive PGD-{strong_steps} (PCL)", "pgd_adaptive",
-                     {"eps": "eps", "steps": "strong_steps"}),
+                     {"steps": "strong_steps"}),
 }
 SUITES = {
     "paper": ("clean", "fgsm", "pgd", "cw_inf", "cw_l2_paper"),
@@ -66,6 +73,12 @@ SUITES = {
 CHECKED_SUITES = ("full", "headline")
 # the paper's three test-time attacks -> the rows that stand for them
 PAPER_COLUMNS = {"FGSM": "fgsm", "PGD": "pgd", "C&W": "cw_inf"}
+
+
+def threat_model(cfg: RunConfig) -> ThreatModel:
+    """The threat model every suite evaluates this config's runs under: L-inf at cfg.eps (pixel
+    units), the paper's and the field's for MNIST and CIFAR-10."""
+    return ThreatModel("Linf", cfg.eps)
 
 
 def _values(cfg: RunConfig) -> dict:
