@@ -17,6 +17,8 @@ from papermill.parameterize import parameterize_notebook
 
 from lab_server import JUPYTER, LabServer
 
+pytestmark = pytest.mark.study  # the inner loop leaves it out: pytest -m "not study"
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "06-explore.ipynb"
 CHROMIUM = os.environ.get("DFL_CHROMIUM") or shutil.which("chromium") or \

@@ -18,6 +18,8 @@ from dfl_lib.paper.intervals import OUTCOMES
 from dfl_lib.paper.numbers import TABLES, paper_table
 from dfl_lib.study.index import NOTEBOOKS, NotebookFailed, run_notebooks, write_index
 
+pytestmark = pytest.mark.study  # the inner loop leaves it out: pytest -m "not study"
+
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE_EPOCHS = 2
 DATA = os.environ.get("DFL_DATA_DIR") or str(ROOT.parent / "shared" / "data")

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..attacks import logits_of
 from ..config import RunConfig
 from ..device import resolve_device
 from ..evaluation.featurespace import penultimate_features
@@ -28,6 +27,7 @@ from ..poisoning.detect import (activation_clustering_scores, detection_metrics,
                                 spectral_signature_scores)
 from ..runs import io as runio
 from ..runs.versions import computation_version
+from ..training.loop import predict
 from .run import train_run
 
 __all__ = ["POISONS", "BACKDOORS", "DETECTABLE", "poison_metrics"]
@@ -46,13 +46,9 @@ def _metrics_key(cfg: RunConfig) -> str:
     return runio.short_hash(spec)
 
 
-def _predict(model, x: torch.Tensor, *, batch_size: int = 250) -> torch.Tensor:
-
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            out.append(logits_of(model, x[i:i + batch_size]).argmax(1).cpu())
-    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+def _labels(model, x: torch.Tensor) -> torch.Tensor:
+    """Predicted labels (N,) on the CPU, in batches of 250 (`training.loop.predict`)."""
+    return predict(model, x, batch_size=250).argmax(1).cpu()
 
 
 def _detection(model, data, *, device, seed: int) -> dict:
@@ -93,7 +89,7 @@ def poison_metrics(cfg: RunConfig, *, data_root=None, runs_root=None, reuse: boo
     device = resolve_device(cfg.device)
     model.to(device)
     x, y = eval_subset(data, n=cfg.n_eval or len(data.y_test), seed=cfg.seed)
-    correct = (_predict(model, x.to(device)) == y).numpy()
+    correct = (_labels(model, x.to(device)) == y).numpy()
     masks = {"clean": correct}
     out = {"poison": cfg.poison, "fraction": cfg.poison_fraction if cfg.poison != "none" else 0.0,
            "n_eval": len(y), "clean_accuracy": 100.0 * float(correct.mean()),
@@ -104,7 +100,7 @@ def poison_metrics(cfg: RunConfig, *, data_root=None, runs_root=None, reuse: boo
         xu8 = (x * 255).round().to(torch.uint8)
         xt, yt = triggered_test_set(xu8, y, target=cfg.poison_target,
                                     patch_size=cfg.poison_patch)
-        hit = (_predict(model, data.to_float(xt).to(device)) == cfg.poison_target).numpy()
+        hit = (_labels(model, data.to_float(xt).to(device)) == cfg.poison_target).numpy()
         masks["attack success"] = hit
         out["attack_success_rate"] = 100.0 * float(hit.mean())
         out["n_triggered"] = len(yt)
