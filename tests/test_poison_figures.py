@@ -41,7 +41,7 @@ def test_poison_bars_has_one_legend_entry_per_row_with_its_seed_counts():
     labels = _legend_labels(fig)
     assert len(labels) == len(_ROWS)
     assert labels[0] == "ResNet (CE) (1 or 3 seeds per bar)"
-    assert labels[1] == "DFL (1 seed per bar)"
+    assert labels[1] == "DFL only (1 seed per bar)"
     plt.close(fig)
 
 
@@ -55,7 +55,7 @@ def test_every_poisoning_panel_shows_its_y_scale():
 def test_the_detection_legend_lies_below_the_panels():
     fig = detection_bars(_records())
     assert not [ax for ax in fig.axes if ax.get_legend() is not None]
-    assert _legend_labels(fig) == ["ResNet (CE)", "DFL", "PCL", "DFL + PCL"]
+    assert _legend_labels(fig) == ["ResNet (CE)", "DFL only", "PCL only", "DFL + PCL"]
     plt.close(fig)
 
 

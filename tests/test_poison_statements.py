@@ -25,9 +25,9 @@ def test_detection_statement_needs_every_seed_beyond_the_resnet():
     records += [_record("dfl_pcl", s, auroc=a) for s, a in enumerate((0.50, 0.55, 0.60))]
     records += [_record("pcl", s, auroc=a) for s, a in enumerate((0.60, 0.73, 0.95))]
     text = detection_statement(records, poison="badnets", fraction=0.1)
-    assert "DFL: easier to detect (3 seeds)" in text
+    assert "DFL only: easier to detect (3 seeds)" in text
     assert "DFL + PCL: harder to detect (3 seeds)" in text
-    assert "PCL: no clear difference (3 seeds)" in text
+    assert "PCL only: no clear difference (3 seeds)" in text
     assert "ResNet (CE) 0.72 (0.70-0.74)" in text
 
 
@@ -35,7 +35,7 @@ def test_detection_statement_names_a_single_seed_and_ignores_other_poisons():
     records = [_record("resnet", 0, auroc=0.6), _record("dfl", 0, auroc=0.9),
                _record("resnet", 0, auroc=0.1, poison="label_flip")]
     text = detection_statement(records, poison="badnets", fraction=0.1)
-    assert "DFL: easier to detect (1 seed)" in text and "0.10" not in text
+    assert "DFL only: easier to detect (1 seed)" in text and "0.10" not in text
     assert detection_statement(records, poison="clean_label", fraction=0.1) == ""
 
 

@@ -11,10 +11,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..errors import UsageError
+from ..paper.comparison import ROW_LABELS
 
 __all__ = ["forensics_heatmap"]
 
-_ROWS = {"resnet": "ResNet", "dfl": "DFL", "dfl_pcl": "DFL+PCL"}
+_ROWS = {row: ROW_LABELS[row] for row in ("resnet", "dfl", "dfl_pcl")}
 _COLUMNS = ("FGSM", "PGD-10", "C&W")
 _SETTINGS = ("no defence", "adversarial training")
 

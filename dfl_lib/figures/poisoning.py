@@ -13,13 +13,14 @@ import numpy as np
 from matplotlib.patches import Patch
 
 from ..errors import UsageError
+from ..paper.comparison import ROW_LABELS
 from .curves import figure_legend
 from .legends import class_handles, marker_handle
 
 __all__ = ["poison_bars", "rate_sweep", "detection_bars", "poisoned_umap"]
 
 _ROWS = ("resnet", "dfl", "pcl", "dfl_pcl")
-_LABELS = {"resnet": "ResNet (CE)", "dfl": "DFL", "pcl": "PCL", "dfl_pcl": "DFL + PCL"}
+_LABELS = ROW_LABELS  # one row-label table: the paper comparison's
 
 
 def _stats(values: list[float]) -> tuple[float, float, float]:

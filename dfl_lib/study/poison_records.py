@@ -14,6 +14,7 @@ import numpy as np
 from ..evaluation.featurespace import penultimate_features, umap_embedding
 from ..experiments.data import load_data
 from ..experiments.poison_metrics import poison_metrics
+from ..paper.comparison import ROW_LABELS
 from ..poisoning import get_poison
 from ..paper.intervals import bootstrap_effect
 from ..paper.regime import untrained_reason
@@ -22,9 +23,8 @@ from .plan import POISON_ROWS, poison_config, poison_grid
 from .records import load_run
 
 __all__ = ["poison_records", "poison_effects", "poison_statements", "detection_statement",
-           "poisoned_feature_panels", "ROW_LABELS"]
+           "poisoned_feature_panels"]
 
-ROW_LABELS = {"resnet": "ResNet (CE)", "dfl": "DFL", "pcl": "PCL", "dfl_pcl": "DFL + PCL"}
 # a backdoor "takes hold" when the plain ResNet, trained on the poisoned set without defence,
 # sends at least half the triggered test images to the target; below, there is nothing for a
 # defence to mitigate (issue 20: "a poisoning that does not work tests nothing")

@@ -8,7 +8,7 @@ missing one is trained, with the plan's own config.
 from __future__ import annotations
 
 from ..experiments.run import train_and_evaluate, train_run
-from ..paper.comparison import NOT_RUN, paper_cells
+from ..paper.comparison import NOT_RUN, ROW_LABELS, paper_cells
 from ..paper.numbers import TABLES
 from ..profiles import get_profile
 from .plan import (DEPTHS, DEPTH_CONTROLS, HEADLINE_ROWS, ROW_OVERRIDES, SETTINGS, TABLE_ROWS,
@@ -69,10 +69,8 @@ def component_records(profile: str, *, dataset: str, runs_root=None, data_root=N
                       device: str = "auto") -> list[dict]:
     """Figure 6a: DFL, PCL and both under PGD training, on `dataset`, every seed the plan
     trains each with."""
-
-    labels = {"dfl": "DFL", "pcl": "PCL", "dfl_pcl": "DFL + PCL"}
     out = []
-    for row, label in labels.items():
+    for row, label in ((r, ROW_LABELS[r]) for r in ("dfl", "pcl", "dfl_pcl")):
         if row not in table_rows_of(profile):
             continue
         for seed in cell_seeds(profile, row=row, setting="adversarial training"):
