@@ -23,11 +23,21 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # the two workers in collection order (--no-loadscope-reorder), so the smoke study (about 6 of
 # the suite's 7 minutes on one worker) starts at once while the other worker takes the rest.
 LONGEST_FIRST = ("test_notebooks.py", "test_lab.py")
+# end to end: the smoke study, its notebooks and the browser (marked in their files), and the
+# files whose tests train on real data, start the command line in subprocesses or recompute the
+# golden runs (10-90 s each on a 2-core CPU). All of them carry the "study" mark, so the inner
+# loop while coding, `pytest -n 2 -m "not study"`, runs in under a minute; CI runs everything.
+END_TO_END = ("test_cli_errors.py", "test_attacks.py", "test_train.py", "test_distributed.py",
+              "test_cli.py", "test_data.py", "test_featurespace.py", "test_poison_detect.py",
+              "test_golden.py", "test_reproducible.py", "test_runlock.py")
 
 
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order kept
+    for item in items:
+        if item.path.name in END_TO_END:
+            item.add_marker(pytest.mark.study)
 
 
 def write_synthetic_npz(path: Path, *, n_train=320, n_test=80, size=12, channels=1, seed=0) -> Path:
