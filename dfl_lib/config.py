@@ -35,7 +35,7 @@ Loss = Literal["ce", "pcl", "pcl_legacy", "center", "am_softmax", "prototype_con
 Schedule = Literal["multistep", "cosine", "constant"]
 TrainAttack = Literal["none", "fgsm", "pgd", "cw"]
 AdvMode = Literal["replace", "concat"]
-Precision = Literal["fp32", "bf16"]
+Precision = Literal["auto", "fp32", "bf16"]
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,8 @@ class RunConfig:
     channels_last: bool = True
     # "bf16": training (its attack, forward and loss) under bf16 autocast, weights and optimiser
     # in fp32; evaluation always runs in fp32. Changes what is learned, so it is in the run key.
+    # "auto": bf16 where the device computes it natively, fp32 elsewhere; resolved where a
+    # config is composed (`experiments.configs.make_config`), so a run's key names what it used
     precision: Precision = "fp32"
     device: str = "auto"      # "auto" = CUDA when present, else the CPU; or "cpu", "cuda:1", ...
 

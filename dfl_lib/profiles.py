@@ -84,10 +84,13 @@ class Profile:
     notebooks: tuple[str, ...] | str = "all"
 
 
-_BF16 = ("training (its attack, forward and loss) under bf16 autocast, weights in fp32; every "
-         "evaluation in fp32. 1.45x faster per PGD-training epoch on this CPU, and the robust "
-         "accuracy of its models agrees with fp32 training within seed noise (3 seeds, MNIST: "
-         "reports/benchmarks/bf16-agreement.json)")
+_BF16 = ("training (its attack, forward and loss) under bf16 autocast where the device computes "
+         "bf16 natively (a CPU with AVX512-BF16 or AMX, a CUDA GPU with bf16), fp32 elsewhere "
+         "(bf16 emulated on an AVX2 CPU runs 7-8x slower than fp32); weights in fp32, every "
+         "evaluation in fp32. bf16 is 1.45x faster per PGD-training epoch on the AVX-512 CPU, "
+         "and the robust accuracy of its models agrees with fp32 training within seed noise "
+         "(3 seeds, MNIST: reports/benchmarks/bf16-agreement.json); each run's name, key and "
+         "provenance say which it used")
 
 # the depth study at quick: 5,000 images x 6 epochs with an lr warm-up over 2 epochs: 80 steps,
 # as many as the table cells' 1-epoch warm-up over 10,000 images and as the fidelity study's
@@ -114,7 +117,7 @@ _MNIST_EPOCHS = 6
 _QUICK_OVERRIDES = {"width": 16, "n_val": 500, "n_eval": 500, "monitor_size": 100,
                     "wrn_depth": 16, "widen_factor": 2, "lr": 0.05, "batch_size": 128,
                     "aa_queries": 1000, "cw_l2_search_steps": 5, "lr_warmup_epochs": 1.0,
-                    "precision": "bf16"}
+                    "precision": "auto"}
 # MNIST sized to reach the field's regime (a PGD-trained ResNet-18 >= 85% under AutoAttack at
 # eps 0.3: studies/regime_scale.py); CIFAR-10 at illustration scale (quick-full only)
 _QUICK_SIZES = {
@@ -155,7 +158,7 @@ PROFILES: dict[str, Profile] = {
     "paper": Profile(
         name="paper",
         summary="the paper's settings, for a GPU",
-        overrides={"precision": "bf16"},
+        overrides={"precision": "auto"},
         deviations={"data": "CIFAR-10 is the JPEG copy where the original batches are "
                             "unavailable",
                     "precision": _BF16},
@@ -167,7 +170,7 @@ PROFILES: dict[str, Profile] = {
     "gpu": Profile(
         name="gpu",
         summary="the CIFAR-10 claims on one GPU, sized to reach CIFAR-10's regime",
-        overrides={"precision": "bf16", "batch_size": 128, "lr": 0.1},
+        overrides={"precision": "auto", "batch_size": 128, "lr": 0.1},
         per_dataset={"cifar10_jpeg": {"epochs": _GPU_EPOCHS}, "cifar10": {"epochs": _GPU_EPOCHS}},
         deviations={"data": "CIFAR-10 is the JPEG copy where the original batches are "
                             "unavailable",

@@ -136,9 +136,11 @@ def _fixed_speed(monkeypatch, **speed):
 
 def test_study_plan_only_prints_the_paper_profiles_time_on_this_cpu_and_a_gpu(capsys,
                                                                               monkeypatch):
+    import dfl_lib.device as device
     from dfl_lib.__main__ import main
 
     _fixed_speed(monkeypatch)
+    monkeypatch.setattr(device, "_cpu_flags", lambda: {"avx2", "fma"})  # no native bf16
     assert main(["study", "--profile", "paper", "--plan-only"]) == 0
     out = capsys.readouterr().out
     assert "the reference 2-core CPU (AVX-512 with bf16)" in out and "one H100 at 25%" in out
@@ -148,10 +150,12 @@ def test_study_plan_only_prints_the_paper_profiles_time_on_this_cpu_and_a_gpu(ca
              and " s here " in line]
     assert len(items) == len(study_plan("paper"))
     assert any(float(line.split(" s CPU ")[0]) > 0 for line in items)
-    # the paper profile trains in bf16: on this slow CPU every training item takes longer
+    # on this slow CPU every training item takes longer than on the reference one
     assert all(float(line.split(" s GPU ")[1].split(" s here")[0])
                > float(line.split(" s CPU ")[0]) for line in items)
-    assert "warning: this profile trains under bf16 autocast, which runs 13x slower" in out
+    # without native bf16 the profile trains in fp32 (precision "auto"): no bf16 warning
+    assert all(item.cfg.precision == "fp32" for item in study_plan("paper"))
+    assert "warning: this profile trains under bf16 autocast" not in out
 
 
 def test_gpu_profile_is_cifar10_with_the_papers_networks_and_its_time_is_printed(capsys,
@@ -181,7 +185,7 @@ def test_gpu_profile_code_path_runs_at_tiny_size_on_the_cpu(tmp_path, synthetic_
                       setting="adversarial training").replace(
         dataset="npz", data_path=str(synthetic_npz), model="resnet18", width=4, n_train=64,
         n_val=32, n_eval=16, epochs=1, monitor_size=8, attack_steps=2, cw_steps=2,
-        batch_size=32, device="cpu")
+        batch_size=32, device="cpu", precision="bf16")  # its bf16 path, forced on any CPU
     assert cfg.precision == "bf16"
     metrics = train_and_evaluate(cfg, suite="paper", runs_root=tmp_path, progress=False)
     assert metrics["n_eval"] == 16 and {r["name"] for r in metrics["table"]} >= {"clean"}

@@ -55,3 +55,58 @@ def test_precision_is_validated_and_part_of_the_run_name():
     assert run_name(make_config("smoke", precision="bf16")).endswith("-bf16-s0")
     with pytest.raises(ValueError, match="precision"):
         make_config("smoke", precision="fp16")
+
+
+# ----------------------------------------------------------------- precision from the hardware
+
+@pytest.mark.parametrize("flags,native", [({"avx2", "fma"}, False), ({"avx512f", "avx512bw"}, False),
+                                          ({"avx512f", "avx512_bf16"}, True),
+                                          ({"amx_tile", "amx_bf16"}, True)])
+def test_a_cpu_computes_bf16_natively_only_with_avx512_bf16_or_amx(flags, native, monkeypatch):
+    import dfl_lib.device as device
+
+    monkeypatch.setattr(device, "_cpu_flags", lambda: flags)
+    cpu = torch.device("cpu")
+    assert device.native_bf16(cpu) is native
+    assert device.resolve_precision("auto", cpu) == ("bf16" if native else "fp32")
+    assert device.resolve_precision("fp32", cpu) == "fp32"  # a user's choice is kept
+    assert device.resolve_precision("bf16", cpu) == "bf16"
+
+
+@pytest.mark.parametrize("supported", [True, False])
+def test_a_cuda_gpu_takes_bf16_where_it_supports_it(supported, monkeypatch):
+    import dfl_lib.device as device
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: supported)
+    assert device.native_bf16(torch.device("cuda")) is supported
+    assert device.native_bf16(torch.device("mps")) is False
+
+
+@pytest.mark.parametrize("flags,expected", [({"avx2"}, "fp32"), ({"avx512_bf16"}, "bf16")])
+def test_the_study_profiles_train_in_the_precision_the_machine_computes(flags, expected,
+                                                                       monkeypatch):
+    """quick, paper and gpu ask for "auto": resolved when the config is composed, so the run's
+    name, key and provenance say what it trained in (a report made on two machine kinds tells
+    its runs apart); an explicit precision is never overridden."""
+    import dfl_lib.device as device
+
+    monkeypatch.setattr(device, "_cpu_flags", lambda: flags)
+    for profile in ("quick", "paper"):
+        cfg = make_config(profile, dataset="mnist", device="cpu")
+        assert cfg.precision == expected
+        assert ("-bf16-" in run_name(cfg)) is (expected == "bf16")
+    assert make_config("quick", dataset="mnist", device="cpu", precision="bf16").precision == "bf16"
+    assert make_config("quick", dataset="mnist", device="cpu", precision="fp32").precision == "fp32"
+
+
+def test_training_refuses_an_unresolved_precision(synthetic_npz):
+    from dfl_lib.config import RunConfig
+    from dfl_lib.errors import UsageError
+    from dfl_lib.experiments.data import load_data
+    from dfl_lib.training.trainer import build_components
+
+    cfg = make_config("smoke", dataset="npz", data_path=str(synthetic_npz)).replace(
+        precision="auto")
+    assert isinstance(cfg, RunConfig)
+    with pytest.raises(UsageError, match="precision 'auto' reached training unresolved"):
+        build_components(cfg, load_data(cfg))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..config import DATASET_DEFAULTS, SCALED, RunConfig
 from ..defences import get_defence
+from ..device import resolve_device, resolve_precision
 from ..poisoning import get_poison
 from ..profiles import get_profile
 
@@ -18,8 +19,11 @@ __all__ = ["make_config", "profile_deviations", "checked"]
 def make_config(profile: str = "quick", **overrides) -> RunConfig:
     """Paper defaults -> the dataset's paper values -> the method's own (baselines) -> the
     profile (which scales the run's size for every method, but does not replace a baseline's
-    own hyperparameters) -> explicit overrides. UsageError (naming the field and what it takes)
-    for an unknown profile, field, value or a combination the method refuses."""
+    own hyperparameters) -> explicit overrides. precision "auto" (the study's profiles) is
+    resolved here for cfg.device: bf16 where it computes bf16 natively, fp32 elsewhere
+    (`device.resolve_precision`), so the run's key and provenance name what it trains in.
+    UsageError (naming the field and what it takes) for an unknown profile, field, value or a
+    combination the method refuses."""
     p = get_profile(profile)
     dataset = overrides.get("dataset", RunConfig.dataset)
     method = overrides.get("method", RunConfig.method)
@@ -33,8 +37,11 @@ def make_config(profile: str = "quick", **overrides) -> RunConfig:
 
 
 def checked(cfg: RunConfig) -> RunConfig:
-    """`cfg`, after its method's own checks (`Defence.validate`) and its poison's name (a
-    registered one, `poisoning.get_poison`); UsageError naming what is wrong."""
+    """`cfg` with precision "auto" resolved for its device (before it names any run), after its
+    method's own checks (`Defence.validate`) and its poison's name (a registered one,
+    `poisoning.get_poison`); UsageError naming what is wrong."""
+    if cfg.precision == "auto":
+        cfg = cfg.replace(precision=resolve_precision("auto", resolve_device(cfg.device)))
     get_defence(cfg.method).validate(cfg)
     if cfg.poison != "none":
         get_poison(cfg.poison)

@@ -119,9 +119,8 @@ def speed_lines(speed: CpuSpeed, *, uses_bf16: bool) -> list[str]:
              f"{speed.bf16_speedup:.2f}x as fast as fp32 (the reference: "
              f"{REFERENCE_BF16_SPEEDUP}x)"]
     if uses_bf16 and speed.bf16_speedup < 1:
-        lines.append(f"warning: this profile trains under bf16 autocast, which runs "
+        lines.append(f"warning: this plan trains under bf16 autocast, which runs "
                      f"{1 / speed.bf16_speedup:.0f}x slower than fp32 on this CPU (no native "
-                     f"bf16); the estimates for this CPU count it. Training in fp32 here "
-                     f"(--set precision=fp32 on single runs) would be faster, but it is "
-                     f"another run key: its runs are not this profile's")
+                     f"bf16); the estimates for this CPU count it. The study's profiles pick "
+                     f"fp32 on such a CPU (precision 'auto'): bf16 was asked for explicitly")
     return lines

@@ -28,6 +28,7 @@ from ..config import RunConfig
 from ..data.datasets import balanced_indices
 from .. import defences
 from ..device import resolve_device
+from ..errors import UsageError
 from ..losses import build_loss
 from ..models.resnet import build_model
 from ..runs import folder as runfolder
@@ -47,6 +48,10 @@ def build_components(cfg: RunConfig, data) -> tuple[nn.Module, nn.Module]:
     same initial model (resume and the channels-last comparison rely on it).
     """
     defences.get_defence(cfg.method).validate(cfg)  # a config replaced since it was composed
+    if cfg.precision == "auto":  # it would name a run by what it did not decide
+        raise UsageError("precision 'auto' reached training unresolved: compose the config with "
+                         "make_config (or experiments.configs.checked), which picks bf16 or fp32 "
+                         "for its device")
     torch.manual_seed(cfg.seed)
     extra = {"depth": cfg.wrn_depth, "widen_factor": cfg.widen_factor} if cfg.model == "wrn" else {}
     if cfg.extra_fc:
