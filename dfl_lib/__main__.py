@@ -44,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         code = EXIT_USAGE if isinstance(err, UsageError) else EXIT_DATA
         _one_line(prefix, str(err))
         return code
+    except NotImplementedError as err:  # an op Apple's MPS backend lacks: say what to do
+        if "MPS" not in str(err) or args.debug:
+            raise
+        _one_line(prefix, f"{str(err).splitlines()[0]} -- run with --set device=cpu, or set "
+                          "PYTORCH_ENABLE_MPS_FALLBACK=1 to run that op on the CPU")
+        return EXIT_USAGE
     except OSError as err:  # the system's own: a user's folder, disk or path, else a bug
         line = os_error_line(err)
         if line is None or args.debug:

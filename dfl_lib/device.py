@@ -32,11 +32,13 @@ def set_threads(n: int | None = None) -> int:
 
 
 def resolve_device(name: str) -> torch.device:
-    """"auto" -> CUDA when available, else the CPU; anything else must name a device torch
-    knows ("cpu", "cuda", "cuda:1", "meta", ...). A CUDA device on a machine without one is an
-    error, never a silent fallback to the CPU."""
+    """"auto" -> CUDA when available, else Apple's MPS when available, else the CPU; anything
+    else must name a device torch knows ("cpu", "cuda", "cuda:1", "mps", "meta", ...). A CUDA or
+    MPS device on a machine without one is an error, never a silent fallback to the CPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -45,6 +47,9 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"device {name!r} asked for, but torch sees no CUDA device here; use "
                          "'auto' or 'cpu'")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"device {name!r} asked for, but torch sees no MPS device here (Apple "
+                         "silicon with a torch built for it); use 'auto' or 'cpu'")
     return device
 
 

@@ -66,7 +66,9 @@ def test_evaluation_moves_the_test_images_to_the_configured_device(synthetic_npz
 
 
 def test_auto_resolves_to_what_is_present_and_cuda_without_one_is_an_error():
-    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    expected = "cuda" if torch.cuda.is_available() else \
+        "mps" if torch.backends.mps.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
     assert resolve_device("cpu") == torch.device("cpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA device"):
@@ -100,3 +102,30 @@ def test_no_hard_coded_device_in_the_library():
                 for kw in node.keywords:
                     hard = isinstance(kw.value, ast.Constant) and str(kw.value.value).startswith("cuda")
                     assert not (kw.arg == "device" and hard), f"{path.name}:{node.lineno}: {kw.arg}"
+
+
+@pytest.mark.parametrize("cuda,mps,expected", [(True, True, "cuda"), (False, True, "mps"),
+                                               (False, False, "cpu")])
+def test_auto_picks_cuda_then_mps_then_the_cpu(cuda, mps, expected, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert resolve_device("auto").type == expected
+    if not mps:
+        with pytest.raises(ValueError, match="no MPS device"):
+            resolve_device("mps")
+
+
+def test_an_op_mps_lacks_is_told_in_one_line(monkeypatch, capsys):
+    """Apple's MPS backend raises NotImplementedError for an op it lacks: the command line
+    says so in one line, with the two ways out, instead of a traceback."""
+    import dfl_lib.__main__ as cli
+
+    def missing(args):
+        raise NotImplementedError("The operator 'aten::_cdist_backward' is not currently "
+                                  "implemented for the MPS device.\nsecond line")
+
+    monkeypatch.setattr(cli, "_run", missing)
+    assert cli.main(["train", "--profile", "smoke"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "aten::_cdist_backward" in err
+    assert "device=cpu" in err and "PYTORCH_ENABLE_MPS_FALLBACK=1" in err

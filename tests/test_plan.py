@@ -278,3 +278,17 @@ def test_an_item_stopped_between_training_and_evaluation_keeps_its_training_time
     assert write("2026-11-30T19:04:00+00:00", "2026-11-30T19:05:15+00:00")["cell"] == 88.0
     # the training counts once: a later item on the same run keeps its own wall time
     assert write("2026-11-30T19:05:17+00:00", "2026-11-30T19:24:35+00:00")["headline"] == 88.0
+
+
+def test_gpu_estimates_count_a_pass_floor_where_the_flops_alone_say_zero():
+    """The quick plan's small MNIST networks are launch-bound on a GPU: the FLOP count alone
+    gave 0 s for all 71 items (issue 37); each batch pass now costs at least the floor."""
+    from dfl_lib.study.estimate import GPU_PASS_FLOOR_S, RATES, item_seconds
+
+    items = study_plan("quick")
+    for item in items:
+        seconds, flops = item_seconds(item, device="cuda")
+        if item.role in ("depth", "cell", "poison"):
+            batches = item.cfg.n_train / item.cfg.batch_size * item.cfg.epochs
+            assert seconds >= batches * GPU_PASS_FLOOR_S > 0, item.key
+        assert seconds >= flops / RATES["cuda"]  # never below the FLOP rate's time

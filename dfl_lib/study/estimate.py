@@ -24,12 +24,18 @@ from ..models.resnet import build_model
 from .cpu_speed import REFERENCE_BF16_SPEEDUP, REFERENCE_PGD_EPOCH_S
 
 __all__ = ["forward_flops", "train_flops", "eval_flops", "poison_flops", "poison_set",
-           "item_seconds", "RATES", "H100_BF16_PEAK"]
+           "item_seconds", "RATES", "H100_BF16_PEAK", "GPU_PASS_FLOOR_S"]
 
 H100_BF16_PEAK = 989e12   # dense bf16 FLOP/s of an H100 SXM (NVIDIA's datasheet)
 # effective FLOP/s (forward + backward counted as 3 forwards); the CPU figure is calibrated in
 # `_cpu_rate`, the GPU one assumes 25% of bf16 peak for small-image ResNets
 RATES = {"cuda": 0.25 * H100_BF16_PEAK}
+# a GPU pass (forward + backward of one batch) takes at least this long, whatever its FLOPs:
+# kernel launches bound the small networks of the quick profiles (a width-16 ResNet-18 on a
+# batch of 128 MNIST images is 0.17 TFLOP per PGD-10 step, under a millisecond at the rate
+# above, while its ~60 layers launch hundreds of kernels per pass). An assumption, ~4 ms for
+# these 18-50-layer ResNets, to be replaced by the GPU check's measurement (issue 37, item 6)
+GPU_PASS_FLOOR_S = 0.004
 _SHAPES = {"mnist": (1, 28), "fashion_mnist": (1, 28), "cifar10": (3, 32),
            "cifar10_jpeg": (3, 32)}
 
@@ -128,6 +134,9 @@ def item_seconds(item, *, device: str, craft: bool = True, cpu=None) -> tuple[fl
     on_gpu = device.startswith("cuda")
     rate = RATES["cuda"] if on_gpu else _cpu_rate() / (cpu.fp32_factor if cpu else 1.0)
     seconds = flops / rate
+    if on_gpu:  # launch-bound below the FLOP rate: every batch pass costs at least the floor
+        passes = flops / (3 * forward_flops(cfg) * max(cfg.batch_size, 1))
+        seconds = max(seconds, passes * GPU_PASS_FLOOR_S)
     if not on_gpu and cfg.precision == "bf16" and item.role in ("depth", "cell", "poison"):
         # the CPU rate is fp32's; bf16 autocast trains at its own speed (1.45x faster on the
         # reference CPU, studies/bf16_agreement.py; 14x slower on one without native bf16);
