@@ -82,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "README.md from the notebooks' metrics and recorded times")
     study.add_argument("--notebooks", default="", help="comma-separated subset, e.g. 01-depth")
     study.add_argument("--quiet", action="store_true", help="no progress bars")
+    study.add_argument("--workers", type=int, default=None, help="plan items run side by side "
+                       "in this many processes (default: chosen from the machine's cores and "
+                       "memory; 1 on a GPU)")
+    study.add_argument("--threads", type=int, default=None, help="torch threads per worker "
+                       "(default: the cores split between the workers)")
     study.add_argument("--allow-dirty", action="store_true", help="run with uncommitted changes "
                        "to code, notebooks or configuration (reports then name a commit that did "
                        "not make them)")

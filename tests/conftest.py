@@ -29,7 +29,7 @@ LONGEST_FIRST = ("test_notebooks.py", "test_lab.py")
 # loop while coding, `pytest -n 2 -m "not study"`, runs in under a minute; CI runs everything.
 END_TO_END = ("test_cli_errors.py", "test_attacks.py", "test_train.py", "test_distributed.py",
               "test_cli.py", "test_data.py", "test_featurespace.py", "test_poison_detect.py",
-              "test_golden.py", "test_reproducible.py", "test_runs_lock.py")
+              "test_golden.py", "test_reproducible.py", "test_runs_lock.py", "test_workers.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -238,3 +238,9 @@ def test_a_hand_edited_run_config_is_refused_naming_the_file(synthetic_npz, tmp_
     result = _cli("evaluate", *args[1:], "--suite", "paper", cwd=tmp_path)
     _assert_one_line(result, 1, str(config), "eps=0.3", "0.1")
     assert not list(run.glob("metrics-*.json")), "evaluated under a label it does not have"
+
+
+@pytest.mark.parametrize("flag", ["--workers", "--threads"])
+def test_a_worker_count_below_one_exits_2_naming_it(flag, tmp_path):
+    result = _cli("study", "--profile", "smoke", flag, "0", "--plan-only", cwd=tmp_path)
+    _assert_one_line(result, 2, flag, "at least 1", "got 0")

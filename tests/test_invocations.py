@@ -77,4 +77,8 @@ def test_the_study_records_its_machine(tmp_path, monkeypatch):
     import torch
 
     events = read_invocations(tmp_path / "runs")
-    assert events[0]["machine"].endswith(f"CPU cores, {torch.backends.cpu.get_cpu_capability()}")
+    # the CPU, the precision its runs train in and how the plan was shared out
+    assert f"CPU cores, {torch.backends.cpu.get_cpu_capability()}, precision fp32, " \
+        in events[0]["machine"]
+    assert events[0]["machine"].endswith((" worker of 1 thread", " workers of 1 thread",
+                                          " threads"))

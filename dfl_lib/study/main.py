@@ -2,6 +2,7 @@
 then every notebook with papermill, then the index reports/<profile>/README.md."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from . import cpu_speed, index, runner
 from .estimate import H100_BF16_PEAK, RATES
 from .invocations import invocation_summary, log_end, log_start, read_invocations
 from .plan import runs_dir_name, study_plan
+from .workers import default_workers
 
 __all__ = ["run_study", "StudyOptions"]
 
@@ -37,10 +39,13 @@ class StudyOptions:
     notebooks: tuple[str, ...] = ()   # () = every notebook of the profile
     quiet: bool = False
     allow_dirty: bool = False
+    workers: int | None = None       # plan items side by side; None: chosen from the machine
+    threads: int | None = None       # torch threads per worker; None: chosen with the workers
 
 
 def run_study(args: StudyOptions) -> int:
     """The study as `args` says; the exit code (0, or 1 when a notebook failed)."""
+    _workers(args)  # a bad --workers or --threads is refused before any work
     runs_dir = Path(args.runs_dir or ROOT / "runs" / runs_dir_name(args.profile))
     out_dir = Path(args.out_dir or ROOT / "reports" / args.profile)
     if args.plan_only:
@@ -74,10 +79,11 @@ def run_study(args: StudyOptions) -> int:
     if not args.skip_plan:
 
         on_cpu = resolve_device(args.device).type == "cpu"
+        workers, threads = _workers(args)
         runner.run_plan(args.profile, data_root=args.data_dir, runs_root=runs_dir,
                         device=args.device, progress=not args.quiet,
                         cpu=_this_cpu(study_plan(args.profile, device=args.device))
-                        if on_cpu else None)
+                        if on_cpu else None, workers=workers, threads=threads)
     try:
         index.run_notebooks(args.profile, out_dir=out_dir, runs_dir=runs_dir,
                             data_dir=args.data_dir or "", device=args.device, only=only)
@@ -114,21 +120,36 @@ def _log_start(args: StudyOptions, runs_dir: Path, *, only) -> None:
             (f"notebooks {', '.join(only)}" if only else "notebooks"))
     state = runio.git_state(ROOT)
     log_start(runs_dir, items_done=len(done), items=len(items), commit=state["commit"],
-              dirty=state["dirty"], what=what, machine=_machine(args.device))
+              dirty=state["dirty"], what=what, machine=_machine(args))
 
 
-def _machine(device: str) -> str:
+def _workers(args: StudyOptions) -> tuple[int, int]:
+    """(workers, threads per worker): the options', else chosen from the machine
+    (`workers.default_workers`: cores, memory, the device)."""
+    for name in ("workers", "threads"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise UsageError(f"--{name} must be at least 1, got {getattr(args, name)}")
+    workers, threads = default_workers(device=str(resolve_device(args.device)))
+    if args.workers is not None:
+        workers = args.workers
+        threads = args.threads or max(1, (os.cpu_count() or 1) // workers)
+    return workers, args.threads or threads
+
+
+def _machine(args: StudyOptions) -> str:
     """What the study runs on, in words: the GPU's name, or the CPU's cores and vector
     capability (the CPUs lent to this project differ 2-40x in speed: `cpu_speed`)."""
-    import os
-
     import torch
 
-
-    resolved = resolve_device(device)
+    resolved = resolve_device(args.device)
+    workers, threads = _workers(args)
+    precision = sorted({item.cfg.precision for item in study_plan(args.profile,
+                                                                   device=args.device)})
+    how = f"precision {'/'.join(precision)}, {workers} worker{'s' * (workers != 1)} of " \
+          f"{threads} thread{'s' * (threads != 1)}"
     if resolved.type == "cuda":
-        return f"one {torch.cuda.get_device_name(resolved)}"
-    return f"{os.cpu_count()} CPU cores, {torch.backends.cpu.get_cpu_capability()}"
+        return f"one {torch.cuda.get_device_name(resolved)}, {how}"
+    return f"{os.cpu_count()} CPU cores, {torch.backends.cpu.get_cpu_capability()}, {how}"
 
 
 def _require_clean_tree(*, allow_dirty: bool) -> None:

@@ -1,9 +1,9 @@
 """The study runner's first stage: print the plan with estimated seconds, then train and evaluate
-every plan item, one at a time (two torch processes on a small CPU slow each other far more than
-twice), with one progress bar across the plan. Interrupted, it resumes: finished runs and
-evaluations are reused, unfinished runs resume from their checkpoints.
+every plan item, one at a time or in worker processes that split the cores between them
+(`workers.py`), with one progress bar across the plan. Interrupted, it resumes: finished runs
+and evaluations are reused, unfinished runs resume from their checkpoints.
 
-    run_plan("quick", runs_root="runs/quick")
+    run_plan("quick", runs_root="runs/quick", workers=2, threads=1)
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from ..runs import io as runio
 from ..runs.folder import CONFIG_NAME, run_name
 from .estimate import item_seconds, poison_set
 from .plan import study_plan
+from .workers import run_parallel
 
 __all__ = ["plan_table", "run_plan", "run_item", "plan_times", "measured_seconds", "TIMES_NAME",
            "PlanClock"]
@@ -139,15 +140,20 @@ def _record_time(runs_root, *, key: str, seconds: float) -> None:
 
 
 def run_plan(profile: str, *, data_root=None, runs_root=None, device: str = "auto",
-             progress: bool = True, cpu=None) -> list[dict]:
+             progress: bool = True, cpu=None, workers: int = 1,
+             threads: int | None = None) -> list[dict]:
     """Execute the plan; one record per item: key, run folder, metrics path, measured seconds.
     cpu: this CPU's measured speed (`cpu_speed.CpuSpeed`): the estimates printed and the
-    clock's are this CPU's, else the reference CPU's."""
+    clock's are this CPU's, else the reference CPU's. workers > 1: items run in that many
+    processes of `threads` torch threads each (`workers.run_parallel`); the records are the
+    same, in plan order."""
     items = study_plan(profile, device=device)
     dev = str(resolve_device(device))
     rows, total = plan_table(items, device=dev, cpu=cpu)
+    how = "one job at a time" if workers == 1 else \
+        f"{workers} workers of {threads} thread{'s' * (threads != 1)}, the estimate one job's"
     print(f"study plan, profile {profile!r}, on {dev}: {len(items)} items, estimated "
-          f"{total / 60:.0f} min (one job at a time)")
+          f"{total / 60:.0f} min ({how})")
     for key, what, seconds in rows:
         print(f"  {seconds:7.0f} s  {key:<58} {what}")
     out, clock = [], PlanClock(total_estimate=total)
@@ -155,6 +161,20 @@ def run_plan(profile: str, *, data_root=None, runs_root=None, device: str = "aut
     # estimated seconds by wall seconds: "1.09s/s" and hours left after one slow first item)
     bar = tqdm(total=len(items), desc=f"study {profile}", disable=not progress,
                bar_format="{desc}: {n_fmt}/{total_fmt} items |{bar}| {postfix}")
+    if workers > 1:
+        estimates = {key: seconds for key, _, seconds in rows}
+
+        def done(key: str, seconds: float, record: dict) -> None:
+            _record_time(runs_root, key=key, seconds=seconds)
+            clock.finished(estimate=estimates[key] / workers, seconds=seconds / workers)
+            bar.set_postfix_str(clock.text())
+            bar.update(1)
+
+        results = run_parallel(items, workers=workers, threads=threads or 1, run=run_item,
+                               on_done=done, data_root=data_root, runs_root=runs_root)
+        bar.close()
+        return [{"key": item.key, "seconds": results[item.key][0], **results[item.key][1]}
+                for item in items]
     for item, (_, _, estimate) in zip(items, rows):
         start = time.perf_counter()
         bar.set_postfix_str(f"{clock.text()} | {item.key}")
