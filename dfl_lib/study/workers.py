@@ -1,7 +1,8 @@
 """The plan's independent items run side by side: N worker processes, the CPU's cores split
 between them (small convolutions use two threads poorly: on a 2-core AVX2 CPU two processes of
 one thread each run the quick profile's PGD training step 1.36x faster together than one process
-of two threads, benchmarks/README.md).
+of two threads; the quick plan's first six training items, shrunk to 1,000 images, 1.09x
+faster with their start-up and uneven sizes: benchmarks/README.md, section 8).
 
 Items that share work run in one worker, in plan order: those of one training run (its table
 cell and its headline evaluation), of one transfer surrogate, of one poisoned training set.
@@ -29,8 +30,9 @@ from .estimate import poison_set
 
 __all__ = ["default_workers", "item_groups", "run_parallel", "WorkerDied", "MEMORY_PER_WORKER"]
 
-# resident memory of one worker at the quick profile (a ResNet-50 PGD-training run, its data and
-# torch itself), measured with `benchmarks/bench.py`'s peak-memory case: about 1.6 GB; with room
+# peak resident memory of one worker on the quick plan's depth items (ResNet-18/34/50 +- DFL,
+# PGD-10 training, MNIST, with torch itself): 2.28 GB (benchmarks/workers.py, results-workers-
+# avx2-2core.json); rounded up
 MEMORY_PER_WORKER = 2.5e9
 RESTARTS = 2  # fresh pools after a worker died, before the invocation gives up
 
