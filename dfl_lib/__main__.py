@@ -66,7 +66,6 @@ def _one_line(prefix: str, message: str) -> None:
 def _kept(args) -> str:
     """What an interrupted command leaves, in words: every run's last finished epoch and every
     written result are kept (each file is written atomically: `runs.io`)."""
-
     if args.command == "study":
         return "finished runs, epochs, evaluations and notebooks are kept"
     root = args.runs_dir or default_runs_root()

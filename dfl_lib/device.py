@@ -9,14 +9,16 @@ notebooks, the benchmarks).
 from __future__ import annotations
 
 import os
+import typing
 
 import torch
 
+from .config import Precision
 from .errors import UsageError
 
 __all__ = ["resolve_device", "set_threads", "native_bf16", "resolve_precision", "PRECISIONS"]
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = typing.get_args(Precision)  # ("auto", "fp32", "bf16"): the config's closed set
 # CPU flags of native bf16 arithmetic (Linux /proc/cpuinfo names): AVX512-BF16, AMX-BF16.
 # Without them bf16 autocast on a CPU is emulated, 7-8x slower than fp32 (AVX2, measured)
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")

@@ -41,22 +41,20 @@ class MissingDataError(DataFileError, FileNotFoundError):
     """A file or folder that should exist does not (exit code 1)."""
 
 
+_WRITABLE = "choose a folder you can write (e.g. --runs-dir, --out-dir)"
+_A_FILE = "a file stands where a folder is expected: move the file away or choose another folder"
+_FULL = ("free some space or choose a folder on another disk (e.g. --runs-dir), then run the "
+         "command again (finished work is kept)")
 # errno -> what to do about it; every entry a condition of the user's files or machine
 _OS_ADVICE = {
-    errno.EACCES: "permission denied: choose a folder you can write (e.g. --runs-dir, --out-dir) "
-                  "or change its permissions",
-    errno.EPERM: "operation not permitted: choose a folder you can write (e.g. --runs-dir, "
-                 "--out-dir)",
-    errno.EROFS: "read-only file system: choose a writable folder (e.g. --runs-dir, --out-dir)",
-    errno.ENOTDIR: "a file stands where a folder is expected: move the file away or choose "
-                   "another folder",
-    errno.EEXIST: "a file stands where a folder is expected: move the file away or choose "
-                  "another folder",
+    errno.EACCES: f"permission denied: {_WRITABLE} or change its permissions",
+    errno.EPERM: f"operation not permitted: {_WRITABLE}",
+    errno.EROFS: f"read-only file system: {_WRITABLE}",
+    errno.ENOTDIR: _A_FILE,
+    errno.EEXIST: _A_FILE,
     errno.EISDIR: "a folder stands where a file is expected: move the folder away",
-    errno.ENOSPC: "no space left on the device: free some space or choose a folder on another "
-                  "disk (e.g. --runs-dir), then run the command again (finished work is kept)",
-    errno.EDQUOT: "disk quota exceeded: free some space or choose a folder on another disk "
-                  "(e.g. --runs-dir), then run the command again (finished work is kept)",
+    errno.ENOSPC: f"no space left on the device: {_FULL}",
+    errno.EDQUOT: f"disk quota exceeded: {_FULL}",
     errno.ENAMETOOLONG: "path too long for the file system: choose a shorter folder",
     errno.ENOENT: "no such file or folder: check the path",
 }

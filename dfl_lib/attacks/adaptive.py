@@ -9,7 +9,7 @@ objective and the attack uses it.
 from __future__ import annotations
 
 from ..errors import UsageError
-from .base import _Best, iterate_linf, _outcome
+from .base import _Best, _outcome, iterate_linf
 from .pgd import pgd
 from .registry import _signature_defaults, register_runner
 
@@ -51,4 +51,4 @@ def pgd_adaptive(model, x, y, *, generator, seed, defence_loss=None, ce_weight=1
     eps, steps = kw["eps"], kw.get("steps", 10)
     alpha = kw.get("alpha") or 2.5 * eps / max(steps, 1)
     return iterate_linf(model, x, y, eps=eps, alpha=alpha, steps=steps, loss_fn=objective,
-                    start=x_ce, best=best)
+                        start=x_ce, best=best)

@@ -160,7 +160,7 @@ def _logits_seen(model: nn.Module):
 
 
 def iterate_linf(model, x, y, *, eps, alpha, steps, loss_fn, start, decay=None, best=None,
-             moving=None):
+                 moving=None):
     """`steps` L-inf steps from `start`; with `decay` set, MIM's momentum on the normalised
     gradient. x, start: (N, C, H, W). Returns the detached last iterate, or, given a `_Best`,
     updates it with every iterate (start and last included) and returns its per-example best

@@ -38,7 +38,7 @@ def cw(model, x, y, *, c: float = 0.1, kappa: float = 0.0, steps: int = 100, lr:
     none was found. Report its L2 norms beside the accuracy.
     """
     check_attack_inputs(model, x, y, c=c, kappa=kappa, steps=steps, lr=lr,
-           binary_search_steps=binary_search_steps, c_max=c_max)
+                        binary_search_steps=binary_search_steps, c_max=c_max)
     x = x.detach()
     n, dev = x.shape[0], x.device
     c_now = torch.full((n,), float(c), device=dev, dtype=x.dtype)
@@ -47,7 +47,7 @@ def cw(model, x, y, *, c: float = 0.1, kappa: float = 0.0, steps: int = 100, lr:
     best, best_l2 = x.clone(), torch.full((n,), float("inf"), device=dev, dtype=x.dtype)
     for _ in range(max(binary_search_steps, 1)):
         found, l2, x_adv = cw_once(model, x, y, c=c_now, kappa=kappa, steps=steps, lr=lr,
-                                    abort_early=abort_early)
+                                   abort_early=abort_early)
         improve = found & (l2 < best_l2)
         best = torch.where(improve[:, None, None, None], x_adv, best)
         best_l2 = torch.where(improve, l2, best_l2)

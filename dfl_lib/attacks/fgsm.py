@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import LossFn, check_attack_inputs, iterate_linf, random_start_linf, ce_loss
+from .base import LossFn, ce_loss, check_attack_inputs, iterate_linf, random_start_linf
 from .registry import register
 
 
@@ -26,4 +26,4 @@ def fgsm(model, x, y, *, eps: float, random_start: bool = False, alpha: float | 
     else:
         start, alpha = x, eps if alpha is None else alpha
     return iterate_linf(model, x.detach(), y, eps=eps, alpha=alpha, steps=1, loss_fn=loss_fn,
-                    start=start)
+                        start=start)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import LossFn, check_attack_inputs, iterate_linf, ce_loss
+from .base import LossFn, ce_loss, check_attack_inputs, iterate_linf
 from .registry import register
 
 
@@ -22,4 +22,4 @@ def mim(model, x, y, *, eps: float, alpha: float | None = None, steps: int = 10,
     check_attack_inputs(model, x, y, eps=eps, alpha=alpha, steps=steps, decay=decay)
     alpha = eps / max(steps, 1) if alpha is None else alpha
     return iterate_linf(model, x.detach(), y, eps=eps, alpha=alpha, steps=steps, loss_fn=loss_fn,
-                    start=x, decay=decay)
+                        start=x, decay=decay)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from ..errors import UsageError
-from .base import LossFn, _Best, check_attack_inputs, iterate_linf, _outcome, random_start_linf, ce_loss
+from .base import (LossFn, _Best, _outcome, ce_loss, check_attack_inputs, iterate_linf,
+                   random_start_linf)
 from .registry import register
 
 
@@ -35,7 +36,7 @@ def pgd(model, x, y, *, eps: float, alpha: float | None = None, steps: int = 10,
     for _ in range(restarts):
         start = random_start_linf(x, eps=eps, generator=generator) if random_start else x
         x_adv = iterate_linf(model, x, y, eps=eps, alpha=alpha, steps=steps, loss_fn=loss_fn,
-                         start=start, best=best if keep_best else None)
+                             start=start, best=best if keep_best else None)
         if restarts == 1 or keep_best:
             continue
         best.update(x_adv, *_outcome(model, x_adv, y, loss_fn))

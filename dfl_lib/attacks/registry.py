@@ -145,6 +145,9 @@ def register_runner(name: str, *, norm: str | None, kind: str, summary: str, def
 def _runner(fn: Callable) -> Callable:
     """A runner for one of our attack functions (the generator goes where it is taken)."""
     params = inspect.signature(fn).parameters
+    # the settings without a default (eps), read once here, not at every batch
+    required = [p for p, v in params.items() if v.kind == v.KEYWORD_ONLY
+                and v.default is v.empty and p != "generator"]
 
     def run(model, x, y, *, generator, seed, **kw):
         unknown = sorted(set(kw) - set(params))
@@ -152,8 +155,7 @@ def _runner(fn: Callable) -> Callable:
             known = [p for p, v in params.items() if v.kind == v.KEYWORD_ONLY and p != "generator"]
             raise UsageError(f"attack {fn.__name__!r} has no setting {unknown[0]!r}; its settings: "
                              f"{', '.join(known)}")
-        missing = [p for p, v in params.items() if v.kind == v.KEYWORD_ONLY
-                   and v.default is v.empty and p not in kw and p != "generator"]
+        missing = [p for p in required if p not in kw]
         if missing:  # e.g. no eps: the caller gave neither the setting nor a threat model
             raise UsageError(f"attack {fn.__name__!r} needs {missing[0]}= (eps: its L-inf "
                              f"budget in pixel units, or evaluate(..., threat=ThreatModel))"

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..attacks.base import check_attack_inputs, iterate_linf, random_start_linf, ce_loss
+from ..attacks.base import ce_loss, check_attack_inputs, iterate_linf, random_start_linf
 from ..config import RunConfig
 from ..errors import UsageError
 from ..numerics import stat_dtype
@@ -74,7 +74,7 @@ def dynamic_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: floa
         return fosc(x_adv, x0, grad, eps=eps, box_aware=box_aware) > c_threshold
 
     return iterate_linf(model, x0, y, eps=eps, alpha=alpha, steps=steps, loss_fn=ce_loss,
-                    start=start, moving=moving)
+                        start=start, moving=moving)
 
 
 class SelfWeightedCrossEntropy(nn.Module):

@@ -35,7 +35,6 @@ def _sizes(profile: str) -> tuple[int, int, float, int]:
 
 def geometry_test_set(profile: str, *, data_root=None, seed: int = 0):
     """(x float (N, 1, 28, 28) in [0, 1], y (N,)): the profile's MNIST test images."""
-
     data = load_dataset("mnist", root=data_root, n_train=_sizes(profile)[0], seed=seed)
     return eval_subset(data, n=_sizes(profile)[3], seed=seed)
 

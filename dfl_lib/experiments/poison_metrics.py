@@ -55,7 +55,6 @@ def _detection(model, data, *, device, seed: int) -> dict:
     """The detectors on the penultimate features of the whole training set, labelled as the
     poisoned set labels it (a subsample would change the share of poison within the target
     class, which activation clustering reads: it flags the smaller cluster)."""
-
     is_poison = np.zeros(len(data.y_train), dtype=bool)
     is_poison[data.poisoned.indices.numpy()] = True
     feats = penultimate_features(model, data.to_float(data.x_train).to(device)).numpy()
@@ -75,7 +74,6 @@ def poison_metrics(cfg: RunConfig, *, data_root=None, runs_root=None, reuse: boo
     for a poison that changes a subset, the detectors' AUROC and recall at 5% false positives.
     Per-example results are saved beside (masks-poison/*.npy) for the study's intervals.
     Written to metrics-poison.json in the run folder, reused when its key matches."""
-
     start = time.perf_counter()
     run = train_run(cfg, data_root=data_root, runs_root=runs_root, progress=False)
     rdir = Path(run["run_dir"])

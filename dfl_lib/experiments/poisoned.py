@@ -50,7 +50,6 @@ def poison_key(cfg: RunConfig, data) -> str:
 
 
 def _reference_model(cfg: RunConfig, data, *, runs_root):
-
     ref = reference_config(cfg)
     model, loss = build_components(ref, data)
     train(model, loss, data, ref, runs_root=runs_root, progress=False)

@@ -8,9 +8,9 @@ step; `train_and_evaluate` does both for the command line and the study.
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
-
 
 from ..config import RunConfig
 from ..defences import BASELINE_NOTES
@@ -142,8 +142,6 @@ def train_and_evaluate(cfg: RunConfig, *, suite: str = "full", data_root=None, r
 def _check_metrics(path: Path, *, saved: dict, cfg: RunConfig) -> None:
     """DataFileError naming `path` when metrics about to be reused say they were made for
     another config than the one their evaluation key was made from (edited by hand)."""
-    import json
-
     made_for = (saved.get("provenance") or {}).get("config")
     if made_for != json.loads(json.dumps(cfg.to_dict())):
         raise DataFileError(f"run record {path} holds metrics whose provenance names another "

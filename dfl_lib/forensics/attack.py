@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..attacks.base import logit_margin, logits_of, project_linf
-from ..attacks.cw import cw_once, cw
+from ..attacks.cw import cw, cw_once
 from ..errors import UsageError
 
 __all__ = ["DEFAULTS", "COLUMNS", "flawed_attack", "judge", "flawed_accuracy"]
@@ -152,7 +152,6 @@ def flawed_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, column:
 
 def _cw_train_mode(model, x, y):
     """The library's C&W refuses a model in train mode (its guard); the flaw needs it anyway."""
-
     c = torch.full((len(x),), 0.1, dtype=x.dtype)
     found, _, x_adv = cw_once(model, x, y, c=c, kappa=0.0, steps=10, lr=0.01)
     return torch.where(found[:, None, None, None], x_adv, x)

@@ -9,6 +9,7 @@ and finishing it. The files are written atomically by `runio`.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -20,7 +21,7 @@ from . import io as runio
 from .versions import computation_version
 
 __all__ = ["run_name", "run_path", "open_run", "save_epoch", "finish_run", "check_record",
-           "learned_fields", "HISTORY_NAME", "CONFIG_NAME"]
+           "learned_fields", "learned_key", "HISTORY_NAME", "CONFIG_NAME"]
 
 HISTORY_NAME = "history.json"
 CONFIG_NAME = "config.json"
@@ -53,9 +54,12 @@ def run_path(cfg: RunConfig, data, *, runs_root=None) -> Path:
 def learned_fields(config: dict) -> dict:
     """The fields of a config dict that decide what a run learns (EVAL_ONLY left out), as JSON
     reads them back (tuples as lists): what a run's key and its records must agree on."""
-    import json
-
     return {k: v for k, v in json.loads(json.dumps(config)).items() if k not in EVAL_ONLY}
+
+
+def learned_key(cfg: RunConfig) -> str:
+    """`learned_fields` of cfg as one hashable text: configs that train the same run share it."""
+    return runio.canonical_json(learned_fields(cfg.to_dict()))
 
 
 def check_record(path: Path, *, config: dict | None, cfg: RunConfig) -> None:
@@ -79,8 +83,6 @@ def check_record(path: Path, *, config: dict | None, cfg: RunConfig) -> None:
 
 def _json_text(value) -> str:
     """value as sorted JSON text: equal for equal records, NaN included (NaN != NaN)."""
-    import json
-
     return json.dumps(value, sort_keys=True, default=runio.json_default)
 
 

@@ -66,7 +66,6 @@ def seconds_per_batch(cfg, *, x: torch.Tensor, y: torch.Tensor, batches: int,
     in [0, 1]) and y (N,), N at least (batches + 1) x cfg.batch_size: one warm-up batch, then
     `batches` timed. autocast: under bf16 autocast, as cfg.precision "bf16" trains.
     Raises UsageError when x holds too few images."""
-
     need = cfg.batch_size * (batches + 1)
     if len(x) < need:
         raise UsageError(f"seconds_per_batch needs {need} images ({batches} timed batches and "
@@ -96,7 +95,6 @@ def measure_cpu_speed(*, batches: int = 2, batch_size: int = 128) -> CpuSpeed:
     after one warm-up, at torch's current thread count; seconds per batch of `batch_size`
     images, scaled to the reference's 128 (another size is for tests: the ratio is the
     reference's only at 128)."""
-
     cfg = make_config("quick", dataset="mnist", model="resnet18", width=16, dfl=False,
                       loss="ce", train_attack="none", batch_size=batch_size, augment=False)
     gen = torch.Generator().manual_seed(0)

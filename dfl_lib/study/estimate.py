@@ -71,7 +71,6 @@ def train_flops(cfg: RunConfig, *, n_train: int) -> float:
 
 def eval_flops(cfg: RunConfig, *, suite: str, n_eval: int) -> float:
     """FLOPs of one evaluation suite on n_eval images (AutoAttack on its still-robust share)."""
-
     robust = 0.6 if cfg.train_attack != "none" else 0.05  # share AutoAttack keeps attacking
     passes = 0.0
     for spec in attack_suite(cfg, suite=suite).values():  # each attack states its own cost
@@ -87,7 +86,6 @@ def poison_flops(cfg: RunConfig, *, n_train: int, craft: bool = True) -> float:
     """FLOPs of a poisoning run's measurements (clean and triggered test images, detector
     features) and, with craft=True, of crafting its poisoned set (a plan crafts each set once:
     `poison_set` names it; the runs sharing it reuse it)."""
-
     f = forward_flops(cfg)
     # the poison's own crafting cost, in forward passes per training image (its registration)
     work = n_train * get_poison(cfg.poison).cost if craft and cfg.poison != "none" else 0.0
@@ -108,7 +106,6 @@ def poison_set(cfg: RunConfig) -> tuple | None:
 
 @lru_cache(maxsize=1)
 def _cpu_rate() -> float:
-
     ref = make_config("quick", dataset="mnist", model="resnet18", width=16, dfl=False,
                       loss="ce", train_attack="pgd", epochs=1, n_val=0, monitor_size=0)
     return train_flops(ref, n_train=10_000) / REFERENCE_PGD_EPOCH_S

@@ -87,7 +87,6 @@ def _left_to_others(profile: str, *, row: str, settings, dataset: str) -> str:
     """Why a claim's own cells are not at this profile when the profile runs its row but leaves
     those cells to another (`Profile.single_seed_cells`), naming the profiles that train them;
     "" otherwise (a row the profile does not run at all reads "not run at this profile")."""
-
     if row not in table_rows_of(profile):
         return ""
     missing = [s for s in settings if not cell_seeds(profile, row=row, setting=s)]
@@ -178,7 +177,6 @@ def rise_verdicts(profile: str, *, records: list[dict]) -> list[dict]:
 def strong_attack_checks(cells: dict) -> list[dict]:
     """Our own checks on every headline cell with PGD training: does its PGD-10 accuracy hold
     under the strongest attacks of its headline evaluation (same images)?"""
-
     out = []
     for (dataset, row, setting), found in cells.items():
         head = found.get("headline")
@@ -200,7 +198,6 @@ def adaptive_checks(cells: dict) -> list[dict]:
     PGD-10)? Per seed, both on the same images; "holds" when its accuracy is at most PGD-50's
     on every seed (a tolerance of one image), "uninformative" when PGD-50 already leaves at
     most one image correct on every seed (any attack ties it there: a clean-trained model)."""
-
     out = []
     for (dataset, row, setting), found in cells.items():
         pairs = []

@@ -102,7 +102,6 @@ def _this_cpu(items):
     """This CPU's training speed, measured now (`cpu_speed`), with its lines printed: the
     profiles are sized on a reference CPU, and bf16 autocast trains 14x slower than fp32 on a
     CPU without native bf16."""
-
     speed = cpu_speed.measure_cpu_speed()
     print(*cpu_speed.speed_lines(speed, uses_bf16=any(i.cfg.precision == "bf16" for i in items)),
           sep="\n", flush=True)
@@ -112,7 +111,6 @@ def _this_cpu(items):
 def _log_start(args: StudyOptions, runs_dir: Path, *, only) -> None:
     """Record this invocation in the runs folder (`invocations.jsonl`): the commit, and how many
     plan items were already done, so the index can say whether one invocation made it."""
-
     items = study_plan(args.profile, device=args.device)
     done = runner.measured_seconds(items, runs_root=runs_dir) if runs_dir.exists() else {}
     what = ("plan and notebooks" if not args.skip_plan and only is None else
@@ -156,7 +154,6 @@ def _require_clean_tree(*, allow_dirty: bool) -> None:
     """Reports are made from a clean tree (their provenance names a commit that made them):
     refuse uncommitted changes to code, notebooks or configuration (reports/ and runs/ do not
     count: `runs.io.git_state`) unless told otherwise. Raises UsageError."""
-
     if not allow_dirty and runio.git_state(ROOT)["dirty"] is True:
         raise UsageError("the tree has uncommitted changes to code, notebooks or configuration "
                          "(git status): commit them first, so the reports name the commit that "

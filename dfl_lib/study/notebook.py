@@ -53,20 +53,17 @@ class Notebook:
     @property
     def datasets(self) -> tuple[str, ...]:
         """The datasets whose table cells the profile's plan makes."""
-
         return datasets(self.profile)
 
     @property
     def backbone(self) -> str:
         """The model standing for the paper's ResNet-50 in the tables, as a label."""
-
         width = make_config(self.profile, dataset="mnist").width
         return f"{table_backbone(self.profile)} (width {width})"
 
     @property
     def monitor_size(self) -> int:
         """Images of the per-epoch PGD-10 monitor at this profile."""
-
         return make_config(self.profile, dataset="mnist").monitor_size
 
     def save_figure(self, fig, stem: str) -> str:
@@ -79,14 +76,12 @@ class Notebook:
     def class_counts(self) -> dict[str, int | None]:
         """{dataset: its number of classes} for the datasets of this notebook's plan runs (None
         where the count is read from the files); recorded in every metrics file."""
-
         names = {item.cfg.dataset for item in study_plan(self.profile, device=self.device)
                  if self.name in item.notebooks}
         return {name: DATASETS[name].num_classes for name in sorted(names)}
 
     def write_metrics(self, payload: dict) -> Path:
         """metrics.json: the payload plus profile, deviations, figures and provenance."""
-
         body = {"notebook": self.name, "profile": self.profile, "n_classes": self.class_counts(),
                 "deviations": list(profile_deviations(self.profile))
                 + list(plan_deviations(self.profile)), "figures": self.figures,

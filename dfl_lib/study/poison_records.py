@@ -64,7 +64,6 @@ def _samples(records, *, poison, rows, setting, fraction, mask: str) -> dict:
 
 def _untrained(records, *, rows, setting) -> str:
     """Why the unpoisoned reference runs of `rows` in `setting` did not train ("" if they did)."""
-
     clean = {}
     for r in records:
         if r["poison"] == "none" and r["row"] in rows and r["setting"] == setting:

@@ -24,7 +24,6 @@ SETTING_LABELS = {"adversarial training": "PGD-10 training", "no defence": "no d
 
 def load_run(cfg, *, runs_root=None, data_root=None) -> dict:
     """{"model", "loss", "data", "history", "run_dir"} of a plan run (trained if missing)."""
-
     run = train_run(cfg, data_root=data_root, runs_root=runs_root, progress=False)
     return {**run, "history": with_errors(run["history"])}
 

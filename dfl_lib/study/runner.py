@@ -13,12 +13,11 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..config import EVAL_ONLY
 from ..device import resolve_device
 from ..experiments.poison_metrics import poison_metrics
 from ..experiments.run import train_and_evaluate, train_run
 from ..runs import io as runio
-from ..runs.folder import CONFIG_NAME, run_name
+from ..runs.folder import CONFIG_NAME, learned_fields, learned_key, run_name
 from .estimate import item_seconds, poison_set
 from .plan import study_plan
 from .workers import run_parallel
@@ -27,10 +26,6 @@ __all__ = ["plan_table", "run_plan", "run_item", "plan_times", "measured_seconds
            "PlanClock"]
 
 TIMES_NAME = "plan-times.json"
-
-
-def _train_key(cfg) -> tuple:
-    return tuple((k, v) for k, v in cfg.to_dict().items() if k not in EVAL_ONLY)
 
 
 def plan_table(items, *, device: str, cpu=None) -> tuple[list[tuple], float]:
@@ -43,7 +38,7 @@ def plan_table(items, *, device: str, cpu=None) -> tuple[list[tuple], float]:
         poisoned = poison_set(item.cfg) if item.suite == "poison" else None
         seconds, _ = item_seconds(item, device=kind, craft=poisoned not in crafted, cpu=cpu)
         crafted.add(poisoned)
-        tkey = _train_key(item.cfg)
+        tkey = learned_key(item.cfg)
         what = []
         if item.role in ("depth", "cell", "poison") and tkey not in trained:
             what.append(f"train {item.cfg.epochs} ep")
@@ -68,15 +63,14 @@ def measured_seconds(items, *, runs_root) -> dict[str, float]:
     is an evaluation whose run finished training before the evaluation began (an invocation
     stopped between the two and the next one evaluated it), its epochs are added to the
     evaluation's wall time, which no longer holds them."""
-
     root = Path(runs_root or runio.default_runs_root())
     out, trained = {}, set()
     for item in items:
         rdir = _run_folder(root, item.cfg)
         if rdir is None:
             continue
-        first = item.role in ("depth", "cell", "poison") and _train_key(item.cfg) not in trained
-        trained.add(_train_key(item.cfg))
+        first = item.role in ("depth", "cell", "poison") and learned_key(item.cfg) not in trained
+        trained.add(learned_key(item.cfg))
         history = rdir / "history.json"
         epochs = sum(e["train_seconds"] + e["val_seconds"]
                      for e in json.loads(history.read_text())) if history.exists() else 0.0
@@ -114,15 +108,11 @@ def _run_folder(root: Path, cfg) -> Path | None:
     Folders share a readable name across configs that differ elsewhere (the depth study's
     warm-up and no-warm-up runs, a cell and the poisoning study's 5,000-image reference), so the
     name alone picked whichever was written last."""
-
-    def learned(config: dict) -> dict:
-        return {k: v for k, v in config.items() if k not in EVAL_ONLY}
-
-    want = learned(json.loads(json.dumps(cfg.to_dict())))  # tuples read back as lists
+    want = learned_fields(cfg.to_dict())
     found = []
     for folder in root.glob(f"{run_name(cfg)}-*"):
         config = folder / CONFIG_NAME
-        if config.exists() and learned(json.loads(config.read_text())) == want:
+        if config.exists() and learned_fields(json.loads(config.read_text())) == want:
             found.append(folder)
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
@@ -193,7 +183,6 @@ def run_item(item, *, data_root=None, runs_root=None) -> dict:
     poisoning run) one plan item, reusing what is finished; {"run_dir": ...} or {"metrics":
     path}. Two processes may share a plan: a run being trained by one is waited for by the
     other (`runs.lock`), then reused."""
-
     if item.suite is None:
         run = train_run(item.cfg, data_root=data_root, runs_root=runs_root, progress=False)
         return {"run_dir": str(run["run_dir"])}

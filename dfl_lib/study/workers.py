@@ -23,9 +23,9 @@ from concurrent.futures.process import BrokenProcessPool
 
 import torch
 
-from ..config import EVAL_ONLY
 from ..evaluation.suites import CHECKED_SUITES
 from ..experiments.run import surrogate_config
+from ..runs.folder import learned_key
 from .estimate import poison_set
 
 __all__ = ["default_workers", "item_groups", "run_parallel", "WorkerDied", "MEMORY_PER_WORKER"]
@@ -66,12 +66,9 @@ def _memory() -> float:
 
 def _keys(item) -> Iterator[tuple]:
     """What an item shares with others: its training run, its surrogate's, its poisoned set."""
-    def train_key(cfg) -> tuple:
-        return tuple((k, v) for k, v in cfg.to_dict().items() if k not in EVAL_ONLY)
-
-    yield ("train", train_key(item.cfg))
+    yield ("train", learned_key(item.cfg))
     if item.suite in CHECKED_SUITES:
-        yield ("train", train_key(surrogate_config(item.cfg)))
+        yield ("train", learned_key(surrogate_config(item.cfg)))
     if item.suite == "poison" and poison_set(item.cfg) is not None:
         yield ("poison", poison_set(item.cfg))
 
