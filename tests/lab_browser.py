@@ -79,9 +79,14 @@ def widget_state(cell) -> dict:
             "figure_bytes": len(png)}
 
 
-def set_slider(page, cell, value: float, *, timeout_s: float = 60.0) -> dict:
+def set_slider(page, cell, value: float, *, timeout_s: float = 60.0,
+               settle_s: float = 15.0) -> dict:
     """Type `value` into the slider's readout and press Enter, as a user would; wait until the
-    kernel has redrawn (the text line names the new epsilon) and is idle again."""
+    kernel has redrawn (the text line names the new epsilon) and is idle again, and until the
+    browser shows a figure other than the one before, or `settle_s` more seconds have passed
+    (the text label can reach the page before the Output widget's new image does, on a busy
+    machine: the caller's assertions then judge what the page finally shows)."""
+    before = widget_state(cell)["figure_sha"]
     readout = cell.locator(".widget-readout").first
     readout.scroll_into_view_if_needed()
     readout.click()
@@ -89,11 +94,14 @@ def set_slider(page, cell, value: float, *, timeout_s: float = 60.0) -> dict:
     readout.press("Enter")
     want = f"eps {value:.3f}"
     deadline = time.monotonic() + timeout_s
+    settled = None  # when the text and the kernel first said the redraw was done
     while True:
         state = widget_state(cell)
         if state["text"].startswith(want) and state["figure_bytes"] and \
                 "Idle" in kernel_status(page):
-            return state
+            settled = settled or time.monotonic()
+            if state["figure_sha"] != before or time.monotonic() - settled > settle_s:
+                return state
         if time.monotonic() > deadline:
             raise TimeoutError(f"the widget did not redraw for eps {value}: it shows {state}")
         time.sleep(0.5)
