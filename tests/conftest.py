@@ -27,7 +27,7 @@ LONGEST_FIRST = ("test_notebooks.py", "test_lab.py")
 # files whose tests train on real data, start the command line in subprocesses or recompute the
 # golden runs (10-90 s each on a 2-core CPU). All of them carry the "study" mark, so the inner
 # loop while coding, `pytest -n 2 -m "not study"`, runs in under a minute; CI runs everything.
-END_TO_END = ("test_cli_errors.py", "test_attacks.py", "test_train.py", "test_distributed.py",
+END_TO_END = ("test_cli_errors.py", "test_attacks.py", "test_training.py", "test_distributed.py",
               "test_cli.py", "test_data.py", "test_featurespace.py", "test_poison_detect.py",
               "test_golden.py", "test_reproducible.py", "test_runs_lock.py", "test_workers.py")
 
@@ -127,7 +127,7 @@ def train_tiny(x, y, *, seed: int = 0, epochs: int = 3, lr: float = 3e-3) -> Tin
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny models run fastest on one thread; two threads per process oversubscribe a shared
-    2-core CPU (test_evaluate + test_masking: 56 s with 2 threads vs 9 s with 1, beside one busy
+    2-core CPU (test_robust_accuracy + test_masking_checks: 56 s with 2 threads vs 9 s with 1, beside one busy
     process). Use with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
