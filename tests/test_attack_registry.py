@@ -79,12 +79,12 @@ def test_roles_come_from_the_registry_not_from_names():
 
 
 def test_registering_a_name_twice_or_an_unknown_kind_is_an_error():
-    from dfl_lib.attacks import register, register_runner
+    from dfl_lib.attacks import AttackSpec, register, register_runner
 
     with pytest.raises(ValueError, match="registered twice"):
         register("pgd", norm="Linf", kind="white-box", summary="x")(lambda: None)
     with pytest.raises(ValueError, match="unknown kind"):
-        register_runner("new", norm="Linf", kind="grey-box", summary="x", defaults={})
+        register_runner(AttackSpec(name="new", norm="Linf", kind="grey-box", summary="x"))
     with pytest.raises(ValueError, match="unknown norm"):
         register("new", norm="L1", kind="white-box", summary="x")
 

@@ -33,10 +33,10 @@ from .fgsm import fgsm
 from .mim import mim
 from .peers import AA_QUERIES, AA_STEPS, AA_TARGETS, build_peer_attack, n_targets
 from .pgd import pgd
-from .registry import KINDS, NORMS, REGISTRY, AttackEntry, register, register_runner
+from .registry import KINDS, NORMS, REGISTRY, AttackEntry, AttackSpec, register, register_runner
 from .transfer import transfer
 
-__all__ = ["REGISTRY", "AttackEntry", "register", "register_runner", "KINDS", "NORMS",
+__all__ = ["REGISTRY", "AttackEntry", "AttackSpec", "register", "register_runner", "KINDS", "NORMS",
            "ATTACKS", "run_attack", "logits_of", "LogitsOnly", "LossFn", "project_linf",
            "ce_loss", "margin_loss", "cw_margin", "frozen", "fgsm", "bim", "mim", "pgd", "cw",
            "cw_pgd", "pgd_adaptive", "transfer", "build_peer_attack", "n_targets", "AA_STEPS", "AA_QUERIES", "AA_TARGETS"]

@@ -11,18 +11,19 @@ from __future__ import annotations
 from ..errors import UsageError
 from .base import _Best, _outcome, iterate_linf
 from .pgd import pgd
-from .registry import _signature_defaults, register_runner
+from .registry import AttackSpec, _signature_defaults, register_runner
 
 
-@register_runner("pgd_adaptive", norm="Linf", kind="adaptive", objective="adaptive",
-                 needs=("defence_loss",), fn=pgd,
-                 summary="PGD on cross-entropy, then PGD on the defence's own objective (the "
-                         "PCL: CE plus the pull towards the nearest wrong centroid) from there",
-                 defaults={**_signature_defaults(pgd), "loss_fn": "adaptive_objective",
-                           "ce_weight": 1.0, "warm_start": True},
-                 # two PGD runs of `steps` each when warm-started
-                 cost=lambda settings, robust: settings["steps"] * (
-                     (2 if settings.get("warm_start", True) else 1) * settings.get("restarts", 1)))
+@register_runner(AttackSpec(
+    name="pgd_adaptive", norm="Linf", kind="adaptive", objective="adaptive",
+    needs=("defence_loss",), fn=pgd,
+    summary="PGD on cross-entropy, then PGD on the defence's own objective (the PCL: CE plus the "
+            "pull towards the nearest wrong centroid) from there",
+    defaults={**_signature_defaults(pgd), "loss_fn": "adaptive_objective", "ce_weight": 1.0,
+              "warm_start": True},
+    # two PGD runs of `steps` each when warm-started
+    cost=lambda settings, robust: settings["steps"] * (
+        (2 if settings.get("warm_start", True) else 1) * settings.get("restarts", 1))))
 def pgd_adaptive(model, x, y, *, generator, seed, defence_loss=None, ce_weight=1.0,
                  warm_start=True, **kw):
     """The adaptive attack on a defence that supplies its objective

@@ -14,6 +14,7 @@ objectives (a defence's own, the C&W margin) plug into the same code.
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 
@@ -26,7 +27,7 @@ from ..validation import check_images, check_labels, check_nonnegative, require_
 
 __all__ = ["LossFn", "logits_of", "LogitsOnly", "project_linf", "ce_loss", "margin_loss",
            "cw_margin", "frozen", "logit_margin", "check_attack_inputs", "random_start_linf",
-           "iterate_linf"]
+           "iterate_linf", "attack_runner"]
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -238,3 +239,34 @@ def frozen(model: nn.Module):
             m.train(mode)
         for p, flag in needs_grad:
             p.requires_grad_(flag)
+
+
+# --------------------------------------------------------------------------- running an attack
+
+def attack_runner(fn: Callable) -> Callable:
+    """The runner the evaluation calls for one of our attack functions fn(model, x, y, *,
+    <settings>) -> x_adv: run(model, x, y, *, generator, seed, **settings) passes the settings
+    on as they are (eps, the threat model's budget, among them) and the evaluation's seeded
+    generator where fn takes one. Raises UsageError, in one line, for a setting fn does not
+    have or a required one missing (no eps: neither the setting nor a threat model given)."""
+    params = inspect.signature(fn).parameters
+    # the settings without a default (eps), read once here, not at every batch
+    required = [p for p, v in params.items() if v.kind == v.KEYWORD_ONLY
+                and v.default is v.empty and p != "generator"]
+
+    def run(model, x, y, *, generator, seed, **kw):
+        unknown = sorted(set(kw) - set(params))
+        if unknown:  # a user's typo, answered in one line rather than a TypeError inside
+            known = [p for p, v in params.items() if v.kind == v.KEYWORD_ONLY and p != "generator"]
+            raise UsageError(f"attack {fn.__name__!r} has no setting {unknown[0]!r}; its settings: "
+                             f"{', '.join(known)}")
+        missing = [p for p in required if p not in kw]
+        if missing:
+            raise UsageError(f"attack {fn.__name__!r} needs {missing[0]}= (eps: its L-inf "
+                             f"budget in pixel units, or evaluate(..., threat=ThreatModel))"
+                             if missing[0] == "eps" else
+                             f"attack {fn.__name__!r} needs {missing[0]}=")
+        if "generator" in params:
+            kw.setdefault("generator", generator)
+        return fn(model, x, y, **kw)
+    return run

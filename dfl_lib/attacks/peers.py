@@ -8,7 +8,7 @@ from collections.abc import Callable
 from torch import nn
 
 from .base import LogitsOnly
-from .registry import register_runner
+from .registry import AttackSpec, register_runner
 
 __all__ = ["AA_STEPS", "AA_QUERIES", "AA_TARGETS", "n_targets", "build_peer_attack"]
 
@@ -95,7 +95,8 @@ _DLR_T = (4, "its targeted DLR loss reads the 4th-largest logit (Croce & Hein 20
 _MIN_CLASSES = {"apgd_t": _DLR_T, "autoattack": (_DLR_T[0], "its APGD-T part: " + _DLR_T[1])}
 for _name, (_kind, _objective, _defaults, _summary, _cost) in _PEERS.items():
     _least, _why = _MIN_CLASSES.get(_name, (2, None))
-    register_runner(_name, norm="Linf", kind=_kind, summary=_summary, objective=_objective,
-                    defaults=_defaults, required=("eps",), fill_defaults=True,
-                    takes_classes=True, min_classes=_least, classes_why=_why,
-                    cost=_cost)(_torchattacks(_name))
+    register_runner(AttackSpec(
+        name=_name, norm="Linf", kind=_kind, summary=_summary, objective=_objective,
+        defaults=_defaults, required=("eps",), fill_defaults=True, takes_classes=True,
+        min_classes=_least, cost=_cost, **({"classes_why": _why} if _why else {})))(
+            _torchattacks(_name))

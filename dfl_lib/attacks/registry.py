@@ -17,8 +17,9 @@ Kinds: "none" (clean), "white-box" (gradient attacks on the model itself), "scor
 (black-box, queries the model's scores), "transfer" (crafted on another model), "adaptive"
 (gradient attack on the defence's own objective). Every runner has the signature
 run(model in eval mode, x (B, C, H, W), y (B,), *, generator, seed, **settings) -> x_adv;
-`register` makes one from an attack function (model, x, y, **settings) -> x_adv, and
-`register_runner` takes a runner as it is (peer libraries, transfer, adaptive). Runtime objects
+`register` makes one from an attack function (model, x, y, **settings) -> x_adv
+(`base.attack_runner`), and `register_runner(AttackSpec(...))` takes a runner as it is (peer
+libraries, transfer, adaptive). Runtime objects
 an attack needs (`needs`: a surrogate model, the defence's loss) are passed as settings by the
 caller; suites declare only data. Adding an attack: one new file that registers it, imported by
 `dfl_lib/attacks/__init__.py` (or by the user's own code before evaluating).
@@ -27,11 +28,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from ..errors import UsageError
+from .base import attack_runner
 
-__all__ = ["AttackEntry", "REGISTRY", "register", "register_runner", "KINDS", "NORMS"]
+__all__ = ["AttackSpec", "AttackEntry", "REGISTRY", "register", "register_runner", "KINDS", "NORMS"]
 
 KINDS = ("none", "white-box", "score-based", "transfer", "adaptive")
 NORMS = ("Linf", "L2")
@@ -42,12 +44,14 @@ def _steps_cost(settings: Mapping) -> float:
     return float(settings.get("steps", 1) * settings.get("restarts", 1))
 
 
-@dataclass(frozen=True)
-class AttackEntry:
-    """What an attack is.
+@dataclass(frozen=True, kw_only=True)
+class AttackSpec:
+    """What an attack is, given to `register_runner` (and made by `register` from an attack
+    function's signature).
 
-    defaults: every setting a result records (the caller's settings override them);
-    objective: the loss it maximises ("ce", "cw", "dlr", "margin", "adaptive", or None);
+    name: its registry name; norm: "Linf", "L2" or None (clean); kind: one of KINDS; summary: a
+    line for tables; defaults: every setting a result records (the caller's settings override
+    them); objective: the loss it maximises ("ce", "cw", "dlr", "margin", "adaptive", or None);
     fn: the attack function the runner calls, if any (our attacks);
     needs: runtime objects passed as settings (e.g. "surrogate", "defence_loss");
     required: settings the caller must give (e.g. "eps" for the peers' attacks);
@@ -59,7 +63,6 @@ class AttackEntry:
     """
 
     name: str
-    run: Callable
     norm: str | None
     kind: str
     summary: str
@@ -78,6 +81,13 @@ class AttackEntry:
     def settings(self, given: Mapping) -> dict:
         """The full settings of a run with `given`: the defaults, then the caller's."""
         return {**self.defaults, **given}
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttackEntry(AttackSpec):
+    """A registered attack: its `AttackSpec` and `run`, the runner the evaluation calls."""
+
+    run: Callable
 
 
 REGISTRY: dict[str, AttackEntry] = {}
@@ -103,70 +113,42 @@ def register(name: str, *, norm: str, kind: str, summary: str, objective: str | 
              classes_why: str | None = None) -> Callable:
     """Decorator for an attack function fn(model, x, y, *, <settings>) -> x_adv: registers it
     under `name` (its keyword defaults are the entry's defaults; a generator argument gets the
-    evaluation's seeded generator) and returns it unchanged. cost(settings) -> passes per image
-    (default: steps x restarts). Raises UsageError for a name registered twice, an unknown kind
-    or norm."""
+    evaluation's seeded generator, `base.attack_runner`) and returns it unchanged.
+    cost(settings) -> passes per image (default: steps x restarts). Raises UsageError for a name
+    registered twice, an unknown kind or norm."""
     _check_description(name, norm=norm, kind=kind)
 
     def add(fn: Callable) -> Callable:
         passes = cost or _steps_cost
-        REGISTRY[name] = AttackEntry(
-            name=name, run=_runner(fn), norm=norm, kind=kind, summary=summary,
-            defaults=_signature_defaults(fn), objective=objective, fn=fn,
-            min_classes=min_classes, cost=lambda settings, robust: passes(settings),
-            **({"classes_why": classes_why} if classes_why else {}))
+        spec = AttackSpec(name=name, norm=norm, kind=kind, summary=summary,
+                          defaults=_signature_defaults(fn), objective=objective, fn=fn,
+                          min_classes=min_classes, cost=lambda settings, robust: passes(settings),
+                          **({"classes_why": classes_why} if classes_why else {}))
+        REGISTRY[name] = AttackEntry(run=attack_runner(fn), **_fields(spec))
         return fn
 
     return add
 
 
-def register_runner(name: str, *, norm: str | None, kind: str, summary: str, defaults: Mapping,
-                    objective: str | None = None, needs: tuple[str, ...] = (),
-                    fn: Callable | None = None, required: tuple[str, ...] = (),
-                    fill_defaults: bool = False, takes_classes: bool = False,
-                    min_classes: int = 2, classes_why: str | None = None,
-                    cost: Callable[[Mapping, float], float] | None = None) -> Callable:
-    """Decorator for a runner run(model, x, y, *, generator, seed, **settings) -> x_adv, with
-    its description given in full (see AttackEntry); returns the runner unchanged."""
-    _check_description(name, norm=norm, kind=kind)
+def register_runner(spec: AttackSpec) -> Callable:
+    """Decorator for a runner run(model, x, y, *, generator, seed, **settings) -> x_adv (peer
+    libraries, transfer, adaptive): registers it as `spec` describes it (see `AttackSpec`) and
+    returns it unchanged. Raises UsageError for a name registered twice, an unknown kind or
+    norm."""
+    _check_description(spec.name, norm=spec.norm, kind=spec.kind)
 
     def add(run: Callable) -> Callable:
-        REGISTRY[name] = AttackEntry(
-            name=name, run=run, norm=norm, kind=kind, summary=summary, defaults=dict(defaults),
-            objective=objective, needs=needs, fn=fn, required=required,
-            fill_defaults=fill_defaults, takes_classes=takes_classes, min_classes=min_classes,
-            **({"classes_why": classes_why} if classes_why else {}),
-            **({"cost": cost} if cost else {}))
+        REGISTRY[spec.name] = AttackEntry(run=run, **_fields(spec))
         return run
 
     return add
 
 
-def _runner(fn: Callable) -> Callable:
-    """A runner for one of our attack functions (the generator goes where it is taken)."""
-    params = inspect.signature(fn).parameters
-    # the settings without a default (eps), read once here, not at every batch
-    required = [p for p, v in params.items() if v.kind == v.KEYWORD_ONLY
-                and v.default is v.empty and p != "generator"]
-
-    def run(model, x, y, *, generator, seed, **kw):
-        unknown = sorted(set(kw) - set(params))
-        if unknown:  # a user's typo, answered in one line rather than a TypeError inside
-            known = [p for p, v in params.items() if v.kind == v.KEYWORD_ONLY and p != "generator"]
-            raise UsageError(f"attack {fn.__name__!r} has no setting {unknown[0]!r}; its settings: "
-                             f"{', '.join(known)}")
-        missing = [p for p in required if p not in kw]
-        if missing:  # e.g. no eps: the caller gave neither the setting nor a threat model
-            raise UsageError(f"attack {fn.__name__!r} needs {missing[0]}= (eps: its L-inf "
-                             f"budget in pixel units, or evaluate(..., threat=ThreatModel))"
-                             if missing[0] == "eps" else
-                             f"attack {fn.__name__!r} needs {missing[0]}=")
-        if "generator" in params:
-            kw.setdefault("generator", generator)
-        return fn(model, x, y, **kw)
-    return run
+def _fields(spec: AttackSpec) -> dict:
+    """A spec's fields by name (shallow: a dict of defaults stays the spec's own object)."""
+    return {f.name: getattr(spec, f.name) for f in fields(AttackSpec)}
 
 
-register_runner("clean", norm=None, kind="none", summary="the unperturbed input", defaults={},
-                cost=lambda settings, robust: 1 / 3)(  # one forward: a third of forward + backward
+register_runner(AttackSpec(name="clean", norm=None, kind="none", summary="the unperturbed input",
+                           cost=lambda settings, robust: 1 / 3))(  # one forward: a third of forward + backward
     lambda model, x, y, *, generator, seed, eps=None: x)  # eps ignored

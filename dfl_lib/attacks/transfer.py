@@ -7,13 +7,14 @@ from ..errors import UsageError
 from ..validation import check_known
 from .base import frozen
 from .pgd import pgd
-from .registry import REGISTRY, _signature_defaults, register_runner
+from .registry import REGISTRY, AttackSpec, _signature_defaults, register_runner
 
 
-@register_runner("transfer", norm="Linf", kind="transfer", objective="ce", needs=("surrogate",),
-                 summary="examples crafted on an independently trained surrogate (craft= attack)",
-                 defaults={**_signature_defaults(pgd), "craft": "pgd"},
-                 cost=lambda s, robust: float(s["steps"] * s.get("restarts", 1)))
+@register_runner(AttackSpec(
+    name="transfer", norm="Linf", kind="transfer", objective="ce", needs=("surrogate",),
+    summary="examples crafted on an independently trained surrogate (craft= attack)",
+    defaults={**_signature_defaults(pgd), "craft": "pgd"},
+    cost=lambda s, robust: float(s["steps"] * s.get("restarts", 1))))
 def transfer(model, x, y, *, generator, seed, surrogate=None, craft="pgd", **kw):
     """Examples crafted by `craft` (a registered white-box attack) on `surrogate`, for `model`."""
     if surrogate is None:

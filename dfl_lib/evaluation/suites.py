@@ -4,7 +4,12 @@ suite sets once (as AutoAttack's evaluator does): the L-inf ball of the config's
 
     threat = threat_model(cfg)        # ThreatModel("Linf", cfg.eps), built here only
     attack_suite(cfg, suite="full")   # {row name: {"attack": ..., settings...}}, plain data
-    evaluate(model, x, y, attacks=attack_suite(cfg), threat=threat)   # rows take its eps
+    table, flags = evaluate_suite(model, x, y, cfg=cfg, suite="full")  # the rows, the checks
+
+`evaluate_suite` is where a run's evaluation meets its config: it builds the threat model and
+the rows, and hands the threat model to `evaluate` and the masking checks, so eps goes from the
+config to the attacks' L-inf projection through this file, `robust.py` and the attack's own
+files (`attacks/base.py` runs our attack functions and projects), never through the caller.
 
 The L-inf rows name no eps: `evaluate` gives them the threat model's. The C&W-L2 rows keep
 their own L2 budget (a second threat model, reported apart).
@@ -15,14 +20,20 @@ loss, a surrogate) are not part of a suite: `evaluate(..., live=...)` passes the
 """
 from __future__ import annotations
 
+import torch
+from torch import nn
+
 from ..attacks import REGISTRY
 from ..config import RunConfig
 from ..errors import UsageError
 from ..losses import LOSSES
+from .checks import CheckBudget, masking_checks
+from .robust import EvalTable, evaluate
 from .threat import ThreatModel
 
 __all__ = ["ROWS", "SUITES", "CHECKED_SUITES", "PAPER_COLUMNS", "PAPER_SETTING_CW_NOTE",
-           "attack_suite", "threat_model", "paper_column_rows"]
+           "attack_suite", "threat_model", "paper_column_rows", "evaluate_suite",
+           "TRANSFER_ROW"]
 
 PAPER_SETTING_CW_NOTE = (
     "non-informative: the paper's literal C&W (L2, fixed c = 0.1, 10 Adam steps of lr 0.01, no "
@@ -71,6 +82,8 @@ SUITES = {
 }
 # suites that also run the transfer attack and the gradient-masking checks
 CHECKED_SUITES = ("full", "headline")
+# the row of the transfer attack, added to a checked suite when a surrogate is given
+TRANSFER_ROW = "transfer PGD (undefended surrogate)"
 # the paper's three test-time attacks -> the rows that stand for them
 PAPER_COLUMNS = {"FGSM": "fgsm", "PGD": "pgd", "C&W": "cw_inf"}
 
@@ -116,3 +129,42 @@ def _applies(cfg: RunConfig, attack: str) -> bool:
 def paper_column_rows(cfg: RunConfig) -> dict[str, str]:
     """{paper column: the row name that stands for it in this config's suites}."""
     return {column: _row(cfg, key)[0] for column, key in PAPER_COLUMNS.items()}
+
+
+def evaluate_suite(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, cfg: RunConfig,
+                   suite: str = "full", live: dict | None = None,
+                   surrogate: nn.Module | None = None,
+                   masks_dir=None) -> tuple[EvalTable, list[dict]]:
+    """Evaluate `model` (eval mode) on (x (n, C, H, W) in [0, 1], y (n,)) with this config's
+    `suite` under its threat model (`threat_model(cfg)`, built here and handed on: every L-inf
+    row and check runs at its eps), cfg.eval_batch_size and cfg.seed; for a checked suite
+    (`CHECKED_SUITES`), also the masking checks (`checks.masking_checks`, reusing the table's
+    masks) with PGD-`cfg.attack_steps`, 5x that for the stronger PGD, and Square with
+    cfg.aa_queries.
+
+    live: runtime objects the rows may need ({"defence_loss": the run's loss}); surrogate: an
+    undefended model of the same architecture for the transfer row and check 7 (checked suites
+    only; None for neither). masks_dir: where `evaluate` saves each row's mask (None: nowhere).
+    Returns (the `EvalTable`, the checks' flags: [] for an unchecked suite). Raises UsageError
+    for an unknown suite, a surrogate given to an unchecked suite, and as `evaluate` does.
+    """
+    threat = threat_model(cfg)
+    attacks = attack_suite(cfg, suite=suite)  # plain data; live objects go separately
+    checked = suite in CHECKED_SUITES
+    live = dict(live or {})
+    if surrogate is not None:
+        if not checked:
+            raise UsageError(f"a transfer surrogate is for the checked suites "
+                             f"({', '.join(CHECKED_SUITES)}), not {suite!r}")
+        live["surrogate"] = surrogate
+        attacks[TRANSFER_ROW] = {"attack": "transfer", "steps": 5 * cfg.attack_steps}
+    table = evaluate(model, x, y, attacks=attacks, threat=threat, batch_size=cfg.eval_batch_size,
+                     seed=cfg.seed, masks_dir=masks_dir, live=live)
+    if not checked:
+        return table, []
+    budget = CheckBudget(pgd_steps=cfg.attack_steps, strong_steps=5 * cfg.attack_steps,
+                         square_queries=cfg.aa_queries)
+    # reuses the table's FGSM, PGD, Square and transfer masks
+    flags = masking_checks(model, x, y, threat=threat, results=table, surrogate=surrogate,
+                           budget=budget, batch_size=cfg.eval_batch_size, seed=cfg.seed)
+    return table, flags

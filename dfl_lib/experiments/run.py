@@ -16,9 +16,8 @@ from ..config import RunConfig
 from ..defences import BASELINE_NOTES
 from ..device import resolve_device
 from ..errors import DataFileError
-from ..evaluation.checks import CheckBudget, masking_checks
-from ..evaluation.robust import eval_subset, evaluate
-from ..evaluation.suites import CHECKED_SUITES, attack_suite, paper_column_rows, threat_model
+from ..evaluation.robust import eval_subset
+from ..evaluation.suites import CHECKED_SUITES, attack_suite, evaluate_suite, paper_column_rows
 from ..runs import io as runio
 from ..runs.versions import computation_version
 from ..runs.folder import run_path
@@ -86,23 +85,11 @@ def evaluate_run(run: dict, cfg: RunConfig, *, suite: str = "full", surrogate=No
     device = resolve_device(cfg.device)
     x, y = eval_subset(data, n=cfg.n_eval or len(data.y_test), seed=cfg.seed)
     x, y = x.to(device), y.to(device)
-    threat = threat_model(cfg)  # the one place the budget is set: every row and check reads it
-    attacks = attack_suite(cfg, suite=suite)  # plain data; live objects go separately
-    live = {"defence_loss": loss}  # the adaptive attack asks the loss for its objective
-    if transfer:
-        live["surrogate"] = surrogate
-        attacks["transfer PGD (undefended surrogate)"] = {"attack": "transfer",
-                                                          "steps": 5 * cfg.attack_steps}
     rdir = Path(run["run_dir"])
-    table = evaluate(model, x, y, attacks=attacks, threat=threat, batch_size=cfg.eval_batch_size,
-                     seed=cfg.seed, masks_dir=rdir / f"masks-{suite}", live=live)
-    flags = []
-    if suite in CHECKED_SUITES:  # reuses the table's FGSM, PGD, Square and transfer masks
-        budget = CheckBudget(pgd_steps=cfg.attack_steps, strong_steps=5 * cfg.attack_steps,
-                             square_queries=cfg.aa_queries)
-        flags = masking_checks(model, x, y, threat=threat, results=table,
-                               surrogate=surrogate if transfer else None, budget=budget,
-                               batch_size=cfg.eval_batch_size, seed=cfg.seed)
+    # the adaptive attack asks the loss for its objective
+    table, flags = evaluate_suite(model, x, y, cfg=cfg, suite=suite, live={"defence_loss": loss},
+                                  surrogate=surrogate if transfer else None,
+                                  masks_dir=rdir / f"masks-{suite}")
     metrics = {
         "dataset": data.source, "run": rdir.name, "suite": suite, "eval_key": key,
         "n_eval": len(y), "n_classes": data.num_classes,
