@@ -11,6 +11,7 @@ block type and the stage widths, so "with DFL" and "without DFL" differ in exact
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -22,11 +23,38 @@ from .blocks import BasicBlock, Bottleneck, CosineClassifier, Normalize, WideBas
 from .dfl import DefensiveFeatureLayer
 from .narrow import guard_narrow_strided
 
-__all__ = ["StagedNet", "resnet18", "resnet34", "resnet50", "wide_resnet", "MODELS", "build_model"]
+__all__ = ["StagedNet", "Backbone", "Head", "resnet18", "resnet34", "resnet50", "wide_resnet", "MODELS", "build_model"]
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """The trunk of a `StagedNet`: the stem, the stages in order with each stage's output
+    channels, and an optional module applied to the last stage's map (pre-activation nets
+    such as WRN need a last BN-ReLU there; None: identity)."""
+    stem: nn.Module
+    stages: Sequence[nn.Module]
+    stage_channels: Sequence[int]
+    final: nn.Module | None = None
+
+
+@dataclass(frozen=True)
+class Head:
+    """The classifier on the pooled features: `num_classes` outputs, "linear" or "cosine"
+    (`CosineClassifier` at `cosine_scale`), with Mustafa et al.'s extra FC layer of `extra_fc`
+    units (and a ReLU) before it when set."""
+    num_classes: int
+    kind: str = "linear"
+    extra_fc: int | None = None
+    cosine_scale: float = 30.0
 
 
 class StagedNet(nn.Module):
     """A classifier made of a stem and a list of stages, optionally with the DFL.
+
+    backbone: the stem, stages and their channels (`Backbone`); head: the classifier
+    (`Head`); in_channels, mean, std: the input it expects (C of (N, C, H, W) in [0, 1]) and the
+    per-channel normalisation applied first; dfl: the Defensive Feature Layer on every stage.
+    Raises UsageError for an unknown head kind.
 
     Features returned with `return_features=True` (a dict):
       "pooled":      (N, d_pool) global-average-pooled map (the DFL concatenation when dfl=True);
@@ -34,41 +62,29 @@ class StagedNet(nn.Module):
                      when `extra_fc` is set (Mustafa et al.'s 1024-d layer).
     """
 
-    def __init__(
-        self,
-        *,
-        stem: nn.Module,
-        stages: Sequence[nn.Module],
-        stage_channels: Sequence[int],
-        num_classes: int,
-        in_channels: int,
-        mean: Sequence[float],
-        std: Sequence[float],
-        dfl: bool,
-        final: nn.Module | None = None,
-        extra_fc: int | None = None,
-        head: str = "linear",
-        cosine_scale: float = 30.0,
-    ):
+    def __init__(self, *, backbone: Backbone, head: Head, in_channels: int,
+                 mean: Sequence[float], std: Sequence[float], dfl: bool):
         super().__init__()
+        # the modules are made in the order the parameters are initialised and saved
         self.in_channels = in_channels
-        self.num_classes = num_classes
+        self.num_classes = head.num_classes
         self.normalize = Normalize(mean, std)
-        self.stem = stem
-        self.stages = nn.ModuleList(stages)
-        # pre-activation nets (WRN) need a last BN-ReLU on the final stage
-        self.final = final if final is not None else nn.Identity()
-        self.dfl = DefensiveFeatureLayer(stage_channels) if dfl else None
-        d_pool = self.dfl.out_channels if dfl else stage_channels[-1]
+        self.stem = backbone.stem
+        self.stages = nn.ModuleList(backbone.stages)
+        self.final = backbone.final if backbone.final is not None else nn.Identity()
+        channels = backbone.stage_channels
+        self.dfl = DefensiveFeatureLayer(channels) if dfl else None
+        d_pool = self.dfl.out_channels if dfl else channels[-1]
+        extra_fc = head.extra_fc
         self.extra_fc = nn.Sequential(nn.Linear(d_pool, extra_fc), nn.ReLU()) if extra_fc else None
         d = extra_fc or d_pool
         self.feature_dims = {"pooled": d_pool, "penultimate": d}
-        if head == "linear":
-            self.head = nn.Linear(d, num_classes)
-        elif head == "cosine":
-            self.head = CosineClassifier(d, num_classes, scale=cosine_scale)
+        if head.kind == "linear":
+            self.head = nn.Linear(d, head.num_classes)
+        elif head.kind == "cosine":
+            self.head = CosineClassifier(d, head.num_classes, scale=head.cosine_scale)
         else:
-            raise UsageError(f"unknown head {head!r}; known: cosine, linear")
+            raise UsageError(f"unknown head {head.kind!r}; known: cosine, linear")
         # narrow strided convolutions crash oneDNN's backward on the CPU: computed at stride 1
         guard_narrow_strided(self)
 
@@ -116,8 +132,9 @@ def _resnet(block: type, depths: Sequence[int], *, num_classes, in_channels, wid
         stage, planes_in = _make_stage(block, planes_in, width * 2**i, n, 1 if i == 0 else 2)
         stages.append(stage)
         channels.append(planes_in)
-    return StagedNet(stem=stem, stages=stages, stage_channels=channels, num_classes=num_classes,
-                     in_channels=in_channels, dfl=dfl, **_norm(mean, std, in_channels), **head_kw)
+    return StagedNet(backbone=Backbone(stem=stem, stages=stages, stage_channels=channels),
+                     head=_head(num_classes, **head_kw), in_channels=in_channels, dfl=dfl,
+                     **_norm(mean, std, in_channels))
 
 
 def resnet18(*, num_classes=10, in_channels=3, width=64, dfl=False, mean=None, std=None, **kw):
@@ -156,9 +173,16 @@ def wide_resnet(*, num_classes=10, in_channels=3, width=16, depth=34, widen_fact
         stages.append(stage)
         channels.append(planes_in)
     final = nn.Sequential(nn.BatchNorm2d(planes_in), nn.ReLU())
-    return StagedNet(stem=stem, stages=stages, stage_channels=channels, num_classes=num_classes,
-                     in_channels=in_channels, dfl=dfl, final=final, **_norm(mean, std, in_channels),
-                     **kw)
+    return StagedNet(backbone=Backbone(stem=stem, stages=stages, stage_channels=channels,
+                                       final=final),
+                     head=_head(num_classes, **kw), in_channels=in_channels, dfl=dfl,
+                     **_norm(mean, std, in_channels))
+
+
+def _head(num_classes: int, *, extra_fc: int | None = None, head: str = "linear",
+          cosine_scale: float = 30.0) -> Head:
+    """The `Head` from build_model's keyword arguments (the names the configs use)."""
+    return Head(num_classes=num_classes, kind=head, extra_fc=extra_fc, cosine_scale=cosine_scale)
 
 
 def _check_common(*, num_classes: int, in_channels: int, width: int) -> None:
