@@ -3,6 +3,8 @@ uint8 rounding, the exact count a fraction asks for, the trigger's size and plac
 exactly the samples it records, is reproducible from its seed, leaves its inputs alone, refuses
 bad parameters with a one-line UsageError, and does what its paper says on tiny data; BadNets
 agrees with ART's PoisoningAttackBackdoor on the same images."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -11,8 +13,9 @@ from conftest import TinyCNN, quadrants, train_tiny
 
 from dfl_lib.data.datasets import to_float
 from dfl_lib.errors import UsageError
-from dfl_lib.poisoning import (POSITIONS, PoisonedSet, adversarial_poison, attack_success_rate,
-                               badnets, clean_label, error_minimising, label_flip,
+from dfl_lib.poisoning import (POSITIONS, MinMinSchedule, PoisonBudget, PoisonedSet,
+                               adversarial_poison, attack_success_rate, availability, backdoor,
+                               badnets, clean_label, error_minimising, get_poison, label_flip,
                                stamp_trigger, trigger_mask, triggered_test_set)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -32,6 +35,14 @@ def reference(data):
     """A clean-trained TinyCNN in eval mode (~98% training accuracy)."""
     x, y = data
     return train_tiny(to_float(x), y, epochs=6)
+
+
+def _budget(*, eps: float, seed: int, fraction: float = 1.0, target: int = 0,
+            patch_size: int = 3, batch_size: int = 256) -> PoisonBudget:
+    """A PoisonBudget; the fields a test leaves out: every image (fraction 1), class 0, the
+    3-pixel trigger, batches of 256 (the PGD poisons' default before they took a budget)."""
+    return PoisonBudget(fraction=fraction, target=target, patch_size=patch_size, eps=eps,
+                        batch_size=batch_size, seed=seed)
 
 
 def _same(a: PoisonedSet, b: PoisonedSet) -> bool:
@@ -185,8 +196,8 @@ def test_clean_label_budget_labels_and_target_class(data, reference):
     x0, y0 = x.clone(), y.clone()
     state = {k: v.clone() for k, v in reference.state_dict().items()}
     eps = 8 / 255
-    p = clean_label(x, y, num_classes=K, model=reference, fraction=0.5, target=3, eps=eps,
-                    steps=5, seed=0)
+    p = clean_label(x, y, num_classes=K, model=reference,
+                    budget=_budget(fraction=0.5, target=3, eps=eps, seed=0), steps=5)
     assert torch.equal(x, x0) and torch.equal(y, y0)
     assert not reference.training and all(torch.equal(v, state[k])
                                           for k, v in reference.state_dict().items())
@@ -205,15 +216,16 @@ def test_clean_label_budget_labels_and_target_class(data, reference):
 
 def test_clean_label_reproducible_and_refuses_a_training_model(data, reference):
     x, y = data
-    kw = {"num_classes": K, "model": reference, "fraction": 0.3, "target": 0, "eps": 4 / 255,
-          "steps": 2}
-    a = clean_label(x, y, seed=1, **kw)
-    assert _same(a, clean_label(x, y, seed=1, **kw))
-    assert not torch.equal(a.indices, clean_label(x, y, seed=2, **kw).indices)
+    kw = {"num_classes": K, "model": reference, "steps": 2}
+    budget = _budget(fraction=0.3, target=0, eps=4 / 255, seed=1)
+    a = clean_label(x, y, budget=budget, **kw)
+    assert _same(a, clean_label(x, y, budget=budget, **kw))
+    other = dataclasses.replace(budget, seed=2)
+    assert not torch.equal(a.indices, clean_label(x, y, budget=other, **kw).indices)
     reference.train()
     try:
         with pytest.raises(UsageError, match="eval mode"):
-            clean_label(x, y, seed=1, **kw)
+            clean_label(x, y, budget=budget, **kw)
     finally:
         reference.eval()
 
@@ -224,7 +236,8 @@ def test_adversarial_poison_budget_and_effect(data, reference):
     x, y = data
     x0 = x.clone()
     eps = 24 / 255
-    p = adversarial_poison(x, y, num_classes=K, model=reference, eps=eps, steps=10, seed=0)
+    p = adversarial_poison(x, y, num_classes=K, model=reference, budget=_budget(eps=eps, seed=0),
+                           steps=10)
     assert torch.equal(x, x0) and torch.equal(p.y, y) and not reference.training
     assert torch.equal(p.indices, torch.arange(240)) and p.target is None
     assert int(_pixel_change(p.x, x).max()) <= eps * 255 + 0.5
@@ -235,16 +248,18 @@ def test_adversarial_poison_budget_and_effect(data, reference):
     assert float((pred == y).float().mean()) < float((clean_pred == y).float().mean()) - 0.1
     assert (float((pred == shifted).float().mean())
             > float((clean_pred == shifted).float().mean()) + 0.05)
-    again = adversarial_poison(x, y, num_classes=K, model=reference, eps=eps, steps=10, seed=0)
+    again = adversarial_poison(x, y, num_classes=K, model=reference,
+                               budget=_budget(eps=eps, seed=0), steps=10)
     assert _same(p, again)
-    other = adversarial_poison(x, y, num_classes=K, model=reference, eps=eps, steps=10, seed=1)
+    other = adversarial_poison(x, y, num_classes=K, model=reference,
+                               budget=_budget(eps=eps, seed=1), steps=10)
     assert not torch.equal(p.x, other.x)  # the random start comes from the seed
 
 
 def test_adversarial_poison_untargeted_raises_the_loss(data, reference):
     x, y = data
-    p = adversarial_poison(x[:64], y[:64], num_classes=K, model=reference, eps=16 / 255,
-                           steps=5, targeted=False, seed=0)
+    p = adversarial_poison(x[:64], y[:64], num_classes=K, model=reference,
+                           budget=_budget(eps=16 / 255, seed=0), steps=5, targeted=False)
     assert int(_pixel_change(p.x, x[:64]).max()) <= 16 + 0.5
     assert _loss(reference, p.x, y[:64]) > _loss(reference, x[:64], y[:64]) + 0.2
 
@@ -276,8 +291,8 @@ def test_error_minimising_noise_is_a_shortcut(data):
     x, y = data
     x0 = x.clone()
     eps = 32 / 255
-    kw = {"num_classes": K, "eps": eps, "steps": 5, "train_steps": 5, "rounds": 6,
-          "stop_accuracy": 1.0, "batch_size": 64, "seed": 0}
+    kw = {"num_classes": K, "budget": _budget(eps=eps, batch_size=64, seed=0),
+          "schedule": MinMinSchedule(steps=5, train_steps=5, rounds=6, stop_accuracy=1.0)}
     p = error_minimising(x, y, model=_fresh(1), **kw)
     assert torch.equal(x, x0) and torch.equal(p.y, y) and p.kind == "error_min"
     assert torch.equal(p.indices, torch.arange(240))
@@ -293,12 +308,19 @@ def test_error_minimising_noise_is_a_shortcut(data):
     assert sum(poisoned) < 0.9 * sum(clean) and sum(poisoned) < 0.9 * sum(random)
 
 
+def test_min_min_schedule_defaults():
+    """The schedule's defaults are those error_minimising's keywords had."""
+    assert MinMinSchedule() == MinMinSchedule(steps=10, alpha=None, train_steps=10, rounds=10,
+                                              stop_accuracy=0.99, lr=0.1)
+
+
 def test_error_minimising_trains_the_model_and_leaves_it_in_eval_mode(data):
     x, y = data
     model = _fresh(1)
     before = [p.clone() for p in model.parameters()]
-    p = error_minimising(x[:64], y[:64], num_classes=K, model=model, eps=8 / 255, steps=1,
-                         train_steps=1, rounds=1, batch_size=32, seed=0)
+    p = error_minimising(x[:64], y[:64], num_classes=K, model=model,
+                         budget=_budget(eps=8 / 255, batch_size=32, seed=0),
+                         schedule=MinMinSchedule(steps=1, train_steps=1, rounds=1))
     assert not model.training and p.params["rounds_used"] == 1
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
@@ -347,10 +369,31 @@ BAD = [  # (function name, overrides, what the message must name)
     ("adversarial_poison", {"steps": 0}, "steps must be >= 1"),
     ("error_minimising", {"eps": 2.0}, "eps must lie in"),
     ("error_minimising", {"stop_accuracy": 1.2}, "stop_accuracy must lie in"),
+    ("error_minimising", {"rounds": 0}, "rounds must be >= 1"),
+    ("error_minimising", {"lr": 0.0}, "lr must be > 0"),
+    ("error_minimising", {"batch_size": 0}, "batch_size must be >= 1"),
     ("label_flip", {"fraction": 2.0}, "fraction must lie in"),
     ("label_flip", {"mode": "swap"}, "unknown label-flip mode 'swap'"),
     ("label_flip", {"num_classes": 1}, "num_classes must be >= 2"),
 ]
+
+
+# the functions that take parameter objects: a loose keyword of the table goes to its field
+GROUPED = ("clean_label", "adversarial_poison", "error_minimising")
+BUDGET_FIELDS = {f.name for f in dataclasses.fields(PoisonBudget)}
+SCHEDULE_FIELDS = {f.name for f in dataclasses.fields(MinMinSchedule)}
+
+
+def _grouped(kwargs: dict, *, schedule: bool) -> dict:
+    """kwargs with PoisonBudget's fields gathered into `budget` (the rest as `_budget` fills
+    them) and, with `schedule`, MinMinSchedule's into `schedule`."""
+    out = {k: v for k, v in kwargs.items() if k not in BUDGET_FIELDS}
+    out["budget"] = _budget(**{k: v for k, v in kwargs.items() if k in BUDGET_FIELDS})
+    if schedule:
+        out = {k: v for k, v in out.items() if k not in SCHEDULE_FIELDS}
+        out["schedule"] = MinMinSchedule(**{k: v for k, v in kwargs.items()
+                                            if k in SCHEDULE_FIELDS})
+    return out
 
 
 @pytest.mark.parametrize("name, overrides, message", BAD,
@@ -376,9 +419,12 @@ def test_bad_parameters_are_refused_in_one_line(data, reference, name, overrides
         "label_flip": (label_flip, {"fraction": 0.1}),
     }
     fn, kwargs = calls[name]
+    kwargs = {**base, **kwargs, **overrides}
+    if name in GROUPED:
+        kwargs = _grouped(kwargs, schedule=name == "error_minimising")
     x0, y0 = x.clone(), y.clone()
     with pytest.raises(UsageError, match=message) as info:
-        fn(**{**base, **kwargs, **overrides})
+        fn(**kwargs)
     assert "\n" not in str(info.value)
     assert torch.equal(x, x0) and torch.equal(y, y0)
 
@@ -389,6 +435,44 @@ def test_refusals_come_before_any_work(data):
     model = _fresh(0)
     before = [p.clone() for p in model.parameters()]
     with pytest.raises(UsageError, match="eps must lie in"):
-        error_minimising(x, y, num_classes=K, model=model, eps=8, seed=0)
+        error_minimising(x, y, num_classes=K, model=model, budget=_budget(eps=8, seed=0))
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
     assert model.training  # not switched either
+
+
+@pytest.mark.parametrize("fn", [adversarial_poison, clean_label, error_minimising])
+def test_a_budget_must_be_a_poison_budget(data, reference, fn):
+    """A dict of budget fields is refused in one line, before any work."""
+    x, y = data
+    with pytest.raises(UsageError, match="budget must be a PoisonBudget, got dict"):
+        fn(x, y, num_classes=K, model=reference, budget={"eps": 0.03, "seed": 0})
+
+
+def test_a_schedule_must_be_a_min_min_schedule(data):
+    x, y = data
+    with pytest.raises(UsageError, match="schedule must be a MinMinSchedule, got dict"):
+        error_minimising(x, y, num_classes=K, model=_fresh(0), budget=_budget(eps=0.03, seed=0),
+                         schedule={"rounds": 3})
+
+
+# --------------------------------------------------------------------------- the registry
+
+@pytest.mark.parametrize("poison, module, function, batch_size", [
+    ("adversarial", availability, "adversarial_poison", 256),
+    ("clean_label", backdoor, "clean_label", 256),
+    ("error_min", availability, "error_minimising", 48),
+])
+def test_registered_poisons_pass_the_budget_on(data, monkeypatch, poison, module, function,
+                                               batch_size):
+    """The registry hands the run's PoisonBudget to the crafting function whole; the PGD
+    poisons at their batch of 256 whatever the run's (as they always crafted), error_min at
+    the run's, with its registered min-min schedule."""
+    x, y = data
+    seen = {}
+    monkeypatch.setattr(module, function, lambda x, y, **kw: seen.update(kw))
+    budget = _budget(fraction=0.2, target=1, eps=8 / 255, batch_size=48, seed=5)
+    get_poison(poison).craft(x, y, num_classes=K, budget=budget, model=None)
+    assert seen["budget"] == dataclasses.replace(budget, batch_size=batch_size)
+    if poison == "error_min":
+        steps = availability.MIN_MIN_STEPS
+        assert seen["schedule"] == MinMinSchedule(steps=steps, alpha=budget.eps / steps)

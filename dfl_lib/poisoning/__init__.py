@@ -27,7 +27,7 @@ network is handed in by the caller).
 # availability poisons, label flipping
 from .backdoor import (POSITIONS, attack_success_rate, badnets, clean_label, stamp_trigger,
                        trigger_mask, triggered_test_set)
-from .availability import adversarial_poison, error_minimising
+from .availability import MinMinSchedule, adversarial_poison, error_minimising
 from .base import PoisonedSet
 from .detect import (activation_clustering_scores, activation_clusters, detection_metrics,
                      spectral_signature_scores)
@@ -37,5 +37,5 @@ from .registry import POISONS, PoisonBudget, PoisonEntry, get_poison, register_p
 __all__ = ["POISONS", "PoisonBudget", "PoisonEntry", "get_poison", "register_poison",
            "PoisonedSet", "POSITIONS", "MODES", "stamp_trigger", "trigger_mask", "badnets",
            "clean_label", "triggered_test_set", "attack_success_rate", "adversarial_poison",
-           "error_minimising", "label_flip", "spectral_signature_scores",
+           "error_minimising", "MinMinSchedule", "label_flip", "spectral_signature_scores",
            "activation_clusters", "activation_clustering_scores", "detection_metrics"]

@@ -1,8 +1,11 @@
 """Availability ("indiscriminate") poisons: every training image moved within an L-inf ball,
 labels unchanged, so that a network trained on them generalises badly to clean test data.
 
-    poisoned = adversarial_poison(x, y, num_classes=10, model=reference.eval(), eps=8/255, seed=0)
-    poisoned = error_minimising(x, y, num_classes=10, model=fresh_net, eps=8/255, seed=0)
+    budget = PoisonBudget(fraction=1.0, target=0, patch_size=3, eps=8/255, batch_size=128,
+                          seed=0)   # these two poisons read only eps, batch_size and seed
+    poisoned = adversarial_poison(x, y, num_classes=10, model=reference.eval(), budget=budget)
+    poisoned = error_minimising(x, y, num_classes=10, model=fresh_net, budget=budget,
+                                schedule=MinMinSchedule(rounds=3))
 
 - `adversarial_poison` (Fowl et al. 2021, "Adversarial examples make strong poisons"): PGD
   against a clean-trained reference network; the class-targeted variant (each image pushed
@@ -16,6 +19,8 @@ eps + 0.5/255. Adversarial training at the poison's budget is the known counter-
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -25,11 +30,11 @@ from ..attacks.pgd import pgd
 from ..errors import UsageError, UsageTypeError
 from ..validation import check_nonnegative
 from .base import (PoisonedSet, check_count, check_dataset, check_eps, check_fraction,
-                   check_num_classes, check_reference, check_seed, model_device, to_float,
-                   to_uint8)
+                   check_instance, check_num_classes, check_reference, check_seed, model_device,
+                   to_float, to_uint8)
 from .registry import PoisonBudget, register_poison
 
-__all__ = ["adversarial_poison", "error_minimising"]
+__all__ = ["MinMinSchedule", "adversarial_poison", "error_minimising"]
 
 # Huang et al.'s optimiser for the min-min network (SGD, lr 0.1, momentum 0.9, weight decay 5e-4)
 MOMENTUM = 0.9
@@ -42,21 +47,27 @@ def _toward(model: nn.Module, x: torch.Tensor, goal: torch.Tensor) -> torch.Tens
 
 
 def adversarial_poison(x: torch.Tensor, y: torch.Tensor, *, num_classes: int, model: nn.Module,
-                       eps: float, steps: int = 20, alpha: float | None = None,
-                       targeted: bool = True, seed: int, batch_size: int = 256) -> PoisonedSet:
+                       budget: PoisonBudget, steps: int = 20, alpha: float | None = None,
+                       targeted: bool = True) -> PoisonedSet:
     """Adversarial poisons (Fowl et al. 2021): every training image perturbed by L-inf PGD
     (our `attacks.pgd`: random start from torch.Generator().manual_seed(seed), `steps` steps of
     `alpha` (default 2.5 * eps / steps), last iterate) against `model`, a clean-trained reference
-    in eval mode. targeted=True minimises the CE to class (y + 1) mod num_classes (the paper's
-    class-targeted poison); targeted=False maximises the CE to y. Labels unchanged.
+    in eval mode, in batches of batch_size images. targeted=True minimises the CE to class
+    (y + 1) mod num_classes (the paper's class-targeted poison); targeted=False maximises the CE
+    to y. Labels unchanged.
 
-    x uint8 (N, C, H, W), y (N,). Returns a PoisonedSet (kind "adversarial", indices all N,
-    target None); |poisoned - clean| <= eps + 0.5/255 in [0, 1] units. The model's mode and
-    parameters are left as they were. Raises UsageError for eps outside [0, 1], a model in
-    train mode, labels outside [0, num_classes) or steps / batch_size below 1.
+    `budget` gives eps (`PoisonBudget.eps`, pixel units on images in [0, 1]), batch_size and
+    seed; its fraction, target and patch_size are not read (every image is poisoned, there is
+    no trigger). x uint8 (N, C, H, W), y (N,). Returns a PoisonedSet (kind "adversarial",
+    indices all N, target None); |poisoned - clean| <= eps + 0.5/255 in [0, 1] units. The
+    model's mode and parameters are left as they were. Raises UsageError for eps outside
+    [0, 1], a model in train mode, labels outside [0, num_classes) or steps / batch_size below
+    1, UsageTypeError for a budget that is not a PoisonBudget.
     """
     check_num_classes(num_classes)
     check_dataset(x, y, num_classes=num_classes)
+    check_instance(budget, PoisonBudget, name="budget")
+    eps, batch_size, seed = budget.eps, budget.batch_size, budget.seed
     check_eps(eps)
     check_count(steps, name="steps")
     if alpha is not None:
@@ -113,21 +124,44 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, noise: torc
     return correct / max(len(x), 1)
 
 
+@dataclass(frozen=True)
+class MinMinSchedule:
+    """How `error_minimising` runs its min-min loop (Huang et al. 2021), as opposed to what the
+    poison may do (`registry.PoisonBudget`). Each round trains the network for `train_steps`
+    SGD steps of learning rate `lr`, then moves every image's noise by `steps` signed-gradient
+    steps of `alpha` (pixel units on images in [0, 1]; None: eps / 10, Huang et al.'s 0.8/255
+    at 8/255); the loop stops once the network's accuracy on the noisy images reaches
+    `stop_accuracy` (a share in [0, 1]) or after `rounds` rounds.
+
+    The fields are checked by `error_minimising` before any work, each refused value named in a
+    one-line UsageError: counts below 1, a negative alpha, stop_accuracy outside [0, 1],
+    lr <= 0."""
+    steps: int = 10
+    alpha: float | None = None
+    train_steps: int = 10
+    rounds: int = 10
+    stop_accuracy: float = 0.99
+    lr: float = 0.1
+
+
 def error_minimising(x: torch.Tensor, y: torch.Tensor, *, num_classes: int, model: nn.Module,
-                     eps: float, steps: int = 10, alpha: float | None = None,
-                     train_steps: int = 10, rounds: int = 10, stop_accuracy: float = 0.99,
-                     lr: float = 0.1, batch_size: int = 128, seed: int) -> PoisonedSet:
+                     budget: PoisonBudget,
+                     schedule: MinMinSchedule = MinMinSchedule()) -> PoisonedSet:
     """Error-minimising, sample-wise noise (Huang et al. 2021, "Unlearnable examples": the
     min-min objective, min over the weights of the mean over samples of min over ||delta||_inf
     <= eps of the CE).
 
     Starting from noise uniform in [-eps, eps], each round (i) trains `model` in train mode for
-    `train_steps` SGD steps (lr, momentum 0.9, weight decay 5e-4, batches of a fresh seeded
-    shuffle) on the currently perturbed data, then (ii) in eval mode updates every image's noise
-    with `steps` signed-gradient steps of `alpha` (default eps / 10, Huang et al.'s 0.8/255 at
-    8/255) that minimise the CE of its true label, from where the noise was; it stops when the
-    model's accuracy on the perturbed data reaches `stop_accuracy` or after `rounds` rounds.
+    `train_steps` SGD steps (lr, momentum 0.9, weight decay 5e-4, batches of batch_size images
+    from a fresh seeded shuffle) on the currently perturbed data, then (ii) in eval mode updates
+    every image's noise with `steps` signed-gradient steps of `alpha` (default eps / 10, Huang
+    et al.'s 0.8/255 at 8/255) that minimise the CE of its true label, from where the noise
+    was; it stops when the model's accuracy on the perturbed data reaches `stop_accuracy` or
+    after `rounds` rounds. steps, alpha, train_steps, rounds, stop_accuracy and lr come from
+    `schedule` (`MinMinSchedule`, its defaults when not given).
 
+    `budget` gives eps (`PoisonBudget.eps`, pixel units on images in [0, 1]), batch_size and
+    seed; its fraction, target and patch_size are not read (every image gets noise).
     `model`: a freshly initialised network; it is trained in place and left in eval mode.
     Dropout and other random layers draw from the global RNG re-seeded with `seed` inside a
     forked RNG state, so the global RNG is left as it was and the result depends only on the
@@ -136,10 +170,17 @@ def error_minimising(x: torch.Tensor, y: torch.Tensor, *, num_classes: int, mode
     x uint8 (N, C, H, W), y (N,). Returns a PoisonedSet (kind "error_min", indices all N);
     params hold the budgets, the seed, `rounds_used` and `final_accuracy` (the model's accuracy
     on the returned uint8 images). |poisoned - clean| <= eps + 0.5/255. Raises UsageError for
-    eps outside [0, 1], stop_accuracy outside [0, 1], lr <= 0, or counts below 1.
+    eps outside [0, 1], stop_accuracy outside [0, 1], lr <= 0, or counts below 1,
+    UsageTypeError for a budget or schedule of another class.
     """
     check_num_classes(num_classes)
     check_dataset(x, y, num_classes=num_classes)
+    check_instance(budget, PoisonBudget, name="budget")
+    check_instance(schedule, MinMinSchedule, name="schedule")
+    # read once into the names the loop below always used, so its arithmetic stays as it was
+    eps, batch_size, seed = budget.eps, budget.batch_size, budget.seed
+    steps, alpha, train_steps = schedule.steps, schedule.alpha, schedule.train_steps
+    rounds, stop_accuracy, lr = schedule.rounds, schedule.stop_accuracy, schedule.lr
     check_eps(eps)
     for name, value in {"steps": steps, "train_steps": train_steps, "rounds": rounds,
                         "batch_size": batch_size}.items():
@@ -209,6 +250,10 @@ def error_minimising(x: torch.Tensor, y: torch.Tensor, *, num_classes: int, mode
 
 # the adversarial poison's PGD steps (Fowl et al. use more; 20 keeps crafting to minutes here)
 ADVERSARIAL_STEPS = 20
+# its PGD batch: 256 whatever the run's batch_size (budget.batch_size), as it always crafted: a
+# batch of another size may round the convolutions differently in their last bits, and so move
+# the poisoned sets already crafted and saved
+ADVERSARIAL_BATCH = 256
 # error-minimising noise's signed-gradient steps per min-min round, each of eps / 5: the noise
 # moves up to eps per round as with Huang et al.'s ratio halved (20 x eps / 10); 10 steps of
 # eps / 10 took 205 s at quick and 5 take 102 s, both stopping after 3 rounds at 99.9% (issue 20)
@@ -220,8 +265,9 @@ MIN_MIN_STEPS = 5
                  summary="adversarial poisons (Fowl et al. 2021): every image moved by targeted "
                          "PGD against a clean-trained reference network")
 def _adversarial(x, y, *, num_classes: int, budget: PoisonBudget, model) -> PoisonedSet:
-    return adversarial_poison(x, y, num_classes=num_classes, model=model, eps=budget.eps,
-                              steps=ADVERSARIAL_STEPS, seed=budget.seed)
+    return adversarial_poison(x, y, num_classes=num_classes, model=model,
+                              budget=replace(budget, batch_size=ADVERSARIAL_BATCH),
+                              steps=ADVERSARIAL_STEPS)
 
 
 # 3 min-min rounds (where it stopped at quick, at 99.9% accuracy), each MIN_MIN_STEPS noise
@@ -231,6 +277,6 @@ def _adversarial(x, y, *, num_classes: int, budget: PoisonBudget, model) -> Pois
                  summary="error-minimising noise (Huang et al. 2021): a min-min loop that "
                          "trains a fresh network while the noise lowers its loss")
 def _error_min(x, y, *, num_classes: int, budget: PoisonBudget, model) -> PoisonedSet:
-    return error_minimising(x, y, num_classes=num_classes, model=model, eps=budget.eps,
-                            steps=MIN_MIN_STEPS, alpha=budget.eps / MIN_MIN_STEPS,
-                            batch_size=budget.batch_size, seed=budget.seed)
+    return error_minimising(x, y, num_classes=num_classes, model=model, budget=budget,
+                            schedule=MinMinSchedule(steps=MIN_MIN_STEPS,
+                                                    alpha=budget.eps / MIN_MIN_STEPS))

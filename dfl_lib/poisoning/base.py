@@ -18,8 +18,8 @@ from ..validation import check_labels, require_eval
 
 __all__ = ["PoisonedSet", "check_fraction", "check_num_classes", "check_target", "check_eps",
            "check_patch", "check_uint8_images", "check_dataset", "check_seed", "check_count",
-           "check_choice", "check_reference", "choose", "count_of", "to_uint8", "to_float",
-           "model_device"]
+           "check_choice", "check_instance", "check_reference", "choose", "count_of", "to_uint8",
+           "to_float", "model_device"]
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: == on tensors is elementwise, not a bool
@@ -143,6 +143,13 @@ def check_choice(value: str, choices: tuple[str, ...], *, name: str) -> None:
     """Require one of a closed set of names (positions, modes)."""
     if value not in choices:
         raise UsageError(f"unknown {name} {value!r}; expected one of {', '.join(choices)}")
+
+
+def check_instance(value, cls: type, *, name: str) -> None:
+    """Require a parameter object of class `cls` (a PoisonBudget, a MinMinSchedule): a dict or
+    None would otherwise fail later on a missing attribute, far from the call."""
+    if not isinstance(value, cls):
+        raise UsageTypeError(f"{name} must be a {cls.__name__}, got {type(value).__name__}")
 
 
 def check_reference(model: nn.Module) -> None:

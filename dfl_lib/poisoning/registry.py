@@ -32,7 +32,10 @@ NEEDS = ("nothing", "reference", "fresh")
 class PoisonBudget:
     """What a poison may do, from the run's config: the share of samples it may change
     (`fraction`), a backdoor's target class and trigger patch (pixels), the L-inf budget of a
-    perturbation poison (`eps`, pixel units), the crafting batch size and the attacker's seed."""
+    perturbation poison (`eps`, pixel units), the crafting batch size and the attacker's seed.
+    The crafting functions take it whole (`backdoor.clean_label`,
+    `availability.adversarial_poison`, `availability.error_minimising`) and read the fields
+    they need."""
     fraction: float
     target: int
     patch_size: int
