@@ -134,7 +134,7 @@ def test_metrics_are_reused_under_the_same_evaluation_key(synthetic_npz, tmp_pat
     def no_evaluation(*args, **kwargs):
         raise AssertionError("evaluated again under the same key")
 
-    monkeypatch.setattr(experiment, "evaluate", no_evaluation)
+    monkeypatch.setattr(experiment, "evaluate_suite", no_evaluation)
     again = experiment.train_and_evaluate(cfg, suite="paper", runs_root=tmp_path, progress=False)
     assert again["eval_key"] == first["eval_key"] and again["table"] == first["table"]
     assert "reusing metrics" in capsys.readouterr().out
