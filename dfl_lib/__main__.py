@@ -81,7 +81,8 @@ def _run(args) -> int:
             data_dir=args.data_dir, device=args.device, plan_only=args.plan_only,
             skip_plan=args.skip_plan, index_only=args.index_only,
             notebooks=tuple(n for n in args.notebooks.split(",") if n), quiet=args.quiet,
-            allow_dirty=args.allow_dirty, workers=args.workers, threads=args.threads))
+            allow_dirty=args.allow_dirty, workers=args.workers, threads=args.threads,
+            cluster=args.cluster))
     if args.command == "demo":
 
         start = time.perf_counter()

@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "memory; 1 on a GPU)")
     study.add_argument("--threads", type=int, default=None, help="torch threads per worker "
                        "(default: the cores split between the workers)")
+    study.add_argument("--cluster", default=None, metavar="ADDRESS", help="run the plan's items "
+                       "on the Dask cluster whose scheduler is at ADDRESS (e.g. tcp://host:8786; "
+                       "needs pip install distributed and a --runs-dir every worker sees); the "
+                       "notebooks then run here")
     study.add_argument("--allow-dirty", action="store_true", help="run with uncommitted changes "
                        "to code, notebooks or configuration (reports then name a commit that did "
                        "not make them)")

@@ -99,3 +99,30 @@ def test_a_worker_killed_mid_plan_loses_nothing(sequential, synthetic_npz, tmp_p
     assert marker.exists() and "a worker process died" in capsys.readouterr().out
     assert set(results) == {item.key for item in items}
     assert _digest(runs) == sequential
+
+
+def test_a_local_dask_cluster_of_two_workers_gives_the_same_results(sequential, synthetic_npz,
+                                                                     tmp_path):
+    """The engine beyond one machine: the same items as Dask tasks on a local cluster of two
+    worker processes (one thread each), results in a runs folder both see."""
+    distributed = pytest.importorskip("distributed")
+    from dfl_lib.study.cluster import dask_pool
+
+    runs = tmp_path / "runs"
+    items = _items(synthetic_npz)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        pool = dask_pool(cluster)
+        results = run_parallel(items, workers=2, threads=1, run=run_item, pool=pool,
+                               runs_root=runs)
+    assert set(results) == {item.key for item in items}
+    assert _digest(runs) == sequential
+
+
+def test_an_unreachable_scheduler_is_one_line():
+    pytest.importorskip("distributed")
+    from dfl_lib.errors import UsageError
+    from dfl_lib.study.cluster import dask_pool
+
+    with pytest.raises(UsageError, match="no Dask scheduler at tcp://127.0.0.1:9"):
+        dask_pool("tcp://127.0.0.1:9", timeout=2)

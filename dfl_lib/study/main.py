@@ -41,6 +41,7 @@ class StudyOptions:
     allow_dirty: bool = False
     workers: int | None = None       # plan items side by side; None: chosen from the machine
     threads: int | None = None       # torch threads per worker; None: chosen with the workers
+    cluster: str | None = None       # a Dask scheduler's address: the plan runs there
 
 
 def run_study(args: StudyOptions) -> int:
@@ -83,7 +84,8 @@ def run_study(args: StudyOptions) -> int:
         runner.run_plan(args.profile, data_root=args.data_dir, runs_root=runs_dir,
                         device=args.device, progress=not args.quiet,
                         cpu=_this_cpu(study_plan(args.profile, device=args.device))
-                        if on_cpu else None, workers=workers, threads=threads)
+                        if on_cpu else None, workers=workers, threads=threads,
+                        cluster=args.cluster)
     try:
         index.run_notebooks(args.profile, out_dir=out_dir, runs_dir=runs_dir,
                             data_dir=args.data_dir or "", device=args.device, only=only)

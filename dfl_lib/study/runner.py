@@ -18,6 +18,7 @@ from ..experiments.poison_metrics import poison_metrics
 from ..experiments.run import train_and_evaluate, train_run
 from ..runs import io as runio
 from ..runs.folder import CONFIG_NAME, learned_fields, learned_key, run_name
+from .cluster import dask_pool
 from .estimate import item_seconds, poison_set
 from .plan import study_plan
 from .workers import run_parallel
@@ -131,12 +132,14 @@ def _record_time(runs_root, *, key: str, seconds: float) -> None:
 
 def run_plan(profile: str, *, data_root=None, runs_root=None, device: str = "auto",
              progress: bool = True, cpu=None, workers: int = 1,
-             threads: int | None = None) -> list[dict]:
+             threads: int | None = None, cluster=None) -> list[dict]:
     """Execute the plan; one record per item: key, run folder, metrics path, measured seconds.
     cpu: this CPU's measured speed (`cpu_speed.CpuSpeed`): the estimates printed and the
     clock's are this CPU's, else the reference CPU's. workers > 1: items run in that many
     processes of `threads` torch threads each (`workers.run_parallel`); the records are the
-    same, in plan order."""
+    same, in plan order. cluster: a Dask scheduler's address (or cluster object): the items run
+    there (`cluster.dask_pool`), `threads` torch threads per task, their runs in `runs_root`
+    (which every worker must see), the clock counting `workers` at a time."""
     items = study_plan(profile, device=device)
     dev = str(resolve_device(device))
     rows, total = plan_table(items, device=dev, cpu=cpu)
@@ -151,7 +154,7 @@ def run_plan(profile: str, *, data_root=None, runs_root=None, device: str = "aut
     # estimated seconds by wall seconds: "1.09s/s" and hours left after one slow first item)
     bar = tqdm(total=len(items), desc=f"study {profile}", disable=not progress,
                bar_format="{desc}: {n_fmt}/{total_fmt} items |{bar}| {postfix}")
-    if workers > 1:
+    if workers > 1 or cluster is not None:
         estimates = {key: seconds for key, _, seconds in rows}
 
         def done(key: str, seconds: float, record: dict) -> None:
@@ -160,8 +163,14 @@ def run_plan(profile: str, *, data_root=None, runs_root=None, device: str = "aut
             bar.set_postfix_str(clock.text())
             bar.update(1)
 
+        pool = None
+        if cluster is not None:  # a worker elsewhere reads these paths: absolute ones
+            pool = dask_pool(cluster, gpu=dev.startswith("cuda"))
+            data_root = data_root and str(Path(data_root).resolve())
+            runs_root = str(Path(runs_root or runio.default_runs_root()).resolve())
         results = run_parallel(items, workers=workers, threads=threads or 1, run=run_item,
-                               on_done=done, data_root=data_root, runs_root=runs_root)
+                               on_done=done, pool=pool, data_root=data_root,
+                               runs_root=runs_root)
         bar.close()
         return [{"key": item.key, "seconds": results[item.key][0], **results[item.key][1]}
                 for item in items]

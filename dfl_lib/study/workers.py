@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 import torch
@@ -104,10 +105,11 @@ def _start_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _run_group(items, run: Callable, kwargs: dict) -> list[tuple[str, float, dict]]:
-    """Run a group's items in order in this worker: [(key, seconds, record)]."""
-    import time
-
+def _run_group(items, run: Callable, kwargs: dict,
+               threads: int) -> list[tuple[str, float, dict]]:
+    """Run a group's items in order in this worker, with `threads` torch threads (set here too:
+    a cluster's worker gets no initializer): [(key, seconds, record)]."""
+    _start_worker(threads)
     out = []
     for item in items:
         start = time.perf_counter()
@@ -118,6 +120,7 @@ def _run_group(items, run: Callable, kwargs: dict) -> list[tuple[str, float, dic
 
 def run_parallel(items, *, workers: int, threads: int, run: Callable,
                  on_done: Callable[[str, float, dict], None] | None = None,
+                 pool: Callable[[], Executor] | None = None,
                  **kwargs) -> dict[str, tuple[float, dict]]:
     """Run `run(item, **kwargs)` for every item in `workers` processes of `threads` torch
     threads each, groups of items that share work in one process (`item_groups`); returns
@@ -125,15 +128,19 @@ def run_parallel(items, *, workers: int, threads: int, run: Callable,
     each item's group finishes. A pool whose worker died is replaced and the unfinished groups
     run again (their runs resume from their checkpoints), up to `RESTARTS` times, then
     WorkerDied names the items in flight. `run` must be importable by name (a module-level
-    function): workers are started with `spawn`."""
+    function): workers are started with `spawn`. pool: a factory of the concurrent.futures
+    Executor the groups run on (default: `workers` local processes; `cluster.dask_pool` for a
+    Dask cluster, which reschedules a dead worker's task itself)."""
     groups = [[items[i] for i in g] for g in item_groups(items)]
     pending, results, restarts = list(range(len(groups))), {}, 0
     context = multiprocessing.get_context("spawn")  # no torch state forked into a worker
     while pending:
         try:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                     initializer=_start_worker, initargs=(threads,)) as pool:
-                futures = {pool.submit(_run_group, groups[g], run, kwargs): g for g in pending}
+            with (pool or (lambda: ProcessPoolExecutor(
+                    max_workers=workers, mp_context=context, initializer=_start_worker,
+                    initargs=(threads,))))() as executor:
+                futures = {executor.submit(_run_group, groups[g], run, kwargs, threads): g
+                           for g in pending}
                 while futures:
                     done, _ = wait(futures, return_when=FIRST_COMPLETED)
                     for future in done:
