@@ -121,9 +121,11 @@ def training_cases(*, device, repeats, data_dir, **_) -> list[dict]:
     return rows
 
 
-def _our_epoch(cfg, data, x, y, *, fmt, device, precision):
+def _our_epoch(cfg, data, x, y, *, fmt, device, precision, compile_model=False):
     model, loss = build_components(cfg, data)
     model.to(memory_format=fmt)
+    if compile_model:  # inductor, default mode: the model's forward (and backward) compiled
+        model = torch.compile(model)
     opt = build_optimizer(cfg, model, loss)
     gen = torch.Generator().manual_seed(0)
     attack = training_attack(cfg, epoch=cfg.epochs - 1, generator=gen)
