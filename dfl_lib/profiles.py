@@ -6,8 +6,8 @@ Figure 4's 2-D networks), with one check of the name (`get_profile`).
     quick       the study on a 2-core CPU within 120 minutes: MNIST in the field's regime
     quick-full  what quick leaves out on the same CPU, resumable: every MNIST cell at 3 seeds
                 and CIFAR-10 at illustration scale (it reuses quick's runs)
-    quick-full-depth, quick-full-clean, quick-full-pgd, quick-full-cifar
-                quick-full in four parts, each within one 180-minute session of a fresh
+    quick-full-depth, quick-full-clean, quick-full-pgd, quick-full-poisoning, quick-full-cifar
+                quick-full in five parts, each within one 180-minute session of a fresh
                 machine (`QUICK_FULL_PARTS`)
     paper       the paper's settings, for a GPU
     gpu         the CIFAR-10 claims on one GPU, sized to reach CIFAR-10's regime
@@ -59,7 +59,8 @@ class Profile:
     min_seeds: int = 3                # seeds a row needs to enter a verdict
     # the training-set poisoning study (notebook 07): its runs' size ({"n_train", "epochs"}),
     # the default poison fraction, the backdoor's rate sweep, and optionally the grid's "rows",
-    # "seeds" and the poisons also trained with PGD ("adversarial_training"); {} = none
+    # "seeds", "poisons" (default: every registered one) and the poisons also trained with PGD
+    # ("adversarial_training"); {} = none
     poisoning: dict = field(default_factory=dict)
     runs_dir: str = ""                # runs root name under runs/ ("" = the profile's name)
     headline_suite: str = "full"      # the headline cells' strong evaluation suite
@@ -106,6 +107,11 @@ _DEPTH = {"n_train": 5000, "epochs": 6, "lr_warmup_epochs": 2.0}
 # 97.4% / 100%; PGD-trained 97.6% (unpoisoned) and 96.6% / 100% (BadNets); 6 epochs gave 98.0 /
 # 99.9% and cost the poisoning study 14 minutes more than its allowance (issue 20)
 _QUICK_POISONING = {"n_train": 5000, "epochs": 4, "fraction": 0.1, "sweep": (0.01, 0.05)}
+# quick's poisoning headline: BadNets against the plain ResNet and DFL + PCL, 3 seeds, with the
+# unpoisoned references and the 5% rate point; every other poison, row and the PGD-trained
+# poisons are quick-full-poisoning's (the same configs, so the same runs)
+_QUICK_POISONING_HEADLINE = {**_QUICK_POISONING, "poisons": ("badnets",), "sweep": (0.05,),
+                             "rows": ("resnet", "dfl_pcl"), "adversarial_training": ()}
 _FULL_POISONING = {"n_train": 0, "epochs": 50, "fraction": 0.1, "sweep": (0.01, 0.05)}
 # CIFAR-10 epochs at the gpu profile (see its deviations)
 _GPU_EPOCHS = 40
@@ -201,41 +207,36 @@ PROFILES: dict[str, Profile] = {
         deviations=_QUICK_DEVIATIONS,
         backbone="resnet18", seeds=(0, 1, 2), headline_suite="headline", headline_n_eval=250,
         datasets=("mnist",),
-        # the rows of Tables 1 and 3 (MNIST) that fit in 120 minutes at the regime's scale, each
-        # with every seed; the baselines Mustafa et al. and Dynamic (about 7 minutes per run
-        # here, with their own schedules) and the PCL-only row (Table 5 is CIFAR-10's) are
-        # quick-full's: a verdict needs 3 seeds of a baseline, and against the ResNet alone a
-        # margin can only be refuted (more baselines can only lower it). The DFL's PGD-trained
-        # cells (Table 3's adversarial row: 3 x 5.7-6.6 minutes, measured at quick, 2 cores) are
-        # quick-full's too: with them the base measured 131 minutes against 120 (issue 19's
-        # cut order: the MNIST headline and the depth study stay)
-        rows=("resnet", "dfl", "dfl_pcl"),
+        # within 120 minutes on a 2-core CPU of either kind (AVX-512 with bf16, or AVX2 training
+        # in fp32 at about 2.3x the time): the MNIST headline, Tables 1 and 3's plain ResNet and
+        # DFL + PCL, without and with PGD training, each at 3 seeds, with their AutoAttack
+        # cells; the explorer; the poisoning headline (BadNets). The depth study, the DFL-only
+        # and PCL-only rows, the baselines Mustafa et al. and Dynamic, the other poisons and
+        # CIFAR-10 are the quick-full parts' (the same configs, so the same runs)
+        rows=("resnet", "dfl_pcl"),
         seeded=(("resnet", "no defence"), ("resnet", "adversarial training"),
-                ("dfl", "no defence"),
                 ("dfl_pcl", "no defence"), ("dfl_pcl", "adversarial training")),
         single_seed_cells=False,
-        # one seed here (its verdicts say "not testable here": 1 seed); quick-full adds seeds
-        # 1 and 2: 24 minutes each on this CPU
-        depth=_DEPTH, depth_seeds=(0,), depth_clean=False, depth_control={"epochs": 2},
-        poisoning=_QUICK_POISONING,
+        depth=_DEPTH, depth_seeds=(), depth_clean=False, depth_control={"epochs": 2},
+        poisoning=_QUICK_POISONING_HEADLINE,
+        notebooks=("02-decision-geometry", "03-robustness-tables", "04-training-curves",
+                   "05-feature-space", "06-explore", "07-data-poisoning", "08-forensics"),
         n_eval_per_dataset={"cifar10_jpeg": 250},
         plan_deviations=(
             "MNIST only: CIFAR-10's regime (a PGD-trained ResNet at about 80% clean, 40% under "
             "AutoAttack) is out of reach on 2 CPU cores; the CIFAR-10 claims run at the gpu "
             "profile (and at illustration scale, without verdicts, in quick-full)",
             "ResNet-18 (width 16) stands for the paper's ResNet-50 in Tables 1-5; the depth "
-            "study (Figures 1, 3, 5) keeps ResNet-18/34/50",
-            "the table cells train on 10,000 MNIST images x 6 epochs; the depth study on 5,000 x "
-            "6 with the same 80-step lr warm-up (2 epochs), one seed (quick-full adds two: the "
-            "depth verdicts need 3), beside ResNet-50 runs without the warm-up (2 epochs: the divergence) and a "
-            "clean-training control",
-            "3 seeds for the ResNet, DFL and DFL + PCL cells, except the DFL's PGD-trained "
-            "cells (Table 3's adversarial row); those, the baselines Mustafa et al. and "
-            "Dynamic and the PCL-only cells are quick-full's (3 seeds each), so at quick a "
-            "margin claim is tested against the PGD-trained ResNet alone, where it can only be "
-            "refuted; no clean-training depth runs beyond the warm-up control",
-            "the poisoning study on 5,000 MNIST images x 4 epochs; the 3 seeds of its headline "
-            "cells retrain the victim on one poisoned set (crafted with poison seed 0)",
+            "study (Figures 1, 3, 5: ResNet-18/34/50) is quick-full-depth's",
+            "the table cells train on 10,000 MNIST images x 6 epochs",
+            "the plain ResNet and DFL + PCL cells, without and with PGD training, at 3 seeds; "
+            "the DFL-only and PCL-only rows and the baselines Mustafa et al. and Dynamic are "
+            "quick-full's (3 seeds each: quick-full-clean, quick-full-pgd), so at quick a margin "
+            "claim is tested against the plain ResNet alone, where it can only be refuted",
+            "the poisoning headline only: BadNets (10% of 5,000 MNIST images x 4 epochs, and the "
+            "5% rate point) against the plain ResNet and DFL + PCL, 3 seeds retraining the "
+            "victim on one poisoned set (crafted with poison seed 0); the other poisons and the "
+            "PGD-trained victims are quick-full-poisoning's",
             "AutoAttack, the gradient-masking checks and transfer on the headline cells, seed 0, "
             "on 250 test images (its standard error at 88% is 2 points); every cell gets PGD-50 "
             "and the per-example worst case on 500",
@@ -244,9 +245,9 @@ PROFILES: dict[str, Profile] = {
             "profile's 'full' suite"),
         # about 10 s per 2-D net at quick, 1 thread
         geometry=(10_000, 3, 0.05, 1000),
-        # issue 19 (the study within 120 minutes), issue 20 (poisoning: at most 40 more),
-        # issue 21 (notebook 08: at most 15 more)
-        budget_minutes={"base": 120, "poisoning": 40, "notebook 08": 15},
+        # the whole study within 120 minutes (issue 37): its plan, notebooks 02-06, the
+        # poisoning headline with notebook 07, and notebook 08
+        budget_minutes={"base": 95, "poisoning": 15, "notebook 08": 10},
     ),
     "quick-full": Profile(
         name="quick-full",
@@ -351,6 +352,12 @@ _PARTS = {
         + (("resnet", "no defence"),),
         notebooks=("03-robustness-tables", "04-training-curves"),
         budget_minutes={"base": _PART_BUDGET}),
+    "quick-full-poisoning": dict(
+        summary="quick-full's poisoning study: every poison on every row, the headline poisons "
+                "at 3 seeds, the perturbation poisons and the backdoor under PGD training, the "
+                "backdoor's rate sweep (notebook 07)",
+        datasets=(), depth_seeds=(), seeded=(), poisoning=_QUICK_POISONING,
+        notebooks=("07-data-poisoning",), budget_minutes={"poisoning": _PART_BUDGET}),
     "quick-full-cifar": dict(
         summary="quick-full's CIFAR-10 (JPEG copy) cells at illustration scale, below its "
                 "regime and without verdicts",
@@ -361,7 +368,7 @@ _PARTS = {
 QUICK_FULL_PARTS = tuple(_PARTS)
 for _name, _changes in _PARTS.items():
     PROFILES[_name] = replace(
-        PROFILES["quick-full"], **{"single_seed_cells": False, **_changes}, name=_name,
-        runs_dir="", poisoning={}, plan_deviations=PROFILES["quick-full"].plan_deviations + (
+        PROFILES["quick-full"], **{"single_seed_cells": False, "poisoning": {}, **_changes},
+        name=_name, runs_dir="", plan_deviations=PROFILES["quick-full"].plan_deviations + (
             f"a part of quick-full ({_changes['summary']}); the other parts and quick make the "
             "rest",))

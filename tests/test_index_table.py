@@ -49,22 +49,22 @@ def test_each_check_names_the_cell_it_checked(tmp_path):
 
 
 def test_the_time_section_holds_each_budget_part_against_its_allowance():
-    """quick's budgets (issues 19-21): the base (depth, cells, headline, notebooks 01-06), the
-    poisoning study (its runs, notebook 07) and notebook 08, each measured
-    beside its allowance, and a part over it says so."""
+    """quick's budgets (issue 37): the base (cells, headline, notebooks 02-06), the poisoning
+    headline (its runs, notebook 07) and notebook 08, each measured beside its allowance, and a
+    part over it says so."""
     from dfl_lib.study.index import budget_lines, budget_parts
     from dfl_lib.study.plan import study_plan
 
     items = study_plan("quick")
-    depth = next(i.key for i in items if i.role == "depth")
+    cell = next(i.key for i in items if i.role == "cell")
     head = next(i.key for i in items if i.role == "headline")
     poison = next(i.key for i in items if i.role == "poison")
-    plan = {depth: 60 * 100, head: 60 * 10, poison: 60 * 45}
-    books = {"01-depth": 60 * 5, "07-data-poisoning": 60 * 2, "08-forensics": 60 * 7}
+    plan = {cell: 60 * 80, head: 60 * 10, poison: 60 * 14}
+    books = {"03-robustness-tables": 60 * 5, "07-data-poisoning": 60 * 2, "08-forensics": 60 * 7}
     parts = budget_parts("quick", plan_seconds=plan, notebook_seconds=books)
-    assert parts == {"base": 115.0, "poisoning": 47.0, "notebook 08": 7.0}
+    assert parts == {"base": 95.0, "poisoning": 16.0, "notebook 08": 7.0}
     text = "\n".join(budget_lines("quick", plan_seconds=plan, notebook_seconds=books))
-    assert "| base | 115.0 | 120 | yes |" in text
-    assert "| poisoning | 47.0 | 40 | **no** |" in text
-    assert "| notebook 08 | 7.0 | 15 | yes |" in text and "| total | 169.0 | 175 | yes |" in text
+    assert "| base | 95.0 | 95 | yes |" in text
+    assert "| poisoning | 16.0 | 15 | **no** |" in text
+    assert "| notebook 08 | 7.0 | 10 | yes |" in text and "| total | 118.0 | 120 | yes |" in text
     assert budget_lines("smoke", plan_seconds=plan, notebook_seconds=books) == []

@@ -66,5 +66,5 @@ def test_a_toy_poison_in_a_new_file_reaches_the_runs_and_the_study(toy_poison, s
     metrics = poison_metrics(cfg, runs_root=tmp_path / "runs")
     assert metrics["poison"] == "toy_zero" and metrics["n_poisoned"] == 26
     assert "detection" in metrics and "attack_success_rate" not in metrics
-    grid = [key for key, _ in poison_grid("quick")]
+    grid = [key for key, _ in poison_grid("quick-full-poisoning")]  # quick names its poisons
     assert any("| toy_zero | resnet | no defence | s0" in key for key in grid)

@@ -65,15 +65,36 @@ def test_an_anchor_cell_is_seed_0_only():
     assert cell_seeds("quick-full-clean", row="dfl_pcl", setting="no defence") == (0, 1, 2)
 
 
-def test_each_part_has_its_own_runs_folder_and_no_poisoning():
+def test_each_part_has_its_own_runs_folder_and_only_the_poisoning_part_poisons():
     for part in QUICK_FULL_PARTS:
         p = get_profile(part)
-        assert p.runs_dir == "" and p.poisoning == {} and p.budget_minutes
-        assert not [i for i in study_plan(part) if i.role == "poison"]
+        assert p.runs_dir == "" and p.budget_minutes
+        poisons = [i for i in study_plan(part) if i.role == "poison"]
+        if part == "quick-full-poisoning":
+            assert poisons and {i.role for i in study_plan(part)} == {"poison"}
+        else:
+            assert p.poisoning == {} and not poisons
+
+
+def test_quick_keeps_the_headline_and_leaves_the_rest_to_the_parts():
+    """The 120-minute quick: the MNIST headline cells at 3 seeds with their AutoAttack cells and
+    BadNets at 3 seeds; no depth study, no DFL-only row, no other poison."""
+    items = study_plan("quick")
+    cells = {(i.cfg.method, i.cfg.dfl, i.cfg.loss, i.cfg.train_attack) for i in items
+             if i.role == "cell"}
+    assert cells == {("standard", False, "ce", "none"), ("standard", False, "ce", "pgd"),
+                     ("standard", True, "pcl", "none"), ("standard", True, "pcl", "pgd")}
+    assert {i.cfg.seed for i in items if i.role == "cell"} == {0, 1, 2}
+    assert len([i for i in items if i.role == "headline"]) == 3
+    assert not [i for i in items if i.role == "depth"]
+    assert {i.cfg.poison for i in items if i.role == "poison"} == {"none", "badnets"}
+    assert {i.cfg.seed for i in items if i.cfg.poison == "badnets"} == {0, 1, 2}
+    assert "01-depth" not in profile_notebooks("quick")
 
 
 def test_profile_notebooks_keeps_the_study_order_and_all_means_every_one():
-    assert profile_notebooks("quick") == NOTEBOOKS
+    assert profile_notebooks("quick-full") == NOTEBOOKS
+    assert profile_notebooks("quick") == NOTEBOOKS[1:]
     assert profile_notebooks("quick-full-pgd") == ("03-robustness-tables", "04-training-curves")
 
 
@@ -98,7 +119,7 @@ class _Loaded(Exception):
 
 @pytest.mark.parametrize("part", QUICK_FULL_PARTS)
 def test_the_parts_notebooks_ask_only_for_runs_the_part_trains(part, monkeypatch):
-    """The loaders behind notebooks 01, 03 and 04 (records.*), with training and evaluation
+    """The loaders behind notebooks 01, 03, 04 and 07, with training and evaluation
     replaced by a recorder: every config they ask for is one the part's plan makes."""
     from types import SimpleNamespace
 
@@ -126,6 +147,12 @@ def test_the_parts_notebooks_ask_only_for_runs_the_part_trains(part, monkeypatch
         records.depth_records(part)
     if "03-robustness-tables" in books:
         records.cell_results(part)
+    if "07-data-poisoning" in books:
+        from dfl_lib.study import poison_records
+
+        monkeypatch.setattr(poison_records, "poison_metrics",
+                            lambda cfg, **_: asked.append(cfg) or {"path": "x/metrics.json"})
+        poison_records.poison_records(part)
     if "04-training-curves" in books:
         for dataset in datasets:
             records.component_records(part, dataset=dataset)

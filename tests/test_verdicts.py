@@ -300,20 +300,21 @@ def test_depth_claims_read_the_clean_trained_configuration_for_the_floor():
 
 
 def test_a_claim_whose_cells_the_profile_leaves_to_another_says_which_trains_them():
-    """quick runs the DFL row without its PGD-trained cells (Table 3's adversarial claim): the
-    verdict is "not testable here" naming the profiles that train them; the no-defence claim
-    of the same row reads its (here absent) cells as usual."""
+    """quick leaves the DFL-only row to the quick-full parts (Table 3's claims): each verdict is
+    "not testable here" naming the profiles that train its cells; a row quick trains (DFL +
+    PCL, Table 1) reads its (here absent) cells as usual."""
     from dfl_lib.study.evidence import table_verdicts
 
     table3 = [v for v in table_verdicts("quick", cells={}) if v["claim_id"] == "table3_margins"]
     assert [v["claim"] for v in table3] == ["table3_margins (no defence)",
                                            "table3_margins (adversarial training)"]
-    no_defence, adversarial = table3
-    assert adversarial["verdict"] == "not testable here"
-    assert adversarial["reason"].startswith("the dfl cells with adversarial training are not "
-                                            "trained at quick")
-    assert "quick-full" in adversarial["reason"] and "smoke" not in adversarial["reason"]
-    assert "not trained at quick" not in no_defence["reason"]
+    for verdict, setting in zip(table3, ("no defence", "adversarial training")):
+        assert verdict["verdict"] == "not testable here"
+        assert verdict["reason"].startswith(f"the dfl cells with {setting} are not trained at "
+                                            f"quick")
+        assert "quick-full" in verdict["reason"] and "smoke" not in verdict["reason"]
+    table1 = [v for v in table_verdicts("quick", cells={}) if v["claim_id"] == "table1_margins"]
+    assert table1 and not [v for v in table1 if "not trained at quick" in v["reason"]]
 
 
 def _adaptive_cell(pairs):

@@ -84,20 +84,21 @@ def profile_regime(dataset: str, *, cells: dict) -> str:
 
 
 def _left_to_others(profile: str, *, row: str, settings, dataset: str) -> str:
-    """Why a claim's own cells are not at this profile when the profile runs its row but leaves
-    those cells to another (`Profile.single_seed_cells`), naming the profiles that train them;
-    "" otherwise (a row the profile does not run at all reads "not run at this profile")."""
-    if row not in table_rows_of(profile):
-        return ""
-    missing = [s for s in settings if not cell_seeds(profile, row=row, setting=s)]
+    """Why a claim's own cells are not at this profile when it leaves them to another (a row it
+    does not run, or cells of a row it runs: `Profile.single_seed_cells`), naming the profiles
+    that train them; "" where the profile trains them."""
+    missing = [s for s in settings if row not in table_rows_of(profile)
+               or not cell_seeds(profile, row=row, setting=s)]
     if not missing:
         return ""
     others = [name for name in PROFILES if name not in (profile, "smoke")
               and dataset in datasets(name) and row in table_rows_of(name)
               and all(cell_seeds(name, row=row, setting=s) for s in missing)]
+    several = len(others) > 1
     return (f"the {row} cells with {' and '.join(missing)} are not trained at {profile} (left "
-            f"to other profiles by its time budget)" + (f"; the {' and '.join(others)} profile{'s' if len(others) > 1 else ''}"
-                               f" train{'' if len(others) > 1 else 's'} them" if others else ""))
+            f"to other profiles by its time budget)"
+            + (f"; the {' and '.join(others)} profile{'s' * several} train{'' if several else 's'}"
+               f" them" if others else ""))
 
 
 def table_verdicts(profile: str, *, cells: dict) -> list[dict]:

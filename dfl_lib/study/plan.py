@@ -246,7 +246,7 @@ def poison_config(profile: str, *, poison: str, row: str, setting: str, seed: in
     if not sizes:
         raise UsageError(f"profile {profile!r} has no poisoning study")
     frac = sizes.pop("fraction")
-    for key in ("sweep", "rows", "seeds", "adversarial_training"):  # the grid's, not the run's
+    for key in ("sweep", "rows", "seeds", "adversarial_training", "poisons"):  # the grid's
         sizes.pop(key, None)
     cfg = cell_config(profile, dataset="mnist", row=row, setting=setting, seed=seed,
                       device=device)
@@ -275,18 +275,21 @@ def poison_grid(profile: str, *, device: str = "auto") -> list[tuple[str, RunCon
 
     rows = p.poisoning.get("rows", POISON_ROWS)
     seeds = p.poisoning.get("seeds", p.seeds)
+    # every registered poison, a newcomer's included, unless the profile names a few
+    poisons = p.poisoning.get("poisons", tuple(POISONS))
+    trained = p.poisoning.get("adversarial_training", ADVERSARIAL_POISONS)
     for row in rows:
         add("none", row, "no defence")
-    for row in HEADLINE_POISON_ROWS:
+    for row in HEADLINE_POISON_ROWS if trained else ():  # the PGD-trained poisons' references
         add("none", row, "adversarial training")
-    for poison in list(POISONS):  # every registered poison, a newcomer's included
+    for poison in poisons:
         for row in rows:
             add(poison, row, "no defence")
-    for poison in HEADLINE_POISONS:
+    for poison in (x for x in HEADLINE_POISONS if x in poisons):
         for row in HEADLINE_POISON_ROWS:
             for seed in seeds[1:]:
                 add(poison, row, "no defence", seed=seed)
-    for poison in p.poisoning.get("adversarial_training", ADVERSARIAL_POISONS):
+    for poison in trained:
         for row in HEADLINE_POISON_ROWS:
             add(poison, row, "adversarial training")
     for fraction in p.poisoning.get("sweep", ()):
