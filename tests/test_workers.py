@@ -126,3 +126,15 @@ def test_an_unreachable_scheduler_is_one_line():
 
     with pytest.raises(UsageError, match="no Dask scheduler at tcp://127.0.0.1:9"):
         dask_pool("tcp://127.0.0.1:9", timeout=2)
+
+
+def test_the_longest_groups_start_first(synthetic_npz, tmp_path):
+    """With one worker the groups run in the order they start: by estimated seconds, longest
+    first (items that share a run stay together, in plan order: "b | cell" trains a's run)."""
+    items = _items(synthetic_npz)
+    seconds = {"a | train": 5.0, "b | cell": 20.0, "a | cell": 10.0, "c | cell": 100.0}
+    log = tmp_path / "order.txt"
+    run_parallel(items, workers=1, threads=1, run=worker_helpers.run_and_log,
+                 cost=lambda item: seconds[item.key], log=str(log))
+    # c (100 s) before the group of a's run (35 s), which comes first in plan order
+    assert log.read_text().split("\n")[:-1] == ["c | cell", "a | train", "b | cell", "a | cell"]

@@ -16,3 +16,11 @@ def run_or_die_once(item, *, die_on: str, marker: str, **kwargs):
         Path(marker).write_text("died once")
         os._exit(9)
     return run_item(item, **kwargs)
+
+
+def run_and_log(item, *, log: str, **kwargs) -> dict:
+    """A plan item that does no work but append its key to the file `log` (the order in which
+    items run is what is watched)."""
+    with open(log, "a") as f:
+        f.write(item.key + "\n")
+    return {}

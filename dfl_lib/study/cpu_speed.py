@@ -15,7 +15,9 @@ CPU first, with the engine's own training step, and says so before it starts.
 """
 from __future__ import annotations
 
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -26,7 +28,7 @@ from ..experiments.configs import make_config
 from ..training.loop import Adversary, EpochSetup, train_epoch
 from ..training.trainer import build_components, build_optimizer
 
-__all__ = ["CpuSpeed", "measure_cpu_speed", "seconds_per_batch", "speed_lines",
+__all__ = ["CpuSpeed", "measure_cpu_speed", "parallel_speedup", "seconds_per_batch", "speed_lines",
            "REFERENCE_CLEAN_BATCH_S", "REFERENCE_PGD_EPOCH_S", "REFERENCE_BF16_SPEEDUP"]
 
 # the reference CPU: the quick ResNet-18 (width 16), MNIST, batch 128, clean training, fp32,
@@ -47,6 +49,9 @@ class CpuSpeed:
     bf16_batch_s: float
     capability: str
     threads: int
+    # how much faster the plan's workers run side by side than one job of every thread
+    # (`parallel_speedup`); 1.0 for one job at a time
+    parallel: float = 1.0
 
     @property
     def fp32_factor(self) -> float:
@@ -107,6 +112,45 @@ def measure_cpu_speed(*, batches: int = 2, batch_size: int = 128) -> CpuSpeed:
     return CpuSpeed(fp32_batch_s=fp32 * scale, bf16_batch_s=bf16 * scale,
                     capability=torch.backends.cpu.get_cpu_capability(),
                     threads=torch.get_num_threads())
+
+
+def _reference_step(batches: int, batch_size: int) -> float:
+    """Seconds per batch of the reference step (`measure_cpu_speed`'s fp32 one) in this
+    process, at torch's current thread count."""
+    cfg = make_config("quick", dataset="mnist", model="resnet18", width=16, dfl=False,
+                      loss="ce", train_attack="none", batch_size=batch_size, augment=False)
+    gen = torch.Generator().manual_seed(0)
+    n = cfg.batch_size * (batches + 1)
+    x = torch.rand(n, 1, 28, 28, generator=gen)
+    y = torch.randint(0, 10, (n,), generator=gen)
+    return seconds_per_batch(cfg, x=x, y=y, batches=batches)
+
+
+def _worker_step(threads: int, batches: int, batch_size: int, barrier) -> float:
+    """One worker's seconds per batch of the reference step at `threads` torch threads,
+    started with the others (`barrier`) so that they contend as the plan's workers do."""
+    torch.set_num_threads(threads)
+    _reference_step(1, batch_size)  # imports, allocator and kernels warmed before the start
+    barrier.wait()
+    return _reference_step(batches, batch_size)
+
+
+def parallel_speedup(*, workers: int, threads: int, batches: int = 2,
+                     batch_size: int = 128) -> float:
+    """How much faster `workers` processes of `threads` torch threads each get through the
+    reference step side by side than one process of torch's current threads alone: workers x
+    (one process's seconds per batch) / (a worker's, measured with every worker running at
+    once, as the plan's do). On a 2-core AVX2 CPU, 2 workers of 1 thread: about 1.1-1.4
+    (benchmarks/README.md, section 8). 1.0 for one worker."""
+    if workers <= 1:
+        return 1.0
+    alone = _reference_step(batches, batch_size)
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Manager().Barrier(workers)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        times = list(pool.map(_worker_step, [threads] * workers, [batches] * workers,
+                              [batch_size] * workers, [barrier] * workers))
+    return workers * alone / (sum(times) / len(times))
 
 
 def speed_lines(speed: CpuSpeed, *, uses_bf16: bool) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..device import resolve_device
@@ -57,6 +57,7 @@ def run_study(args: StudyOptions) -> int:
             rows, total = runner.plan_table(items, device="cpu" if device == "here" else device,
                                      cpu=cpu)
             tables[device] = rows
+            here_total = total  # the last of the three: this CPU's
             note = {"cpu": "the reference 2-core CPU (AVX-512 with bf16), calibrated on its "
                            "measured epoch time",
                     "cuda": f"one H100 at {RATES['cuda'] / H100_BF16_PEAK:.0%} of its dense "
@@ -64,6 +65,12 @@ def run_study(args: StudyOptions) -> int:
                     "here": "this CPU, from its training speed measured now"}[device]
             print(f"profile {args.profile!r}: {len(rows)} items, estimated {total / 3600:.1f} h "
                   f"on {note}")
+        workers, threads = _workers(args)
+        if workers > 1 and resolve_device(args.device).type == "cpu":
+            speedup = cpu_speed.parallel_speedup(workers=workers, threads=threads)
+            print(f"profile {args.profile!r}: estimated {here_total / speedup / 3600:.1f} h on "
+                  f"this CPU with {workers} workers of {threads} thread{'s' * (threads != 1)} "
+                  f"({speedup:.2f}x one job's speed, measured now)")
         # one line per item with the estimates (the reference CPU's first: it is what the
         # profiles are sized for; "here": this CPU's)
         for (key, what, cpu), (_, _, gpu), (_, _, here) in zip(tables["cpu"], tables["cuda"],
@@ -81,11 +88,15 @@ def run_study(args: StudyOptions) -> int:
 
         on_cpu = resolve_device(args.device).type == "cpu"
         workers, threads = _workers(args)
+        cpu = None
+        if on_cpu:
+            cpu = _this_cpu(study_plan(args.profile, device=args.device))
+            if workers > 1 and args.cluster is None:  # the workers' speed-up, measured too
+                cpu = replace(cpu, parallel=cpu_speed.parallel_speedup(
+                    workers=workers, threads=threads))
         runner.run_plan(args.profile, data_root=args.data_dir, runs_root=runs_dir,
-                        device=args.device, progress=not args.quiet,
-                        cpu=_this_cpu(study_plan(args.profile, device=args.device))
-                        if on_cpu else None, workers=workers, threads=threads,
-                        cluster=args.cluster)
+                        device=args.device, progress=not args.quiet, cpu=cpu, workers=workers,
+                        threads=threads, cluster=args.cluster)
     try:
         index.run_notebooks(args.profile, out_dir=out_dir, runs_dir=runs_dir,
                             data_dir=args.data_dir or "", device=args.device, only=only)

@@ -143,13 +143,18 @@ def run_plan(profile: str, *, data_root=None, runs_root=None, device: str = "aut
     items = study_plan(profile, device=device)
     dev = str(resolve_device(device))
     rows, total = plan_table(items, device=dev, cpu=cpu)
+    # the workers side by side get through the plan `speedup` times as fast as one job (this
+    # CPU's measured speed-up, `cpu_speed.parallel_speedup`; 1 where it was not measured)
+    speedup = cpu.parallel if cpu is not None and workers > 1 else 1.0
     how = "one job at a time" if workers == 1 else \
-        f"{workers} workers of {threads} thread{'s' * (threads != 1)}, the estimate one job's"
+        f"{workers} workers of {threads} thread{'s' * (threads != 1)}" + (
+            f": {speedup:.2f}x one job's speed, measured now" if speedup != 1.0 else
+            ", the estimate one job's")
     print(f"study plan, profile {profile!r}, on {dev}: {len(items)} items, estimated "
-          f"{total / 60:.0f} min ({how})")
+          f"{total / speedup / 60:.0f} min ({how}; one job: {total / 60:.0f} min)")
     for key, what, seconds in rows:
         print(f"  {seconds:7.0f} s  {key:<58} {what}")
-    out, clock = [], PlanClock(total_estimate=total)
+    out, clock = [], PlanClock(total_estimate=total / speedup)
     # items on the bar; time as text against the plan (tqdm's own rate and ETA would divide
     # estimated seconds by wall seconds: "1.09s/s" and hours left after one slow first item)
     bar = tqdm(total=len(items), desc=f"study {profile}", disable=not progress,
@@ -159,7 +164,8 @@ def run_plan(profile: str, *, data_root=None, runs_root=None, device: str = "aut
 
         def done(key: str, seconds: float, record: dict) -> None:
             _record_time(runs_root, key=key, seconds=seconds)
-            clock.finished(estimate=estimates[key] / workers, seconds=seconds / workers)
+            # an item's share of the wall time: its seconds over the workers running at once
+            clock.finished(estimate=estimates[key] / speedup, seconds=seconds / workers)
             bar.set_postfix_str(clock.text())
             bar.update(1)
 
@@ -169,8 +175,8 @@ def run_plan(profile: str, *, data_root=None, runs_root=None, device: str = "aut
             data_root = data_root and str(Path(data_root).resolve())
             runs_root = str(Path(runs_root or runio.default_runs_root()).resolve())
         results = run_parallel(items, workers=workers, threads=threads or 1, run=run_item,
-                               on_done=done, pool=pool, data_root=data_root,
-                               runs_root=runs_root)
+                               on_done=done, pool=pool, cost=lambda item: estimates[item.key],
+                               data_root=data_root, runs_root=runs_root)
         bar.close()
         return [{"key": item.key, "seconds": results[item.key][0], **results[item.key][1]}
                 for item in items]

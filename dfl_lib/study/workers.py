@@ -121,6 +121,7 @@ def _run_group(items, run: Callable, kwargs: dict,
 def run_parallel(items, *, workers: int, threads: int, run: Callable,
                  on_done: Callable[[str, float, dict], None] | None = None,
                  pool: Callable[[], Executor] | None = None,
+                 cost: Callable[[object], float] | None = None,
                  **kwargs) -> dict[str, tuple[float, dict]]:
     """Run `run(item, **kwargs)` for every item in `workers` processes of `threads` torch
     threads each, groups of items that share work in one process (`item_groups`); returns
@@ -130,8 +131,12 @@ def run_parallel(items, *, workers: int, threads: int, run: Callable,
     WorkerDied names the items in flight. `run` must be importable by name (a module-level
     function): workers are started with `spawn`. pool: a factory of the concurrent.futures
     Executor the groups run on (default: `workers` local processes; `cluster.dask_pool` for a
-    Dask cluster, which reschedules a dead worker's task itself)."""
+    Dask cluster, which reschedules a dead worker's task itself). cost(item) -> its estimated
+    seconds: the groups start longest first (the last group to start is then a short one, not
+    a long one left running on one worker's threads while the others idle)."""
     groups = [[items[i] for i in g] for g in item_groups(items)]
+    if cost is not None:
+        groups.sort(key=lambda group: -sum(cost(item) for item in group))  # stable on ties
     pending, results, restarts = list(range(len(groups))), {}, 0
     context = multiprocessing.get_context("spawn")  # no torch state forked into a worker
     while pending:
