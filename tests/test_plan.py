@@ -292,3 +292,19 @@ def test_gpu_estimates_count_a_pass_floor_where_the_flops_alone_say_zero():
             batches = item.cfg.n_train / item.cfg.batch_size * item.cfg.epochs
             assert seconds >= batches * GPU_PASS_FLOOR_S > 0, item.key
         assert seconds >= flops / RATES["cuda"]  # never below the FLOP rate's time
+
+
+@pytest.mark.parametrize("attack, seconds", [("pgd", 44.7), ("none", 10.7)])
+def test_the_cpu_estimate_gives_the_reference_cpus_clean_and_pgd_epochs(attack, seconds):
+    """Both measured epochs of the reference CPU (epoch_times-quick.txt), not only the PGD one:
+    a model update costs more per FLOP than an attack's pass (estimate.UPDATE_COST), so a clean
+    epoch is not a sixth of a PGD-10 one (one rate for both made it 7.5 s)."""
+    from types import SimpleNamespace
+
+    from dfl_lib.experiments.configs import make_config
+
+    cfg = make_config("quick", dataset="mnist", model="resnet18", width=16, dfl=False, loss="ce",
+                      train_attack=attack, epochs=1, n_val=0, monitor_size=0, n_train=10_000,
+                      precision="fp32")
+    item = SimpleNamespace(cfg=cfg, role="cell", suite=None)
+    assert item_seconds(item, device="cpu")[0] == pytest.approx(seconds, rel=1e-6)

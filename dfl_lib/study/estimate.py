@@ -2,9 +2,10 @@
 
 A training epoch costs about (forward + backward) x (attack steps x attacked share + 1) per image;
 an evaluation, one forward + backward per attack step per image. The CPU rate is calibrated on
-this project's measured epoch time (reports/benchmarks/epoch_times-quick.txt: ResNet-18, width
-16, MNIST, PGD-10 training, 44.7 s per 10,000 images on 2 cores); the GPU rate is an assumption
-(a share of an H100's dense bf16 peak), printed with the estimate.
+this project's measured epoch times (reports/benchmarks/epoch_times-quick.txt: ResNet-18, width
+16, MNIST, 10,000 images on 2 cores: 44.7 s with PGD-10 training, 10.7 s clean), which also
+give what a training update costs beside an attack's pass (`UPDATE_COST`); the GPU rate is an
+assumption (a share of an H100's dense bf16 peak), printed with the estimate.
 
     seconds, flops = item_seconds(item, device="cpu")
 """
@@ -21,10 +22,10 @@ from ..evaluation.suites import CHECKED_SUITES, attack_suite
 from ..experiments.configs import make_config
 from ..poisoning import get_poison
 from ..models.resnet import build_model
-from .cpu_speed import REFERENCE_BF16_SPEEDUP, REFERENCE_PGD_EPOCH_S
+from .cpu_speed import REFERENCE_BF16_SPEEDUP, REFERENCE_CLEAN_BATCH_S, REFERENCE_PGD_EPOCH_S
 
 __all__ = ["forward_flops", "train_flops", "eval_flops", "poison_flops", "poison_set",
-           "item_seconds", "RATES", "H100_BF16_PEAK", "GPU_PASS_FLOOR_S"]
+           "item_seconds", "RATES", "H100_BF16_PEAK", "GPU_PASS_FLOOR_S", "UPDATE_COST"]
 
 H100_BF16_PEAK = 989e12   # dense bf16 FLOP/s of an H100 SXM (NVIDIA's datasheet)
 # effective FLOP/s (forward + backward counted as 3 forwards); the CPU figure is calibrated in
@@ -36,6 +37,17 @@ RATES = {"cuda": 0.25 * H100_BF16_PEAK}
 # above, while its ~60 layers launch hundreds of kernels per pass). An assumption, ~4 ms for
 # these 18-50-layer ResNets, to be replaced by the GPU check's measurement (issue 37, item 6)
 GPU_PASS_FLOOR_S = 0.004
+# the reference CPU's clean epoch (10,000 images, the engine's model updates alone) and its
+# PGD-10 epoch (the same updates plus 5 attack passes per image: half the batch, 10 steps)
+_REFERENCE_CLEAN_EPOCH_S = REFERENCE_CLEAN_BATCH_S * 10_000 / 128
+_REFERENCE_ATTACK_PASSES = 0.5 * 10 * 10_000
+# a training update (forward + backward + optimiser step, BatchNorm in train mode) costs this
+# many times an attack's input-gradient pass of the same FLOPs (eval mode, BatchNorm folded):
+# 1.07 ms against 0.68 ms per image on the reference CPU, 1.57x. Counting both at one rate made
+# clean training 1.44x faster in the estimate than measured (10.7 s per epoch), and the quick
+# plan's no-defence cells 1.4x under their time on an AVX2 CPU (2026-12-06)
+UPDATE_COST = (_REFERENCE_CLEAN_EPOCH_S / 10_000) / (
+    (REFERENCE_PGD_EPOCH_S - _REFERENCE_CLEAN_EPOCH_S) / _REFERENCE_ATTACK_PASSES)
 _SHAPES = {"mnist": (1, 28), "fashion_mnist": (1, 28), "cifar10": (3, 32),
            "cifar10_jpeg": (3, 32)}
 
@@ -67,6 +79,12 @@ def train_flops(cfg: RunConfig, *, n_train: int) -> float:
     per_image = 3 * (1 + attacked * steps + (attacked if cfg.adv_mode == "concat" else 0.0))
     monitor = cfg.monitor_size * 3 * cfg.attack_steps + cfg.n_val  # the per-epoch validation
     return forward_flops(cfg) * cfg.epochs * (n_train * per_image + monitor)
+
+
+def update_flops(cfg: RunConfig, *, n_train: int) -> float:
+    """FLOPs of the training run's model updates alone (forward + backward of every training
+    image, every epoch), the part of `train_flops` that costs `UPDATE_COST` per FLOP."""
+    return forward_flops(cfg) * 3 * cfg.epochs * n_train
 
 
 def eval_flops(cfg: RunConfig, *, suite: str, n_eval: int) -> float:
@@ -106,9 +124,12 @@ def poison_set(cfg: RunConfig) -> tuple | None:
 
 @lru_cache(maxsize=1)
 def _cpu_rate() -> float:
+    """FLOP/s of an attack's pass on the reference CPU (fp32, 2 threads): the PGD-10 epoch's
+    attack passes over what the clean epoch leaves of its time."""
     ref = make_config("quick", dataset="mnist", model="resnet18", width=16, dfl=False,
                       loss="ce", train_attack="pgd", epochs=1, n_val=0, monitor_size=0)
-    return train_flops(ref, n_train=10_000) / REFERENCE_PGD_EPOCH_S
+    return forward_flops(ref) * 3 * _REFERENCE_ATTACK_PASSES / (
+        REFERENCE_PGD_EPOCH_S - _REFERENCE_CLEAN_EPOCH_S)
 
 
 def item_seconds(item, *, device: str, craft: bool = True, cpu=None) -> tuple[float, float]:
@@ -125,12 +146,17 @@ def item_seconds(item, *, device: str, craft: bool = True, cpu=None) -> tuple[fl
     elif item.suite is not None:
         n_eval = cfg.n_eval or 10_000
         flops += eval_flops(cfg, suite=item.suite, n_eval=n_eval)
+    surrogate = cfg.replace(dfl=False, loss="ce", extra_fc=0, train_attack="none",
+                            method="standard")
     if item.role == "headline":  # its surrogate's clean training
-        flops += train_flops(cfg.replace(dfl=False, loss="ce", extra_fc=0, train_attack="none",
-                                         method="standard"), n_train=n_train)
+        flops += train_flops(surrogate, n_train=n_train)
     on_gpu = device.startswith("cuda")
     rate = RATES["cuda"] if on_gpu else _cpu_rate() / (cpu.fp32_factor if cpu else 1.0)
-    seconds = flops / rate
+    # on a CPU a model update costs UPDATE_COST attack passes of its FLOPs (train mode)
+    trained = {"depth": cfg, "cell": cfg, "poison": cfg, "headline": surrogate}.get(item.role)
+    extra = 0.0 if on_gpu or trained is None else \
+        (UPDATE_COST - 1) * update_flops(trained, n_train=n_train)
+    seconds = (flops + extra) / rate
     if on_gpu:  # launch-bound below the FLOP rate: every batch pass costs at least the floor
         passes = flops / (3 * forward_flops(cfg) * max(cfg.batch_size, 1))
         seconds = max(seconds, passes * GPU_PASS_FLOOR_S)
@@ -139,6 +165,6 @@ def item_seconds(item, *, device: str, craft: bool = True, cpu=None) -> tuple[fl
         # reference CPU, studies/bf16_agreement.py; 14x slower on one without native bf16);
         # the evaluation part stays fp32, so only training's share changes
         speedup = cpu.bf16_speedup if cpu else REFERENCE_BF16_SPEEDUP
-        train = train_flops(cfg, n_train=n_train) / rate
+        train = (train_flops(cfg, n_train=n_train) + extra) / rate
         seconds -= train * (1 - 1 / speedup)
     return seconds, flops
