@@ -126,11 +126,15 @@ SLOW_CPU = dict(fp32_batch_s=0.28, bf16_batch_s=3.67, capability="AVX2", threads
 
 
 def _fixed_speed(monkeypatch, **speed):
-    """The CLI's CPU measurement replaced by a fixed speed (an AVX2 CPU's, measured)."""
+    """The CLI's CPU measurement replaced by a fixed speed (an AVX2 CPU's, measured), its
+    workers by 2 of 1 thread measured 1.25x as fast as one job."""
     import dfl_lib.study.cpu_speed as cpu_speed
+    import dfl_lib.study.main as study_main
 
     monkeypatch.setattr(cpu_speed, "measure_cpu_speed",
                         lambda **_: cpu_speed.CpuSpeed(**(speed or SLOW_CPU)))
+    monkeypatch.setattr(cpu_speed, "parallel_speedup", lambda **_: 1.25)
+    monkeypatch.setattr(study_main, "default_workers", lambda **_: (2, 1))
 
 
 def test_study_plan_only_prints_the_paper_profiles_time_on_this_cpu_and_a_gpu(capsys,
@@ -144,6 +148,10 @@ def test_study_plan_only_prints_the_paper_profiles_time_on_this_cpu_and_a_gpu(ca
     out = capsys.readouterr().out
     assert "the reference 2-core CPU (AVX-512 with bf16)" in out and "one H100 at 25%" in out
     assert "this CPU, from its training speed measured now" in out
+    here = float(out.split(" h on this CPU, from its training speed")[0].split("estimated ")[-1])
+    workers = float(out.split(" h on this CPU with 2 workers of 1 thread (1.25x one job's speed")[0]
+                    .split("estimated ")[-1])
+    assert workers == pytest.approx(here / 1.25, abs=0.06)  # the hours as printed, 1 decimal
     # one line per item with every estimate (it once printed the GPU's alone)
     items = [line for line in out.splitlines() if " s CPU " in line and " s GPU " in line
              and " s here " in line]
