@@ -94,36 +94,31 @@ def seconds_per_batch(cfg, *, x: torch.Tensor, y: torch.Tensor, batches: int,
     return (time.perf_counter() - start) / batches
 
 
+def _reference_step(batches: int, batch_size: int, *, autocast: bool = False) -> float:
+    """Seconds per batch of the reference step (the quick ResNet-18, width 16, MNIST-sized
+    random images, clean training; under bf16 autocast with `autocast`) in this process, at
+    torch's current thread count: one warm-up batch, then `batches` timed."""
+    cfg = make_config("quick", dataset="mnist", model="resnet18", width=16, dfl=False,
+                      loss="ce", train_attack="none", batch_size=batch_size, augment=False)
+    gen = torch.Generator().manual_seed(0)
+    n = cfg.batch_size * (batches + 1)
+    x = torch.rand(n, 1, 28, 28, generator=gen)
+    y = torch.randint(0, 10, (n,), generator=gen)
+    return seconds_per_batch(cfg, x=x, y=y, batches=batches, autocast=autocast)
+
+
 def measure_cpu_speed(*, batches: int = 2, batch_size: int = 128) -> CpuSpeed:
     """This CPU's speed on the reference step (the quick ResNet-18, width 16, MNIST-sized random
     images, batch 128, clean training), fp32 and bf16 autocast, `batches` timed batches each
     after one warm-up, at torch's current thread count; seconds per batch of `batch_size`
     images, scaled to the reference's 128 (another size is for tests: the ratio is the
     reference's only at 128)."""
-    cfg = make_config("quick", dataset="mnist", model="resnet18", width=16, dfl=False,
-                      loss="ce", train_attack="none", batch_size=batch_size, augment=False)
-    gen = torch.Generator().manual_seed(0)
-    n = cfg.batch_size * (batches + 1)
-    x = torch.rand(n, 1, 28, 28, generator=gen)
-    y = torch.randint(0, 10, (n,), generator=gen)
-    fp32 = seconds_per_batch(cfg, x=x, y=y, batches=batches)
-    bf16 = seconds_per_batch(cfg, x=x, y=y, batches=batches, autocast=True)
+    fp32 = _reference_step(batches, batch_size)
+    bf16 = _reference_step(batches, batch_size, autocast=True)
     scale = 128 / batch_size
     return CpuSpeed(fp32_batch_s=fp32 * scale, bf16_batch_s=bf16 * scale,
                     capability=torch.backends.cpu.get_cpu_capability(),
                     threads=torch.get_num_threads())
-
-
-def _reference_step(batches: int, batch_size: int) -> float:
-    """Seconds per batch of the reference step (`measure_cpu_speed`'s fp32 one) in this
-    process, at torch's current thread count."""
-    cfg = make_config("quick", dataset="mnist", model="resnet18", width=16, dfl=False,
-                      loss="ce", train_attack="none", batch_size=batch_size, augment=False)
-    gen = torch.Generator().manual_seed(0)
-    n = cfg.batch_size * (batches + 1)
-    x = torch.rand(n, 1, 28, 28, generator=gen)
-    y = torch.randint(0, 10, (n,), generator=gen)
-    return seconds_per_batch(cfg, x=x, y=y, batches=batches)
 
 
 def _worker_step(threads: int, batches: int, batch_size: int, barrier) -> float:
