@@ -46,12 +46,14 @@ class StudyOptions:
 
 def run_study(args: StudyOptions) -> int:
     """The study as `args` says; the exit code (0, or 1 when a notebook failed)."""
-    _workers(args)  # a bad --workers or --threads is refused before any work
+    # chosen once; a bad --workers or --threads is refused before any work
+    workers, threads = _workers(args)
+    on_cpu = resolve_device(args.device).type == "cpu"
     runs_dir = Path(args.runs_dir or ROOT / "runs" / runs_dir_name(args.profile))
     out_dir = Path(args.out_dir or ROOT / "reports" / args.profile)
     if args.plan_only:
         items = study_plan(args.profile)
-        speed = _this_cpu(items)
+        speed = _this_cpu(items, workers=workers if on_cpu else 1, threads=threads)
         tables = {}
         for device, cpu in (("cpu", None), ("cuda", None), ("here", speed)):
             rows, total = runner.plan_table(items, device="cpu" if device == "here" else device,
@@ -65,12 +67,10 @@ def run_study(args: StudyOptions) -> int:
                     "here": "this CPU, from its training speed measured now"}[device]
             print(f"profile {args.profile!r}: {len(rows)} items, estimated {total / 3600:.1f} h "
                   f"on {note}")
-        workers, threads = _workers(args)
-        if workers > 1 and resolve_device(args.device).type == "cpu":
-            speedup = cpu_speed.parallel_speedup(workers=workers, threads=threads)
-            print(f"profile {args.profile!r}: estimated {here_total / speedup / 3600:.1f} h on "
-                  f"this CPU with {workers} workers of {threads} thread{'s' * (threads != 1)} "
-                  f"({speedup:.2f}x one job's speed, measured now)")
+        if workers > 1 and on_cpu:
+            print(f"profile {args.profile!r}: estimated {here_total / speed.parallel / 3600:.1f} "
+                  f"h on this CPU with {workers} workers of {threads} thread"
+                  f"{'s' * (threads != 1)} ({speed.parallel:.2f}x one job's speed, measured now)")
         # one line per item with the estimates (the reference CPU's first: it is what the
         # profiles are sized for; "here": this CPU's)
         for (key, what, cpu), (_, _, gpu), (_, _, here) in zip(tables["cpu"], tables["cuda"],
@@ -83,17 +83,13 @@ def run_study(args: StudyOptions) -> int:
         print(f"index: {_index(args, runs_dir, out_dir)}")
         return 0
     only = tuple(args.notebooks) or None
-    _log_start(args, runs_dir, only=only)
+    _log_start(args, runs_dir, only=only, machine=_machine(args, workers=workers,
+                                                        threads=threads))
     if not args.skip_plan:
-
-        on_cpu = resolve_device(args.device).type == "cpu"
-        workers, threads = _workers(args)
-        cpu = None
-        if on_cpu:
-            cpu = _this_cpu(study_plan(args.profile, device=args.device))
-            if workers > 1 and args.cluster is None:  # the workers' speed-up, measured too
-                cpu = replace(cpu, parallel=cpu_speed.parallel_speedup(
-                    workers=workers, threads=threads))
+        # the workers' speed-up is measured for local workers (a cluster's are elsewhere)
+        cpu = _this_cpu(study_plan(args.profile, device=args.device),
+                        workers=workers if args.cluster is None else 1,
+                        threads=threads) if on_cpu else None
         runner.run_plan(args.profile, data_root=args.data_dir, runs_root=runs_dir,
                         device=args.device, progress=not args.quiet, cpu=cpu, workers=workers,
                         threads=threads, cluster=args.cluster)
@@ -111,17 +107,21 @@ def run_study(args: StudyOptions) -> int:
     return 0
 
 
-def _this_cpu(items):
+def _this_cpu(items, *, workers: int, threads: int):
     """This CPU's training speed, measured now (`cpu_speed`), with its lines printed: the
     profiles are sized on a reference CPU, and bf16 autocast trains 14x slower than fp32 on a
-    CPU without native bf16."""
+    CPU without native bf16. With workers > 1, their speed-up side by side is measured too
+    (`CpuSpeed.parallel`)."""
     speed = cpu_speed.measure_cpu_speed()
+    if workers > 1:
+        speed = replace(speed, parallel=cpu_speed.parallel_speedup(workers=workers,
+                                                                    threads=threads))
     print(*cpu_speed.speed_lines(speed, uses_bf16=any(i.cfg.precision == "bf16" for i in items)),
           sep="\n", flush=True)
     return speed
 
 
-def _log_start(args: StudyOptions, runs_dir: Path, *, only) -> None:
+def _log_start(args: StudyOptions, runs_dir: Path, *, only, machine: str) -> None:
     """Record this invocation in the runs folder (`invocations.jsonl`): the commit, and how many
     plan items were already done, so the index can say whether one invocation made it."""
     items = study_plan(args.profile, device=args.device)
@@ -131,7 +131,7 @@ def _log_start(args: StudyOptions, runs_dir: Path, *, only) -> None:
             (f"notebooks {', '.join(only)}" if only else "notebooks"))
     state = runio.git_state(ROOT)
     log_start(runs_dir, items_done=len(done), items=len(items), commit=state["commit"],
-              dirty=state["dirty"], what=what, machine=_machine(args))
+              dirty=state["dirty"], what=what, machine=machine)
 
 
 def _workers(args: StudyOptions) -> tuple[int, int]:
@@ -147,13 +147,12 @@ def _workers(args: StudyOptions) -> tuple[int, int]:
     return workers, args.threads or threads
 
 
-def _machine(args: StudyOptions) -> str:
+def _machine(args: StudyOptions, *, workers: int, threads: int) -> str:
     """What the study runs on, in words: the GPU's name, or the CPU's cores and vector
     capability (the CPUs lent to this project differ 2-40x in speed: `cpu_speed`)."""
     import torch
 
     resolved = resolve_device(args.device)
-    workers, threads = _workers(args)
     precision = sorted({item.cfg.precision for item in study_plan(args.profile,
                                                                    device=args.device)})
     how = f"precision {'/'.join(precision)}, {workers} worker{'s' * (workers != 1)} of " \

@@ -107,8 +107,8 @@ def _start_worker(threads: int) -> None:
 
 def _run_group(items, run: Callable, kwargs: dict,
                threads: int) -> list[tuple[str, float, dict]]:
-    """Run a group's items in order in this worker, with `threads` torch threads (set here too:
-    a cluster's worker gets no initializer): [(key, seconds, record)]."""
+    """Run a group's items in order in this worker, with `threads` torch threads (set here, in
+    the task, so a local process and a cluster's worker alike): [(key, seconds, record)]."""
     _start_worker(threads)
     out = []
     for item in items:
@@ -141,9 +141,8 @@ def run_parallel(items, *, workers: int, threads: int, run: Callable,
     context = multiprocessing.get_context("spawn")  # no torch state forked into a worker
     while pending:
         try:
-            with (pool or (lambda: ProcessPoolExecutor(
-                    max_workers=workers, mp_context=context, initializer=_start_worker,
-                    initargs=(threads,))))() as executor:
+            with (pool or (lambda: ProcessPoolExecutor(max_workers=workers,
+                                                       mp_context=context)))() as executor:
                 futures = {executor.submit(_run_group, groups[g], run, kwargs, threads): g
                            for g in pending}
                 while futures:
