@@ -139,21 +139,19 @@ def item_seconds(item, *, device: str, craft: bool = True, cpu=None) -> tuple[fl
     measured speed (`cpu_speed.CpuSpeed`) to estimate for it, else the reference CPU."""
     cfg = item.cfg
     n_train = cfg.n_train or (60_000 if "mnist" in cfg.dataset else 50_000) - cfg.n_val
-    flops = train_flops(cfg, n_train=n_train) if item.role in ("depth", "cell", "poison") \
-        else 0.0
+    # the run whose training this item pays for: its own, or a headline's surrogate (clean)
+    trained = cfg if item.role in ("depth", "cell", "poison") else \
+        cfg.replace(dfl=False, loss="ce", extra_fc=0, train_attack="none",
+                    method="standard") if item.role == "headline" else None
+    flops = train_flops(trained, n_train=n_train) if trained is not None else 0.0
     if item.suite == "poison":
         flops += poison_flops(cfg, n_train=n_train, craft=craft)
     elif item.suite is not None:
         n_eval = cfg.n_eval or 10_000
         flops += eval_flops(cfg, suite=item.suite, n_eval=n_eval)
-    surrogate = cfg.replace(dfl=False, loss="ce", extra_fc=0, train_attack="none",
-                            method="standard")
-    if item.role == "headline":  # its surrogate's clean training
-        flops += train_flops(surrogate, n_train=n_train)
     on_gpu = device.startswith("cuda")
     rate = RATES["cuda"] if on_gpu else _cpu_rate() / (cpu.fp32_factor if cpu else 1.0)
     # on a CPU a model update costs UPDATE_COST attack passes of its FLOPs (train mode)
-    trained = {"depth": cfg, "cell": cfg, "poison": cfg, "headline": surrogate}.get(item.role)
     extra = 0.0 if on_gpu or trained is None else \
         (UPDATE_COST - 1) * update_flops(trained, n_train=n_train)
     seconds = (flops + extra) / rate
