@@ -13,7 +13,7 @@ export DFL_DATA_DIR
 
 PROFILE ?= quick
 
-.PHONY: install test quick smoke study plan demo lab lab-screenshots bench strip-notebooks clean-venv
+.PHONY: install test quick smoke study plan demo lab lab-screenshots bench gpu-check-data strip-notebooks clean-venv
 
 install: $(VENV)/.installed
 
@@ -78,6 +78,12 @@ lab-screenshots: install
 # its parts): prints a table, writes benchmarks/results-<machine>.json (benchmarks/README.md)
 bench: install
 	$(PY) benchmarks/bench.py
+
+# the GPU check's inputs (studies/gpu_check.py): MNIST and the CIFAR-10 JPEG copy packed into
+# gpu-check-data/ (about 31 MiB), and the pinned torchattacks wheel into .whl/
+gpu-check-data: install
+	$(PY) studies/gpu_check.py pack --data-dir $(DFL_DATA_DIR) --out gpu-check-data
+	$(PY) -m pip download -q --no-deps --only-binary=:all: -d .whl torchattacks==3.3.0
 
 strip-notebooks: install
 	$(VENV)/bin/nbstripout --keep-id notebooks/*.ipynb
