@@ -123,6 +123,9 @@ def test_tables_notebook_has_one_row_per_paper_cell(study):
     for table, rows in m["tables"].items():
         assert len(rows) == len(paper_table(table))
         for r in rows:
+            if r["dataset"] != "mnist":  # the smoke plan trains MNIST only
+                assert r["ours"] is None and r["note"] == "not run"
+                continue
             if r["ours"] is None:
                 assert r["row"] == "dynamic" and r["setting"] == "no defence" and r["note"]
                 continue
