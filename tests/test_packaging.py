@@ -86,3 +86,17 @@ def test_public_names_resolve_and_are_in_their_modules_all():
     assert set(dfl_lib.__all__) == {"__version__", *dfl_lib.PUBLIC}
     with pytest.raises(AttributeError, match="no attribute 'private_thing'"):
         dfl_lib.private_thing  # noqa: B018
+
+
+def test_an_open_source_license_and_a_citation_with_the_papers_reference():
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == {"file": "LICENSE"}
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["license"] == "MIT"
+    assert cff["version"] == project["version"]
+    (paper,) = [r for r in cff["references"] if r["type"] == "article"]
+    papers = sorted((ROOT.parent / "shared" / "paper").glob("*.txt"))
+    if papers:  # the paper's own title line, where its text is beside the project
+        assert papers[0].read_text().splitlines()[0] == f"# {paper['title']}"
+    assert paper["authors"][0]["family-names"] == "Hassanin"
