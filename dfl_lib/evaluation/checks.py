@@ -2,8 +2,9 @@
 
 A defence that only hides its gradients (shattered, vanishing or saturated gradients) looks
 robust to gradient attacks and is not (Athalye et al. 2018; Carlini et al. 2019, "On evaluating
-adversarial robustness"; AutoAttack's flags). Mustafa et al.'s PCL fell from 32% reported to 0.3%
-under AutoAttack. The checks, each {"check", "passed", "detail", "values"}:
+adversarial robustness"; AutoAttack's flags). Mustafa et al.'s Prototype Conformity Loss (a
+different loss from the paper's Polarised Contrastive Loss) fell from 32% reported to 0.3% under
+AutoAttack. The checks, each {"check", "passed", "detail", "values"}:
 
 1. logits       outputs are logits, not probabilities (rows in [0, 1] summing to 1);
 2. deterministic two eval-mode forward passes agree and leave the buffers unchanged;
