@@ -13,7 +13,7 @@ export DFL_DATA_DIR
 
 PROFILE ?= quick
 
-.PHONY: install test quick smoke study plan demo lab lab-screenshots bench gpu-check-data strip-notebooks clean-venv
+.PHONY: install test quick smoke study plan demo lab lab-screenshots bench gpu-check-data verify strip-notebooks clean-venv
 
 install: $(VENV)/.installed
 
@@ -78,6 +78,11 @@ lab-screenshots: install
 # its parts): prints a table, writes benchmarks/results-<machine>.json (benchmarks/README.md)
 bench: install
 	$(PY) benchmarks/bench.py
+
+# every committed report's tables, verdicts and checks re-derived from its record
+# (reports/<profile>/record/) alone, without runs/; fails on any mismatch
+verify: install
+	$(PY) -m dfl_lib verify
 
 # the GPU check's inputs (studies/gpu_check.py): MNIST and the CIFAR-10 JPEG copy packed into
 # gpu-check-data/ (about 31 MiB), and the pinned torchattacks wheel into .whl/

@@ -1,4 +1,4 @@
-"""Command line: `python -m dfl_lib {train,evaluate,study,demo} ...` (see dfl_lib/cli.py).
+"""Command line: `python -m dfl_lib {train,evaluate,study,verify,demo} ...` (see dfl_lib/cli.py).
 
 A user's mistake is answered in one line on stderr, like a tool: exit code 2 for a usage error
 (a value, name or setting the library cannot mean: `errors.UsageError`, and argparse's own), 1
@@ -83,6 +83,8 @@ def _run(args) -> int:
             notebooks=tuple(n for n in args.notebooks.split(",") if n), quiet=args.quiet,
             allow_dirty=args.allow_dirty, workers=args.workers, threads=args.threads,
             cluster=args.cluster))
+    if args.command == "verify":
+        return _verify(args.report)
     if args.command == "demo":
 
         start = time.perf_counter()
@@ -109,6 +111,30 @@ def _run(args) -> int:
             print(f"  masking check {flag['check']:<32} {'ok' if flag['passed'] else 'FLAGGED'}")
         print(f"metrics written to {metrics['path']}")
     return 0
+
+
+def _verify(folders: list[str]) -> int:
+    """`verify`: each report's numbers re-derived from its record; exit 1 on any mismatch."""
+    from pathlib import Path
+
+    from .study.record import RECORD, verify_record
+    from .study.main import ROOT
+
+    reports = [Path(f) for f in folders] or sorted(
+        p.parent.parent for p in (ROOT / "reports").glob(f"*/{RECORD}/index.json"))
+    if not reports:
+        raise UsageError("no report with a record (reports/<profile>/record/index.json) found; "
+                         "name one with --report")
+    failed = 0
+    for folder in reports:
+        problems = verify_record(folder)
+        print(f"{folder}: " + ("every table number, verdict and check re-derived from its "
+                               "record matches" if not problems else
+                               f"{len(problems)} mismatches"))
+        for line in problems[:50]:
+            print(f"  {line}")
+        failed += bool(problems)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
     python -m dfl_lib evaluate --profile quick --set dataset=mnist --set train_attack=pgd
     python -m dfl_lib demo     --profile quick
     python -m dfl_lib study    --profile quick    # the notebook study -> reports/quick/
+    python -m dfl_lib verify   --report reports/quick   # its numbers re-derived from its record
 
 `train` trains (or reuses, or resumes) the run the config describes; `evaluate` loads that run
 (training it first if needed) and writes `metrics.json` with provenance into its folder.
@@ -94,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--allow-dirty", action="store_true", help="run with uncommitted changes "
                        "to code, notebooks or configuration (reports then name a commit that did "
                        "not make them)")
+    verify = command("verify", help="re-derive a report's tables, verdicts and checks from "
+                            "its committed record (reports/<profile>/record/) and compare")
+    verify.add_argument("--report", action="append", default=[], metavar="FOLDER",
+                        help="a report folder (repeatable; default: every reports/*/ with a "
+                             "record)")
     demo = command("demo", help="MNIST: an undefended ResNet-18 and DFL + PCL with PGD "
                           "training, under the paper's and strong attacks")
     demo.add_argument("--profile", default="quick", choices=sorted(PROFILES))

@@ -17,6 +17,7 @@ from dfl_lib.paper.intervals import OUTCOMES
 
 from dfl_lib.paper.numbers import TABLES, paper_table
 from dfl_lib.study.index import NOTEBOOKS, NotebookFailed, run_notebooks, write_index
+from dfl_lib.study.record import recorded_cells, verify_record, write_record
 
 pytestmark = pytest.mark.study  # the inner loop leaves it out: pytest -m "not study"
 
@@ -71,6 +72,7 @@ def study(tmp_path_factory):
     assert len(plan_seconds) == len(study_plan("smoke"))  # every item's work is on record
     index = write_index("smoke", out_dir=out, plan_seconds=plan_seconds,
                         notebook_seconds=seconds, command="pytest")
+    write_record("smoke", runs_dir=runs, out_dir=out)
     return {"out": out, "index": index, "seconds": seconds}
 
 
@@ -238,3 +240,23 @@ def test_forensics_notebook_compares_every_flaw_with_the_paper(study):
     assert "no defence" in m["statement"] and "not proof" in m["statement"]
     assert m["figures"] == ["forensics-heatmap.png"]
     assert m["statement"] in study["index"].read_text()
+
+
+def test_the_record_re_derives_every_table_number_and_a_changed_one_is_named(study, tmp_path):
+    import shutil
+
+    out = tmp_path / "report"
+    shutil.copytree(study["out"], out)
+    assert verify_record(out) == []
+    cells = recorded_cells(out)
+    assert cells and all(m["n_eval"] > 0 for c in cells.values() for m in c["per_seed"])
+    index = json.loads((out / "record" / "index.json").read_text())
+    for name, path in index["weights"].items():  # the headline models, weights only
+        assert (out / "record" / path).stat().st_size > 1000, name
+    # one recorded evaluation edited: the table cell and the check that read it disagree
+    first = index["cells"][0]["per_seed"][0]
+    metrics = json.loads((out / "record" / first).read_text())
+    metrics["table"][0]["accuracy"] = 0.123456
+    (out / "record" / first).write_text(json.dumps(metrics))
+    problems = verify_record(out)
+    assert problems and any("re-derived" in p for p in problems), problems

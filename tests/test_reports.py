@@ -52,3 +52,11 @@ def test_independent_check_attacked_the_quick_reports_headline_models():
             f"{row}: the independent check read AutoAttack {theirs:.1f}% from run {cell['run']}, "
             f"the quick report prints {ours:.1f}%: re-run studies/independent_check.py on the "
             "report's runs")
+
+
+def test_the_quick_reports_numbers_re_derive_from_its_committed_record():
+    from dfl_lib.study.record import RECORD, verify_record
+
+    if not (QUICK / RECORD / "index.json").exists():
+        pytest.skip("no committed record of the quick report")
+    assert verify_record(QUICK) == []

@@ -1,5 +1,6 @@
 """`python -m dfl_lib study`: the plan (printed, then trained and evaluated one item at a time),
-then every notebook with papermill, then the index reports/<profile>/README.md."""
+then every notebook with papermill, then the index reports/<profile>/README.md and the report's
+record (reports/<profile>/record/: `record`)."""
 from __future__ import annotations
 
 import os
@@ -11,7 +12,7 @@ from pathlib import Path
 from ..device import resolve_device
 from ..errors import UsageError
 from ..runs import io as runio
-from . import cpu_speed, index, runner
+from . import cpu_speed, index, record, runner
 from .estimate import H100_BF16_PEAK, RATES
 from .invocations import invocation_summary, log_end, log_start, read_invocations
 from .plan import runs_dir_name, study_plan
@@ -81,6 +82,7 @@ def run_study(args: StudyOptions) -> int:
     start = time.perf_counter()
     if args.index_only:
         print(f"index: {_index(args, runs_dir, out_dir)}")
+        _record(args, runs_dir, out_dir)
         return 0
     only = tuple(args.notebooks) or None
     _log_start(args, runs_dir, only=only, machine=_machine(args, workers=workers,
@@ -101,6 +103,7 @@ def run_study(args: StudyOptions) -> int:
         return 1
     if only is None:
         print(f"index: {_index(args, runs_dir, out_dir)}")
+        _record(args, runs_dir, out_dir)
     wall = time.perf_counter() - start
     log_end(runs_dir, wall_seconds=wall)
     print(f"study wall time (this invocation) {wall:.0f} s")
@@ -170,6 +173,15 @@ def _require_clean_tree(*, allow_dirty: bool) -> None:
         raise UsageError("the tree has uncommitted changes to code, notebooks or configuration "
                          "(git status): commit them first, so the reports name the commit that "
                          "made them, or pass --allow-dirty")
+
+
+def _record(args: StudyOptions, runs_dir: Path, out_dir: Path) -> None:
+    """The report's record (`record.write_record`) where its tables notebook ran, so that
+    `python -m dfl_lib verify` re-derives its numbers without runs/."""
+    if (out_dir / "03-robustness-tables" / "metrics.json").exists():
+        folder = record.write_record(args.profile, runs_dir=runs_dir, out_dir=out_dir,
+                                     device=args.device)
+        print(f"record: {folder}")
 
 
 def _index(args: StudyOptions, runs_dir: Path, out_dir: Path) -> Path:

@@ -1,0 +1,164 @@
+"""A report's committed record (issue 38): the finished evaluations its tables read, copied from
+the runs folder into reports/<profile>/record/, so that every table number, verdict and check can
+be re-derived without runs/ (`verify_record`); and the headline models' weights.
+
+    write_record("quick", runs_dir="runs/quick", out_dir="reports/quick")   # record/ written
+    cells = recorded_cells("reports/quick")      # what `records.cell_results` returned, from it
+    problems = verify_record("reports/quick")    # [] when every number matches the report
+
+Layout of record/ (plain JSON and NumPy, readable without this package):
+    index.json                  {"profile", "cells": [{"dataset", "row", "setting",
+                                 "per_seed": [metrics paths], "headline": metrics path or null}],
+                                 "weights": {run name: weights path}}
+    runs/<run>/                 config.json, history.json, done.json (provenance), the
+                                metrics-<suite>.json each cell read (every attack row's accuracy,
+                                interval and settings; the masking checks' numbers) and
+                                masks-<suite>/<row>.npy (per example: True where it survived)
+    weights/<run>.pt            the headline models' weights ({"model": state_dict, "config"}),
+                                loadable with `torch.load(..., weights_only=True)`
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+from ..errors import DataFileError
+from ..runs import io as runio
+
+__all__ = ["RECORD", "write_record", "recorded_cells", "verify_record"]
+
+RECORD = "record"
+_RUN_FILES = ("config.json", "history.json", "done.json")
+# the notebook whose metrics the record re-derives, and the keys it compares
+_TABLES_NOTEBOOK = "03-robustness-tables"
+
+
+def write_record(profile: str, *, runs_dir, out_dir, device: str = "auto") -> Path:
+    """Copy every finished evaluation the paper tables of `profile` read (`records.cell_results`
+    on `runs_dir`) into out_dir/record/, replacing an older record whole; the headline cells'
+    model weights into record/weights/. Returns the record's folder."""
+    from .records import cell_results
+
+    cells = cell_results(profile, runs_root=runs_dir, device=device)
+    record = Path(out_dir) / RECORD
+    part = record.with_name(RECORD + ".part")
+    shutil.rmtree(part, ignore_errors=True)
+    index = {"profile": profile, "cells": [], "weights": {}}
+    for (dataset, row, setting), found in cells.items():
+        head = found["headline"]
+        index["cells"].append({
+            "dataset": dataset, "row": row, "setting": setting,
+            "per_seed": [_copy_evaluation(m, record=part) for m in found["per_seed"]],
+            "headline": _copy_evaluation(head, record=part) if head else None})
+        if head:
+            name = Path(head["path"]).parent.name
+            index["weights"][name] = _copy_weights(Path(head["path"]).parent, record=part)
+    runio.write_json(part / "index.json", index)
+    old = record.with_name(RECORD + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if record.exists():
+        record.rename(old)
+    part.rename(record)
+    shutil.rmtree(old, ignore_errors=True)
+    return record
+
+
+def _copy_evaluation(metrics: dict, *, record: Path) -> str:
+    """Copy one evaluation (its metrics file, masks and its run's records); its metrics path
+    relative to the record."""
+    source = Path(metrics["path"])
+    run = source.parent
+    target = record / "runs" / run.name
+    target.mkdir(parents=True, exist_ok=True)
+    for name in _RUN_FILES:
+        if (run / name).exists():
+            shutil.copyfile(run / name, target / name)
+    shutil.copyfile(source, target / source.name)
+    masks = run / f"masks-{metrics['suite']}"
+    if masks.is_dir():
+        shutil.copytree(masks, target / masks.name, dirs_exist_ok=True)
+    return str((target / source.name).relative_to(record))
+
+
+def _copy_weights(run: Path, *, record: Path) -> str:
+    """The model weights of a finished run's checkpoint, without its optimiser state."""
+    import torch
+
+    state = runio.load_checkpoint(runio.latest_checkpoint(run))
+    path = record / "weights" / f"{run.name}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": state["model"], "config": state["config"]}, path)
+    return str(path.relative_to(record))
+
+
+def recorded_cells(out_dir) -> dict[tuple[str, str, str], dict]:
+    """{(dataset, row, setting): {"per_seed": [metrics], "headline": metrics or None}} read from
+    out_dir/record/ (each metrics dict with its "path" in the record, so its masks are found
+    beside it): what `records.cell_results` returned when the report was made. DataFileError
+    when the record or a file it names is missing."""
+    record = Path(out_dir) / RECORD
+    index = _read(record / "index.json")
+
+    def metrics(rel: str) -> dict:
+        return {**_read(record / rel), "path": str(record / rel)}
+
+    return {(c["dataset"], c["row"], c["setting"]): {
+                "per_seed": [metrics(p) for p in c["per_seed"]],
+                "headline": metrics(c["headline"]) if c["headline"] else None}
+            for c in index["cells"]}
+
+
+def _read(path: Path):
+    if not path.is_file():
+        raise DataFileError(f"{path} does not exist: the report's record is incomplete (write "
+                            "it again with `python -m dfl_lib study --profile <profile> "
+                            "--index-only`)")
+    return runio.read_json(path)
+
+
+def verify_record(out_dir) -> list[str]:
+    """Re-derive the report's tables (every printed cell beside ours), table verdicts and our
+    checks from out_dir/record/ alone, and compare them with what its notebook wrote
+    (out_dir/03-robustness-tables/metrics.json). Returns one line per mismatch ([] when every
+    number matches, floats to 1e-9). DataFileError when the record or the metrics are missing."""
+    from ..paper.comparison import table_rows
+    from ..paper.numbers import TABLES
+    from .evidence import adaptive_checks, strong_attack_checks, table_verdicts
+
+    out_dir = Path(out_dir)
+    profile = _read(out_dir / RECORD / "index.json")["profile"]
+    cells = recorded_cells(out_dir)
+    derived = {"tables": {t: table_rows(table=t, cells=cells) for t in TABLES},
+               "verdicts": table_verdicts(profile, cells=cells),
+               "checks": strong_attack_checks(cells) + adaptive_checks(cells)}
+    reported = _read(out_dir / _TABLES_NOTEBOOK / "metrics.json")
+    problems: list[str] = []
+    for key, value in derived.items():
+        _compare(json.loads(json.dumps(value, default=runio.json_default)),
+                 reported.get(key), where=f"{_TABLES_NOTEBOOK} {key}", problems=problems)
+    return problems
+
+
+def _compare(ours, theirs, *, where: str, problems: list[str]) -> None:
+    """Append to `problems` where `ours` (re-derived) and `theirs` (reported) differ."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        for k in sorted(set(ours) | set(theirs), key=str):
+            if k not in ours or k not in theirs:
+                problems.append(f"{where}.{k}: {'not re-derived' if k not in ours else 'not reported'}")
+            else:
+                _compare(ours[k], theirs[k], where=f"{where}.{k}", problems=problems)
+    elif isinstance(ours, list) and isinstance(theirs, list):
+        if len(ours) != len(theirs):
+            problems.append(f"{where}: {len(ours)} re-derived items, {len(theirs)} reported")
+        for i, (a, b) in enumerate(zip(ours, theirs)):
+            _compare(a, b, where=f"{where}[{i}]", problems=problems)
+    elif isinstance(ours, float) or isinstance(theirs, float):
+        same = (isinstance(ours, (int, float)) and isinstance(theirs, (int, float))
+                and (ours == theirs or (math.isnan(ours) and math.isnan(theirs))
+                     or math.isclose(ours, theirs, rel_tol=1e-9, abs_tol=1e-9)))
+        if not same:
+            problems.append(f"{where}: re-derived {ours!r}, reported {theirs!r}")
+    elif ours != theirs:
+        problems.append(f"{where}: re-derived {ours!r}, reported {theirs!r}")
