@@ -12,6 +12,7 @@ from __future__ import annotations
 import shlex
 import sys
 import time
+from pathlib import Path
 
 from .cli import build_parser, config_from_args
 from .demo import format_demo, run_demo
@@ -20,7 +21,8 @@ from .errors import DataFileError, UsageError, os_error_line
 from .experiments.run import train_and_evaluate, train_run
 from .figures.tables import format_accuracy_table
 from .runs.io import default_runs_root
-from .study.main import StudyOptions, run_study
+from .study.main import ROOT, StudyOptions, run_study
+from .study.record import RECORD, verify_record
 
 EXIT_USAGE, EXIT_DATA, EXIT_INTERRUPTED = 2, 1, 130
 
@@ -115,11 +117,6 @@ def _run(args) -> int:
 
 def _verify(folders: list[str]) -> int:
     """`verify`: each report's numbers re-derived from its record; exit 1 on any mismatch."""
-    from pathlib import Path
-
-    from .study.record import RECORD, verify_record
-    from .study.main import ROOT
-
     reports = [Path(f) for f in folders] or sorted(
         p.parent.parent for p in (ROOT / "reports").glob(f"*/{RECORD}/index.json"))
     if not reports:

@@ -25,7 +25,11 @@ import shutil
 from pathlib import Path
 
 from ..errors import DataFileError
+from ..paper.comparison import table_rows
+from ..paper.numbers import TABLES
 from ..runs import io as runio
+from .evidence import adaptive_checks, strong_attack_checks, table_verdicts
+from .records import cell_results
 
 __all__ = ["RECORD", "write_record", "recorded_cells", "verify_record"]
 
@@ -39,8 +43,6 @@ def write_record(profile: str, *, runs_dir, out_dir, device: str = "auto") -> Pa
     """Copy every finished evaluation the paper tables of `profile` read (`records.cell_results`
     on `runs_dir`) into out_dir/record/, replacing an older record whole; the headline cells'
     model weights into record/weights/. Returns the record's folder."""
-    from .records import cell_results
-
     cells = cell_results(profile, runs_root=runs_dir, device=device)
     record = Path(out_dir) / RECORD
     part = record.with_name(RECORD + ".part")
@@ -123,10 +125,6 @@ def verify_record(out_dir) -> list[str]:
     checks from out_dir/record/ alone, and compare them with what its notebook wrote
     (out_dir/03-robustness-tables/metrics.json). Returns one line per mismatch ([] when every
     number matches, floats to 1e-9). DataFileError when the record or the metrics are missing."""
-    from ..paper.comparison import table_rows
-    from ..paper.numbers import TABLES
-    from .evidence import adaptive_checks, strong_attack_checks, table_verdicts
-
     out_dir = Path(out_dir)
     profile = _read(out_dir / RECORD / "index.json")["profile"]
     cells = recorded_cells(out_dir)

@@ -1,0 +1,55 @@
+"""A trained model from what a run left, never trained again: its run folder (checkpoint.pt), a
+checkpoint file, or a report's committed weights (reports/<profile>/record/weights/*.pt).
+
+    model = load_model("reports/quick/record/weights/<run>.pt")   # eval mode, on the CPU
+    logits = model(x)                                            # x (N, C, H, W) in [0, 1]
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..config import RunConfig
+from ..device import resolve_device
+from ..errors import DataFileError
+from ..models import build_model
+from ..runs import io as runio
+
+__all__ = ["load_model"]
+
+
+def load_model(path, *, device: str = "cpu") -> nn.Module:
+    """The network a finished run trained, in eval mode on `device`, built from the config saved
+    with its weights (architecture, width, DFL, head) and its input normalisation (saved as
+    buffers), so it takes images (N, C, H, W) in [0, 1] and returns logits (N, classes).
+
+    path: a run folder (its checkpoint.pt), a run checkpoint, or a record's weights file; all
+    hold {"model": state_dict, "config": the run's config}. Raises DataFileError naming the path
+    when it is missing, unreadable or holds no model and config."""
+    path = Path(path)
+    file = path / runio.CHECKPOINT_NAME if path.is_dir() else path
+    if not file.is_file():
+        raise DataFileError(f"no trained model at {path}: expected a run folder with "
+                            f"{runio.CHECKPOINT_NAME}, or a .pt file of a run's weights")
+    state = runio.load_checkpoint(file)
+    if not isinstance(state.get("model"), dict) or not isinstance(state.get("config"), dict):
+        raise DataFileError(f"{file} holds no 'model' weights and 'config': not a run's "
+                            "checkpoint or a record's weights file")
+    cfg = RunConfig().replace(**state["config"])
+    weights = state["model"]
+    extra = {"depth": cfg.wrn_depth, "widen_factor": cfg.widen_factor} if cfg.model == "wrn" else {}
+    if cfg.extra_fc:
+        extra["extra_fc"] = cfg.extra_fc
+    if cfg.loss == "am_softmax":
+        extra["head"] = "cosine"
+    mean, std = weights["normalize.mean"].flatten(), weights["normalize.std"].flatten()
+    model = build_model(cfg.model, num_classes=weights["head.weight"].shape[0],
+                        in_channels=len(mean), width=cfg.width, dfl=cfg.dfl,
+                        mean=mean.tolist(), std=std.tolist(), **extra)
+    runio.check_compatible(weights, model)
+    model.load_state_dict(weights)
+    model = model.to(resolve_device(device)).eval()
+    # the memory format the run computed in (the last bits of a convolution depend on it)
+    return model.to(memory_format=torch.channels_last) if cfg.channels_last else model

@@ -1,0 +1,35 @@
+"""Loading a trained model without training it (dfl_lib/experiments/trained.py, issue 38): from
+its run folder, and from a report's weights file, it computes what the trained model computed."""
+import pytest
+import torch
+
+from dfl_lib import load_model
+from dfl_lib.errors import DataFileError
+from dfl_lib.experiments.configs import make_config
+from dfl_lib.experiments.run import train_run
+
+
+@pytest.mark.parametrize("overrides", [{"dfl": True, "loss": "pcl"}, {"loss": "am_softmax"}])
+def test_a_loaded_model_computes_what_the_trained_one_did(synthetic_npz, tmp_path, overrides):
+    cfg = make_config("smoke", dataset="npz", data_path=str(synthetic_npz), epochs=1, width=4,
+                      n_train=64, n_val=16, monitor_size=8, device="cpu", **overrides)
+    run = train_run(cfg, runs_root=tmp_path, progress=False)
+    x = torch.rand(5, *run["data"].x_test.shape[1:])
+    with torch.no_grad():
+        expected = run["model"].eval()(x)
+        from_folder = load_model(run["run_dir"])(x)
+    assert torch.equal(from_folder, expected)
+    # a record's weights file: the weights and the config alone
+    state = torch.load(run["run_dir"] / "checkpoint.pt", weights_only=True)
+    torch.save({"model": state["model"], "config": state["config"]}, tmp_path / "w.pt")
+    with torch.no_grad():
+        assert torch.equal(load_model(tmp_path / "w.pt")(x), expected)
+    assert not load_model(tmp_path / "w.pt").training
+
+
+def test_what_is_not_a_trained_model_is_one_line_naming_it(tmp_path):
+    with pytest.raises(DataFileError, match="no trained model at .*nowhere"):
+        load_model(tmp_path / "nowhere")
+    torch.save({"weights": {}}, tmp_path / "other.pt")
+    with pytest.raises(DataFileError, match="other.pt holds no 'model' weights and 'config'"):
+        load_model(tmp_path / "other.pt")
