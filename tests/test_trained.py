@@ -33,3 +33,24 @@ def test_what_is_not_a_trained_model_is_one_line_naming_it(tmp_path):
     torch.save({"weights": {}}, tmp_path / "other.pt")
     with pytest.raises(DataFileError, match="other.pt holds no 'model' weights and 'config'"):
         load_model(tmp_path / "other.pt")
+
+
+def test_any_model_under_a_named_suite_at_an_eps(one_thread):
+    from conftest import quadrants, train_tiny
+
+    from dfl_lib import evaluate_model, robust_accuracy
+
+    x, y = quadrants(24, seed=1)
+    model = train_tiny(x, y, seed=0)
+    rows, checks = evaluate_model(model, x, y, suite="paper", eps=0.1, profile="smoke",
+                                  dataset="mnist")
+    names = [r["name"] for r in rows]
+    assert names[:3] == ["clean", "FGSM", "PGD-2"] and checks == []
+    linf = [r for r in rows[1:] if r["norm"] == "Linf"]
+    assert len(linf) >= 3 and all(r["threat_model"] == {"norm": "Linf", "eps": 0.1} for r in linf)
+    # the PGD row is PGD at that eps, as robust_accuracy computes it with the suite's seed
+    ours = robust_accuracy(model, x, y, attack="pgd", eps=0.1, steps=2, seed=0)
+    assert rows[2]["n_correct"] == ours["n_correct"]
+    _, checks = evaluate_model(model, x, y, suite="headline", eps=0.1, profile="smoke",
+                               dataset="mnist")
+    assert {c["check"] for c in checks} and all("passed" in c for c in checks)

@@ -1,8 +1,10 @@
 """A trained model from what a run left, never trained again: its run folder (checkpoint.pt), a
-checkpoint file, or a report's committed weights (reports/<profile>/record/weights/*.pt).
+checkpoint file, or a report's committed weights (reports/<profile>/record/weights/*.pt); and
+any model evaluated with one of the study's attack suites.
 
     model = load_model("reports/quick/record/weights/<run>.pt")   # eval mode, on the CPU
     logits = model(x)                                            # x (N, C, H, W) in [0, 1]
+    rows, checks = evaluate_model(model, x, y, suite="paper", eps=0.3)
 """
 from __future__ import annotations
 
@@ -14,10 +16,12 @@ from torch import nn
 from ..config import RunConfig
 from ..device import resolve_device
 from ..errors import DataFileError
+from ..evaluation.suites import evaluate_suite
 from ..models import build_model
 from ..runs import io as runio
+from .configs import make_config
 
-__all__ = ["load_model"]
+__all__ = ["load_model", "evaluate_model"]
 
 
 def load_model(path, *, device: str = "cpu") -> nn.Module:
@@ -53,3 +57,25 @@ def load_model(path, *, device: str = "cpu") -> nn.Module:
     model = model.to(resolve_device(device)).eval()
     # the memory format the run computed in (the last bits of a convolution depend on it)
     return model.to(memory_format=torch.channels_last) if cfg.channels_last else model
+
+
+def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, suite: str = "headline",
+                   eps: float = 0.3, profile: str = "quick", dataset: str = "mnist",
+                   seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """Any classifier (images (n, C, H, W) in [0, 1] in, logits out; put in eval mode here) under
+    one of the study's attack suites ("paper": clean, FGSM, PGD-10, CW-inf, the paper's C&W-L2;
+    "table"; "headline": PGD-50 with restarts, AutoAttack and the gradient-masking checks;
+    "full": also C&W-L2 with binary search) at L-inf `eps` (pixel units), with the attack
+    settings `profile` gives `dataset` (steps, AutoAttack's queries) and `seed` for the random
+    starts; on x's device. The attacks that need a run's own objects are left out (the adaptive
+    attack on a PCL model's loss, transfer from a surrogate).
+
+    Returns (rows, checks): one dict per attack row {"name", "accuracy" (fraction), "ci_low",
+    "ci_high" (95% Wilson), "n", "n_correct", "settings", ...} and, for "headline" and "full",
+    the masking checks {"check", "passed", "detail", "values"}. Raises UsageError for an
+    unknown suite, profile or dataset, or eps outside (0, 1]."""
+    # a plain config: the rows that need a run's own loss (the adaptive attack) do not apply
+    cfg = make_config(profile, dataset=dataset, eps=eps, seed=seed, device=str(x.device),
+                      loss="ce", dfl=False)
+    table, checks = evaluate_suite(model.eval(), x, y, cfg=cfg, suite=suite)
+    return list(table), checks
