@@ -19,6 +19,7 @@ from ..errors import DataFileError
 from ..evaluation.suites import evaluate_suite
 from ..models import build_model
 from ..runs import io as runio
+from ..training.trainer import architecture_options
 from .configs import make_config
 
 __all__ = ["load_model", "evaluate_model"]
@@ -43,15 +44,10 @@ def load_model(path, *, device: str = "cpu") -> nn.Module:
                             "checkpoint or a record's weights file")
     cfg = RunConfig().replace(**state["config"])
     weights = state["model"]
-    extra = {"depth": cfg.wrn_depth, "widen_factor": cfg.widen_factor} if cfg.model == "wrn" else {}
-    if cfg.extra_fc:
-        extra["extra_fc"] = cfg.extra_fc
-    if cfg.loss == "am_softmax":
-        extra["head"] = "cosine"
     mean, std = weights["normalize.mean"].flatten(), weights["normalize.std"].flatten()
     model = build_model(cfg.model, num_classes=weights["head.weight"].shape[0],
                         in_channels=len(mean), width=cfg.width, dfl=cfg.dfl,
-                        mean=mean.tolist(), std=std.tolist(), **extra)
+                        mean=mean.tolist(), std=std.tolist(), **architecture_options(cfg))
     runio.check_compatible(weights, model)
     model.load_state_dict(weights)
     model = model.to(resolve_device(device)).eval()

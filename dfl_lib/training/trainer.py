@@ -37,7 +37,18 @@ from ..runs.lock import run_lock
 from . import distributed
 from .loop import Adversary, EpochSetup, TrainStep, batch_indices, to_float, train_epoch
 
-__all__ = ["build_components", "build_optimizer", "build_scheduler", "train", "validate"]
+__all__ = ["architecture_options", "build_components", "build_optimizer", "build_scheduler", "train", "validate"]
+
+
+def architecture_options(cfg: RunConfig) -> dict:
+    """`build_model`'s options beyond width and DFL that a config implies: a WideResNet's depth
+    and widening, Mustafa et al.'s extra layer, AM-softmax's cosine head."""
+    extra = {"depth": cfg.wrn_depth, "widen_factor": cfg.widen_factor} if cfg.model == "wrn" else {}
+    if cfg.extra_fc:
+        extra["extra_fc"] = cfg.extra_fc
+    if cfg.loss == "am_softmax":
+        extra["head"] = "cosine"
+    return extra
 
 
 def build_components(cfg: RunConfig, data) -> tuple[nn.Module, nn.Module]:
@@ -53,13 +64,9 @@ def build_components(cfg: RunConfig, data) -> tuple[nn.Module, nn.Module]:
                          "make_config (or experiments.configs.checked), which picks bf16 or fp32 "
                          "for its device")
     torch.manual_seed(cfg.seed)
-    extra = {"depth": cfg.wrn_depth, "widen_factor": cfg.widen_factor} if cfg.model == "wrn" else {}
-    if cfg.extra_fc:
-        extra["extra_fc"] = cfg.extra_fc
-    if cfg.loss == "am_softmax":
-        extra["head"] = "cosine"
     model = build_model(cfg.model, num_classes=data.num_classes, in_channels=data.in_channels,
-                        width=cfg.width, dfl=cfg.dfl, mean=data.mean, std=data.std, **extra)
+                        width=cfg.width, dfl=cfg.dfl, mean=data.mean, std=data.std,
+                        **architecture_options(cfg))
     loss = build_loss(cfg.loss, num_classes=data.num_classes, feature_dims=model.feature_dims,
                       seed=cfg.seed, **defences.loss_options(cfg))
     device = resolve_device(cfg.device)
