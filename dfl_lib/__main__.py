@@ -1,4 +1,4 @@
-"""Command line: `python -m dfl_lib {train,evaluate,study,verify,demo} ...` (see dfl_lib/cli.py).
+"""Command line: `python -m dfl_lib {train,evaluate,study,verify,data,demo} ...` (see dfl_lib/cli.py).
 
 A user's mistake is answered in one line on stderr, like a tool: exit code 2 for a usage error
 (a value, name or setting the library cannot mean: `errors.UsageError`, and argparse's own), 1
@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from .cli import build_parser, config_from_args
+from .data.datasets import DOWNLOADABLE, data_root, data_status
 from .demo import format_demo, run_demo
 from .device import set_threads
 from .errors import DataFileError, UsageError, os_error_line
@@ -87,6 +88,8 @@ def _run(args) -> int:
             cluster=args.cluster))
     if args.command == "verify":
         return _verify(args.report)
+    if args.command == "data":
+        return _data(args.data_dir, download=args.download)
     if args.command == "demo":
 
         start = time.perf_counter()
@@ -113,6 +116,18 @@ def _run(args) -> int:
             print(f"  masking check {flag['check']:<32} {'ok' if flag['passed'] else 'FLAGGED'}")
         print(f"metrics written to {metrics['path']}")
     return 0
+
+
+def _data(root, *, download: bool) -> int:
+    """`data`: one line per dataset; exit 1 when --download left a downloadable one missing."""
+    rows = data_status(root, download=download)
+    print(f"data root {data_root(root).resolve()}")
+    for r in rows:
+        state = (f"present: {r['train']:,} train / {r['test']:,} test" if r["present"] else
+                 f"missing: {r['detail']}")
+        print(f"  {r['dataset']:<14} {r['source']:<22} {state}")
+    missing = [r["dataset"] for r in rows if not r["present"] and r["dataset"] in DOWNLOADABLE]
+    return 1 if download and missing else 0
 
 
 def _verify(folders: list[str]) -> int:

@@ -5,6 +5,7 @@
     python -m dfl_lib demo     --profile quick
     python -m dfl_lib study    --profile quick    # the notebook study -> reports/quick/
     python -m dfl_lib verify   --report reports/quick   # its numbers re-derived from its record
+    python -m dfl_lib data     --download         # MNIST, Fashion-MNIST, CIFAR-10 into ./data
 
 `train` trains (or reuses, or resumes) the run the config describes; `evaluate` loads that run
 (training it first if needed) and writes `metrics.json` with provenance into its folder.
@@ -95,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     study.add_argument("--allow-dirty", action="store_true", help="run with uncommitted changes "
                        "to code, notebooks or configuration (reports then name a commit that did "
                        "not make them)")
+    data = command("data", help="what the data root holds of the study's datasets; "
+                        "--download fetches MNIST, Fashion-MNIST and CIFAR-10 with torchvision")
+    data.add_argument("--data-dir", default=None, help="data root (default: $DFL_DATA_DIR, "
+                      "./data)")
+    data.add_argument("--download", action="store_true", help="fetch each missing dataset "
+                      "torchvision can fetch into the data root first")
     verify = command("verify", help="re-derive a report's tables, verdicts and checks from "
                             "its committed record (reports/<profile>/record/) and compare")
     verify.add_argument("--report", action="append", default=[], metavar="FOLDER",

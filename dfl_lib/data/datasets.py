@@ -34,13 +34,14 @@ from pathlib import Path
 
 import torch
 
-from ..errors import DataFileError, UsageError, UsageTypeError
+from ..errors import DataFileError, MissingDataError, UsageError, UsageTypeError
 from ..validation import check_known
 from .formats import (CACHE_ENV, DATA_ENV, FASHION_CLASSES, RawDataset, idx_reader,
                       read_cifar10, read_cifar10_jpeg, read_image_folder, read_npz_dataset)
 
 __all__ = ["Dataset", "DatasetSpec", "DATASETS", "load_dataset", "balanced_indices", "data_root",
-           "cache_dir", "to_float", "batch_indices"]
+           "cache_dir", "to_float", "batch_indices", "data_status", "STUDY_DATASETS",
+           "DOWNLOADABLE"]
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
@@ -189,7 +190,38 @@ DATASETS: dict[str, DatasetSpec] = {
     "image_folder": DatasetSpec(read_image_folder, source="image folder", needs_path=True),
     "npz": DatasetSpec(read_npz_dataset, source="npz file", needs_path=True),
 }
-_DOWNLOADABLE = ("mnist", "fashion_mnist", "cifar10")
+DOWNLOADABLE = ("mnist", "fashion_mnist", "cifar10")
+
+
+# the datasets the study's profiles read; each is fetched by `data_status(download=True)` where
+# torchvision can fetch it (the JPEG copy of CIFAR-10 exists only where it was made)
+STUDY_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar10_jpeg")
+
+
+def data_status(root=None, *, download: bool = False) -> list[dict]:
+    """What the data root holds of each of `STUDY_DATASETS`: {"dataset", "source", "present",
+    "train", "test" (counts, when present), "detail" (where it was looked for, when missing)};
+    with download=True torchvision first fetches each downloadable one that is missing into the
+    root (MNIST, Fashion-MNIST, the original CIFAR-10; the JPEG copy cannot be fetched and is
+    never substituted for it). Reads the files' listings and labels; decodes no images."""
+    base = data_root(root)
+    out = []
+    for name in STUDY_DATASETS:
+        spec = DATASETS[name]
+        row = {"dataset": name, "source": spec.source}
+        try:
+            raw = spec.reader(root=base, origin=_root_origin(root),
+                              download=download and name in DOWNLOADABLE, cache=cache_dir(),
+                              path=None)
+        except MissingDataError as err:
+            note = "" if name in DOWNLOADABLE else (
+                " (not downloadable: a JPEG copy made where the original batches were not at "
+                "hand; the original is 'cifar10')")
+            out.append({**row, "present": False, "detail": str(err).split(". ")[0] + note})
+            continue
+        out.append({**row, "present": True, "train": len(raw.labels["train"]),
+                    "test": len(raw.labels["test"])})
+    return out
 
 
 def batch_indices(n: int, *, batch_size: int, generator: torch.Generator | None = None,
@@ -288,8 +320,8 @@ def load_dataset(name: str, *, root: str | os.PathLike | None = None,
         raise UsageError(f"dataset {name!r} needs path= (the {spec.source} to read)")
     if not spec.needs_path and path is not None:
         raise UsageError(f"path= is only for 'npz' and 'image_folder'; {name!r} reads from root")
-    if download and name not in _DOWNLOADABLE:
-        raise UsageError(f"download=True works for {', '.join(_DOWNLOADABLE)}, not {name!r}")
+    if download and name not in DOWNLOADABLE:
+        raise UsageError(f"download=True works for {', '.join(DOWNLOADABLE)}, not {name!r}")
 
     base = data_root(root)
     raw = spec.reader(root=base, origin=_root_origin(root), download=download, cache=cache_dir(),
