@@ -260,3 +260,38 @@ def test_the_record_re_derives_every_table_number_and_a_changed_one_is_named(stu
     (out / "record" / first).write_text(json.dumps(metrics))
     problems = verify_record(out)
     assert problems and any("re-derived" in p for p in problems), problems
+
+
+def test_a_reproduction_runs_the_committed_notebook_not_the_explored_file(tmp_path,
+                                                                          monkeypatch):
+    import subprocess
+
+    from dfl_lib.runs import io as runio
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    books = tmp_path / "notebooks"
+    books.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python",
+                                 "display_name": "Python 3"}
+    params = nbformat.v4.new_code_cell('PROFILE = "smoke"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("x = 1")]
+    nbformat.write(nb, books / "01-depth.ipynb")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "m")
+    monkeypatch.setattr(runio, "REPO_ROOT", tmp_path)
+    # explored in JupyterLab and autosaved: a cell that raises
+    nb.cells.append(nbformat.v4.new_code_cell("raise ValueError('explored')"))
+    nbformat.write(nb, books / "01-depth.ipynb")
+    run_notebooks("smoke", out_dir=tmp_path / "out", runs_dir=tmp_path / "runs",
+                  notebooks_dir=books, only=("01-depth",), committed=True)
+    assert "explored" not in (tmp_path / "out" / "01-depth.ipynb").read_text()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()
+                  if p.suffix == ".ipynb") == ["01-depth.ipynb"]  # no committed copy left
+    with pytest.raises(NotebookFailed, match="explored"):  # --allow-dirty runs the file
+        run_notebooks("smoke", out_dir=tmp_path / "out", runs_dir=tmp_path / "runs",
+                      notebooks_dir=books, only=("01-depth",))

@@ -112,6 +112,24 @@ def test_git_state_reads_a_real_repo(tmp_path):
     (tmp_path / "reports" / "quick").mkdir(parents=True)
     (tmp_path / "reports" / "quick" / "metrics.json").write_text("{}")
     assert runio.git_state(tmp_path)["dirty"] is False
+    # nor does exploring: an edited notebook (the study runs the committed one), a build/
+    # folder or a scratch file beside the package
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "n.ipynb").write_text("{}")
+    git("add", "notebooks/n.ipynb")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "n")
+    (tmp_path / "notebooks" / "n.ipynb").write_text('{"edited": 1}')
+    (tmp_path / "build" / "lib").mkdir(parents=True)
+    (tmp_path / "build" / "lib" / "x.py").write_text("")
+    assert runio.git_state(tmp_path)["dirty"] is False
+    assert runio.committed_text(tmp_path / "notebooks" / "n.ipynb", repo=tmp_path) == "{}"
+    assert runio.committed_text(tmp_path / "build" / "lib" / "x.py", repo=tmp_path) is None
+    # code does: a tracked file changed, or a new file inside the package
+    (tmp_path / runio.PACKAGE_FOLDER).mkdir()
+    (tmp_path / runio.PACKAGE_FOLDER / "new.py").write_text("")
+    assert runio.git_state(tmp_path)["dirty"] is True
+    (tmp_path / runio.PACKAGE_FOLDER / "new.py").unlink()
+    assert runio.git_state(tmp_path)["dirty"] is False
     (tmp_path / "f.txt").write_text("b")
     assert runio.git_state(tmp_path)["dirty"] is True
     # an installed copy inside some other repository must not report that repository's commit

@@ -40,6 +40,7 @@ from .versions import VERSIONS
 
 __all__ = [
     "canonical_json", "short_hash", "run_key", "default_runs_root", "keyed_folder", "git_state",
+    "committed_text",
     "provenance", "write_json", "read_json", "save_checkpoint", "load_checkpoint", "rng_state",
     "set_rng_state", "check_compatible", "latest_checkpoint", "is_finished", "json_default",
     "CHECKPOINT_NAME", "DONE_NAME",
@@ -130,12 +131,18 @@ def keyed_folder(*, root: str | os.PathLike | None, name: str, key: str) -> Path
 # --------------------------------------------------------------------------- provenance
 
 OUTPUT_FOLDERS = ("reports", "runs")  # what runs write: not part of a tree's dirtiness
+# what exploring changes: a notebook edited or autosaved in JupyterLab (the study runs the
+# committed notebooks: `committed_text`), not part of a tree's dirtiness either
+EXPLORED_FOLDERS = ("notebooks",)
+PACKAGE_FOLDER = "dfl_lib"  # an untracked file in it is code a run would import
 
 
 def git_state(repo: str | os.PathLike | None = None) -> dict:
     """`{"commit": sha or "unknown", "dirty": bool or "unknown"}` for `repo` (default: this
-    checkout); dirty: uncommitted changes outside `OUTPUT_FOLDERS` (reports/, runs/). Never
-    raises: no git, no repo, no commit yet or a refused repo give "unknown".
+    checkout); dirty: uncommitted changes to tracked files outside `OUTPUT_FOLDERS` (reports/,
+    runs/) and `EXPLORED_FOLDERS` (notebooks/), or an untracked file inside the package (a
+    build/ folder or a scratch file beside it does not count). Never raises: no git, no repo,
+    no commit yet or a refused repo give "unknown".
 
     Only `repo` itself is asked (it must hold `.git`), so an installed copy of the package does
     not report the commit of some unrelated repository above it.
@@ -147,11 +154,28 @@ def git_state(repo: str | os.PathLike | None = None) -> dict:
     commit = _git(repo, "rev-parse", "HEAD")
     if commit is None or not re.fullmatch(r"[0-9a-f]{40,64}", commit):
         return unknown
-    # "dirty" means the code, notebooks and configuration: not the reports a study run is
-    # writing while it runs (it would otherwise find its own tree dirty after its first report)
-    status = _git(repo, "status", "--porcelain", "--", ".",
-                  *(f":(exclude){folder}" for folder in OUTPUT_FOLDERS))
-    return {"commit": commit, "dirty": UNKNOWN if status is None else bool(status)}
+    # "dirty" means the code and configuration: not the reports a study run is writing while it
+    # runs (it would otherwise find its own tree dirty after its first report), nor a notebook
+    # being explored (the study runs the committed ones)
+    tracked = _git(repo, "status", "--porcelain", "--untracked-files=no", "--", ".",
+                   *(f":(exclude){folder}" for folder in OUTPUT_FOLDERS + EXPLORED_FOLDERS))
+    package = _git(repo, "status", "--porcelain", "--", PACKAGE_FOLDER)
+    if tracked is None or package is None:
+        return {"commit": commit, "dirty": UNKNOWN}
+    return {"commit": commit, "dirty": bool(tracked or package)}
+
+
+def committed_text(path: str | os.PathLike, *, repo: str | os.PathLike | None = None) -> str | None:
+    """The text of `path` (a file inside `repo`, default this checkout) as committed at HEAD, or
+    None where there is no git, no repo or the file is not committed."""
+    repo = Path(repo) if repo is not None else REPO_ROOT
+    if not (repo / ".git").exists():
+        return None
+    try:
+        rel = Path(path).resolve().relative_to(repo.resolve())
+    except ValueError:  # a file outside the repository
+        return None
+    return _git(repo, "show", f"HEAD:{rel.as_posix()}")
 
 
 def _git(repo: Path, *args: str) -> str | None:

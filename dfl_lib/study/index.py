@@ -65,10 +65,15 @@ def profile_notebooks(profile: str) -> tuple[str, ...]:
 
 
 def run_notebooks(profile: str, *, out_dir, runs_dir, data_dir: str = "", device: str = "auto",
-                  notebooks_dir=NOTEBOOKS_DIR, only: tuple[str, ...] | None = None) -> dict:
+                  notebooks_dir=NOTEBOOKS_DIR, only: tuple[str, ...] | None = None,
+                  committed: bool = False) -> dict:
     """Execute the profile's notebooks (`profile_notebooks`, or `only` of them) in order;
     {name: wall seconds}. A failing cell stops the run with NotebookFailed, naming the cell; its
-    executed copy keeps the traceback. UsageError for a notebook outside the profile's."""
+    executed copy keeps the traceback. UsageError for a notebook outside the profile's.
+
+    committed: run each notebook as committed at HEAD (a reproduction: an edited or autosaved
+    copy in notebooks/ is left alone), not the file; UsageError for a notebook git has not
+    committed. Without git (an unpacked archive), the files are what there is."""
     mine = profile_notebooks(profile)
     names = only or mine
     unknown = [n for n in names if n not in NOTEBOOKS]
@@ -91,21 +96,29 @@ def run_notebooks(profile: str, *, out_dir, runs_dir, data_dir: str = "", device
     with project_kernel() as kernel:  # this interpreter's kernel, whatever else Jupyter finds
         for name in names:
             seconds[name] = _run_one(name, profile=profile, source_dir=notebooks_dir,
-                                     out_dir=out_dir, kernel=kernel,
+                                     out_dir=out_dir, kernel=kernel, committed=committed,
                                      parameters={**params, **EXTRA_PARAMETERS.get(name, {})})
     return seconds
 
 
 def _run_one(name: str, *, profile: str, source_dir: Path, out_dir: Path, kernel: str,
-             parameters: dict) -> float:
-    """Execute one notebook into out_dir with papermill on `kernel`; its wall seconds, also
-    recorded in out_dir's timings file. NotebookFailed naming the failing cell."""
+             parameters: dict, committed: bool) -> float:
+    """Execute one notebook into out_dir with papermill on `kernel` (from its committed text
+    where `committed`); its wall seconds, also recorded in out_dir's timings file.
+    NotebookFailed naming the failing cell."""
     import papermill as pm
 
     source = source_dir / f"{name}.ipynb"
-    if not source.exists():
+    text = runio.committed_text(source) if committed else None
+    if committed and text is None and runio.git_state()["commit"] != runio.UNKNOWN:
+        raise UsageError(f"notebook {source} is not committed: commit it (the study runs the "
+                         "committed notebooks), or pass --allow-dirty to run the file")
+    if text is None and not source.exists():
         raise MissingDataError(f"notebook {source} is missing; restore it from git "
                                f"(git checkout -- {source.name})")
+    if text is not None:  # the committed notebook, beside the outputs (kernels run in source_dir)
+        source = out_dir / f".{name}.committed.ipynb"
+        source.write_text(text)
     target = out_dir / f"{name}.ipynb"
     print(f"running {name} ({profile}) ...", flush=True)
     start = time.perf_counter()
@@ -118,6 +131,9 @@ def _run_one(name: str, *, profile: str, source_dir: Path, out_dir: Path, kernel
                              f"{err.ename}: {err.evalue}\n--- the cell ---\n{err.source}\n"
                              f"--- (executed copy with the traceback: {target})\n"
                              f"{''.join(err.traceback[-3:])}") from None
+    finally:
+        if text is not None:
+            source.unlink(missing_ok=True)
     seconds = time.perf_counter() - start
     print(f"  {name}: {seconds:.0f} s", flush=True)
     timings = out_dir / TIMINGS_NAME  # kept across partial runs, for the index

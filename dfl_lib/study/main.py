@@ -96,8 +96,10 @@ def run_study(args: StudyOptions) -> int:
                         device=args.device, progress=not args.quiet, cpu=cpu, workers=workers,
                         threads=threads, cluster=args.cluster)
     try:
+        # a reproduction runs the committed notebooks (one explored in JupyterLab stays as is)
         index.run_notebooks(args.profile, out_dir=out_dir, runs_dir=runs_dir,
-                            data_dir=args.data_dir or "", device=args.device, only=only)
+                            data_dir=args.data_dir or "", device=args.device, only=only,
+                            committed=not args.allow_dirty)
     except index.NotebookFailed as err:
         print(err, file=sys.stderr)
         return 1
@@ -167,12 +169,13 @@ def _machine(args: StudyOptions, *, workers: int, threads: int) -> str:
 
 def _require_clean_tree(*, allow_dirty: bool) -> None:
     """Reports are made from a clean tree (their provenance names a commit that made them):
-    refuse uncommitted changes to code, notebooks or configuration (reports/ and runs/ do not
-    count: `runs.io.git_state`) unless told otherwise. Raises UsageError."""
+    refuse uncommitted changes to code or configuration (reports/, runs/ and notebooks/, whose
+    committed versions the study runs, do not count: `runs.io.git_state`) unless told
+    otherwise. Raises UsageError."""
     if not allow_dirty and runio.git_state(ROOT)["dirty"] is True:
-        raise UsageError("the tree has uncommitted changes to code, notebooks or configuration "
-                         "(git status): commit them first, so the reports name the commit that "
-                         "made them, or pass --allow-dirty")
+        raise UsageError("the tree has uncommitted changes to code or configuration (git "
+                         "status): commit them first, so the reports name the commit that made "
+                         "them, or pass --allow-dirty")
 
 
 def _record(args: StudyOptions, runs_dir: Path, out_dir: Path) -> None:
