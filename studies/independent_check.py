@@ -24,6 +24,10 @@ evaluation is too weak (or its images unrepresentative) and the headline does no
 
     python studies/independent_check.py --profile quick --runs-dir runs/quick --n 200 \\
         --out reports/quick/independent-check.json
+    # or one row per process (1 thread each), then joined:
+    OMP_NUM_THREADS=1 python studies/independent_check.py ... --rows resnet --out a.json &
+    OMP_NUM_THREADS=1 python studies/independent_check.py ... --rows dfl_pcl --out b.json; wait
+    python studies/independent_check.py --merge a.json b.json --out reports/quick/...json
 
 Output (one JSON file, written atomically): {"check", "profile", "dataset", "setting", "n",
 "index_seed", "excluded": {"seeds", "n_eval"}, "indices": [test-set indices], "budgets",
@@ -311,11 +315,17 @@ def _comparison(result: dict, study: dict) -> dict | None:
 
 
 def check_cells(profile: str, *, runs_root, data_root=None, n: int = 200, seed: int = 0,
-                device: str = "auto", budgets: dict | None = None) -> dict:
+                device: str = "auto", budgets: dict | None = None,
+                rows: Sequence[str] = HEADLINE_CELLS) -> dict:
     """The report of the independent check for the profile's MNIST headline cells with PGD
-    training (seed 0). Every run must be finished already: a missing one is a UsageError,
-    never trained here. budgets: `independent_check`'s keyword arguments (steps, pgd_steps,
-    pgd_restarts, n_queries, batch_size)."""
+    training (seed 0), or the `rows` of them asked for (each row's check is independent of the
+    others: two processes may check one each, `merge_reports` joins them). Every run must be
+    finished already: a missing one is a UsageError, never trained here. budgets:
+    `independent_check`'s keyword arguments (steps, pgd_steps, pgd_restarts, n_queries,
+    batch_size)."""
+    unknown = [r for r in rows if r not in HEADLINE_CELLS]
+    if unknown or not rows:
+        raise UsageError(f"rows must be among {', '.join(HEADLINE_CELLS)}, got {list(rows)}")
     from dfl_lib.device import resolve_device
     from dfl_lib.runs import io as runio
     from dfl_lib.runs.folder import run_path
@@ -327,7 +337,7 @@ def check_cells(profile: str, *, runs_root, data_root=None, n: int = 200, seed: 
     dev = resolve_device(device)
     seeds = tuple(sorted(set(get_profile(profile).seeds) | {0, 1, 2}))
     configs = {row: cell_config(profile, dataset=DATASET, row=row, setting=SETTING, seed=0,
-                                device=device) for row in HEADLINE_CELLS}
+                                device=device) for row in HEADLINE_CELLS if row in rows}
     report = {"check": "independent re-check of the headline robust numbers (issue 19)",
               "profile": profile, "dataset": DATASET, "setting": SETTING, "n": n,
               "index_seed": UNSEEN_SEED,
@@ -361,10 +371,34 @@ def check_cells(profile: str, *, runs_root, data_root=None, n: int = 200, seed: 
     return report
 
 
+def merge_reports(reports: Sequence[dict]) -> dict:
+    """One report from reports of the same check on other rows (`check_cells(rows=...)`): the
+    cells joined, the wall time the longest of theirs. UsageError when they differ in anything
+    but their cells and provenance, or check a row twice."""
+    first = reports[0]
+    same = {k: v for k, v in first.items() if k not in ("cells", "provenance")}
+    cells: dict = {}
+    for r in reports:
+        if {k: v for k, v in r.items() if k not in ("cells", "provenance")} != same:
+            raise UsageError("the reports to merge differ beyond their cells (profile, images, "
+                             "budgets or seeds)")
+        twice = set(cells) & set(r["cells"])
+        if twice:
+            raise UsageError(f"row {sorted(twice)[0]!r} is in two of the reports to merge")
+        cells.update(r["cells"])
+    provenance = dict(first["provenance"])
+    provenance["config"] = {**provenance["config"], "cells": {
+        row: cfg for r in reports for row, cfg in r["provenance"]["config"]["cells"].items()}}
+    provenance["wall_seconds"] = max(r["provenance"]["wall_seconds"] for r in reports)
+    return {**same, "cells": {row: cells[row] for row in HEADLINE_CELLS if row in cells},
+            "provenance": provenance}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--profile", default="quick")
-    p.add_argument("--runs-dir", required=True, help="the profile's runs root, e.g. runs/quick")
+    p.add_argument("--runs-dir", help="the profile's runs root, e.g. runs/quick (needed "
+                   "unless --merge)")
     p.add_argument("--data-dir", default=None, help="data root (default: $DFL_DATA_DIR, ./data)")
     p.add_argument("--n", type=int, default=200, help="unseen test images")
     p.add_argument("--out", required=True, help="the JSON report to write")
@@ -374,14 +408,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--pgd-steps", type=int, default=PGD_STEPS)
     p.add_argument("--pgd-restarts", type=int, default=PGD_RESTARTS)
     p.add_argument("--n-queries", type=int, default=SQUARE_QUERIES, help="Square's queries")
+    p.add_argument("--rows", default=",".join(HEADLINE_CELLS),
+                   help="the headline rows to check (comma-separated; default: both)")
+    p.add_argument("--merge", nargs="+", metavar="JSON", help="join reports of the same check "
+                   "on other rows into --out, and check nothing")
     args = p.parse_args(argv)
     from dfl_lib.runs import io as runio
 
+    if args.merge:
+        try:
+            merged = merge_reports([runio.read_json(path) for path in args.merge])
+        except (UsageError, DataFileError) as err:
+            print(f"independent_check: {err}", file=sys.stderr)
+            return 2
+        runio.write_json(args.out, merged)
+        print(f"wrote {args.out} ({', '.join(merged['cells'])})")
+        return 0
+
+    if not args.runs_dir:
+        p.error("--runs-dir is required (unless --merge)")
     budgets = {"steps": args.steps, "pgd_steps": args.pgd_steps,
                "pgd_restarts": args.pgd_restarts, "n_queries": args.n_queries}
     try:
         report = check_cells(args.profile, runs_root=args.runs_dir, data_root=args.data_dir,
-                             n=args.n, seed=args.seed, device=args.device, budgets=budgets)
+                             n=args.n, seed=args.seed, device=args.device, budgets=budgets,
+                             rows=tuple(r for r in args.rows.split(",") if r))
     except (UsageError, DataFileError) as err:  # a user's mistake: one line, no traceback
         print(f"independent_check: {err}", file=sys.stderr)
         return 2

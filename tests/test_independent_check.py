@@ -130,3 +130,23 @@ def test_a_missing_run_is_refused_in_one_line_not_trained(real_data_root, tmp_pa
     err = capsys.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "never trains" in err
     assert not any(runs.iterdir()) and not (tmp_path / "out.json").exists()
+
+
+def test_reports_of_one_row_each_merge_into_the_report_of_both(tmp_path):
+    def report(row, wall):
+        return {"check": "c", "profile": "quick", "n": 200, "indices": [1, 2],
+                "cells": {row: {"run": f"run-{row}"}},
+                "provenance": {"config": {"profile": "quick", "cells": {row: {"seed": 0}}},
+                               "wall_seconds": wall, "seed": 0}}
+
+    merged = ic.merge_reports([report("dfl_pcl", 10.0), report("resnet", 12.0)])
+    assert list(merged["cells"]) == ["resnet", "dfl_pcl"]  # the check's own order
+    assert merged["provenance"]["wall_seconds"] == 12.0
+    assert set(merged["provenance"]["config"]["cells"]) == {"resnet", "dfl_pcl"}
+    other = {**report("dfl_pcl", 1.0), "indices": [3]}
+    with pytest.raises(UsageError, match="differ beyond their cells"):
+        ic.merge_reports([report("resnet", 1.0), other])
+    with pytest.raises(UsageError, match="'resnet' is in two"):
+        ic.merge_reports([report("resnet", 1.0), report("resnet", 2.0)])
+    with pytest.raises(UsageError, match="rows must be among"):
+        ic.check_cells("quick", runs_root=tmp_path, rows=("wrn",))
