@@ -184,17 +184,22 @@ def test_index_lists_every_paper_item_deviations_and_times(study):
         assert f"| {c.label} (" in findings.replace("\\|", "|"), c.label
 
 
-def test_a_raising_notebook_fails_the_run_and_names_the_cell(tmp_path):
-    books = tmp_path / "books"
-    books.mkdir()
+def write_tiny_notebook(path: Path, *sources: str) -> None:
+    """A notebook at `path`: its parameters cell (PROFILE), then one code cell per source."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "language": "python",
                                  "display_name": "Python 3"}
     params = nbformat.v4.new_code_cell('PROFILE = "smoke"')
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell("x = 1"),
-                nbformat.v4.new_code_cell("raise ValueError('broken on purpose')")]
-    nbformat.write(nb, books / "01-depth.ipynb")
+    nb.cells = [params, *(nbformat.v4.new_code_cell(s) for s in sources)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+
+
+def test_a_raising_notebook_fails_the_run_and_names_the_cell(tmp_path):
+    books = tmp_path / "books"
+    write_tiny_notebook(books / "01-depth.ipynb", "x = 1",
+                        "raise ValueError('broken on purpose')")
     with pytest.raises(NotebookFailed, match=r"01-depth failed in cell \d+: ValueError") as err:
         run_notebooks("smoke", out_dir=tmp_path / "out", runs_dir=tmp_path / "runs",
                       notebooks_dir=books, only=("01-depth",))
@@ -272,21 +277,13 @@ def test_a_reproduction_runs_the_committed_notebook_not_the_explored_file(tmp_pa
         subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
 
     books = tmp_path / "notebooks"
-    books.mkdir()
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "language": "python",
-                                 "display_name": "Python 3"}
-    params = nbformat.v4.new_code_cell('PROFILE = "smoke"')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell("x = 1")]
-    nbformat.write(nb, books / "01-depth.ipynb")
+    write_tiny_notebook(books / "01-depth.ipynb", "x = 1")
     git("init", "-q")
     git("add", ".")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "m")
     monkeypatch.setattr(runio, "REPO_ROOT", tmp_path)
     # explored in JupyterLab and autosaved: a cell that raises
-    nb.cells.append(nbformat.v4.new_code_cell("raise ValueError('explored')"))
-    nbformat.write(nb, books / "01-depth.ipynb")
+    write_tiny_notebook(books / "01-depth.ipynb", "x = 1", "raise ValueError('explored')")
     run_notebooks("smoke", out_dir=tmp_path / "out", runs_dir=tmp_path / "runs",
                   notebooks_dir=books, only=("01-depth",), committed=True)
     assert "explored" not in (tmp_path / "out" / "01-depth.ipynb").read_text()
