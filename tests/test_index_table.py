@@ -68,3 +68,19 @@ def test_the_time_section_holds_each_budget_part_against_its_allowance():
     assert "| poisoning | 16.0 | 15 | **no** |" in text
     assert "| notebook 08 | 7.0 | 10 | yes |" in text and "| total | 118.0 | 120 | yes |" in text
     assert budget_lines("smoke", plan_seconds=plan, notebook_seconds=books) == []
+
+
+def test_items_run_side_by_side_share_the_invocations_wall_time():
+    from dfl_lib.study.index import budget_lines
+    from dfl_lib.study.plan import study_plan
+
+    items = study_plan("quick")
+    cell = next(i.key for i in items if i.role == "cell")
+    poison = next(i.key for i in items if i.role == "poison")
+    # two workers: 180 + 20 min of items' time in 100 min of plan wall time, 20 of notebooks
+    plan = {cell: 60 * 180, poison: 60 * 20}
+    books = {"03-robustness-tables": 60 * 12, "08-forensics": 60 * 8}
+    text = "\n".join(budget_lines("quick", plan_seconds=plan, notebook_seconds=books,
+                                  wall_seconds=60 * 120))
+    assert "| base | 102.0 | 95 | **no** |" in text  # 12 + 180 x 100 / 200
+    assert "| poisoning | 10.0 | 15 | yes |" in text and "| total | 120.0 | 120 | yes |" in text

@@ -82,3 +82,23 @@ def test_the_study_records_its_machine(tmp_path, monkeypatch):
         in events[0]["machine"]
     assert events[0]["machine"].endswith((" worker of 1 thread", " workers of 1 thread",
                                           " threads"))
+
+
+def test_the_wall_time_is_the_one_fresh_invocations_own(tmp_path):
+    from datetime import datetime, timezone
+
+    from dfl_lib.study.invocations import invocation_wall
+
+    start = {"event": "start", "items_done": 0, "items": 25, "what": "plan and notebooks",
+             "utc": "2026-12-06T15:47:07+00:00"}
+    assert invocation_wall([start, {"event": "end", "wall_seconds": 7031.6}]) == 7031.6
+    # still writing its index: the time since its start
+    now = datetime(2026, 12, 6, 17, 47, 7, tzinfo=timezone.utc)
+    assert invocation_wall([start], now=now) == 7200.0
+    # interrupted and resumed: no one command's wall time
+    resumed = {**start, "items_done": 12}
+    assert invocation_wall([start, resumed, {"event": "end", "wall_seconds": 10.0}]) is None
+    # a notebook re-run afterwards does not change the plan's own
+    rerun = {**start, "what": "notebooks 03-robustness-tables", "items_done": 25}
+    assert invocation_wall([start, {"event": "end", "wall_seconds": 50.0}, rerun]) == 50.0
+    assert invocation_wall([]) is None

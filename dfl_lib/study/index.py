@@ -233,13 +233,24 @@ def budget_parts(profile: str, *, plan_seconds: dict[str, float],
 
 
 def budget_lines(profile: str, *, plan_seconds: dict[str, float],
-                 notebook_seconds: dict[str, float]) -> list[str]:
+                 notebook_seconds: dict[str, float],
+                 wall_seconds: float | None = None) -> list[str]:
     """The index's table of measured minutes per budget part beside the profile's budget
-    (`Profile.budget_minutes`), with whether each holds; [] for a profile without one."""
+    (`Profile.budget_minutes`), with whether each holds; [] for a profile without one.
+
+    The plan's items run side by side (workers), so their seconds add up to more than the
+    wall time: given the invocation's `wall_seconds`, the plan's wall time (it, less the
+    notebooks') is shared among the parts in proportion to their items' seconds, and the total
+    is the invocation's wall time."""
     budget = get_profile(profile).budget_minutes
     if not budget:
         return []
     parts = budget_parts(profile, plan_seconds=plan_seconds, notebook_seconds=notebook_seconds)
+    if wall_seconds is not None and plan_seconds:
+        books = budget_parts(profile, plan_seconds={}, notebook_seconds=notebook_seconds)
+        items = {p: parts[p] - books[p] for p in parts}
+        share = (wall_seconds / 60 - sum(books.values())) / max(sum(items.values()), 1e-9)
+        parts = {p: books[p] + items[p] * share for p in parts}
     lines = ["", "| part | measured (min) | budget (min) | within |", "|---|---|---|---|"]
     for part, allowed in budget.items():
         lines.append(f"| {part} | {parts[part]:.1f} | {allowed} | "
@@ -252,11 +263,12 @@ def budget_lines(profile: str, *, plan_seconds: dict[str, float],
 
 def write_index(profile: str, *, out_dir, plan_seconds: dict[str, float],
                 notebook_seconds: dict[str, float], command: str,
-                invocations: str = "") -> Path:
+                invocations: str = "", wall_seconds: float | None = None) -> Path:
     """reports/<profile>/README.md: each paper figure/table with its notebook, files, numbers
     beside the paper's and verdicts; the deviations; the time of every stage, with which
     invocations of the study command made the runs (`invocations`, one sentence:
-    `study.invocations.invocation_summary`)."""
+    `study.invocations.invocation_summary`) and, where one command made them all, its wall
+    time (`wall_seconds`: `study.invocations.invocation_wall`)."""
 
     out_dir = Path(out_dir)
     lines = [f"# The notebook study at the `{profile}` profile",
@@ -285,15 +297,20 @@ def write_index(profile: str, *, out_dir, plan_seconds: dict[str, float],
         if m.get("verdicts"):
             lines += ["- verdicts:"] + _verdict_lines(m)
         lines.append("")
+    # the notebooks of this profile (a timings file kept across runs may hold others')
+    notebook_seconds = {n: s for n, s in notebook_seconds.items() if n in mine}
     total_plan = sum(plan_seconds.values())
     total_nb = sum(notebook_seconds.values())
-    lines += ["## Time", "", f"Runs and evaluations (the plan, one at a time): "
-              f"{total_plan / 60:.1f} min measured over {len(plan_seconds)} items; notebooks: "
-              f"{total_nb / 60:.1f} min; total {(total_plan + total_nb) / 60:.1f} min on "
-              f"{os.cpu_count()} CPU cores." + (f" {invocations}" if invocations else ""),
+    wall = (f"; the study command's wall time, start to end: {wall_seconds / 60:.1f} min"
+            if wall_seconds is not None else "")
+    lines += ["## Time", "", f"Runs and evaluations (the plan's items, side by side where the "
+              f"study ran workers): {total_plan / 60:.1f} min of items' time over "
+              f"{len(plan_seconds)} items; notebooks (one at a time): {total_nb / 60:.1f} min"
+              f"{wall}." + (f" {invocations}" if invocations else ""),
               "", "| notebook | wall (s) |", "|---|---|"]
     lines += [f"| {n} | {s:.0f} |" for n, s in notebook_seconds.items()]
-    lines += budget_lines(profile, plan_seconds=plan_seconds, notebook_seconds=notebook_seconds)
+    lines += budget_lines(profile, plan_seconds=plan_seconds, notebook_seconds=notebook_seconds,
+                          wall_seconds=wall_seconds)
     lines += ["", "| plan item | measured (s) |", "|---|---|"]
     # plan keys hold "|" ("mnist | resnet18 | no defence"): escaped, or the row splits into cells
     lines += [f"| {_cell(k)} | {s:.0f} |" for k, s in plan_seconds.items()]

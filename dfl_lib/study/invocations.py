@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 __all__ = ["INVOCATIONS_NAME", "log_start", "log_end", "read_invocations",
-           "invocation_summary"]
+           "invocation_summary", "invocation_wall"]
 
 INVOCATIONS_NAME = "invocations.jsonl"
 
@@ -91,3 +91,23 @@ def invocation_summary(events: list[dict]) -> str:
     if reruns:
         text += f" Re-run after them: {'; '.join(reruns)}."
     return text
+
+
+def invocation_wall(events: list[dict], *, now: datetime | None = None) -> float | None:
+    """The wall seconds of the one study command that made these runs from an empty runs folder
+    (planning, the plan and the notebooks, start to end): its recorded end, or, while it is
+    still writing its index (no end yet), the time since its start. None when several plan
+    invocations made them (interrupted and resumed) or none was recorded."""
+    starts = [i for i, e in enumerate(events) if e.get("event") == "start"
+              and e.get("what", "plan and notebooks") == "plan and notebooks"]
+    fresh = [i for i in starts if events[i].get("items_done") == 0]
+    if not fresh or len([i for i in starts if i >= fresh[-1]]) != 1:
+        return None
+    first = fresh[-1]
+    end = next((e for e in events[first + 1:] if e.get("event") == "end"), None)
+    if end is not None:
+        return float(end["wall_seconds"])
+    if any(e.get("event") == "start" for e in events[first + 1:]):
+        return None  # a later notebook-only command, never ended: no wall of the plan's own
+    started = datetime.fromisoformat(events[first]["utc"])
+    return ((now or datetime.now(timezone.utc)) - started).total_seconds()
