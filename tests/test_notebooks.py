@@ -72,7 +72,7 @@ def study(tmp_path_factory):
     assert len(plan_seconds) == len(study_plan("smoke"))  # every item's work is on record
     index = write_index("smoke", out_dir=out, plan_seconds=plan_seconds,
                         notebook_seconds=seconds, command="pytest")
-    write_record("smoke", runs_dir=runs, out_dir=out)
+    write_record("smoke", runs_dir=runs, out_dir=out, data_root=DATA)
     return {"out": out, "index": index, "seconds": seconds}
 
 

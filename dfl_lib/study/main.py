@@ -184,7 +184,7 @@ def _record(args: StudyOptions, runs_dir: Path, out_dir: Path) -> None:
     `python -m dfl_lib verify` re-derives its numbers without runs/."""
     if (out_dir / "03-robustness-tables" / "metrics.json").exists():
         folder = record.write_record(args.profile, runs_dir=runs_dir, out_dir=out_dir,
-                                     device=args.device)
+                                     data_root=args.data_dir, device=args.device)
         print(f"record: {folder}")
 
 

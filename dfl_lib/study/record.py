@@ -39,11 +39,13 @@ _RUN_FILES = ("config.json", "history.json", "done.json")
 _TABLES_NOTEBOOK = "03-robustness-tables"
 
 
-def write_record(profile: str, *, runs_dir, out_dir, device: str = "auto") -> Path:
+def write_record(profile: str, *, runs_dir, out_dir, data_root=None,
+                 device: str = "auto") -> Path:
     """Copy every finished evaluation the paper tables of `profile` read (`records.cell_results`
-    on `runs_dir`) into out_dir/record/, replacing an older record whole; the headline cells'
-    model weights into record/weights/. Returns the record's folder."""
-    cells = cell_results(profile, runs_root=runs_dir, device=device)
+    on `runs_dir`, the runs' data read from `data_root`: None for $DFL_DATA_DIR, ./data) into
+    out_dir/record/, replacing an older record whole; the headline cells' model weights into
+    record/weights/. Returns the record's folder."""
+    cells = cell_results(profile, runs_root=runs_dir, data_root=data_root, device=device)
     record = Path(out_dir) / RECORD
     part = record.with_name(RECORD + ".part")
     shutil.rmtree(part, ignore_errors=True)
