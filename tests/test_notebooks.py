@@ -126,7 +126,7 @@ def test_tables_notebook_has_one_row_per_paper_cell(study):
         assert len(rows) == len(paper_table(table))
         for r in rows:
             if r["dataset"] != "mnist":  # the smoke plan trains MNIST only
-                assert r["ours"] is None and r["note"] == "not run"
+                assert r["ours"] is None and r["note"].startswith("not run")
                 continue
             if r["ours"] is None:
                 assert r["row"] == "dynamic" and r["setting"] == "no defence" and r["note"]
@@ -157,7 +157,8 @@ def test_geometry_curves_feature_space_and_explore_metrics(study):
     assert all(_finite(p["intra/inter"]) and p["intra/inter"] > 0 and
                0 <= p["clean accuracy (%)"] <= 100 for p in geo["panels"].values())
     curves = _metrics(study, "04-training-curves")
-    assert len(curves["curves"]) >= 8 and all(len(h) == SMOKE_EPOCHS
+    # MNIST (the smoke plan's one dataset): DFL, PCL and both (6a), no defence and PGD (6b)
+    assert len(curves["curves"]) >= 5 and all(len(h) == SMOKE_EPOCHS
                                               for h in curves["curves"].values())
     assert [v["claim"] for v in curves["verdicts"]] == ["fig6_pcl_rises_dfl_steady"]
     feats = _metrics(study, "05-feature-space")
