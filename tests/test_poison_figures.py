@@ -81,3 +81,21 @@ def test_the_poisoned_umap_explains_its_colours_and_markers_in_a_legend():
     assert labels == ["class 0", "class 1", "class 2", "clean training sample",
                       "poisoned training sample (colour: original class)"]
     assert [h.get_marker() for h in fig.legends[0].legend_handles][-2:] == ["o", "X"]
+
+
+def test_poison_bars_draws_only_the_settings_and_rows_that_ran():
+    """The quick report drew two empty 'PGD training' panels and left gaps for the two defence
+    rows it never ran: a setting the records lack is named in the title, not drawn, and the
+    bars of the rows that ran sit side by side, centred on their poison."""
+    records = [r for r in _records() if r["setting"] == "no defence"
+               and r["row"] in ("resnet", "dfl_pcl")]
+    fig = poison_bars(records, fraction=0.1)
+    assert len(fig.axes) == 2
+    assert "PGD training: not run at this profile" in fig._suptitle.get_text()
+    bars = sorted(round(p.get_x() + p.get_width() / 2, 6) for p in fig.axes[0].patches)
+    assert bars == [-0.2, 0.2, 0.8, 1.2, 1.8, 2.2]
+    assert _legend_labels(fig) == ["ResNet (CE) (1 or 3 seeds per bar)",
+                                   "DFL + PCL (1 or 3 seeds per bar)"]
+    notes = [t.get_text() for t in fig.axes[1].texts]
+    assert notes == ["no backdoor", "no backdoor"]  # 'none' and 'label_flip' have none
+    plt.close(fig)

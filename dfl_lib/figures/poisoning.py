@@ -32,16 +32,28 @@ def _select(records, **match):
                                       r[k] == v for k, v in match.items())]
 
 
+_SETTINGS = ("no defence", "PGD training")
+
+
 def poison_bars(records: Sequence[dict], *, fraction: float, title: str = ""):
     """Rows of panels: clean test accuracy (%), and the attack success rate (%) of the
-    backdoors; columns: no defence, PGD training. Bars: each defence row per poison (mean over
-    seeds; the whisker spans the lowest to the highest seed; n seeds in the legend)."""
+    backdoors; one column per training setting the records hold (no defence, PGD training).
+    Bars: each defence row the records hold, per poison (mean over seeds; the whisker spans the
+    lowest to the highest seed; n seeds in the legend). A setting the records lack is named
+    in the title as not run, never drawn as an empty panel; a poison without a backdoor (e.g.
+    "none") is labelled "no backdoor" in the success panels.
+
+    Raises `UsageError` when `records` is empty."""
     if not records:
         raise UsageError("no poisoning records to plot")
     poisons = list(dict.fromkeys(r["poison"] for r in records))
-    settings = ("no defence", "PGD training")
-    fig, axes = plt.subplots(2, 2, figsize=(13, 7.5), sharey="row", squeeze=False)
-    width = 0.8 / len(_ROWS)
+    settings = [s for s in _SETTINGS if any(r["setting"] == s for r in records)]
+    missing = [s for s in _SETTINGS if s not in settings]
+    # only the rows that ran get a slot: absent rows left gaps between the bars
+    rows = [row for row in _ROWS if any(r["row"] == row for r in records)]
+    fig, axes = plt.subplots(2, len(settings), figsize=(6.5 * len(settings) + 1, 7.5),
+                             sharey="row", squeeze=False)
+    width = 0.8 / len(rows)
     colours = plt.get_cmap("tab10")
     # {row: seed counts of its bars, over every panel}: one legend entry per row
     row_seeds: dict[str, set[int]] = {}
@@ -49,7 +61,7 @@ def poison_bars(records: Sequence[dict], *, fraction: float, title: str = ""):
         for i, (key, label) in enumerate((("clean_accuracy", "clean test accuracy (%)"),
                                           ("attack_success_rate", "attack success rate (%)"))):
             ax = axes[i][j]
-            for k, row in enumerate(_ROWS):
+            for k, row in enumerate(rows):
                 xs, means, lows, highs, seeds = [], [], [], [], set()
                 for p, poison in enumerate(poisons):
                     frac = 0.0 if poison == "none" else fraction
@@ -58,15 +70,21 @@ def poison_bars(records: Sequence[dict], *, fraction: float, title: str = ""):
                     if not chosen:
                         continue
                     m, lo, hi = _stats([r[key] for r in chosen])
-                    xs.append(p + (k - 1.5) * width)
+                    xs.append(p + (k - (len(rows) - 1) / 2) * width)
                     means.append(m)
                     lows.append(m - lo)
                     highs.append(hi - m)
                     seeds.add(len(chosen))
                 if xs:
-                    ax.bar(xs, means, width=width, color=colours(k),
+                    ax.bar(xs, means, width=width, color=colours(_ROWS.index(row)),
                            yerr=[lows, highs], capsize=2)
                     row_seeds.setdefault(row, set()).update(seeds)
+            if i == 1:  # a poison with no backdoor has no success rate: say so, not a gap
+                for p, poison in enumerate(poisons):
+                    if not any(key in r for r in _select(records, poison=poison,
+                                                         setting=setting)):
+                        ax.text(p, 50, "no backdoor", ha="center", va="center", fontsize=8,
+                                color="grey")
             ax.set_xticks(range(len(poisons)))
             ax.set_xticklabels(poisons, fontsize=8)
             ax.set_xlim(-0.5, len(poisons) - 0.5)  # every panel's poisons at the same places
@@ -78,14 +96,17 @@ def poison_bars(records: Sequence[dict], *, fraction: float, title: str = ""):
             ax.grid(axis="y", alpha=0.3)
     # below the panels (bars near 100% leave no room inside), one entry per row: the seeds
     # behind its bars (a poison's headline cells have 3, the rest 1)
-    handles = [Patch(color=colours(k), label=f"{_LABELS[row]} "
+    handles = [Patch(color=colours(_ROWS.index(row)), label=f"{_LABELS[row]} "
                      f"({' or '.join(map(str, sorted(row_seeds[row])))} seed"
                      f"{'s' if max(row_seeds[row]) > 1 else ''} per bar)")
-               for k, row in enumerate(_ROWS) if row in row_seeds]
+               for row in rows if row in row_seeds]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8,
                frameon=False)
-    fig.suptitle(title or f"Poisoned training sets ({fraction:.0%} poisoned): clean accuracy "
-                          "and backdoor success per defence", fontsize=10)
+    heading = title or (f"Poisoned training sets ({fraction:.0%} poisoned): clean accuracy "
+                        "and backdoor success per defence")
+    if missing:
+        heading += f"\n({', '.join(missing)}: not run at this profile)"
+    fig.suptitle(heading, fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))
     return fig
 
