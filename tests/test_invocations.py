@@ -22,7 +22,20 @@ def test_an_interrupted_invocation_resumed_at_another_commit_and_a_notebook_reru
     text = invocation_summary(read_invocations(tmp_path))
     assert "2 invocations (1 of them interrupted, then resumed by the next)" in text
     assert "at commits aaaaaaa, bbbbbbb." in text
-    assert text.endswith("Re-run after them: notebooks 07-data-poisoning.")
+    assert text.endswith("Re-run after them: notebooks 07-data-poisoning at commit ccccccc.")
+
+
+def test_a_notebook_rerun_that_failed_before_it_ended_is_not_listed(tmp_path):
+    """A re-run that stopped at a missing data root, then the same re-run that ended: the index
+    listed 'notebooks 07-data-poisoning' twice."""
+    log_start(tmp_path, items_done=0, items=25, commit="a" * 40, dirty=False)
+    log_end(tmp_path, wall_seconds=7000.0)
+    for _ in range(2):
+        log_start(tmp_path, items_done=25, items=25, commit="c" * 40, dirty=False,
+                  what="notebooks 07-data-poisoning")
+    log_end(tmp_path, wall_seconds=45.0)
+    text = invocation_summary(read_invocations(tmp_path))
+    assert text.endswith("Re-run after them: notebooks 07-data-poisoning at commit ccccccc.")
 
 
 def test_a_fresh_start_begins_the_count_again_and_bad_lines_are_skipped(tmp_path):

@@ -60,7 +60,7 @@ def read_invocations(runs_dir) -> list[dict]:
 def invocation_summary(events: list[dict]) -> str:
     """One sentence: how many study commands made these runs since the last one that started
     on an empty runs folder, how many of them were interrupted, at which commits, and the
-    notebook-only re-runs after them."""
+    notebook-only re-runs after them that ended (with their commits)."""
     starts = [i for i, e in enumerate(events) if e.get("event") == "start"]
     if not starts:
         return "The study commands that made these runs were not recorded."
@@ -73,7 +73,12 @@ def invocation_summary(events: list[dict]) -> str:
             "plan and notebooks"
 
     plans = [e for e in mine if is_plan(e)]
-    reruns = [e["what"] for e in mine if e.get("event") == "start" and not is_plan(e)]
+    # a notebook-only re-run counts once it ended: one that failed (e.g. its data missing)
+    # wrote nothing the index reports and is followed by another start, not by an end
+    reruns = list(dict.fromkeys(
+        f"{e['what']} at commit {str(e.get('commit', 'unknown'))[:7]}"
+        for e, nxt in zip(mine, mine[1:])
+        if e.get("event") == "start" and not is_plan(e) and nxt.get("event") == "end"))
     # interrupted: a start followed by another start before any end (the last start, with
     # nothing after it, is the invocation writing this index: it has not ended yet)
     interrupted = sum(is_plan(e) and nxt.get("event") == "start" for e, nxt in zip(mine, mine[1:]))
