@@ -1,11 +1,18 @@
-"""Bad input answered like a tool (issue 17): the real command line, from a scratch folder, in a
-subprocess. Every user mistake gets one line on stderr naming the problem and the value given,
-exit code 2 for usage errors and 1 for data or file errors, and no traceback unless --debug.
+"""Bad input answered like a tool (issue 17): the command line's entry point (`dfl_lib.__main__`
+.main, argparse included) from a scratch folder. Every user mistake gets one line on stderr
+naming the problem and the value given, exit code 2 for usage errors and 1 for data or file
+errors, and no traceback unless --debug.
+
+Most cases call `main` in this process (a subprocess per case imported torch again: 4-5 s
+each, two minutes of the suite); the real `python -m dfl_lib` runs in a subprocess where the
+process itself is what is tested: argparse's own exit, --debug's traceback, Ctrl-C.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import gzip
+import io
 import os
 import signal
 import struct
@@ -15,17 +22,50 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _cli(*args, cwd: Path, data: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT),
-           "DFL_CACHE_DIR": str(cwd / "cache")}
+def _env(cwd: Path, data: Path | None) -> dict:
+    env = {"OMP_NUM_THREADS": "1", "DFL_CACHE_DIR": str(cwd / "cache")}
     if data is not None:
         env["DFL_DATA_DIR"] = str(data)
+    return env
+
+
+def _subprocess_cli(*args, cwd: Path, data: Path | None = None) -> subprocess.CompletedProcess:
+    """The real `python -m dfl_lib`, in its own process."""
+    env = {**os.environ, **_env(cwd, data), "PYTHONPATH": str(ROOT)}
+    if data is None:
+        env.pop("DFL_DATA_DIR", None)
     return subprocess.run([sys.executable, "-m", "dfl_lib", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
+
+
+def _cli(*args, cwd: Path, data: Path | None = None) -> subprocess.CompletedProcess:
+    """`main(args)` in this process, from `cwd`, with the environment a subprocess would get;
+    its exit code (argparse's SystemExit included) and stderr as a CompletedProcess."""
+    from dfl_lib.__main__ import main
+
+    saved_env, saved_cwd, saved_threads = dict(os.environ), os.getcwd(), torch.get_num_threads()
+    os.environ.update(_env(cwd, data))
+    if data is None:
+        os.environ.pop("DFL_DATA_DIR", None)
+    err, out = io.StringIO(), io.StringIO()
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            try:
+                code = main(list(args))
+            except SystemExit as exit_:  # argparse's own usage errors
+                code = exit_.code
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        torch.set_num_threads(saved_threads)
+    return subprocess.CompletedProcess(["dfl_lib", *args], code, out.getvalue(), err.getvalue())
 
 
 def _assert_one_line(result, code: int, *needles: str):
@@ -58,6 +98,13 @@ USAGE = [  # (overrides, what the one line must name)
 ]
 
 
+def test_the_real_command_answers_a_usage_error_in_one_line(tmp_path):
+    """The process itself: `python -m dfl_lib` exits 2 with one line, no traceback."""
+    result = _subprocess_cli("train", "--profile", "smoke", "--set", "eps=2", "--quiet",
+                             cwd=tmp_path)
+    _assert_one_line(result, 2, "'eps'", "[0, 1]", "got 2")
+
+
 @pytest.mark.parametrize("overrides,needles", USAGE, ids=[" ".join(u[0]) for u in USAGE])
 def test_usage_errors_exit_2_in_one_line(overrides, needles, tmp_path):
     result = _cli("train", "--profile", "smoke", *overrides, "--quiet", cwd=tmp_path)
@@ -65,7 +112,8 @@ def test_usage_errors_exit_2_in_one_line(overrides, needles, tmp_path):
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    result = _cli("train", "--profile", "smoke", "--set", "eps=2", "--debug", cwd=tmp_path)
+    result = _subprocess_cli("train", "--profile", "smoke", "--set", "eps=2", "--debug",
+                             cwd=tmp_path)
     assert result.returncode != 0 and "Traceback" in result.stderr
     assert "UsageError" in result.stderr
 
