@@ -13,7 +13,7 @@ export DFL_DATA_DIR
 
 PROFILE ?= quick
 
-.PHONY: install test quick smoke study plan demo lab lab-screenshots bench gpu-check-data verify strip-notebooks clean-venv
+.PHONY: install test quick smoke study plan demo lab lab-screenshots bench gpu-check-data verify report strip-notebooks clean-venv
 
 install: $(VENV)/.installed
 
@@ -83,6 +83,10 @@ bench: install
 # (reports/<profile>/record/) alone, without runs/; fails on any mismatch
 verify: install
 	$(PY) -m dfl_lib verify
+
+# the study report, reports/README.md: every claim's verdict from the parts under reports/
+report: install
+	$(PY) -m dfl_lib report
 
 # the GPU check's inputs (studies/gpu_check.py): MNIST and the CIFAR-10 JPEG copy packed into
 # gpu-check-data/ (about 31 MiB), and the pinned torchattacks wheel into .whl/

@@ -1,4 +1,4 @@
-"""Command line: `python -m dfl_lib {train,evaluate,study,verify,data,demo} ...` (see dfl_lib/cli.py).
+"""Command line: `python -m dfl_lib {train,evaluate,study,verify,report,data,demo} ...` (see dfl_lib/cli.py).
 
 A user's mistake is answered in one line on stderr, like a tool: exit code 2 for a usage error
 (a value, name or setting the library cannot mean: `errors.UsageError`, and argparse's own), 1
@@ -24,6 +24,7 @@ from .figures.tables import format_accuracy_table
 from .runs.io import default_runs_root
 from .study.main import ROOT, StudyOptions, run_study
 from .study.record import RECORD, verify_record
+from .study.report import verify_study_report, write_study_report
 
 EXIT_USAGE, EXIT_DATA, EXIT_INTERRUPTED = 2, 1, 130
 
@@ -88,6 +89,9 @@ def _run(args) -> int:
             cluster=args.cluster))
     if args.command == "verify":
         return _verify(args.report)
+    if args.command == "report":
+        print(f"study report: {write_study_report(args.reports_dir or ROOT / 'reports')}")
+        return 0
     if args.command == "data":
         return _data(args.data_dir, download=args.download)
     if args.command == "demo":
@@ -138,6 +142,14 @@ def _verify(folders: list[str]) -> int:
         raise UsageError("no report with a record (reports/<profile>/record/index.json) found; "
                          "name one with --report")
     failed = 0
+    if not folders:  # every report: the study report too, against its parts
+        problems = verify_study_report(ROOT / "reports")
+        print(f"{ROOT / 'reports' / 'README.md'}: " + (
+            "every verdict matches its part's metrics" if not problems else
+            f"{len(problems)} mismatches (re-write it: python -m dfl_lib report)"))
+        for line in problems[:50]:
+            print(f"  {line}")
+        failed += bool(problems)
     for folder in reports:
         problems = verify_record(folder)
         print(f"{folder}: " + ("every table number, verdict and check re-derived from its "

@@ -5,6 +5,7 @@
     python -m dfl_lib demo     --profile quick
     python -m dfl_lib study    --profile quick    # the notebook study -> reports/quick/
     python -m dfl_lib verify   --report reports/quick   # its numbers re-derived from its record
+    python -m dfl_lib report                      # reports/README.md, every part's verdicts
     python -m dfl_lib data     --download         # MNIST, Fashion-MNIST, CIFAR-10 into ./data
 
 `train` trains (or reuses, or resumes) the run the config describes; `evaluate` loads that run
@@ -107,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--report", action="append", default=[], metavar="FOLDER",
                         help="a report folder (repeatable; default: every reports/*/ with a "
                              "record)")
+    report = command("report", help="write the study report, reports/README.md: every "
+                            "claim's verdict gathered from the parts under reports/")
+    report.add_argument("--reports-dir", default=None, metavar="FOLDER",
+                        help="the reports folder (default: the project's reports/)")
     demo = command("demo", help="MNIST: an undefended ResNet-18 and DFL + PCL with PGD "
                           "training, under the paper's and strong attacks")
     demo.add_argument("--profile", default="quick", choices=sorted(PROFILES))

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..device import resolve_device
 from ..errors import UsageError
 from ..runs import io as runio
-from . import cpu_speed, index, record, runner
+from . import cpu_speed, index, record, report, runner
 from .estimate import H100_BF16_PEAK, RATES
 from .invocations import (invocation_summary, invocation_wall, log_end, log_start,
                           read_invocations)
@@ -84,6 +84,7 @@ def run_study(args: StudyOptions) -> int:
     if args.index_only:
         print(f"index: {_index(args, runs_dir, out_dir)}")
         _record(args, runs_dir, out_dir)
+        _study_report(out_dir)
         return 0
     only = tuple(args.notebooks) or None
     _log_start(args, runs_dir, only=only, machine=_machine(args, workers=workers,
@@ -107,6 +108,7 @@ def run_study(args: StudyOptions) -> int:
     if only is None:
         print(f"index: {_index(args, runs_dir, out_dir)}")
         _record(args, runs_dir, out_dir)
+        _study_report(out_dir)
     wall = time.perf_counter() - start
     log_end(runs_dir, wall_seconds=wall)
     print(f"study wall time (this invocation) {wall:.0f} s")
@@ -186,6 +188,14 @@ def _record(args: StudyOptions, runs_dir: Path, out_dir: Path) -> None:
         folder = record.write_record(args.profile, runs_dir=runs_dir, out_dir=out_dir,
                                      data_root=args.data_dir, device=args.device)
         print(f"record: {folder}")
+
+
+def _study_report(out_dir: Path) -> None:
+    """A part of the study written under reports/ changes the study report's verdicts: write
+    reports/README.md again (`study.report`). A report folder elsewhere leaves it alone."""
+    if out_dir.resolve().parent == (ROOT / "reports").resolve() and \
+            out_dir.name in dict(report.PARTS):
+        print(f"study report: {report.write_study_report(out_dir.parent)}")
 
 
 def _index(args: StudyOptions, runs_dir: Path, out_dir: Path) -> Path:

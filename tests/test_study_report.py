@@ -1,0 +1,106 @@
+"""The study report (reports/README.md, issue 38 item 2): every claim's verdict gathered from
+whichever part of the study ran its cells, with the part and commit; the committed page says
+what the committed parts say."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dfl_lib.errors import UsageError
+from dfl_lib.paper.claims import claims
+from dfl_lib.study.report import (NOT_TESTABLE, gather_claims, study_report_lines,
+                                  verify_study_report, write_study_report)
+
+ROOT = Path(__file__).resolve().parents[1]
+PARTS = (("alpha", "the first part"), ("beta", "the second part"))
+
+
+def _verdict(claim, verdict, *, estimate=None, reason="", rows=1, seeds=3):
+    return {"claim": claim, "verdict": verdict, "estimate": estimate,
+            "low": None if estimate is None else estimate - 1,
+            "high": None if estimate is None else estimate + 1, "seeds": seeds, "n": 500,
+            "reason": reason, "rows": {f"r{i}": {} for i in range(rows)},
+            "numbers": f"{estimate} points" if estimate is not None else ""}
+
+
+def _part(root: Path, part: str, notebook: str, verdicts: list[dict], commit: str):
+    folder = root / part / notebook
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps(
+        {"verdicts": verdicts, "provenance": {"git_commit": commit}}))
+    (root / part / f"{notebook}.ipynb").write_text("{}")
+
+
+def test_a_tested_verdict_is_chosen_over_a_part_that_did_not_run_the_cells(tmp_path):
+    label = "table1_margins (no defence)"
+    _part(tmp_path, "alpha", "03-robustness-tables", [_verdict(
+        label, NOT_TESTABLE, reason="the dfl cells are not trained at alpha")], "a" * 40)
+    _part(tmp_path, "beta", "03-robustness-tables", [_verdict(
+        label, "not reproduced", estimate=-3.6)], "b" * 40)
+    (row,) = [r for r in gather_claims(tmp_path, parts=PARTS) if r["claim"] == label]
+    assert row["chosen"]["part"] == "beta" and row["chosen"]["commit"] == "bbbbbbb"
+    assert row["chosen"]["verdict"] == "not reproduced" and row["others"] == []
+    line = next(li for li in study_report_lines(tmp_path, parts=PARTS)
+                if li.startswith(f"| {label}"))
+    assert "**not reproduced**" in line and "-3.6 [-4.6, -2.6]" in line
+    assert "[beta](beta/03-robustness-tables.ipynb) at bbbbbbb" in line
+
+
+def test_a_second_tested_verdict_is_shown_beside_the_chosen_one(tmp_path):
+    label = "table1_margins (adversarial training)"
+    _part(tmp_path, "alpha", "03-robustness-tables",
+          [_verdict(label, "not reproduced", estimate=-0.1, rows=2)], "a" * 40)
+    _part(tmp_path, "beta", "03-robustness-tables",
+          [_verdict(label, "not reproduced", estimate=-0.6, rows=3)], "b" * 40)
+    (row,) = [r for r in gather_claims(tmp_path, parts=PARTS) if r["claim"] == label]
+    assert row["chosen"]["part"] == "beta"  # it compared more rows
+    line = next(li for li in study_report_lines(tmp_path, parts=PARTS)
+                if li.startswith(f"| {label}"))
+    assert "also alpha: not reproduced -0.1 [-1.1, +0.9]" in line
+
+
+def test_below_regime_is_the_reason_given_over_not_run(tmp_path):
+    label = "table2_no_defence_margin"
+    _part(tmp_path, "alpha", "03-robustness-tables", [_verdict(
+        label, NOT_TESTABLE, reason="this profile's plan has no CIFAR-10 cells")], "a" * 40)
+    _part(tmp_path, "beta", "03-robustness-tables", [_verdict(
+        label, NOT_TESTABLE, reason="below regime: dfl_pcl 37.3% clean (floor 70%)")],
+        "b" * 40)
+    (row,) = [r for r in gather_claims(tmp_path, parts=PARTS) if r["claim"] == label]
+    assert row["chosen"]["reason"].startswith("below regime")
+
+
+def test_every_claim_has_a_row_with_a_verdict_or_a_reason(tmp_path):
+    _part(tmp_path, "alpha", "03-robustness-tables", [], "a" * 40)
+    lines = study_report_lines(tmp_path, parts=PARTS)
+    table = [li for li in lines if li.startswith("| ") and not li.startswith("| claim")]
+    assert len(table) == len(claims())
+    for line in table:
+        cells = [c.strip() for c in line.split(" | ")]
+        assert cells[1].startswith("**") and (cells[1] != f"**{NOT_TESTABLE}**" or cells[5])
+
+
+def test_no_part_at_all_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="no part of the study found"):
+        gather_claims(tmp_path, parts=PARTS)
+
+
+def test_the_committed_study_report_says_what_its_parts_say():
+    assert verify_study_report(ROOT / "reports") == []
+
+
+def test_a_changed_verdict_in_a_part_is_a_mismatch(tmp_path):
+    copy = tmp_path / "reports"
+    shutil.copytree(ROOT / "reports", copy, ignore=shutil.ignore_patterns(
+        "record", "*.pdf", "*.png", "runs", "*.ipynb"))
+    write_study_report(copy)
+    assert verify_study_report(copy) == []
+    path = copy / "quick-full-pgd" / "03-robustness-tables" / "metrics.json"
+    metrics = json.loads(path.read_text())
+    for v in metrics["verdicts"]:
+        if v["claim"] == "table1_margins (adversarial training)":
+            v["verdict"] = "reproduced"
+    path.write_text(json.dumps(metrics))
+    problems = verify_study_report(copy)
+    assert problems and any("reproduced" in p for p in problems)
