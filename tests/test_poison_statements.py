@@ -35,7 +35,8 @@ def test_detection_statement_names_a_single_seed_and_ignores_other_poisons():
     records = [_record("resnet", 0, auroc=0.6), _record("dfl", 0, auroc=0.9),
                _record("resnet", 0, auroc=0.1, poison="label_flip")]
     text = detection_statement(records, poison="badnets", fraction=0.1)
-    assert "DFL only: easier to detect (1 seed)" in text and "0.10" not in text
+    assert "DFL only: not testable here (1 seed: a difference needs 3)" in text
+    assert "0.10" not in text
     assert detection_statement(records, poison="clean_label", fraction=0.1) == ""
 
 
@@ -43,7 +44,7 @@ def test_poison_effects_and_statements_from_masks(tmp_path):
     rng = np.random.default_rng(0)
     records = []
     for row, p_clean, p_asr in (("resnet", 0.80, 0.95), ("dfl_pcl", 0.99, 0.10)):
-        for seed in (0, 1):
+        for seed in (0, 1, 2):
             folder = tmp_path / f"{row}-{seed}"
             folder.mkdir()
             np.save(folder / "clean.npy", rng.random(400) < p_clean)
@@ -61,7 +62,24 @@ def test_poison_effects_and_statements_from_masks(tmp_path):
     assert by[("badnets", "attack success rate")]["high"] < 0
     text = poison_statements(effects, records, fraction=0.1)
     assert len(text) == 2 and "the backdoor succeeds on 95.0%" in text[0]
-    assert "DFL + PCL: harder to detect (2 seeds)" in text[1]
+    assert "DFL + PCL: harder to detect (3 seeds)" in text[1]
+
+
+def test_a_one_seed_poisoning_effect_reads_not_testable(tmp_path):
+    """Issue 39: the quick report stated "mitigates" (+20.2 points) and "worsens" (-20.0) from
+    one seed while the one 3-seed cell swung 10.8-27.8% between seeds."""
+    rng = np.random.default_rng(2)
+    records = []
+    for row, p_clean in (("resnet", 0.70), ("dfl", 0.95)):
+        folder = tmp_path / row
+        folder.mkdir()
+        np.save(folder / "clean.npy", rng.random(400) < p_clean)
+        records.append(_record(row, 0, poison="adversarial", clean=100 * p_clean, masks=folder))
+        records.append(_record(row, 0, poison="none", fraction=0.0, clean=99.0, masks=folder))
+    (effect,) = [e for e in poison_effects(records, fraction=0.1, n_boot=50)
+                 if e["poison"] == "adversarial"]
+    assert effect["answer"] == "not testable here (1 seed: an effect needs 3)"
+    assert effect["effect"] > 20  # the number is still shown, beside the reason
 
 
 def test_untrained_references_make_the_answer_not_testable(tmp_path):
@@ -83,7 +101,7 @@ def test_a_backdoor_that_did_not_take_hold_makes_its_mitigation_not_testable(tmp
     rng = np.random.default_rng(1)
     records = []
     for row in ("resnet", "dfl_pcl"):
-        for seed in (0, 1):
+        for seed in (0, 1, 2):
             folder = tmp_path / f"{row}-{seed}"
             folder.mkdir()
             np.save(folder / "clean.npy", rng.random(400) < 0.98)
@@ -92,7 +110,7 @@ def test_a_backdoor_that_did_not_take_hold_makes_its_mitigation_not_testable(tmp
                                    masks=folder))
         records.append(_record(row, 0, poison="none", fraction=0.0, clean=98.0, masks=folder))
     effects = poison_effects(records, fraction=0.1, n_boot=100)
-    by = {e["measure"]: e["answer"] for e in effects}
+    by = {e["measure"]: e["answer"] for e in effects if e["poison"] == "clean_label"}
     assert by["attack success rate"].startswith("not testable here (the backdoor did not take "
                                                 "hold: 0.2% success")
     assert not by["clean accuracy"].startswith("not testable")
@@ -103,7 +121,8 @@ def test_a_backdoor_that_did_not_take_hold_makes_its_mitigation_not_testable(tmp
         if "attack_success_rate" in r:
             r["attack_success_rate"] = 95.0
     assert not any(e["answer"].startswith("not testable")
-                   for e in poison_effects(records, fraction=0.1, n_boot=100))
+                   for e in poison_effects(records, fraction=0.1, n_boot=100)
+                   if e["poison"] == "clean_label")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import pytest
 from dfl_lib.errors import UsageError
 from dfl_lib.figures.tables import comparison_markdown, records_markdown
 from dfl_lib.paper.claims import claim, claims, paper_effect
-from dfl_lib.paper.intervals import OUTCOMES, bootstrap_effect, outcome
+from dfl_lib.paper.intervals import OUTCOMES, effect_interval, outcome
 from dfl_lib.paper.regime import regime_reason
 from dfl_lib.paper.verdicts import claim_verdict, depth_statement, verdict_lines
 
@@ -64,8 +64,8 @@ def test_seed_variance_widens_the_interval():
                        "mustafa": [0.50] * 3}, c)
     spread = _samples({"dfl_pcl": [0.80, 0.90, 0.99], "resnet": [0.88] * 3,
                        "mustafa": [0.50] * 3}, c)
-    _, lo1, hi1 = bootstrap_effect(steady, effect=c.effect)
-    _, lo2, hi2 = bootstrap_effect(spread, effect=c.effect)
+    _, lo1, hi1 = effect_interval(steady, effect=c.effect)
+    _, lo2, hi2 = effect_interval(spread, effect=c.effect)
     assert hi2 - lo2 > 2 * (hi1 - lo1)
 
 
@@ -77,8 +77,8 @@ def test_pairing_on_the_same_images_narrows_a_difference():
     paired = {"pcl": {0: better}, "dfl": {0: base}}
     shuffled = {"pcl": {0: {k: rng.permutation(v) for k, v in better.items()}},
                 "dfl": {0: base}}
-    _, lo_p, hi_p = bootstrap_effect(paired, effect=c.effect)
-    _, lo_s, hi_s = bootstrap_effect(shuffled, effect=c.effect)
+    _, lo_p, hi_p = effect_interval(paired, effect=c.effect)
+    _, lo_s, hi_s = effect_interval(shuffled, effect=c.effect)
     assert hi_p - lo_p < 0.6 * (hi_s - lo_s)
     assert lo_p > 0  # the paired difference is decisive
 
@@ -87,10 +87,10 @@ def test_bootstrap_refuses_unpaired_seeds_and_lengths():
     c = claim("table5_pcl_adversarial")
     rng = np.random.default_rng(0)
     with pytest.raises(UsageError, match="paired by seed"):
-        bootstrap_effect({"pcl": {0: {k: _mask(.5, 10, rng) for k in c.cells}},
+        effect_interval({"pcl": {0: {k: _mask(.5, 10, rng) for k in c.cells}},
                           "dfl": {1: {k: _mask(.5, 10, rng) for k in c.cells}}}, effect=c.effect)
     with pytest.raises(UsageError, match="same images"):
-        bootstrap_effect({"pcl": {0: {k: _mask(.5, 10, rng) for k in c.cells}},
+        effect_interval({"pcl": {0: {k: _mask(.5, 10, rng) for k in c.cells}},
                           "dfl": {0: {k: _mask(.5, 12, rng) for k in c.cells}}}, effect=c.effect)
 
 

@@ -1,5 +1,5 @@
 """A verdict per claim of the paper: our effect with an interval that holds seed and image noise
-(`intervals.bootstrap_effect`), held against the effect the paper claims (`claims.Claim`), and the
+(`intervals.effect_interval`), held against the effect the paper claims (`claims.Claim`), and the
 outcome where the interval lies (`intervals.outcome`): "reproduced", "inconclusive", "direction
 only", "not reproduced", or "not testable here" with the reason (`regime`: a run that did not
 train, a profile below the field's regime, too few seeds, a run the profile does not make).
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from .claims import Claim, paper_effect
 from .comparison import NOT_RUN  # cells no profile runs (Dynamic without attacks)
-from .intervals import OUTCOMES, bootstrap_effect, outcome
+from .intervals import INTERVAL_METHOD, OUTCOMES, effect_interval, outcome
 from .regime import REGIMES, untrained_reason
 
 __all__ = ["claim_verdict", "strong_attack_check", "verdict_lines", "depth_statement",
@@ -45,7 +45,7 @@ def _common_seeds(samples: dict, rows) -> list:
 
 
 def claim_verdict(c: Claim, *, samples: dict | None = None, clean: dict | None = None,
-                  regime: str = "", min_seeds: int = 3, n_boot: int = 2000,
+                  regime: str = "", min_seeds: int = 3, n_boot: int = 200,
                   unavailable: str = "") -> dict:
     """The verdict on claim `c` from our evidence.
 
@@ -97,11 +97,12 @@ def claim_verdict(c: Claim, *, samples: dict | None = None, clean: dict | None =
     part = {row: {s: {cell: samples[row][s][cell] for cell in c.cells} for s in seeds}
             for row in (c.ours, *usable)}
     kept = Claim(**{**c.__dict__, "baselines": tuple(usable)})
-    est, low, high = bootstrap_effect(part, effect=kept.effect, n_boot=n_boot)
+    est, low, high = effect_interval(part, effect=kept.effect, n_boot=n_boot)
     first = next(iter(part[c.ours][seeds[0]].values()))
     n = first[1] if isinstance(first, tuple) else len(first)
     verdict = outcome(low=low, high=high, claimed=c.threshold)
     v = {**v, "estimate": est, "low": low, "high": high, "seeds": len(seeds), "n": n,
+         "interval": INTERVAL_METHOD,
          "rows": {row: {cell: 100.0 * sum(_frac(part[row][s][cell]) for s in seeds) / len(seeds)
                         for cell in c.cells} for row in part}}
     reason = ""
@@ -128,7 +129,18 @@ def _numbers(v: dict, c: Claim) -> str:
             f"claimed {'>= ' + format(c.threshold, 'g') if c.threshold else '> 0'}")
     if v["paper_effect"] is not None:
         text += f"; the paper's own numbers give {v['paper_effect']:+.2f}"
-    return text
+    return text + equivalence(high=v["high"], claimed=c.threshold)
+
+
+def equivalence(*, high: float, claimed: float) -> str:
+    """The interval's upper end as an equivalence statement where it lies below the claimed
+    effect (points, in the claim's direction): "; any effect above +0.5 points is excluded"
+    (or "any positive effect" where the whole interval is at or below zero); "" otherwise."""
+    if high >= claimed and claimed > 0 or (claimed == 0 and high > 0):
+        return ""
+    if high <= 0:
+        return "; any positive effect is excluded"
+    return f"; any effect above {high:+.1f} points is excluded"
 
 
 def strong_attack_check(*, pgd10: float, strongest: float, n: int, name: str,

@@ -181,11 +181,13 @@ def findings(out_dir) -> list[str]:
         checks += m.get("checks", [])
     lines = ["## Findings", "",
              "Each claim of the paper, tested against the effect it claims: our effect in points "
-             "(positive in the claim's direction) with a 95% bootstrap interval over seeds and "
-             "test images; **reproduced** (the interval excludes zero and reaches the claim), "
-             "**direction only** (excludes zero, below the claim), **inconclusive** (covers "
-             "both), **not reproduced** (below the claim, not excluding zero), **not testable "
-             "here** (with the reason).", ""]
+             "(positive in the claim's direction) with a 95% interval over seeds and test images "
+             "(the method each verdict used is named in its notebook's metrics: a t interval on "
+             "per-seed effects since issue 39); **reproduced** (the interval excludes zero and "
+             "reaches the claim), **direction only** (excludes zero, below the claim), "
+             "**inconclusive** (covers both), **not reproduced** (below the claim, not "
+             "excluding zero, or pointing the other way), **not testable here** (with the "
+             "reason).", ""]
     lines += [f"- {_plain(s)}" for s in statements]
     lines += ["", "| claim | verdict | ours: effect [95% interval] | claimed | the paper's own "
               "numbers | why / note |", "|---|---|---|---|---|---|"]

@@ -55,6 +55,9 @@ NOT_TESTABLE = "not testable here"
 CAVEATS = {"depth": "judged on final clean validation accuracy of 5,000-image runs near the "
                     "ceiling, not on the paper's quantities (loss and error under PGD): not yet "
                     "a sound test of the depth thesis"}
+# a verdict made before the t interval (`paper.intervals.effect_interval`) names no method
+OLD_INTERVAL = ("its interval is the earlier two-level percentile bootstrap, which under-covers "
+                "at 3 seeds (issue 39); the part's next run re-makes it with the t interval")
 # reasons that say only that a part did not run the cells (another part may have)
 _ABSENT = ("no notebook of this profile", "plan has no", "not trained at", "not run at this "
            "profile", "is not run at")
@@ -170,6 +173,8 @@ def study_report_lines(reports_root, *, parts=PARTS) -> list[str]:
         if r["inconsistency"] and r["inconsistency"] not in reason:
             reason += ("; " if reason else "") + "the paper's own numbers: " + \
                 r["inconsistency"]
+        if v and v.get("estimate") is not None and "interval" not in v:
+            reason += ("; " if reason else "") + OLD_INTERVAL
         if r["kind"] in CAVEATS and v and v["verdict"] != NOT_TESTABLE:
             reason += ("; " if reason else "") + CAVEATS[r["kind"]]
         if r["others"]:
