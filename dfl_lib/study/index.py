@@ -316,6 +316,7 @@ def write_index(profile: str, *, out_dir, plan_seconds: dict[str, float],
     lines += ["", "| plan item | measured (s) |", "|---|---|"]
     # plan keys hold "|" ("mnist | resnet18 | no defence"): escaped, or the row splits into cells
     lines += [f"| {_cell(k)} | {s:.0f} |" for k, s in plan_seconds.items()]
+    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "README.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -105,13 +105,14 @@ def run_study(args: StudyOptions) -> int:
     except index.NotebookFailed as err:
         print(err, file=sys.stderr)
         return 1
-    if only is None:
-        print(f"index: {_index(args, runs_dir, out_dir)}")
-        _record(args, runs_dir, out_dir)
-        _study_report(out_dir)
     wall = time.perf_counter() - start
     log_end(runs_dir, wall_seconds=wall)
     print(f"study wall time (this invocation) {wall:.0f} s")
+    # after the end is logged (the index lists this invocation, a notebook re-run included),
+    # and after a notebook re-run too: its verdicts change the index and the study report
+    print(f"index: {_index(args, runs_dir, out_dir)}")
+    _record(args, runs_dir, out_dir)
+    _study_report(out_dir)
     return 0
 
 
