@@ -13,7 +13,7 @@ export DFL_DATA_DIR
 
 PROFILE ?= quick
 
-.PHONY: install test quick smoke study plan demo lab lab-screenshots bench gpu-check-data verify report strip-notebooks clean-venv
+.PHONY: install test quick smoke study plan demo lab lab-screenshots bench gpu-check-data verify report site strip-notebooks clean-venv
 
 install: $(VENV)/.installed
 
@@ -83,6 +83,10 @@ bench: install
 # (reports/<profile>/record/) alone, without runs/; fails on any mismatch
 verify: install
 	$(PY) -m dfl_lib verify
+
+# the reports as a static site (site/index.html; tests/test_site.py opens it in Chromium)
+site: install
+	$(PY) -m dfl_lib site --out site
 
 # the study report, reports/README.md: every claim's verdict from the parts under reports/
 report: install

@@ -1,4 +1,4 @@
-"""Command line: `python -m dfl_lib {train,evaluate,study,verify,report,data,demo} ...` (see dfl_lib/cli.py).
+"""Command line: `python -m dfl_lib {train,evaluate,study,verify,report,site,data,demo} ...` (see dfl_lib/cli.py).
 
 A user's mistake is answered in one line on stderr, like a tool: exit code 2 for a usage error
 (a value, name or setting the library cannot mean: `errors.UsageError`, and argparse's own), 1
@@ -25,6 +25,7 @@ from .runs.io import default_runs_root
 from .study.main import ROOT, StudyOptions, run_study
 from .study.record import RECORD, verify_record
 from .study.report import verify_study_report, write_study_report
+from .study.site import build_site
 
 EXIT_USAGE, EXIT_DATA, EXIT_INTERRUPTED = 2, 1, 130
 
@@ -89,6 +90,10 @@ def _run(args) -> int:
             cluster=args.cluster))
     if args.command == "verify":
         return _verify(args.report)
+    if args.command == "site":
+        index = build_site(args.reports_dir or ROOT / "reports", args.out)
+        print(f"site: {index.resolve()} (open it in a browser)")
+        return 0
     if args.command == "report":
         print(f"study report: {write_study_report(args.reports_dir or ROOT / 'reports')}")
         return 0

@@ -6,6 +6,7 @@
     python -m dfl_lib study    --profile quick    # the notebook study -> reports/quick/
     python -m dfl_lib verify   --report reports/quick   # its numbers re-derived from its record
     python -m dfl_lib report                      # reports/README.md, every part's verdicts
+    python -m dfl_lib site --out site             # the reports as a static site: site/index.html
     python -m dfl_lib data     --download         # MNIST, Fashion-MNIST, CIFAR-10 into ./data
 
 `train` trains (or reuses, or resumes) the run the config describes; `evaluate` loads that run
@@ -112,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "claim's verdict gathered from the parts under reports/")
     report.add_argument("--reports-dir", default=None, metavar="FOLDER",
                         help="the reports folder (default: the project's reports/)")
+    site = command("site", help="build the study's static site (the study report, every "
+                        "part's page and executed notebook as HTML) from reports/")
+    site.add_argument("--out", default="site", metavar="FOLDER",
+                      help="where to build it (replaced; default: site/)")
+    site.add_argument("--reports-dir", default=None, metavar="FOLDER",
+                      help="the reports folder (default: the project's reports/)")
     demo = command("demo", help="MNIST: an undefended ResNet-18 and DFL + PCL with PGD "
                           "training, under the paper's and strong attacks")
     demo.add_argument("--profile", default="quick", choices=sorted(PROFILES))
