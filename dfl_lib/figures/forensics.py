@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import seaborn as sns
 
 from ..errors import UsageError
 from ..paper.comparison import ROW_LABELS
@@ -24,11 +25,14 @@ def forensics_heatmap(records: Sequence[dict], *, title: str = ""):
     """One panel per setting (no defence, PGD training): rows are the evaluations (the paper's
     printed numbers first, then the honest one, then each flaw), columns the (model, attack)
     cells; colour and number: accuracy (%) on 0-100; a cell whose 95% interval holds the
-    paper's number is outlined; blank where a flaw does not apply."""
+    paper's number is outlined; blank where a flaw does not apply. Drawn with seaborn's
+    annotated heatmap."""
     if not records:
         raise UsageError("no forensic records to plot")
     flaws = list(dict.fromkeys(r["flaw"] for r in records))
-    cells = [(row, col) for row in _ROWS for col in _COLUMNS]
+    # the models the records hold (quick evaluates no DFL-only model: no empty columns for it)
+    cells = [(row, col) for row in _ROWS if any(r["row"] == row for r in records)
+             for col in _COLUMNS]
     fig, axes = plt.subplots(1, 2, figsize=(16, 0.36 * len(flaws) + 2.6), sharey=True)
     for ax, setting in zip(axes, _SETTINGS):
         grid = np.full((len(flaws) + 1, len(cells)), np.nan)
@@ -40,25 +44,27 @@ def forensics_heatmap(records: Sequence[dict], *, title: str = ""):
             grid[0, j] = r["paper"]
             grid[flaws.index(r["flaw"]) + 1, j] = r["accuracy"]
             inside[flaws.index(r["flaw"]) + 1, j] = r["inside"]
-        image = ax.imshow(grid, vmin=0, vmax=100, cmap="viridis", aspect="auto")
-        for i, j in np.ndindex(grid.shape):
-            if np.isnan(grid[i, j]):
-                continue
-            ax.text(j, i, f"{grid[i, j]:.0f}", ha="center", va="center", fontsize=7,
-                    color="white" if grid[i, j] < 55 else "black",
-                    fontweight="bold" if i == 0 else "normal")
-            if inside[i, j]:
-                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False,
-                                           edgecolor="red", linewidth=1.6))
-        ax.axhline(0.5, color="white", linewidth=2)
-        ax.set_xticks(range(len(cells)),
-                      [f"{_ROWS[row]}\n{col}" for row, col in cells], fontsize=7)
-        ax.set_yticks(range(len(flaws) + 1), ["the paper (printed)"] + flaws, fontsize=7)
+        # seaborn's annotated heatmap: each cell's number in a colour readable on its shade
+        sns.heatmap(grid, ax=ax, vmin=0, vmax=100, cmap="viridis", cbar=False,
+                    mask=np.isnan(grid), annot=True, fmt=".0f", annot_kws={"fontsize": 7})
+        for text in ax.texts:  # the paper's printed numbers (the first row) in bold
+            if text.get_position()[1] < 1:
+                text.set_fontweight("bold")
+        for i, j in zip(*np.nonzero(inside)):
+            ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="red",
+                                       linewidth=1.6))
+        ax.axhline(1, color="white", linewidth=2)
+        ax.set_xticks(np.arange(len(cells)) + 0.5,
+                      [f"{_ROWS[row]}\n{col}" for row, col in cells], fontsize=7, rotation=0)
+        ax.set_yticks(np.arange(len(flaws) + 1) + 0.5, ["the paper (printed)"] + flaws,
+                      fontsize=7, rotation=0)
+        ax.tick_params(labelleft=ax is axes[0])  # the rows are the same in both panels
         n = next((r["n"] for r in records if r["setting"] == setting and r["flaw"] == "honest"),
                  None)
         ax.set_title(f"{setting}" + (f" (n = {n} test images)" if n else ""))
         ax.set_xlabel("model and the paper's column (robust accuracy, %)")
-    fig.colorbar(image, ax=axes, fraction=0.02, pad=0.01, label="accuracy (%)")
+    scale = plt.cm.ScalarMappable(cmap="viridis", norm=plt.Normalize(vmin=0, vmax=100))
+    fig.colorbar(scale, ax=axes, fraction=0.02, pad=0.01, label="accuracy (%)")
     fig.suptitle((title + "\n" if title else "") + "red outline: the paper's number lies inside "
                  "the cell's 95% Wilson interval", fontsize=9)
     return fig
