@@ -206,8 +206,8 @@ def test_calibration_the_papers_own_numbers_reproduce_every_claim_but_its_incons
 
 def test_every_claim_is_specified_and_untestable_ones_say_why():
     for c in claims():
-        assert c.kind in ("table", "depth", "rise", "none"), c.label
-        if c.kind == "none":
+        assert c.kind in ("table", "depth", "rise", "none", "pending"), c.label
+        if c.kind in ("none", "pending"):
             assert c.untestable
             v = claim_verdict(c)
             assert v["verdict"] == "not testable here" and v["reason"] == c.untestable
@@ -347,3 +347,33 @@ def test_the_adaptive_check_says_when_pgd50_leaves_nothing_to_compare(pairs, exp
     (check,) = adaptive_checks(_adaptive_cell(pairs))
     assert check["result"] == expected
     assert "seed 1: adaptive" in check["numbers"]
+
+
+def test_the_conclusions_75_and_55_are_table_1s_column_means():
+    """Issue 39: the Conclusion's "margins of approximately 75% and 55%" were marked untestable;
+    they are exact means over Table 1's three columns (DFL + PCL minus ResNet-50 without
+    adversarial training, minus Mustafa et al. with it), so they are judged like any margin."""
+    no_defence = claim("conclusion_margins_75_55 (no defence)")
+    adversarial = claim("conclusion_margins_75_55 (adversarial training)")
+    assert (no_defence.statistic, adversarial.statistic) == ("mean", "mean")
+    assert paper_effect(no_defence) == 75.5 and paper_effect(adversarial) == 55.56
+    # a mean, not the worst column: one column far below the claim does not decide it alone
+    acc = {"dfl_pcl": {"no defence | FGSM": 90.0, "no defence | PGD-10": 60.0,
+                       "no defence | C&W": 85.0},
+           "resnet": {"no defence | FGSM": 5.0, "no defence | PGD-10": 0.0,
+                      "no defence | C&W": 0.0}}
+    assert no_defence.effect(acc) == pytest.approx((85 + 60 + 85) / 3)
+
+
+def test_every_claim_row_of_the_index_has_a_verdict_or_its_own_reason(tmp_path):
+    """The index printed "no notebook of this profile evaluated it" for claims untestable by
+    nature and for claims not judged yet; each now prints its own reason."""
+    from dfl_lib.study.index import findings
+
+    lines = [li for li in findings(tmp_path) if li.startswith("| ") and "**" in li]
+    assert len(lines) == len(claims())
+    for c, line in zip(claims(), lines):
+        reason = line.split(" | ")[5]
+        assert reason.strip(" |"), c.label
+        if c.kind in ("none", "pending"):
+            assert c.untestable.split(":")[0] in reason, (c.label, reason)

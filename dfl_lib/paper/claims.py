@@ -5,13 +5,16 @@ tested claim or part of one, with the paper's sentence).
 Kinds of claim (the `kind` column):
 
     table   robust accuracy (%) in a table's cells: effect = min over the cells of (ours minus
-            the best of the baselines); cells are (setting, column) with setting "both" for
-            both training settings
+            the best of the baselines), or, where the `statistic` column says "mean", the mean
+            over the cells (a margin "of approximately 75%" averaged over a table's columns);
+            cells are (setting, column) with setting "both" for both training settings
     depth   final clean validation accuracy (%) of the depth study's PGD-trained runs (rows
             "resnet18", "resnet50+dfl", ...): effect = ours minus the best baseline
     rise    Figure 6a: (last minus first epoch's validation accuracy) of ours minus that of the
             baseline
     none    not testable by its nature; `untestable` says why
+    pending testable, measured (or measurable) by the study, but no verdict is computed for it
+            yet; `untestable` says what is measured where and what a verdict still needs
 
     for c in claims(): c.effect({row: {cell: accuracy %}})   # the claim's effect, points
     paper_effect(c)                                         # the same from the paper's numbers
@@ -25,7 +28,7 @@ from .numbers import _read, paper_table
 
 __all__ = ["Claim", "claims", "claim", "paper_effect", "KINDS"]
 
-KINDS = ("table", "depth", "rise", "none")
+KINDS = ("table", "depth", "rise", "none", "pending")
 _SETTINGS = ("no defence", "adversarial training")
 
 
@@ -44,8 +47,9 @@ class Claim:
     columns: tuple[str, ...]  # the paper's columns (table), "final" (depth), "first", "last"
     threshold: float     # the claimed effect, points, in the claim's direction (0: direction)
     inconsistency: str   # where the paper's own numbers contradict this sentence, "" if none
-    untestable: str      # kind "none": why no measurement can test it
+    untestable: str      # kind "none": why no measurement can test it; "pending": what a verdict needs
     note: str
+    statistic: str = "min"  # "min" or "mean" over the cells (kind "table")
 
     @property
     def label(self) -> str:
@@ -74,10 +78,11 @@ class Claim:
             def rise(row):
                 return acc[row]["last"] - acc[row]["first"]
             return rise(self.ours) - max(rise(b) for b in self.baselines)
-        if self.kind == "none":
+        if self.kind in ("none", "pending"):
             raise ValueError(f"{self.label} has no effect to measure: {self.untestable}")
-        return min(acc[self.ours][c] - max(acc[b][c] for b in self.baselines)
-                   for c in self.cells)
+        margins = [acc[self.ours][c] - max(acc[b][c] for b in self.baselines)
+                   for c in self.cells]
+        return sum(margins) / len(margins) if self.statistic == "mean" else min(margins)
 
 
 @functools.cache
@@ -91,7 +96,8 @@ def claims() -> tuple[Claim, ...]:
             ours=r["ours"], baselines=tuple(b for b in r["baselines"].split(";") if b),
             columns=tuple(c for c in r["columns"].split(";") if c),
             threshold=float(r["threshold"]) if r["threshold"] else 0.0,
-            inconsistency=r["inconsistency"], untestable=r["untestable"], note=r["note"]))
+            inconsistency=r["inconsistency"], untestable=r["untestable"], note=r["note"],
+            statistic=r.get("statistic") or "min"))
     return tuple(out)
 
 

@@ -61,7 +61,7 @@ def claim_verdict(c: Claim, *, samples: dict | None = None, clean: dict | None =
     becomes "not testable here". Returns the `_base` fields plus verdict, estimate, low, high
     (points), seeds, n (images per seed), reason, numbers (one line) and rows (accuracies %)."""
     v = _base(c)
-    if c.kind == "none":
+    if c.kind in ("none", "pending"):
         return _untestable(v, c.untestable)
     if unavailable:
         return _untestable(v, unavailable)

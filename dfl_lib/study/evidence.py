@@ -31,8 +31,9 @@ __all__ = ["table_samples", "table_verdicts", "depth_verdicts", "rise_verdicts",
 
 # Table 6's "ResNet" row is the proposed method on ResNet: our dfl_pcl cell
 _OUR_ROW = {"resnet_dfl_pcl": "dfl_pcl"}
-_ELSEWHERE = {"cifar10_jpeg": "the CIFAR-10 claims are tested at the gpu profile (its regime "
-                              "needs a GPU); this profile's plan has no CIFAR-10 cells",
+_ELSEWHERE = {"cifar10_jpeg": "not run yet: this profile's plan has no CIFAR-10 cells (the gpu "
+                              "profile and studies/gpu_check.py have them; CIFAR-10's regime "
+                              "needs a GPU)",
               "mnist": "this profile's plan has no MNIST cells"}
 
 

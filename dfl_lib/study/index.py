@@ -194,11 +194,15 @@ def findings(out_dir) -> list[str]:
     for c in claims():
         v = found.get(c.label)
         verdict = v["verdict"] if v else "not testable here"
-        reason = (v.get("reason") if v else "no notebook of this profile evaluated it") or ""
+        # a claim no notebook judged: its own reason where the claims file gives one (a claim
+        # untestable by nature, or one not judged yet), else that this profile did not
+        reason = (v.get("reason") if v else c.untestable
+                  or "no notebook of this profile evaluated it") or ""
         if c.inconsistency:
             reason = (reason + "; " if reason else "") + "the paper's own numbers: " + \
                 c.inconsistency
-        claimed = f">= {c.threshold:g}" if c.threshold else ("> 0" if c.kind != "none" else "-")
+        claimed = f">= {c.threshold:g}" if c.threshold else (
+            "> 0" if c.kind not in ("none", "pending") else "-")
         paper = v.get("paper_effect") if v else None
         lines.append(f"| {_cell(c.label)} ({_cell(c.where)}) | **{verdict}** | "
                      f"{_cell(_interval(v or {}))} | {claimed} | "

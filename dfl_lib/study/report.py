@@ -124,7 +124,7 @@ def _effect(v: dict | None) -> str:
 
 
 def _claimed(row: dict) -> str:
-    if row["kind"] == "none":
+    if row["kind"] in ("none", "pending"):
         return "-"
     return f">= {row['claimed']:g}" if row["claimed"] else "> 0"
 
