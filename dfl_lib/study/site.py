@@ -1,12 +1,12 @@
 """The study as a static site: the study report and every part's page as HTML, every executed
 notebook rendered by nbconvert (its figures inline), the other files copied beside them. Open
-`<out>/index.html` in a browser; no server or network is needed.
+index.html in the output folder in a browser; no server or network is needed.
 
     python -m dfl_lib site --out site     # (make site) from the project's reports/
 
 Markdown is rendered with nbconvert's own markdown filter (mistune, tables included); a link to
-`X.md` becomes `X.html` (a `README.md` becomes its folder's `index.html`), a link to `N.ipynb`
-becomes `N.html`, a link to a folder its `index.html`. tests/test_site.py opens the built site
+X.md becomes X.html (a README.md becomes its folder's index.html), a link to N.ipynb becomes
+N.html, a link to a folder its index.html. tests/test_site.py opens the built site
 in Chromium: every page loads, every figure decodes, every link resolves.
 """
 from __future__ import annotations
