@@ -216,7 +216,32 @@ def test_consistency_and_statement_from_records():
     by_row = {c["row"]: c for c in cells}
     assert by_row["dfl"]["matched_by"] == ["train-mode-bn"] and by_row["dfl"]["honest"] == 0.0
     assert by_row["resnet"]["matched_by"] == ["train-mode-bn"]  # 0% lies inside both there
-    assert "dfl PGD-10 59.6 by 'train-mode-bn'" in forensic_statement(summary, cells=cells)
+    text = forensic_statement(summary, cells=cells)
+    assert "dfl PGD-10 59.6 by 'train-mode-bn'" in text
+    assert text.index("resnet PGD-10") < text.index("dfl PGD-10")  # the ResNet's cells first
+
+
+def test_the_statement_names_the_printed_numbers_no_flaw_reproduces():
+    """Issue 39: 'consistent with the adversarial-training numbers' left out the plain ResNet's
+    cells (paper 57-60%, ours 90-93%), where the paper's +37 comes from."""
+    def cell(row, column, paper, honest, matched):
+        return {"setting": "adversarial training", "row": row, "column": column,
+                "table": "Table 1", "paper": paper, "honest": honest, "matched_by": matched}
+
+    cells = [cell("resnet", "PGD-10", 57.19, 90.4, []),
+             cell("dfl_pcl", "PGD-10", 98.31, 90.0, ["a", "b", "c"])]
+    summary = [{"flaw": "honest", "setting": "adversarial training", "cells": 2,
+                "cells_inside": 0, "dfl_cells": 1, "dfl_inside": 0, "distance": 20.0,
+                "consistent": False},
+               {"flaw": "a", "setting": "adversarial training", "cells": 1,
+                "cells_inside": 1, "dfl_cells": 1, "dfl_inside": 1, "distance": 0.3,
+                "consistent": True}]
+    text = forensic_statement(summary, setting="adversarial training", cells=cells)
+    assert "(1 of 2 cells: it does not apply to the plain ResNet's, whose printed numbers no " \
+        "flaw we tried reproduces)" in text
+    assert "no flaw we tried reproduces resnet PGD-10 57.19 (ours, honest: 90.4)" in text
+    assert "near the ceiling (printed >= 95%) many pipelines land on a cell (dfl_pcl PGD-10: " \
+        "3)" in text
 
 
 # --------------------------------------------------------------------------- kept apart
