@@ -114,6 +114,8 @@ PUBLIC = {
     "paper_vs_ours": ("figures.comparison", "the paper's cells beside ours"),
     "comparison_markdown": ("figures.tables", "a comparison table as markdown"),
     "records_markdown": ("figures.tables", "records as a markdown table"),
+    "sanity_curves": ("figures.sanity", "accuracy against eps, attack strength and black-box, per headline cell"),
+    "masking_numbers": ("figures.sanity", "every gradient-masking check with the numbers behind its flag"),
     "plot_feature_panels": ("figures.geometry", "Figure 4's feature planes"),
     "plot_regions_under_attack": ("figures.geometry", "Figure 4's regions under attack"),
     "plot_umap_panels": ("figures.featurespace", "UMAP panels of clean and attacked features"),

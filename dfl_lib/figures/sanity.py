@@ -1,0 +1,128 @@
+"""Sanity curves of the headline evaluations (notebook 03), the checks Carlini et al. (2019, "On
+evaluating adversarial robustness", Section 5) ask every robustness claim to show, drawn from
+the numbers the headline suite and its gradient-masking checks already measured (no attack runs
+here):
+
+    fig = sanity_curves(cells)      # cells: `study.records.cell_results`
+    rows = masking_numbers(cells)   # the masking checks' numbers beside their flags
+
+Panels: (a) accuracy against eps: clean at 0, the strongest white-box attack at the threat's eps,
+the eps sweep of the masking checks up to eps 1, where every model must reach 0; (b) accuracy
+against attack strength at the threat's eps (FGSM, PGD-10, PGD-50 with restarts, AutoAttack):
+it must not rise; (c) white-box against black-box (Square, transfer): black-box must not be
+stronger.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+
+from ..errors import UsageError
+from ..paper.comparison import ROW_LABELS
+
+__all__ = ["sanity_curves", "masking_numbers"]
+
+_STRENGTH = ("FGSM", "PGD-10", "PGD-50 x3 restarts", "AutoAttack")
+
+
+def _headlines(cells: dict) -> list[tuple[str, dict]]:
+    """(label, headline metrics) of every cell with a headline evaluation and masking checks."""
+    out = []
+    for (dataset, row, setting), found in cells.items():
+        head = found.get("headline")
+        if head and head.get("masking"):
+            seed = head.get("provenance", {}).get("seed", 0)
+            out.append((f"{ROW_LABELS.get(row, row)}, {setting} ({dataset}, seed {seed})", head))
+    return out
+
+
+def _by_name(head: dict) -> dict[str, float]:
+    return {r["name"]: 100.0 * r["accuracy"] for r in head["table"]}
+
+
+def _check(head: dict, name: str) -> dict:
+    return next((c for c in head["masking"] if c["check"] == name), {})
+
+
+def sanity_curves(cells: dict, *, title: str = ""):
+    """The three sanity panels (see the module's docstring), one line or bar group per headline
+    cell; accuracy in % on the headline images (n in the title). UsageError when no cell has a
+    headline evaluation with masking checks."""
+    heads = _headlines(cells)
+    if not heads:
+        raise UsageError("no headline evaluation with masking checks to draw")
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), layout="constrained")
+    colours = plt.get_cmap("tab10")
+    width = 0.8 / len(heads)
+    for k, (label, head) in enumerate(heads):
+        acc = _by_name(head)
+        eps = head["table"][-1].get("eps") or head.get("eps")
+        sweep = _check(head, "eps_sweep").get("values", {})
+        worst = next((100.0 * r["accuracy"] for r in head["table"]
+                      if r["name"].startswith("worst case")), None)
+        threat_eps = eps if eps is not None else (sweep.get("eps") or [None])[0]
+        xs, ys = [0.0], [acc.get("clean")]
+        if worst is not None and threat_eps is not None:
+            xs.append(threat_eps)
+            ys.append(worst)
+        for e, a in zip(sweep.get("eps", []), sweep.get("accuracy", [])):
+            if threat_eps is None or e > threat_eps + 1e-9:
+                xs.append(e)
+                ys.append(100.0 * a)
+        axes[0].plot(xs, ys, "o-", color=colours(k), label=label)
+        strength = [(n, acc[n]) for n in _STRENGTH if n in acc]
+        axes[1].plot([n for n, _ in strength], [a for _, a in strength], "o-", color=colours(k),
+                     label=label)
+        box = _check(head, "black_box").get("values", {})
+        bars = [("white-box (worst)", 100.0 * box["accuracy_white_box"])] if \
+            "accuracy_white_box" in box else []
+        bars += [(name.split(" (")[0], 100.0 * v["accuracy"]) for name, v in box.items()
+                 if isinstance(v, dict) and "accuracy" in v]
+        axes[2].bar([i + (k - (len(heads) - 1) / 2) * width for i in range(len(bars))],
+                    [a for _, a in bars], width=width, color=colours(k), label=label)
+        axes[2].set_xticks(range(len(bars)), [n for n, _ in bars], fontsize=8)
+    n = heads[0][1].get("n_eval")
+    axes[0].set_xlabel("eps (L-inf, pixel units)")
+    axes[0].set_title("(a) accuracy against eps: must reach 0 at eps 1", fontsize=9)
+    axes[1].set_xlabel("attack at the threat's eps (weaker to stronger)")
+    axes[1].set_title("(b) accuracy against attack strength: must not rise", fontsize=9)
+    axes[2].set_xlabel("attack at the threat's eps")
+    axes[2].set_title("(c) white-box against black-box: black-box must not be lower", fontsize=9)
+    for ax in axes:
+        ax.set_ylabel("accuracy (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 2), fontsize=8,
+               frameon=False)
+    fig.suptitle((title + "\n" if title else "") + f"Sanity curves of the headline evaluations "
+                 f"(n = {n} test images each; from the suite's and the masking checks' own "
+                 "numbers)", fontsize=10)
+    return fig
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    return str(value)
+
+
+def masking_numbers(cells: dict) -> dict[str, dict]:
+    """{"<cell label> / <check>": {"passed", "numbers"}}: every gradient-masking check of every
+    headline evaluation with the numbers behind its flag (accuracies as fractions of the
+    headline images), for `records_markdown`."""
+    out = {}
+    for label, head in _headlines(cells):
+        for c in head["masking"]:
+            parts = []
+            for key, value in c.get("values", {}).items():
+                if isinstance(value, dict):  # one level down: the accuracies and counts
+                    value = {k: v for k, v in value.items() if not isinstance(v, (dict, list))}
+                    parts.append(f"{key}: " + ", ".join(f"{k} {_fmt(v)}"
+                                                        for k, v in value.items()))
+                else:
+                    parts.append(f"{key} {_fmt(value)}")
+            out[f"{label} / {c['check']}"] = {"passed": c["passed"],
+                                              "numbers": "; ".join(parts)}
+    return out
