@@ -53,6 +53,7 @@ def sanity_curves(cells: dict, *, title: str = ""):
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), layout="constrained")
     colours = plt.get_cmap("tab10")
     width = 0.8 / len(heads)
+    places: list[str] = []  # the black-box panel's attacks, in order of first appearance
     for k, (label, head) in enumerate(heads):
         acc = _by_name(head)
         eps = head["table"][-1].get("eps") or head.get("eps")
@@ -77,9 +78,12 @@ def sanity_curves(cells: dict, *, title: str = ""):
             "accuracy_white_box" in box else []
         bars += [(name.split(" (")[0], 100.0 * v["accuracy"]) for name, v in box.items()
                  if isinstance(v, dict) and "accuracy" in v]
-        axes[2].bar([i + (k - (len(heads) - 1) / 2) * width for i in range(len(bars))],
+        for name, _ in bars:  # one place per attack, whichever cells ran it
+            if name not in places:
+                places.append(name)
+        axes[2].bar([places.index(n) + (k - (len(heads) - 1) / 2) * width for n, _ in bars],
                     [a for _, a in bars], width=width, color=colours(k), label=label)
-        axes[2].set_xticks(range(len(bars)), [n for n, _ in bars], fontsize=8)
+    axes[2].set_xticks(range(len(places)), places, fontsize=8)
     n = heads[0][1].get("n_eval")
     axes[0].set_xlabel("eps (L-inf, pixel units)")
     axes[0].set_title("(a) accuracy against eps: must reach 0 at eps 1", fontsize=9)
