@@ -47,6 +47,9 @@ FIGURES = (
      "Tables 1 and 3 under PGD training: the paper's cells against ours"),
     ("quick-full-depth", "01-depth/figure5-accuracies.png",
      "Figure 5: accuracies of ResNet-18/34/50 with and without the DFL under PGD training"),
+    ("quick", "03-robustness-tables/sanity-curves.png",
+     "Sanity curves of the headline evaluations: accuracy reaches 0 at eps 1, does not rise "
+     "with a stronger attack, and black-box attacks are no stronger than white-box ones"),
     ("quick", "07-data-poisoning/poisoning-bars.png",
      "Training-set poisoning: clean accuracy and backdoor success per defence"),
 )
