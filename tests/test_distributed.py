@@ -39,15 +39,30 @@ def test_global_batchnorm_is_batchnorm_in_one_process():
 
 
 def _train(tmp_path, npz, *, processes: int):
+    """The run `train` makes: one process is the entry point called here, on one thread (a
+    subprocess of its own imported torch again); two are torchrun's."""
     runs = tmp_path / f"runs{processes}"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    head = [sys.executable, "-m", "dfl_lib"] if processes == 1 else [
-        sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc_per_node={processes}", "-m", "dfl_lib"]
-    out = subprocess.run(head + ["train", *ARGS, "--set", "dataset=npz",
-                                 "--set", f"data_path={npz}", "--runs-dir", str(runs)],
-                         env=env, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    args = ["train", *ARGS, "--set", "dataset=npz", "--set", f"data_path={npz}", "--runs-dir",
+            str(runs)]
+    if processes == 1:
+        from dfl_lib.__main__ import main
+
+        threads, saved = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+        try:
+            os.environ["OMP_NUM_THREADS"] = "1"  # main() sets torch's threads from it
+            assert main(args) == 0
+        finally:
+            if saved is None:
+                os.environ.pop("OMP_NUM_THREADS", None)
+            else:
+                os.environ["OMP_NUM_THREADS"] = saved
+            torch.set_num_threads(threads)
+    else:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                              f"--nproc_per_node={processes}", "-m", "dfl_lib", *args],
+                             env=env, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     (folder,) = [p for p in runs.iterdir() if p.is_dir()]
     assert (folder / "done.json").exists()
     return runio.load_checkpoint(folder / runio.CHECKPOINT_NAME)
