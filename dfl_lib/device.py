@@ -16,7 +16,7 @@ import torch
 from .config import Precision
 from .errors import UsageError
 
-__all__ = ["resolve_device", "set_threads", "native_bf16", "resolve_precision", "PRECISIONS"]
+__all__ = ["resolve_device", "key_device", "set_threads", "native_bf16", "resolve_precision", "PRECISIONS"]
 
 PRECISIONS = typing.get_args(Precision)  # ("auto", "fp32", "bf16"): the config's closed set
 # CPU flags of native bf16 arithmetic (Linux /proc/cpuinfo names): AVX512-BF16, AMX-BF16.
@@ -53,6 +53,14 @@ def resolve_device(name: str) -> torch.device:
         raise UsageError(f"device {name!r} asked for, but torch sees no MPS device here (Apple "
                          "silicon with a torch built for it); use 'auto' or 'cpu'")
     return device
+
+
+def key_device(name: str) -> str:
+    """The name a stored result's key uses for the device `name`: "auto" where `name` resolves
+    to the device "auto" resolves to on this machine (on a CPU-only machine "cpu" and "auto"
+    are one device, so an evaluation asked for with either is one computation), else `name`.
+    Raises UsageError as `resolve_device` does."""
+    return "auto" if resolve_device(name) == resolve_device("auto") else name
 
 
 def native_bf16(device: torch.device) -> bool:

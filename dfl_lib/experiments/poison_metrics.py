@@ -28,6 +28,7 @@ from ..poisoning.detect import (activation_clustering_scores, detection_metrics,
 from ..runs import io as runio
 from ..runs.versions import computation_version
 from ..training.loop import predict
+from .keys import key_config
 from .run import train_run
 
 __all__ = ["POISONS", "BACKDOORS", "DETECTABLE", "poison_metrics"]
@@ -41,7 +42,7 @@ DETECTABLE = tuple(n for n, e in REGISTERED.items() if e.subset)
 
 
 def _metrics_key(cfg: RunConfig) -> str:
-    spec = {"config": cfg.to_dict(),
+    spec = {"config": key_config(cfg),
             "code": computation_version("poison_metrics")}
     return runio.short_hash(spec)
 

@@ -23,6 +23,7 @@ from ..poisoning import PoisonBudget, PoisonedSet, get_poison
 from ..runs import io as runio
 from ..runs.versions import computation_version
 from ..training.trainer import build_components, train
+from .keys import key_config
 
 __all__ = ["poison_dataset", "reference_config", "poison_key"]
 
@@ -43,7 +44,7 @@ def poison_key(cfg: RunConfig, data) -> str:
     fingerprint, the poison's seed (in the poison fields), the reference run's config and the
     poisoning code; not the victim's training seed."""
     spec = {"poison": _poison_fields(cfg), "data": data.fingerprint,
-            "eps": cfg.eps, "reference": reference_config(cfg).to_dict()
+            "eps": cfg.eps, "reference": key_config(reference_config(cfg))
             if get_poison(cfg.poison).needs != "nothing" else None,
             "code": computation_version("poison", "train")}
     return runio.short_hash(spec)

@@ -23,6 +23,7 @@ from ..runs.versions import computation_version
 from ..runs.folder import run_path
 from ..training.trainer import build_components, train
 from .data import load_data
+from .keys import device_aliases, key_config
 
 __all__ = ["train_run", "surrogate_config", "evaluate_run", "train_and_evaluate",
            "saved_metrics", "eval_key"]
@@ -44,28 +45,33 @@ def surrogate_config(cfg: RunConfig) -> RunConfig:
                        seed=cfg.seed + 1000)
 
 
-def eval_key(cfg: RunConfig, *, suite: str, transfer: bool) -> str:
+def eval_key(cfg: RunConfig, *, suite: str, transfer: bool, literal_device: bool = False) -> str:
     """12 hex digits over what an evaluation's numbers depend on beyond the trained model: the
-    config (evaluation fields included), the suite's attack settings, and the evaluation's
-    declared version (`runs.versions`)."""
-    spec = {"config": cfg.to_dict(), "suite": suite, "attacks": attack_suite(cfg, suite=suite),
+    config (evaluation fields included, the device by `key_device`), the suite's attack
+    settings, and the evaluation's declared version (`runs.versions`). literal_device: the key
+    over the config's own device string, as metrics written before `key_device` were keyed."""
+    config = cfg.to_dict() if literal_device else key_config(cfg)
+    spec = {"config": config, "suite": suite, "attacks": attack_suite(cfg, suite=suite),
             "transfer": transfer and suite in CHECKED_SUITES,
             "code": computation_version("evaluate")}
     return runio.short_hash(spec)
 
 
 def saved_metrics(cfg: RunConfig, *, run_dir, suite: str, transfer: bool) -> dict | None:
-    """The metrics an earlier evaluation of this run wrote under the same `eval_key`, or None;
+    """The metrics an earlier evaluation of this run wrote under the same `eval_key` (or under
+    the key over a literal name of the same device, as older metrics were keyed), or None;
     DataFileError when they name another config than their key (edited by hand)."""
     path = Path(run_dir) / f"metrics-{suite}.json"
     if not path.exists():
         return None
     saved = runio.read_json(path)
-    key = eval_key(cfg, suite=suite, transfer=transfer)
-    if saved.get("eval_key") != key:
+    keys = {eval_key(cfg, suite=suite, transfer=transfer)} | {
+        eval_key(cfg.replace(device=name), suite=suite, transfer=transfer, literal_device=True)
+        for name in device_aliases(cfg.device)}
+    if saved.get("eval_key") not in keys:
         return None
     _check_metrics(path, saved=saved, cfg=cfg)
-    print(f"reusing metrics {path} (evaluation key {key})")
+    print(f"reusing metrics {path} (evaluation key {saved['eval_key']})")
     return {**saved, "path": str(path)}
 
 
@@ -129,11 +135,18 @@ def train_and_evaluate(cfg: RunConfig, *, suite: str = "full", data_root=None, r
 def _check_metrics(path: Path, *, saved: dict, cfg: RunConfig) -> None:
     """DataFileError naming `path` when metrics about to be reused say they were made for
     another config than the one their evaluation key was made from (edited by hand)."""
-    made_for = (saved.get("provenance") or {}).get("config")
-    if made_for != json.loads(json.dumps(cfg.to_dict())):
+    made_for = (saved.get("provenance") or {}).get("config") or {}
+    want = json.loads(json.dumps(cfg.to_dict()))
+    # the device is in the key, by `key_device` ("cpu" and "auto" may name one device); the
+    # rest must be the config itself
+    if "device" not in made_for or _without_device(made_for) != _without_device(want):
         raise DataFileError(f"run record {path} holds metrics whose provenance names another "
                             f"config than its evaluation key (edited or copied by hand): "
                             f"delete it and run the command again to re-evaluate")
+
+
+def _without_device(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k != "device"}
 
 
 def _train_seconds(history: list[dict]) -> float:
