@@ -115,3 +115,24 @@ def test_the_wall_time_is_the_one_fresh_invocations_own(tmp_path):
     rerun = {**start, "what": "notebooks 03-robustness-tables", "items_done": 25}
     assert invocation_wall([start, {"event": "end", "wall_seconds": 50.0}, rerun]) == 50.0
     assert invocation_wall([]) is None
+
+
+def test_runs_re_made_at_other_commits_are_named_with_their_counts(tmp_path):
+    """Three runs re-made by hand after the study (their weights bit-identical) made the index's
+    "made by one invocation" true of the folder but not of those runs: it names their commits."""
+    import json
+
+    from dfl_lib.study.invocations import run_commits, run_commits_sentence
+
+    for name, commit in (("r1", "a" * 40), ("r2", "a" * 40), ("r3", "b" * 40), ("r4", None)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "done.json").write_text(json.dumps({"git_commit": commit}))
+    (tmp_path / "unfinished").mkdir()  # no done.json: not a finished run
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "done.json").write_text("{")
+    counts = run_commits(tmp_path)
+    assert counts == {"a" * 40: 2, "b" * 40: 1, "unknown": 2}
+    # in order of first appearance, folders by name ("broken" first)
+    assert run_commits_sentence(counts) == ("The runs' own records name commits unknown (2 runs), "
+                                            "aaaaaaa (2 runs), bbbbbbb (1 run).")
+    assert run_commits_sentence({"a" * 40: 5}) == ""

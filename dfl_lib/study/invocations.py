@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 __all__ = ["INVOCATIONS_NAME", "log_start", "log_end", "read_invocations",
-           "invocation_summary", "invocation_wall"]
+           "invocation_summary", "invocation_wall", "run_commits", "run_commits_sentence"]
 
 INVOCATIONS_NAME = "invocations.jsonl"
 
@@ -96,6 +96,31 @@ def invocation_summary(events: list[dict]) -> str:
     if reruns:
         text += f" Re-run after them: {'; '.join(reruns)}."
     return text
+
+
+def run_commits(runs_dir) -> dict[str, int]:
+    """{commit: finished runs whose own provenance (done.json) names it}, commits in order of
+    first appearance by run folder name; "unknown" for a run without one. A run trained while
+    the checkout moved on, or re-made by hand after the study, names another commit than the
+    invocation that started the study: the index says so."""
+    from ..runs import io as runio
+
+    counts: dict[str, int] = {}
+    for done in sorted(Path(runs_dir).glob(f"*/{runio.DONE_NAME}")):
+        try:
+            commit = str(json.loads(done.read_text()).get("git_commit") or "unknown")
+        except (json.JSONDecodeError, AttributeError):
+            commit = "unknown"
+        counts[commit] = counts.get(commit, 0) + 1
+    return counts
+
+
+def run_commits_sentence(counts: dict[str, int]) -> str:
+    """One sentence from `run_commits`: "" when every run names one commit."""
+    if len(counts) <= 1:
+        return ""
+    parts = [f"{commit[:7]} ({n} run{'s' * (n != 1)})" for commit, n in counts.items()]
+    return f"The runs' own records name commits {', '.join(parts)}."
 
 
 def invocation_wall(events: list[dict], *, now: datetime | None = None) -> float | None:

@@ -15,7 +15,7 @@ from ..runs import io as runio
 from . import cpu_speed, index, record, report, runner
 from .estimate import H100_BF16_PEAK, RATES
 from .invocations import (invocation_summary, invocation_wall, log_end, log_start,
-                          read_invocations)
+                          read_invocations, run_commits, run_commits_sentence)
 from .plan import runs_dir_name, study_plan
 from .workers import default_workers
 
@@ -213,5 +213,7 @@ def _index(args: StudyOptions, runs_dir: Path, out_dir: Path) -> Path:
                                                      runs_root=runs_dir),
                        notebook_seconds=seconds,
                        command=f"python -m dfl_lib study --profile {args.profile}",
-                       invocations=invocation_summary(read_invocations(runs_dir)),
+                       invocations=" ".join(filter(None, (
+                           invocation_summary(read_invocations(runs_dir)),
+                           run_commits_sentence(run_commits(runs_dir))))),
                        wall_seconds=invocation_wall(read_invocations(runs_dir)))
