@@ -286,9 +286,12 @@ def test_no_registry_suite_or_profile_can_select_a_flaw():
 
 def test_only_notebook_08_uses_the_forensics():
     import dfl_lib
+    from dfl_lib import notebook_api
 
-    names = [n for n, (module, _) in dfl_lib.PUBLIC.items() if module.startswith("forensics")]
-    assert names, "notebook 08 reads the forensics through dfl_lib's public names"
+    assert not [n for n, (module, _) in dfl_lib.PUBLIC.items() if module.startswith("forensics")]
+    names = [n for n, (module, _) in notebook_api.NOTEBOOK_NAMES.items()
+             if module.startswith("forensics")]
+    assert names, "notebook 08 reads the forensics through dfl_lib.notebook_api's names"
     assert (ROOT / "notebooks" / "08-forensics.ipynb").exists()
     for nb in (ROOT / "notebooks").glob("*.ipynb"):
         source = "\n".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"])

@@ -102,20 +102,29 @@ def test_every_sub_package_says_what_it_holds_and_may_import():
         assert len(doc) > 150 and "import" in doc, f"dfl_lib/{sub}/__init__.py: {doc[:80]!r}"
 
 
-def test_notebooks_use_only_the_public_surface():
-    """Notebooks import names from `dfl_lib` itself (its PUBLIC table), never a module inside."""
+def test_notebooks_use_only_the_public_surface_and_the_notebook_names():
+    """Notebooks import names from `dfl_lib` itself (its PUBLIC table, the users' surface) and
+    from `dfl_lib.notebook_api` (their own names), never a module inside."""
     import json
     import re
 
     import dfl_lib
+    from dfl_lib import notebook_api
 
+    tables = {"dfl_lib": set(dfl_lib.PUBLIC), "dfl_lib.notebook_api": set(notebook_api.NOTEBOOK_NAMES)}
     for path in sorted((PACKAGE.parent / "notebooks").glob("*.ipynb")):
+        imported = set()
         for cell in json.loads(path.read_text())["cells"]:
             src = "".join(cell["source"])
-            assert not re.search(r"\bdfl_lib\.\w", src), f"{path.name}: {src[:120]!r}"
-            for group in re.findall(r"from dfl_lib import \(?([^)\n]*(?:\n[^)\n]*)*)\)?", src):
-                names = {n.strip() for n in group.replace("\n", " ").split(",") if n.strip()}
-                assert names <= set(dfl_lib.PUBLIC), f"{path.name}: {names - set(dfl_lib.PUBLIC)}"
+            outside = re.sub(r"from dfl_lib\.notebook_api import", "", src)
+            assert not re.search(r"\bdfl_lib\.\w", outside), f"{path.name}: {src[:120]!r}"
+            for module, inside, line in re.findall(
+                    r"from (dfl_lib(?:\.notebook_api)?) import (?:\(([^)]*)\)|([^\n(]+))", src):
+                names = {n.strip() for n in (inside or line).replace("\n", " ").split(",")
+                         if n.strip()}
+                assert names <= tables[module], f"{path.name}: {names - tables[module]}"
+                imported |= names
+        assert imported, f"{path.name} imports nothing from dfl_lib"
 
 
 # ----------------------------------------------------------------- circles and hidden imports
@@ -171,7 +180,7 @@ def test_no_import_circle():
 def test_the_packages_modules_are_imported_at_the_top(path):
     """No import of the package's own modules inside a function (where a reader and the layer
     test would not see it first) and no importlib of them, but for the lazy public surface."""
-    if path == PACKAGE / "__init__.py":
+    if path in (PACKAGE / "__init__.py", PACKAGE / "notebook_api.py"):  # the lazy surfaces
         return
     tree = ast.parse(path.read_text())
     hidden = []

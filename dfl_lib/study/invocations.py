@@ -15,6 +15,8 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..runs import io as runio
+
 __all__ = ["INVOCATIONS_NAME", "log_start", "log_end", "read_invocations",
            "invocation_summary", "invocation_wall", "run_commits", "run_commits_sentence"]
 
@@ -103,8 +105,6 @@ def run_commits(runs_dir) -> dict[str, int]:
     first appearance by run folder name; "unknown" for a run without one. A run trained while
     the checkout moved on, or re-made by hand after the study, names another commit than the
     invocation that started the study: the index says so."""
-    from ..runs import io as runio
-
     counts: dict[str, int] = {}
     for done in sorted(Path(runs_dir).glob(f"*/{runio.DONE_NAME}")):
         try:
