@@ -18,11 +18,6 @@ REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
-# UMAP's numba code is compiled again in every process that uses it (umap-learn caches none of
-# it on disk): at LLVM's -O0 the compile takes 19 s instead of 42 s (notebook 07's panels at the
-# smoke profile, one AVX2 core); the tests check UMAP's behaviour, not its speed. Set before
-# numba is imported, and inherited by the notebooks' kernels and the helper process.
-os.environ.setdefault("NUMBA_OPT", "0")
 
 # The files whose setup dominates the suite's wall time, run first: `make test` hands files to
 # the two workers in collection order (--no-loadscope-reorder), so the smoke study (about 6 of

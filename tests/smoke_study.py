@@ -93,6 +93,17 @@ def notebook_seconds(root: Path, *, names: list[str], helper: subprocess.Popen) 
         time.sleep(0.5)
 
 
+def _warm_umap() -> None:
+    """Compile UMAP's numba kernels into their disk cache once, before notebooks 05 and 07 and
+    tests/test_featurespace.py ask for them (each compiled them again: 20-40 s of a core)."""
+    import torch
+
+    from dfl_lib.evaluation.featurespace import umap_embedding
+
+    gen = torch.Generator().manual_seed(0)
+    umap_embedding(torch.randn(230, 16, generator=gen), torch.randn(25, 16, generator=gen), seed=0)
+
+
 def _helper_share(root: Path, data_dir: str) -> None:
     """The plan backward, then the notebooks from the last."""
     from dfl_lib.device import set_threads
@@ -101,6 +112,7 @@ def _helper_share(root: Path, data_dir: str) -> None:
     from dfl_lib.study.runner import run_item
 
     set_threads(1)
+    _warm_umap()
     runs, _, _ = folders(root)
     for item in reversed(study_plan(PROFILE)):
         run_item(item, data_root=data_dir, runs_root=runs)

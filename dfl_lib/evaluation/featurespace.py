@@ -13,6 +13,9 @@ Plotting lives in `featurespace_plots`; nothing here draws.
 """
 from __future__ import annotations
 
+import sys
+import warnings
+
 import numpy as np
 import torch
 from torch import nn
@@ -150,10 +153,34 @@ def umap_embedding(clean: torch.Tensor, perturbed: torch.Tensor, *, seed: int,
             or not 2 <= n_neighbors < clean.shape[0]:
         raise UsageError(f"n_neighbors must be an int in [2, N) with N = {clean.shape[0]} clean "
                          f"samples, got {n_neighbors!r}")
-    import umap  # imported here: it loads numba (~2 s), which the metrics do not need
-
+    umap = _umap()
     reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, min_dist=min_dist,
                         metric="euclidean", random_state=seed, n_jobs=1)  # n_jobs=1: seeded anyway
     clean_2d = reducer.fit_transform(clean.detach().cpu().float().numpy())  # (N, 2)
     perturbed_2d = reducer.transform(perturbed.detach().cpu().float().numpy())  # (M, 2)
     return clean_2d.astype(np.float32), perturbed_2d.astype(np.float32)
+
+
+def _umap():
+    """umap-learn, imported on first use (it loads numba, ~2 s, which the metrics do not need),
+    with its numba kernels cached on disk: umap-learn compiles them again in every process
+    (20-40 s on one AVX2 core; notebooks 05 and 07 and a test each paid it), and numba caches
+    a function only when asked (`Dispatcher.enable_caching`, as `cache=True` does). The cache
+    lies beside umap's sources or in $NUMBA_CACHE_DIR, keyed by source, signature and CPU; a
+    kernel numba cannot cache (dynamic globals) is compiled as before."""
+    import umap
+    from numba.core.registry import CPUDispatcher
+
+    if not _UMAP_CACHED:
+        for name, module in list(sys.modules.items()):
+            if name == "umap" or name.startswith("umap."):
+                for value in list(vars(module).values()):
+                    if isinstance(value, CPUDispatcher):
+                        value.enable_caching()
+        warnings.filterwarnings("ignore", message="Cannot cache compiled function",
+                                module="numba")
+        _UMAP_CACHED.append(True)
+    return umap
+
+
+_UMAP_CACHED: list = []  # once per process
