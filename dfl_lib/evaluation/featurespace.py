@@ -165,7 +165,7 @@ def _umap():
     """umap-learn, imported on first use (it loads numba, ~2 s, which the metrics do not need),
     with its numba kernels cached on disk: umap-learn compiles them again in every process
     (20-40 s on one AVX2 core; notebooks 05 and 07 and a test each paid it), and numba caches
-    a function only when asked (`Dispatcher.enable_caching`, as `cache=True` does). The cache
+    a function only when asked (the dispatcher's enable_caching(), as cache=True does). The cache
     lies beside umap's sources or in $NUMBA_CACHE_DIR, keyed by source, signature and CPU; a
     kernel numba cannot cache (dynamic globals) is compiled as before."""
     import umap
