@@ -14,10 +14,13 @@ from dfl_lib.study.runner import plan_table
 from dfl_lib.runs.folder import run_name
 
 
-@pytest.mark.parametrize("profile", ["smoke", "quick", "quick-full", "paper", "gpu"])
+@pytest.mark.parametrize("profile", ["smoke", "quick", "quick-full", "paper", "gpu", "paper-jpeg",
+                                     "gpu-jpeg"])
 def test_every_paper_cell_of_the_profiles_datasets_and_rows_has_a_plan_run(profile):
     configs = {item.cfg for item in study_plan(profile)}
-    names = {"MNIST": "mnist", "CIFAR-10": "cifar10_jpeg"}
+    # the profile's CIFAR-10: the original, or its JPEG copy where the profile chooses it
+    cifar = "cifar10_jpeg" if "cifar10_jpeg" in datasets(profile) else "cifar10"
+    names = {"MNIST": "mnist", "CIFAR-10": cifar}
     ours = {"resnet_dfl_pcl": "dfl_pcl"}
     missing, made = [], 0
     for table, meta in TABLES.items():
@@ -89,7 +92,7 @@ def test_headline_cells_have_every_seed_and_a_strong_evaluation():
 
 def test_paper_profile_plan_keeps_the_papers_settings():
     items = study_plan("paper")
-    cell = next(i.cfg for i in items if i.role == "cell" and i.cfg.dataset == "cifar10_jpeg"
+    cell = next(i.cfg for i in items if i.role == "cell" and i.cfg.dataset == "cifar10"
                 and i.cfg.dfl and i.cfg.loss == "pcl" and i.cfg.model == "resnet50")
     assert (cell.width, cell.epochs, cell.lr, cell.batch_size, cell.eps, cell.n_eval,
             cell.n_train) == (64, 100, 0.1, 64, 0.03, 0, 0)
@@ -169,13 +172,16 @@ def test_gpu_profile_is_cifar10_with_the_papers_networks_and_its_time_is_printed
                                                                                 monkeypatch):
     from dfl_lib.__main__ import main
 
-    assert datasets("gpu") == ("cifar10_jpeg",)
-    cfg = cell_config("gpu", dataset="cifar10_jpeg", row="dfl_pcl",
+    # the original CIFAR-10; its JPEG copy only by choice (gpu-jpeg), and labelled
+    assert datasets("gpu") == ("cifar10",) and datasets("gpu-jpeg") == ("cifar10_jpeg",)
+    assert "JPEG copy" in get_profile("gpu-jpeg").deviations["data"]
+    assert "data" not in get_profile("gpu").deviations
+    cfg = cell_config("gpu", dataset="cifar10", row="dfl_pcl",
                       setting="adversarial training", seed=2)
     # the paper's network and data; 40 epochs (a listed deviation) for every row, baselines too
     assert (cfg.model, cfg.width, cfg.epochs, cfg.n_train, cfg.eps) == ("resnet50", 64, 40, 0,
                                                                         0.03)
-    assert cell_config("gpu", dataset="cifar10_jpeg", row="mustafa",
+    assert cell_config("gpu", dataset="cifar10", row="mustafa",
                        setting="adversarial training").epochs == 40
     assert "epochs" in get_profile("gpu").deviations
     _fixed_speed(monkeypatch)

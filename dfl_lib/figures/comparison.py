@@ -15,7 +15,11 @@ __all__ = ["paper_vs_ours", "PLOTTED_COLUMNS"]
 # the paper's C&W column is C&W-L2 with a fixed c; ours beside it is CW-inf (the C&W margin
 # inside L-inf PGD), another attack under another threat model: never plotted against it
 PLOTTED_COLUMNS = {"FGSM": "o", "PGD-10": "s"}
-_DATASETS = {"mnist": "MNIST (eps 0.3)", "cifar10_jpeg": "CIFAR-10, JPEG copy (eps 0.03)"}
+# one panel per dataset of the paper; a copy standing for one (by a profile's choice) is drawn
+# in its panel and named in its title
+_PANELS = {"mnist": ("mnist",), "cifar10": ("cifar10", "cifar10_jpeg")}
+_NAMES = {"mnist": "MNIST (eps 0.3)", "cifar10": "CIFAR-10 (eps 0.03)",
+          "cifar10_jpeg": "CIFAR-10, JPEG copy (eps 0.03)"}
 
 
 def _unique_cells(tables: Mapping[str, Sequence[Mapping]]) -> list[Mapping]:
@@ -67,10 +71,12 @@ def paper_vs_ours(tables: Mapping[str, Sequence[Mapping]], *, title: str = "",
     rows = list(dict.fromkeys(r["label"] for r in cells if r["ours"] is not None
                               and r["column"] in PLOTTED_COLUMNS))
     colours = plt.get_cmap("tab10")
-    fig, axes = plt.subplots(1, len(_DATASETS), figsize=(12, 5.4), sharex=True, sharey=True)
-    for ax, (dataset, name) in zip(axes, _DATASETS.items()):
-        ours = [r for r in cells if r["dataset"] == dataset and r["ours"] is not None
+    fig, axes = plt.subplots(1, len(_PANELS), figsize=(12, 5.4), sharex=True, sharey=True)
+    for ax, keys in zip(axes, _PANELS.values()):
+        ours = [r for r in cells if r["dataset"] in keys and r["ours"] is not None
                 and r["column"] in PLOTTED_COLUMNS]
+        shown = [k for k in keys if any(r["dataset"] == k for r in cells)] or [keys[0]]
+        dataset, name = shown[0], " and ".join(_NAMES[k] for k in shown)
         for r in ours:
             colour = colours(rows.index(r["label"]) % 10)
             filled = r["setting"] == "adversarial training"

@@ -39,7 +39,8 @@ class Claim:
     where: str           # section (and figure or table) of the paper
     text: str            # the paper's sentence, verbatim
     kind: str            # one of KINDS
-    dataset: str         # our dataset key ("mnist", "cifar10_jpeg"), "" where none
+    dataset: str         # the paper's dataset as our key of its original ("mnist", "cifar10"), ""
+    #                      where none; a profile's copy stands for it (`comparison.paper_dataset`)
     table: str           # "Table 1".."Table 6" for kind "table"
     setting: str         # "no defence", "adversarial training" or "both"
     ours: str            # the row standing for the paper's proposal

@@ -18,7 +18,7 @@ from ..errors import UsageError
 from ..evaluation.selection import of_kind, strongest, worst_case
 from .numbers import TABLES, paper_table
 
-__all__ = ["ROW_LABELS", "DATASETS", "accuracy", "table_rows", "strong_columns", "cell_flags",
+__all__ = ["ROW_LABELS", "DATASETS", "STANDS_FOR", "paper_dataset", "table_dataset", "accuracy", "table_rows", "strong_columns", "cell_flags",
            "standard_error", "PAPER_TO_SUITE_COLUMN", "NOT_RUN", "paper_cells"]
 
 ROW_LABELS = {"resnet": "ResNet (CE)", "mustafa": "Mustafa et al.", "dynamic": "Dynamic",
@@ -26,7 +26,10 @@ ROW_LABELS = {"resnet": "ResNet (CE)", "mustafa": "Mustafa et al.", "dynamic": "
               "resnet_dfl_pcl": "ResNet (DFL + PCL)", "wrn": "WideResNet (DFL + PCL)"}
 # the paper's printed column -> the key of suites.PAPER_COLUMNS
 PAPER_TO_SUITE_COLUMN = {"FGSM": "FGSM", "PGD-10": "PGD", "C&W": "C&W"}
-DATASETS = {"MNIST": "mnist", "CIFAR-10": "cifar10_jpeg"}
+# the paper's datasets -> our key for their original data; our copies that stand for one of
+# them, by choice and labelled as such wherever a result of theirs is shown
+DATASETS = {"MNIST": "mnist", "CIFAR-10": "cifar10"}
+STANDS_FOR = {"cifar10_jpeg": "cifar10"}
 # Table 6's "ResNet" row is the proposed method on ResNet: our dfl_pcl cell
 _OUR_ROW = {"resnet_dfl_pcl": "dfl_pcl"}
 NOT_RUN = {("dynamic", "no defence"): "not run: Dynamic is adversarial training by "
@@ -34,11 +37,35 @@ NOT_RUN = {("dynamic", "no defence"): "not run: Dynamic is adversarial training 
                                       "'no defence' row trained"}
 
 
-def paper_cells(table: str) -> list[tuple[str, str, str]]:
-    """The (dataset, our row, setting) cell groups `table` prints, in order, without repeats."""
+def paper_dataset(dataset: str) -> str:
+    """The paper's dataset (our key for its original data) that our dataset `dataset` stands
+    for: "cifar10" for "cifar10_jpeg", else `dataset` itself."""
+    return STANDS_FOR.get(dataset, dataset)
+
+
+def table_dataset(table: str, *, among=None) -> str:
+    """Our dataset key for `table`'s cells: of the keys `among` (e.g. a profile's datasets, or
+    the datasets of finished cells) the one that stands for the table's dataset, else the key
+    of its original data. UsageError for an unknown table or when `among` holds two candidates
+    (the original and a copy: which one a table shows must be one)."""
     if table not in TABLES:
         raise UsageError(f"unknown table {table!r}; known: {', '.join(TABLES)}")
-    dataset = DATASETS[TABLES[table]["dataset"]]
+    original = DATASETS[TABLES[table]["dataset"]]
+    found = list(dict.fromkeys(d for d in (among or ()) if paper_dataset(d) == original))
+    if len(found) > 1:
+        raise UsageError(f"{table} would show {' and '.join(found)} together; one dataset stands "
+                         f"for the paper's {TABLES[table]['dataset']}")
+    return found[0] if found else original
+
+
+def paper_cells(table: str, *, dataset: str | None = None) -> list[tuple[str, str, str]]:
+    """The (dataset, our row, setting) cell groups `table` prints, in order, without repeats;
+    `dataset`: our key standing for the table's dataset (`table_dataset`; default its
+    original)."""
+    dataset = dataset or table_dataset(table)
+    if paper_dataset(dataset) != table_dataset(table):
+        raise UsageError(f"dataset {dataset!r} does not stand for {table}'s "
+                         f"{TABLES[table]['dataset']}")
     groups = [(dataset, _OUR_ROW.get(c["row"], c["row"]), c["setting"]) for c in paper_table(table)]
     return list(dict.fromkeys(groups))
 
@@ -114,10 +141,9 @@ def cell_flags(per_seed: list[dict], headline: dict | None, *, margin: float = 5
 def table_rows(*, table: str, cells: Mapping) -> list[dict]:
     """One dict per printed cell of `table`: paper value, our mean and std over seeds (%),
     difference, seeds, images, the strong columns and the flags of its cell group, read from
-    `cells` (see the module docstring); a cell group `cells` lacks is "not run"."""
-    if table not in TABLES:
-        raise UsageError(f"unknown table {table!r}; known: {', '.join(TABLES)}")
-    dataset = DATASETS[TABLES[table]["dataset"]]
+    `cells` (see the module docstring); a cell group `cells` lacks is "not run". The table's
+    dataset is the one of `cells` that stands for the paper's (`table_dataset`)."""
+    dataset = table_dataset(table, among=[key[0] for key in cells])
     out = []
     for cell in paper_table(table):
         row = _OUR_ROW.get(cell["row"], cell["row"])

@@ -13,6 +13,8 @@ the regime's clean floor; for robustness claims, the regime of the profile's PGD
 """
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,7 @@ import numpy as np
 from ..evaluation.robust import mask_file
 from ..evaluation.selection import of_kind, strongest, worst_case
 from ..paper.claims import Claim, claims
-from ..paper.comparison import PAPER_TO_SUITE_COLUMN, ROW_LABELS, accuracy
+from ..paper.comparison import PAPER_TO_SUITE_COLUMN, ROW_LABELS, accuracy, paper_dataset
 from ..paper.regime import regime_reason
 from ..paper.verdicts import claim_verdict, strong_attack_check
 from ..profiles import PROFILES, get_profile
@@ -31,9 +33,9 @@ __all__ = ["table_samples", "table_verdicts", "depth_verdicts", "rise_verdicts",
 
 # Table 6's "ResNet" row is the proposed method on ResNet: our dfl_pcl cell
 _OUR_ROW = {"resnet_dfl_pcl": "dfl_pcl"}
-_ELSEWHERE = {"cifar10_jpeg": "not run yet: this profile's plan has no CIFAR-10 cells (the gpu "
-                              "profile and studies/gpu_check.py have them; CIFAR-10's regime "
-                              "needs a GPU)",
+_ELSEWHERE = {"cifar10": "not run yet: this profile's plan has no CIFAR-10 cells (the gpu "
+                         "profile and studies/gpu_check.py have them; CIFAR-10's regime needs a "
+                         "GPU)",
               "mnist": "this profile's plan has no MNIST cells"}
 
 
@@ -93,7 +95,8 @@ def _left_to_others(profile: str, *, row: str, settings, dataset: str) -> str:
     if not missing:
         return ""
     others = [name for name in PROFILES if name not in (profile, "smoke")
-              and dataset in datasets(name) and row in table_rows_of(name)
+              and paper_dataset(dataset) in map(paper_dataset, datasets(name))
+              and row in table_rows_of(name)
               and all(cell_seeds(name, row=row, setting=s) for s in missing)]
     several = len(others) > 1
     return (f"the {row} cells with {' and '.join(missing)} are not trained at {profile} (left "
@@ -109,9 +112,12 @@ def table_verdicts(profile: str, *, cells: dict) -> list[dict]:
     for c in claims():
         if c.kind != "table":
             continue
-        if c.dataset not in datasets(profile):
+        # the profile's dataset standing for the claim's (the original, or a copy by choice)
+        here = next((d for d in datasets(profile) if paper_dataset(d) == c.dataset), None)
+        if here is None:
             out.append(claim_verdict(c, unavailable=_ELSEWHERE.get(c.dataset, "not run")))
             continue
+        c = dataclasses.replace(c, dataset=here)
         left = _left_to_others(profile, row=c.ours, settings=c.settings, dataset=c.dataset)
         if left:
             out.append(claim_verdict(c, unavailable=left))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from ..config import RunConfig
 from ..errors import UsageError
 from ..experiments.configs import make_config
+from ..paper.comparison import paper_dataset
 from ..poisoning import POISONS, get_poison
 from ..profiles import get_profile
 
@@ -26,7 +27,8 @@ __all__ = ["PlanItem", "ROW_OVERRIDES", "SETTINGS", "DATASETS", "TABLE_ROWS", "H
            "poison_grid"]
 
 # the paper's two datasets (CIFAR-10 here is the JPEG copy: ../shared/data/README.md)
-DATASETS = ("mnist", "cifar10_jpeg")
+# the datasets a profile may make table cells of: MNIST, CIFAR-10, and its JPEG copy by choice
+DATASETS = ("mnist", "cifar10", "cifar10_jpeg")
 # "no defence" = trained without attacks; "adversarial training" = PGD-10 training (the paper's
 # tables do not say which of its three training attacks they use; PGD is its main one)
 SETTINGS = {"no defence": "none", "adversarial training": "pgd"}
@@ -157,9 +159,10 @@ def _cells(profile: str):
                     continue
                 for seed in cell_seeds(profile, row=row, setting=setting):
                     yield dataset, row, setting, seed
-    if "cifar10_jpeg" in datasets(profile):
-        for seed in cell_seeds(profile, row="wrn", setting="adversarial training"):
-            yield "cifar10_jpeg", "wrn", "adversarial training", seed
+    for dataset in datasets(profile):  # Table 6: the WideResNet on CIFAR-10 (or its copy)
+        if paper_dataset(dataset) == "cifar10":
+            for seed in cell_seeds(profile, row="wrn", setting="adversarial training"):
+                yield dataset, "wrn", "adversarial training", seed
 
 
 def study_plan(profile: str, *, device: str = "auto") -> list[PlanItem]:

@@ -8,7 +8,7 @@ missing one is trained, with the plan's own config.
 from __future__ import annotations
 
 from ..experiments.run import train_and_evaluate, train_run
-from ..paper.comparison import NOT_RUN, ROW_LABELS, paper_cells
+from ..paper.comparison import NOT_RUN, ROW_LABELS, paper_cells, table_dataset
 from ..paper.numbers import TABLES
 from ..profiles import get_profile
 from .plan import (DEPTHS, DEPTH_CONTROLS, HEADLINE_ROWS, ROW_OVERRIDES, SETTINGS, TABLE_ROWS,
@@ -106,10 +106,13 @@ def cell_results(profile: str, *, runs_root=None, data_root=None,
 
     out = {}
     for table in TABLES:
-        for dataset, row, setting in paper_cells(table):
+        here = table_dataset(table, among=datasets(profile))
+        if here not in datasets(profile):
+            continue
+        for dataset, row, setting in paper_cells(table, dataset=here):
             key = (dataset, row, setting)
             if key in out or (row, setting) in NOT_RUN or row not in ROW_OVERRIDES \
-                    or setting not in SETTINGS or dataset not in datasets(profile):
+                    or setting not in SETTINGS:
                 continue
             if row in TABLE_ROWS and row not in table_rows_of(profile):
                 continue
