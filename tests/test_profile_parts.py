@@ -131,7 +131,7 @@ def test_the_parts_notebooks_ask_only_for_runs_the_part_trains(part, monkeypatch
 
     def fake_train(cfg, **_):
         asked.append(cfg)
-        data = SimpleNamespace(y_val=torch.zeros(4))
+        data = SimpleNamespace(y_val=torch.zeros(4), y_train=torch.zeros(8))
         return {"model": None, "loss": None, "data": data, "run_dir": SimpleNamespace(name="x"),
                 "history": [{"val_acc": 0.9, "val_adv_acc": 0.5}]}
 

@@ -21,7 +21,8 @@ agree. Its coverage is checked by simulation in tests/test_intervals.py (>= 0.93
 
 A sample is a bool array (n,) (True: the example counts as correct) or a (k, n) pair where only
 the count is known (a run's validation accuracy): such a sample is redrawn as Binomial(n, k/n),
-unpaired, which can only widen the interval.
+unpaired, which can only widen the interval. A float is a value measured in the effect's own
+unit with no image noise to redraw (a run's training loss, nats): its noise is the seeds'.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from scipy import stats
 
 from ..errors import UsageError
 
-__all__ = ["OUTCOMES", "outcome", "effect_interval", "accuracies", "INTERVAL_METHOD"]
+__all__ = ["OUTCOMES", "outcome", "effect_interval", "accuracies", "sample_value", "INTERVAL_METHOD"]
 
 INTERVAL_METHOD = ("t interval on per-seed effects (k - 1 degrees of freedom), its variance at "
                    "least the image noise inside the seeds")
@@ -66,23 +67,27 @@ def outcome(*, low: float, high: float, claimed: float) -> str:
 
 
 def accuracies(samples: Mapping) -> dict[str, dict]:
-    """Mean accuracy (%) over seeds of every row and cell of `samples` (row -> seed -> cell ->
-    sample), without resampling: the point estimate's inputs."""
+    """Mean accuracy (%; a float sample's value as it is) over seeds of every row and cell of
+    `samples` (row -> seed -> cell -> sample), without resampling: the point estimate's
+    inputs."""
     out: dict[str, dict] = {}
     for row, per_seed in samples.items():
         cells: dict = {}
         for per_cell in per_seed.values():
             for cell, s in per_cell.items():
-                cells.setdefault(cell, []).append(_fraction(s))
-        out[row] = {cell: 100.0 * float(np.mean(v)) for cell, v in cells.items()}
+                cells.setdefault(cell, []).append(sample_value(s))
+        out[row] = {cell: float(np.mean(v)) for cell, v in cells.items()}
     return out
 
 
-def _fraction(sample) -> float:
+def sample_value(sample) -> float:
+    """A sample's value: an accuracy in % (a mask, a count), or a float as it is."""
+    if isinstance(sample, float):
+        return sample
     if isinstance(sample, tuple):
         k, n = sample
-        return k / n
-    return float(np.mean(sample))
+        return 100.0 * k / n
+    return 100.0 * float(np.mean(sample))
 
 
 def _check(samples: Mapping) -> list:
@@ -104,10 +109,12 @@ def _image_draws(samples: Mapping, seed_key, *, effect: Callable[[dict], float],
                  rng: np.random.Generator) -> np.ndarray:
     """`effect` over `n_boot` paired bootstrap draws of one seed's images (every row and cell of
     the seed on the same draw; a (k, n) count redrawn as Binomial(n, k/n)). Shape (n_boot,)."""
-    keys, masks, counts = [], [], []
+    keys, masks, counts, values_fixed = [], [], [], {}
     for row in samples:
         for cell, sample in samples[row][seed_key].items():
-            if isinstance(sample, tuple):
+            if isinstance(sample, float):
+                values_fixed[(row, cell)] = sample
+            elif isinstance(sample, tuple):
                 counts.append(((row, cell), sample))
             else:
                 keys.append((row, cell))
@@ -131,6 +138,8 @@ def _image_draws(samples: Mapping, seed_key, *, effect: Callable[[dict], float],
         mean: dict[str, dict] = {row: {} for row in samples}
         for (row, cell), values in acc.items():
             mean[row][cell] = 100.0 * float(values[b])
+        for (row, cell), value in values_fixed.items():
+            mean[row][cell] = value
         draws[b] = effect(mean)
     return draws
 
@@ -143,7 +152,7 @@ def effect_interval(samples: Mapping, *, effect: Callable[[dict], float], n_boot
     of a seed's effect (`n_boot` paired bootstrap draws of its images). One seed: the normal
     interval on that seed's image variance (image noise only; the caller says so).
 
-    samples: {row: {seed: {cell: bool array (n,) | (k, n)}}}; every row has the same seeds (the
+    samples: {row: {seed: {cell: bool array (n,) | (k, n) | float}}}; every row has the same seeds (the
     pairing), and the arrays of one seed have one length. effect: maps {row: {cell: accuracy
     %}} to the effect in points. Source: the t interval on cluster (seed) means, e.g. Cameron &
     Miller (2015), "A Practitioner's Guide to Cluster-Robust Inference", Section VI (few

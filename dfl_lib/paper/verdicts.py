@@ -17,9 +17,9 @@ labels them as checks.
 """
 from __future__ import annotations
 
-from .claims import Claim, paper_effect
+from .claims import DEPTH_QUANTITIES, Claim, paper_effect
 from .comparison import NOT_RUN  # cells no profile runs (Dynamic without attacks)
-from .intervals import INTERVAL_METHOD, OUTCOMES, effect_interval, outcome
+from .intervals import INTERVAL_METHOD, OUTCOMES, effect_interval, outcome, sample_value
 from .regime import REGIMES, untrained_reason
 
 __all__ = ["claim_verdict", "strong_attack_check", "verdict_lines", "depth_statement",
@@ -32,7 +32,7 @@ def _base(c: Claim) -> dict:
     return {"claim": c.label, "claim_id": c.claim_id, "text": c.text, "where": c.where,
             "dataset": c.dataset, "claimed": c.threshold, "paper_effect": paper_effect(c),
             "estimate": None, "low": None, "high": None, "seeds": 0, "n": 0, "reason": "",
-            "rows": {}}
+            "rows": {}, **({"quantity": c.columns[0]} if c.kind == "depth" else {})}
 
 
 def _untestable(v: dict, reason: str) -> dict:
@@ -99,11 +99,13 @@ def claim_verdict(c: Claim, *, samples: dict | None = None, clean: dict | None =
     kept = Claim(**{**c.__dict__, "baselines": tuple(usable)})
     est, low, high = effect_interval(part, effect=kept.effect, n_boot=n_boot)
     first = next(iter(part[c.ours][seeds[0]].values()))
-    n = first[1] if isinstance(first, tuple) else len(first)
+    # images per seed (a float sample, e.g. a training loss, has none to count)
+    n = 0 if isinstance(first, float) else first[1] if isinstance(first, tuple) else len(first)
     verdict = outcome(low=low, high=high, claimed=c.threshold)
     v = {**v, "estimate": est, "low": low, "high": high, "seeds": len(seeds), "n": n,
          "interval": INTERVAL_METHOD,
-         "rows": {row: {cell: 100.0 * sum(_frac(part[row][s][cell]) for s in seeds) / len(seeds)
+         **({"unit": c.unit} if c.unit != "points" else {}),
+         "rows": {row: {cell: sum(sample_value(part[row][s][cell]) for s in seeds) / len(seeds)
                         for cell in c.cells} for row in part}}
     reason = ""
     if regime or few:
@@ -116,23 +118,23 @@ def claim_verdict(c: Claim, *, samples: dict | None = None, clean: dict | None =
     return {**v, "verdict": verdict, "reason": reason, "numbers": _numbers(v, c)}
 
 
-def _frac(sample) -> float:
-    if isinstance(sample, tuple):
-        return sample[0] / sample[1]
-    return float(sample.mean())
-
-
 def _numbers(v: dict, c: Claim) -> str:
     versus = " and ".join(c.baselines) if len(c.baselines) < 3 else "the best baseline"
-    text = (f"{c.ours} minus {versus}: {v['estimate']:+.1f} points, 95% interval "
-            f"[{v['low']:+.1f}, {v['high']:+.1f}] ({v['seeds']} seeds x {v['n']} images); "
+    digits = 3 if c.unit == "nats" else 1
+    lower = c.kind == "depth" and DEPTH_QUANTITIES[c.columns[0]][2]
+    what = (f"{DEPTH_QUANTITIES[c.columns[0]][0]}: {versus} minus {c.ours}" if lower else
+            (f"{DEPTH_QUANTITIES[c.columns[0]][0]}: " if c.kind == "depth" else "")
+            + f"{c.ours} minus {versus}")
+    images = f" x {v['n']} images" if v["n"] else ""
+    text = (f"{what}: {v['estimate']:+.{digits}f} {c.unit}, 95% interval "
+            f"[{v['low']:+.{digits}f}, {v['high']:+.{digits}f}] ({v['seeds']} seeds{images}); "
             f"claimed {'>= ' + format(c.threshold, 'g') if c.threshold else '> 0'}")
     if v["paper_effect"] is not None:
         text += f"; the paper's own numbers give {v['paper_effect']:+.2f}"
-    return text + equivalence(high=v["high"], claimed=c.threshold)
+    return text + equivalence(high=v["high"], claimed=c.threshold, unit=c.unit)
 
 
-def equivalence(*, high: float, claimed: float) -> str:
+def equivalence(*, high: float, claimed: float, unit: str = "points") -> str:
     """The interval's upper end as an equivalence statement where it lies below the claimed
     effect (points, in the claim's direction): "; any effect above +0.5 points is excluded"
     (or "any positive effect" where the whole interval is at or below zero); "" otherwise."""
@@ -140,7 +142,7 @@ def equivalence(*, high: float, claimed: float) -> str:
         return ""
     if high <= 0:
         return "; any positive effect is excluded"
-    return f"; any effect above {high:+.1f} points is excluded"
+    return f"; any effect above {high:+.{3 if unit == 'nats' else 1}f} {unit} is excluded"
 
 
 def strong_attack_check(*, pgd10: float, strongest: float, n: int, name: str,
@@ -179,27 +181,39 @@ def verdict_lines(verdicts: list[dict], *, indent: str = "") -> str:
 
 
 _DEPTH_WORDS = {
-    "fig1_deeper_less_convergence": "without the DFL, deeper ResNets end lower under PGD "
-                                    "training (ResNet-18 minus the deeper ones)",
-    "fig3_dfl_resnet50_lower_error": "with the DFL, ResNet-50 ends with the lowest validation "
-                                     "error (ResNet-50 minus the shallower ones)",
-    "fig135_deeper_better_with_dfl": "with the DFL, the deeper the better (ResNet-50 minus "
-                                     "ResNet-18)",
-    "fig5_resnet50_dfl_gain": "the DFL lifts ResNet-50 (with minus without; the paper: +4.3)",
+    "fig1_deeper_less_convergence (training loss)": "without the DFL, the deeper ResNets end "
+        "with a higher training loss (the deeper ones minus ResNet-18)",
+    "fig1_deeper_less_convergence (validation loss)": "without the DFL, the deeper ResNets end "
+        "with a higher validation loss under PGD-10",
+    "fig1_deeper_less_convergence (accuracy)": "without the DFL, the deeper ResNets end lower "
+        "under PGD-10 (ResNet-18 minus the deeper ones)",
+    "fig3_dfl_resnet50_lower_error (training error)": "with the DFL, ResNet-50 ends with the "
+        "lowest training error (the shallower ones minus ResNet-50)",
+    "fig3_dfl_resnet50_lower_error (validation error)": "with the DFL, ResNet-50 ends with the "
+        "lowest validation error under PGD-10",
+    "fig135_deeper_better_with_dfl": "with the DFL, the deeper the better under PGD-10 "
+        "(ResNet-50 minus ResNet-18)",
+    "fig5_resnet50_dfl_gain (against the shallower DFL nets)": "with the DFL, ResNet-50 above "
+        "ResNet-18 and ResNet-34 under PGD-10 (the paper: +4.3)",
+    "fig5_resnet50_dfl_gain (with against without the DFL)": "the DFL lifts ResNet-50 under "
+        "PGD-10 (with minus without; the paper: +4.3)",
+    "fig5_resnet34_above_resnet18_dfl": "with the DFL, ResNet-34 above ResNet-18 under PGD-10",
 }
 
 
 def depth_statement(verdicts: list[dict], finals: list[dict], *, floor: float = 90.0) -> str:
     """The depth study's answer in plain words: each depth claim's verdict with our effect and
-    interval (points of final clean validation accuracy), then every run whose final clean
+    interval (in its unit: points, or nats for a loss), then every run whose final clean
     validation accuracy (%) is below `floor` (the dataset's clean floor), naming seed and
     whether it had the lr warm-up. finals: [{"depth", "variant", "setting", "seed", "warmup",
     "val_acc" (fraction)}]."""
     parts = []
     for v in verdicts:
-        words = _DEPTH_WORDS.get(v["claim_id"], v["claim"])
-        effect = (f" ({v['estimate']:+.1f} points, 95% interval [{v['low']:+.1f}, "
-                  f"{v['high']:+.1f}])" if v.get("estimate") is not None else "")
+        words = _DEPTH_WORDS.get(v["claim"], v["claim"])
+        unit = v.get("unit", "points")
+        d = 3 if unit == "nats" else 1
+        effect = (f" ({v['estimate']:+.{d}f} {unit}, 95% interval [{v['low']:+.{d}f}, "
+                  f"{v['high']:+.{d}f}])" if v.get("estimate") is not None else "")
         reason = f"; {v['reason']}" if v.get("reason") else ""
         parts.append(f"{words}: {v['verdict']}{effect}{reason}")
     text = "Depth under PGD training, " + "; ".join(parts) + "."

@@ -21,14 +21,15 @@ import numpy as np
 
 from ..evaluation.robust import mask_file
 from ..evaluation.selection import of_kind, strongest, worst_case
-from ..paper.claims import Claim, claims
+from ..errors import UsageError
+from ..paper.claims import DEPTH_QUANTITIES, Claim, claims
 from ..paper.comparison import PAPER_TO_SUITE_COLUMN, ROW_LABELS, accuracy, paper_dataset
 from ..paper.regime import regime_reason
 from ..paper.verdicts import claim_verdict, strong_attack_check
 from ..profiles import PROFILES, get_profile
 from .plan import cell_seeds, datasets, table_rows_of
 
-__all__ = ["table_samples", "table_verdicts", "depth_verdicts", "rise_verdicts",
+__all__ = ["table_samples", "table_verdicts", "depth_sample", "depth_verdicts", "rise_verdicts",
            "strong_attack_checks", "adaptive_checks", "profile_regime"]
 
 # Table 6's "ResNet" row is the proposed method on ResNet: our dfl_pcl cell
@@ -132,16 +133,43 @@ def _final_count(history: list[dict], *, n_val: int, epoch: int = -1) -> tuple[i
     return int(round(history[epoch]["val_acc"] * n_val)), n_val
 
 
-def depth_verdicts(profile: str, *, records: list[dict]) -> list[dict]:
+def depth_sample(record: dict, *, quantity: str):
+    """One depth run's sample of `quantity` (`paper.claims.DEPTH_QUANTITIES`) at its last
+    epoch, as `paper.intervals.effect_interval` takes it: a loss as a float (nats), an error or
+    accuracy as a count over the images it was measured on ((k, n): the epoch's training images,
+    or the PGD-10 monitor's `monitor_size` validation images, or the clean validation set)."""
+    last = record["history"][-1]
+    value = last[quantity]
+    if DEPTH_QUANTITIES[quantity][1] == "nats":
+        return float(value)
+    n = {"train_error": record.get("n_train"), "final": record["n_val"]}.get(
+        quantity, record.get("monitor_size"))
+    if not n:
+        raise UsageError(f"depth record {record.get('run')} lacks the image count of {quantity}")
+    value = last["val_acc"] if quantity == "final" else value
+    return int(round(value * n)), int(n)
+
+
+def depth_verdicts(profile: str, *, records: list[dict], regime: str | None = None) -> list[dict]:
     """The "depth" claims (Figures 1, 3, 5) from `records.depth_records` (the PGD-trained runs
-    with the lr warm-up, every seed): final clean validation accuracy, as (correct, images).
+    with the lr warm-up, every seed), each on the quantity the paper plots (its `columns`:
+    training loss or error on the adversarial batches, validation loss, error or accuracy under
+    the PGD-10 monitor, at the last epoch; `depth_sample`).
 
     The regime's clean floor asks whether each configuration trains at this profile's lr and
     budget: it reads the configuration trained without attacks (the depth study's clean runs,
     where the profile has them), because a PGD-trained network that ends lower than a shallower
     one is the effect these claims are about, not a failure to train; without clean runs it
-    reads the PGD-trained runs' own clean accuracy (the stricter test)."""
+    reads the PGD-trained runs' own clean accuracy. `regime`: "" when the depth study's plain
+    PGD-trained ResNet-18 is in the field's regime (its AutoAttack accuracy), else why not;
+    None (the default) says the depth runs have no AutoAttack evaluation: every verdict is then
+    "not testable here", its numbers shown."""
+    if regime is None:
+        regime = ("not measured: the depth study's PGD-trained ResNet-18 has no AutoAttack "
+                  "evaluation, so whether its runs are in the field's regime is unknown (the "
+                  "PGD-10 monitor on a few validation images is not the gate)")
     samples, finals, clean_runs = {}, {}, {}
+    quantities = {c.columns[0] for c in claims() if c.kind == "depth"}
     for r in records:
         if not r.get("warmup", True):
             continue
@@ -149,13 +177,13 @@ def depth_verdicts(profile: str, *, records: list[dict]) -> list[dict]:
         final = 100.0 * r["history"][-1]["val_acc"]
         if r["setting"] == "PGD-10 training":
             samples.setdefault(row, {})[r["seed"]] = {
-                "final": _final_count(r["history"], n_val=r["n_val"])}
+                q: depth_sample(r, quantity=q) for q in quantities}
             finals.setdefault(row, []).append(final)
         else:
             clean_runs.setdefault(row, []).append(final)
     clean = {row: float(np.mean(clean_runs.get(row) or v)) for row, v in finals.items()}
     min_seeds = get_profile(profile).min_seeds
-    return [claim_verdict(c, samples=samples, clean=clean, min_seeds=min_seeds)
+    return [claim_verdict(c, samples=samples, clean=clean, min_seeds=min_seeds, regime=regime)
             for c in claims() if c.kind == "depth"]
 
 

@@ -60,7 +60,9 @@ def depth_records(profile: str, *, runs_root=None, data_root=None,
                     "model": model, "dfl": dfl, "seed": seed, "warmup": warmup,
                     "variant": "with DFL" if dfl else "without DFL",
                     "setting": SETTING_LABELS[setting], "run": run["run_dir"].name,
-                    "n_val": len(run["data"].y_val), "lr_warmup_epochs": cfg.lr_warmup_epochs})
+                    "n_val": len(run["data"].y_val), "n_train": len(run["data"].y_train),
+                    "monitor_size": min(cfg.monitor_size, len(run["data"].y_val)),
+                    "lr_warmup_epochs": cfg.lr_warmup_epochs})
     return out
 
 
