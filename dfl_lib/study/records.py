@@ -7,6 +7,7 @@ missing one is trained, with the plan's own config.
 """
 from __future__ import annotations
 
+from ..errors import DataFileError
 from ..experiments.run import train_and_evaluate, train_run
 from ..paper.comparison import NOT_RUN, ROW_LABELS, paper_cells, table_dataset
 from ..paper.numbers import TABLES
@@ -16,7 +17,7 @@ from .plan import (DEPTHS, DEPTH_CONTROLS, HEADLINE_ROWS, ROW_OVERRIDES, SETTING
                    headline_suite, table_rows_of)
 
 __all__ = ["with_errors", "depth_records", "component_records", "defence_records", "load_run",
-           "cell_results", "DEPTH_LABELS", "SETTING_LABELS"]
+           "cell_results", "depth_records_from_report", "DEPTH_LABELS", "SETTING_LABELS"]
 
 DEPTH_LABELS = {"resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": "ResNet-50"}
 SETTING_LABELS = {"adversarial training": "PGD-10 training", "no defence": "no defence"}
@@ -62,6 +63,33 @@ def depth_records(profile: str, *, runs_root=None, data_root=None,
                     "setting": SETTING_LABELS[setting], "run": run["run_dir"].name,
                     "n_val": len(run["data"].y_val), "n_train": len(run["data"].y_train),
                     "monitor_size": min(cfg.monitor_size, len(run["data"].y_val)),
+                    "lr_warmup_epochs": cfg.lr_warmup_epochs})
+    return out
+
+
+def depth_records_from_report(metrics: dict, *, profile: str) -> list[dict]:
+    """The records `depth_records` gives, rebuilt from a depth notebook's committed metrics
+    (`reports/<part>/01-depth/metrics.json`: its "final" list names every run, its "curves"
+    hold every run's history) without the runs themselves: a committed report's runs re-judged
+    by today's claims. Image counts (training set, validation set, PGD-10 monitor) are the
+    profile's depth configs' (`plan.depth_config`). DataFileError naming a run whose curve is
+    missing."""
+    labels = {v: k for k, v in DEPTH_LABELS.items()}
+    settings = {v: k for k, v in SETTING_LABELS.items()}
+    out = []
+    for f in metrics["final"]:
+        key = (f"{f['depth']} {f['variant']}, {f['setting']}, s{f['seed']}"
+               f"{'' if f.get('warmup', True) else ', no warm-up'}")
+        if key not in metrics["curves"]:
+            raise DataFileError(f"the depth report's curves have no run {key!r}")
+        model, dfl = labels[f["depth"]], f["variant"] == "with DFL"
+        cfg = depth_config(profile, model=model, dfl=dfl, setting=settings[f["setting"]],
+                           seed=f["seed"], warmup=f.get("warmup", True))
+        out.append({"history": with_errors(metrics["curves"][key]), "depth": f["depth"],
+                    "model": model, "dfl": dfl, "seed": f["seed"],
+                    "warmup": f.get("warmup", True), "variant": f["variant"],
+                    "setting": f["setting"], "run": f.get("run", key), "n_val": cfg.n_val,
+                    "n_train": cfg.n_train, "monitor_size": min(cfg.monitor_size, cfg.n_val),
                     "lr_warmup_epochs": cfg.lr_warmup_epochs})
     return out
 

@@ -206,8 +206,10 @@ def study_report_lines(reports_root, *, parts=PARTS) -> list[str]:
             reason += ("; " if reason else "") + "also " + "; ".join(
                 f"{o['part']}: {o['verdict']} {_effect(o)}" for o in r["others"])
         paper = v.get("paper_effect") if v else None
-        made = (f"[{v['part']}]({v['part']}/{v['notebook']}.ipynb) at {v['commit']}"
-                if v else "-")
+        # a notebook's verdicts link the notebook; a study script's its folder's page
+        page = (f"{v['notebook']}.ipynb" if v and (root / v["part"] / f"{v['notebook']}.ipynb")
+                .exists() else f"{v['notebook']}/README.md" if v else "")
+        made = f"[{v['part']}]({v['part']}/{page}) at {v['commit']}" if v else "-"
         lines.append(f"| {_cell(r['claim'])} ({_cell(r['where'])}) | **{verdict}** | "
                      f"{_cell(_effect(v))} | {_claimed(r)} | "
                      f"{'-' if paper is None else format(paper, '+.2f')} | {_cell(reason)} | "
