@@ -55,6 +55,9 @@ class Profile:
     depth: dict = field(default_factory=dict)
     depth_seeds: tuple[int, ...] = (0, 1, 2)
     depth_clean: bool = True          # the depth study's clean-training runs (seed 0)
+    # test images of the end evaluation of every PGD-trained depth run (suite "depth": PGD-10,
+    # PGD-50, AutoAttack): robust accuracy and the regime gate of the depth claims; 0: none
+    depth_eval_n: int = 0
     # the no-warm-up controls' size where it differs from the depth study's (they diverge or
     # not within their first epochs)
     depth_control: dict = field(default_factory=dict)
@@ -261,6 +264,7 @@ PROFILES: dict[str, Profile] = {
         # the clean-training depth runs (seed 0) tell whether each configuration trains at
         # this budget: the depth verdicts' clean floor reads them (study.evidence)
         depth=_DEPTH, depth_seeds=(0, 1, 2), depth_clean=True, depth_control={"epochs": 2},
+        depth_eval_n=500,
         poisoning=_QUICK_POISONING,
         n_eval_per_dataset={"cifar10_jpeg": 250},
         runs_dir="quick",
@@ -296,7 +300,7 @@ PROFILES: dict[str, Profile] = {
         datasets=("mnist",),
         seeded=(("resnet", "no defence"), ("resnet", "adversarial training"),
                 ("dfl_pcl", "adversarial training")),
-        depth_seeds=(0,), min_seeds=2,
+        depth_seeds=(0,), min_seeds=2, depth_eval_n=16,
         # the poisoning grid's plumbing on two rows, one seed, one poison under PGD training
         poisoning={"n_train": 256, "epochs": 2, "fraction": 0.1, "sweep": (0.05,),
                    "rows": ("resnet", "dfl_pcl"), "seeds": (0,),

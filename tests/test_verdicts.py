@@ -299,13 +299,14 @@ def test_depth_claims_read_the_clean_trained_configuration_for_the_floor():
     # ResNet-50 ends lower under PGD training, and trains without attacks: the effect the
     # claims are about, tested on the PGD-10 monitor (100 images)
     assert got["fig1_deeper_less_convergence (accuracy)"]["verdict"] == "reproduced"
-    assert got["fig135_deeper_better_with_dfl"]["verdict"] == "not reproduced"
+    assert got["fig135_deeper_better_with_dfl (PGD-10 monitor)"]["verdict"] == "not reproduced"
     # the same numbers where ResNet-50 + DFL does not train even without attacks
     failed = {**trains, "resnet50+dfl": 0.31}
     got = {v["claim"]: v for v in depth_verdicts("quick-full", regime="",
                                                  records=_depth_records(pgd, failed))}
-    assert got["fig135_deeper_better_with_dfl"]["verdict"] == "not testable here"
-    assert "resnet50+dfl 31.0% clean" in got["fig135_deeper_better_with_dfl"]["reason"]
+    assert got["fig135_deeper_better_with_dfl (PGD-10 monitor)"]["verdict"] == "not testable here"
+    assert "resnet50+dfl 31.0% clean" in got["fig135_deeper_better_with_dfl (PGD-10 monitor)"][
+        "reason"]
     # without clean runs the PGD runs' own clean accuracy is the (stricter) floor
     got = {v["claim"]: v for v in depth_verdicts("quick-full", regime="",
                                                  records=_depth_records(pgd, {}))}
@@ -337,12 +338,16 @@ def test_a_depth_verdict_is_computed_from_the_loss_and_the_error_under_pgd_train
     assert fig3["verdict"] == "not reproduced" and fig3["estimate"] == pytest.approx(-5.0)
     assert "5000 images" in fig3["numbers"]
     # equal accuracy under the monitor: no effect either way
-    assert got["fig135_deeper_better_with_dfl"]["estimate"] == pytest.approx(0.0)
+    assert got["fig135_deeper_better_with_dfl (PGD-10 monitor)"]["estimate"] == \
+        pytest.approx(0.0)
     # the regime gate: no AutoAttack evaluation of the depth runs, nothing decided
     gated = {v["claim"]: v for v in depth_verdicts("quick-full", records=records)}
     for label, v in gated.items():
         assert v["verdict"] == "not testable here", label
-        assert "no AutoAttack evaluation" in v["reason"] and v["estimate"] is not None
+        if label.endswith("AutoAttack)"):  # read from the end evaluation, which they lack
+            assert "no end evaluation" in v["reason"] and v["estimate"] is None
+        else:
+            assert "no AutoAttack evaluation" in v["reason"] and v["estimate"] is not None
     text = depth_statement(list(got.values()), [], floor=90.0)
     assert "higher training loss" in text and "nats" in text
 
@@ -425,3 +430,44 @@ def test_every_claim_row_of_the_index_has_a_verdict_or_its_own_reason(tmp_path):
         assert reason.strip(" |"), c.label
         if c.kind in ("none", "pending"):
             assert c.untestable.split(":")[0] in reason, (c.label, reason)
+
+
+def test_the_depth_runs_end_evaluation_gives_autoattack_verdicts_and_the_regime_gate(tmp_path):
+    """With an end evaluation of every PGD-trained depth run (suite "depth", per-example masks),
+    the plain ResNet-18's AutoAttack accuracy decides the regime: at 88% the claims are judged
+    (on AutoAttack accuracy too), at 60% every one is "not testable here: below regime"."""
+    import numpy as np
+
+    from dfl_lib.evaluation.robust import mask_file
+    from dfl_lib.study.evidence import depth_verdicts
+
+    pgd = {row: 0.80 for row in ("resnet18", "resnet34", "resnet50", "resnet18+dfl",
+                                 "resnet34+dfl", "resnet50+dfl")}
+
+    def with_end(aa: dict) -> list[dict]:
+        records = _depth_records(pgd, {row: 0.99 for row in pgd})
+        for r in records:
+            if r["setting"] != "PGD-10 training":
+                continue
+            row = r["model"] + ("+dfl" if r["dfl"] else "")
+            folder = tmp_path / f"{row}-{aa[row]}-s{r['seed']}"
+            mask = np.arange(500) < int(aa[row] * 500) - 5 * r["seed"]
+            (folder / "masks-depth").mkdir(parents=True, exist_ok=True)
+            np.save(mask_file(folder / "masks-depth", "AutoAttack"), mask)
+            r["evaluation"] = {"path": str(folder / "metrics-depth.json"),
+                               "table": [{"name": "AutoAttack", "attack": "autoattack"}]}
+        return records
+
+    aa = {"resnet18": 0.88, "resnet34": 0.86, "resnet50": 0.84, "resnet18+dfl": 0.88,
+          "resnet34+dfl": 0.86, "resnet50+dfl": 0.70}
+    got = {v["claim"]: v for v in depth_verdicts("quick-full", records=with_end(aa))}
+    v = got["fig5_resnet50_dfl_gain (with against without the DFL, AutoAttack)"]
+    assert v["verdict"] == "not reproduced" and v["n"] == 500
+    assert v["estimate"] == pytest.approx(-14.0)
+    assert "test accuracy under AutoAttack" in v["numbers"]
+    # in the regime: the PGD-10 monitor's claims are judged too, no gate reason
+    assert not got["fig1_deeper_less_convergence (training loss)"]["reason"]
+    low = {**aa, "resnet18": 0.60}
+    gated = depth_verdicts("quick-full", records=with_end(low))
+    assert all(v["verdict"] == "not testable here" and v["reason"].startswith("below regime")
+               for v in gated)

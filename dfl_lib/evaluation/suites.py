@@ -79,6 +79,9 @@ SUITES = {
     # 1,000 Adam steps per image would cost more than the rest of the study's evaluation)
     "headline": ("clean", "fgsm", "pgd", "cw_inf", "pgd_strong", "cw_inf_strong", "autoattack",
                  "adaptive_pcl"),
+    # the depth study's runs at their end (Figures 1, 3, 5: robust accuracy, and the regime
+    # gate, which reads the plain ResNet-18's AutoAttack accuracy)
+    "depth": ("clean", "pgd", "pgd_long", "autoattack"),
 }
 # suites that also run the transfer attack and the gradient-masking checks
 CHECKED_SUITES = ("full", "headline")

@@ -44,6 +44,8 @@ DEPTH_QUANTITIES = {
     "val_adv_error": ("validation error under the PGD-10 monitor", "points", True),
     "val_adv_acc": ("validation accuracy under the PGD-10 monitor", "points", False),
     "final": ("clean validation accuracy", "points", False),
+    # the end evaluation of each run (`Profile.depth_eval_n` test images, suite "depth")
+    "autoattack": ("test accuracy under AutoAttack", "points", False),
 }
 _SETTINGS = ("no defence", "adversarial training")
 

@@ -186,18 +186,28 @@ _DEPTH_WORDS = {
     "fig1_deeper_less_convergence (validation loss)": "without the DFL, the deeper ResNets end "
         "with a higher validation loss under PGD-10",
     "fig1_deeper_less_convergence (accuracy)": "without the DFL, the deeper ResNets end lower "
-        "under PGD-10 (ResNet-18 minus the deeper ones)",
+        "under the PGD-10 monitor (ResNet-18 minus the deeper ones)",
+    "fig1_deeper_less_convergence (accuracy, AutoAttack)": "without the DFL, the deeper ResNets "
+        "end lower under AutoAttack",
     "fig3_dfl_resnet50_lower_error (training error)": "with the DFL, ResNet-50 ends with the "
         "lowest training error (the shallower ones minus ResNet-50)",
     "fig3_dfl_resnet50_lower_error (validation error)": "with the DFL, ResNet-50 ends with the "
         "lowest validation error under PGD-10",
-    "fig135_deeper_better_with_dfl": "with the DFL, the deeper the better under PGD-10 "
-        "(ResNet-50 minus ResNet-18)",
+    "fig135_deeper_better_with_dfl (PGD-10 monitor)": "with the DFL, the deeper the better "
+        "under the PGD-10 monitor (ResNet-50 minus ResNet-18)",
+    "fig135_deeper_better_with_dfl (AutoAttack)": "with the DFL, the deeper the better under "
+        "AutoAttack",
     "fig5_resnet50_dfl_gain (against the shallower DFL nets)": "with the DFL, ResNet-50 above "
-        "ResNet-18 and ResNet-34 under PGD-10 (the paper: +4.3)",
-    "fig5_resnet50_dfl_gain (with against without the DFL)": "the DFL lifts ResNet-50 under "
-        "PGD-10 (with minus without; the paper: +4.3)",
-    "fig5_resnet34_above_resnet18_dfl": "with the DFL, ResNet-34 above ResNet-18 under PGD-10",
+        "ResNet-18 and ResNet-34 under the PGD-10 monitor (the paper: +4.3)",
+    "fig5_resnet50_dfl_gain (against the shallower DFL nets, AutoAttack)": "the same under "
+        "AutoAttack",
+    "fig5_resnet50_dfl_gain (with against without the DFL)": "the DFL lifts ResNet-50 under the "
+        "PGD-10 monitor (with minus without; the paper: +4.3)",
+    "fig5_resnet50_dfl_gain (with against without the DFL, AutoAttack)": "the same under "
+        "AutoAttack",
+    "fig5_resnet34_above_resnet18_dfl (PGD-10 monitor)": "with the DFL, ResNet-34 above "
+        "ResNet-18 under the PGD-10 monitor",
+    "fig5_resnet34_above_resnet18_dfl (AutoAttack)": "the same under AutoAttack",
 }
 
 

@@ -133,11 +133,20 @@ def _final_count(history: list[dict], *, n_val: int, epoch: int = -1) -> tuple[i
     return int(round(history[epoch]["val_acc"] * n_val)), n_val
 
 
+def _autoattack_row(metrics: dict) -> str | None:
+    """The name of the AutoAttack row of an end evaluation; None where it has none."""
+    return next((r["name"] for r in metrics["table"] if r["attack"] == "autoattack"), None)
+
+
 def depth_sample(record: dict, *, quantity: str):
     """One depth run's sample of `quantity` (`paper.claims.DEPTH_QUANTITIES`) at its last
     epoch, as `paper.intervals.effect_interval` takes it: a loss as a float (nats), an error or
     accuracy as a count over the images it was measured on ((k, n): the epoch's training images,
     or the PGD-10 monitor's `monitor_size` validation images, or the clean validation set)."""
+    if quantity == "autoattack":  # the end evaluation's per-example mask
+        metrics = record.get("evaluation")
+        name = _autoattack_row(metrics) if metrics else None
+        return _mask(metrics, name, suite="depth") if name else None
     last = record["history"][-1]
     value = last[quantity]
     if DEPTH_QUANTITIES[quantity][1] == "nats":
@@ -160,15 +169,13 @@ def depth_verdicts(profile: str, *, records: list[dict], regime: str | None = No
     budget: it reads the configuration trained without attacks (the depth study's clean runs,
     where the profile has them), because a PGD-trained network that ends lower than a shallower
     one is the effect these claims are about, not a failure to train; without clean runs it
-    reads the PGD-trained runs' own clean accuracy. `regime`: "" when the depth study's plain
-    PGD-trained ResNet-18 is in the field's regime (its AutoAttack accuracy), else why not;
-    None (the default) says the depth runs have no AutoAttack evaluation: every verdict is then
-    "not testable here", its numbers shown."""
-    if regime is None:
-        regime = ("not measured: the depth study's PGD-trained ResNet-18 has no AutoAttack "
-                  "evaluation, so whether its runs are in the field's regime is unknown (the "
-                  "PGD-10 monitor on a few validation images is not the gate)")
-    samples, finals, clean_runs = {}, {}, {}
+    reads the PGD-trained runs' own clean accuracy. `regime`: "" when the depth study is in the
+    field's regime, else why not; None (the default) reads it from the records: the plain
+    ResNet-18's AutoAttack accuracy at the end of PGD training (mean over seeds) against the
+    field's floor (`paper.regime`), "not measured" where the runs have no end evaluation: every
+    verdict is then "not testable here", its numbers shown. The claims on AutoAttack accuracy
+    are "not run yet" without an end evaluation."""
+    samples, finals, clean_runs, robust = {}, {}, {}, []
     quantities = {c.columns[0] for c in claims() if c.kind == "depth"}
     for r in records:
         if not r.get("warmup", True):
@@ -176,15 +183,39 @@ def depth_verdicts(profile: str, *, records: list[dict], regime: str | None = No
         row = r["model"] + ("+dfl" if r["dfl"] else "")
         final = 100.0 * r["history"][-1]["val_acc"]
         if r["setting"] == "PGD-10 training":
-            samples.setdefault(row, {})[r["seed"]] = {
-                q: depth_sample(r, quantity=q) for q in quantities}
+            for q in quantities:
+                value = depth_sample(r, quantity=q)
+                if value is not None:
+                    samples.setdefault(q, {}).setdefault(row, {})[r["seed"]] = {q: value}
             finals.setdefault(row, []).append(final)
+            if row == "resnet18" and r.get("evaluation"):
+                aa = depth_sample(r, quantity="autoattack")
+                if aa is not None:
+                    robust.append(aa)
         else:
             clean_runs.setdefault(row, []).append(final)
+    if regime is None and robust:  # the gate: the plain ResNet-18's AutoAttack accuracy
+        regime = regime_reason(dataset="mnist", n=len(robust[0]),
+                               baseline_autoattack=100.0 * float(np.mean([m.mean()
+                                                                          for m in robust])))
+    elif regime is None:
+        regime = ("not measured: the depth study's PGD-trained ResNet-18 has no AutoAttack "
+                  "evaluation, so whether its runs are in the field's regime is unknown (the "
+                  "PGD-10 monitor on a few validation images is not the gate)")
     clean = {row: float(np.mean(clean_runs.get(row) or v)) for row, v in finals.items()}
     min_seeds = get_profile(profile).min_seeds
-    return [claim_verdict(c, samples=samples, clean=clean, min_seeds=min_seeds, regime=regime)
-            for c in claims() if c.kind == "depth"]
+    out = []
+    for c in claims():
+        if c.kind != "depth":
+            continue
+        if c.columns[0] == "autoattack" and c.columns[0] not in samples:
+            out.append(claim_verdict(c, unavailable="not run yet: the depth runs have no end "
+                                                    "evaluation (PGD-50 and AutoAttack on test "
+                                                    "images: Profile.depth_eval_n)"))
+            continue
+        out.append(claim_verdict(c, samples=samples.get(c.columns[0], {}), clean=clean,
+                                 min_seeds=min_seeds, regime=regime))
+    return out
 
 
 def rise_verdicts(profile: str, *, records: list[dict]) -> list[dict]:

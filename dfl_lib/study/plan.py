@@ -193,8 +193,12 @@ def study_plan(profile: str, *, device: str = "auto") -> list[PlanItem]:
                 for setting in (SETTINGS if clean else ("adversarial training",)):
                     cfg = depth_config(profile, model=model, dfl=dfl, setting=setting,
                                        seed=seed, device=device)
-                    add(PlanItem(f"mnist | {model}{' + DFL' if dfl else ''} | {setting} | "
-                                 f"s{seed}", cfg, None, depth_books, "depth"))
+                    name = f"mnist | {model}{' + DFL' if dfl else ''} | {setting} | s{seed}"
+                    add(PlanItem(name, cfg, None, depth_books, "depth"))
+                    n_eval = get_profile(profile).depth_eval_n
+                    if n_eval and setting == "adversarial training":  # robust accuracy
+                        add(PlanItem(f"{name} | depth", cfg.replace(n_eval=n_eval), "depth",
+                                     ("01-depth",), "depth"))
     for model, dfl, setting in (DEPTH_CONTROLS if get_profile(profile).depth_seeds else ()):
         cfg = depth_config(profile, model=model, dfl=dfl, setting=setting, warmup=False,
                            device=device)

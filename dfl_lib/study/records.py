@@ -43,7 +43,9 @@ def depth_records(profile: str, *, runs_root=None, data_root=None,
                   device: str = "auto") -> list[dict]:
     """One record per run of the depth study (MNIST, CE): every depth x DFL with PGD training
     for each of the profile's depth seeds, with clean training for seed 0, and the controls
-    without the lr warm-up (`plan.DEPTH_CONTROLS`, warmup False)."""
+    without the lr warm-up (`plan.DEPTH_CONTROLS`, warmup False). A PGD-trained run's
+    "evaluation" is its end evaluation (suite "depth" on `Profile.depth_eval_n` test images:
+    PGD-10, PGD-50, AutoAttack, with per-example masks), None where the profile has none."""
     specs = []
     for seed in get_profile(profile).depth_seeds:
         for setting in ("adversarial training", "no defence"):
@@ -57,7 +59,13 @@ def depth_records(profile: str, *, runs_root=None, data_root=None,
         cfg = depth_config(profile, model=model, dfl=dfl, setting=setting, seed=seed,
                            warmup=warmup, device=device)
         run = load_run(cfg, runs_root=runs_root, data_root=data_root)
+        n_eval = get_profile(profile).depth_eval_n
+        evaluation = (train_and_evaluate(cfg.replace(n_eval=n_eval), suite="depth",
+                                         data_root=data_root, runs_root=runs_root,
+                                         progress=False)
+                      if n_eval and warmup and setting == "adversarial training" else None)
         out.append({"history": run["history"], "depth": DEPTH_LABELS[model],
+                    "evaluation": evaluation,
                     "model": model, "dfl": dfl, "seed": seed, "warmup": warmup,
                     "variant": "with DFL" if dfl else "without DFL",
                     "setting": SETTING_LABELS[setting], "run": run["run_dir"].name,
@@ -86,6 +94,7 @@ def depth_records_from_report(metrics: dict, *, profile: str) -> list[dict]:
         cfg = depth_config(profile, model=model, dfl=dfl, setting=settings[f["setting"]],
                            seed=f["seed"], warmup=f.get("warmup", True))
         out.append({"history": with_errors(metrics["curves"][key]), "depth": f["depth"],
+                    "evaluation": None,  # a report's curves hold no end evaluation's masks
                     "model": model, "dfl": dfl, "seed": f["seed"],
                     "warmup": f.get("warmup", True), "variant": f["variant"],
                     "setting": f["setting"], "run": f.get("run", key), "n_val": cfg.n_val,
