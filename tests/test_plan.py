@@ -184,6 +184,11 @@ def test_gpu_profile_is_cifar10_with_the_papers_networks_and_its_time_is_printed
     assert cell_config("gpu", dataset="cifar10", row="mustafa",
                        setting="adversarial training").epochs == 40
     assert "epochs" in get_profile("gpu").deviations
+    # the depth study on the GPU (Figures 1, 3, 5): 5 seeds, every PGD-trained run's end under
+    # AutoAttack on 1,000 test images, the regime gate and the robust readings
+    ends = [i for i in study_plan("gpu") if i.role == "depth" and i.suite == "depth"]
+    assert len(ends) == 5 * 6 and {i.cfg.n_eval for i in ends} == {1000}
+    assert {i.cfg.train_attack for i in ends} == {"pgd"}
     _fixed_speed(monkeypatch)
     assert main(["study", "--profile", "gpu", "--plan-only"]) == 0
     out = capsys.readouterr().out
