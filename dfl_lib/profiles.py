@@ -172,7 +172,7 @@ PROFILES: dict[str, Profile] = {
         overrides={"precision": "auto"},
         deviations={"precision": _BF16},
         backbone="resnet50", seeds=(0, 1, 2), headline_suite="full", headline_n_eval=0,
-        poisoning=_FULL_POISONING,
+        poisoning=_FULL_POISONING, depth_eval_n=1000,  # the depth runs' AutoAttack, as gpu's
         plan_deviations=("3 seeds for every cell and the depth study",),
         geometry=(60_000, 10, 0.05, 10_000),
     ),
