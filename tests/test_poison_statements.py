@@ -1,6 +1,6 @@
 """The poisoning study's plain-words answers (study/poison_records.py) on hand-made records:
-the detection sentence says "easier" / "harder" only when every seed of a defence lies beyond
-every seed of the plain ResNet, and poison_effects reads a defence that keeps the clean
+the detection sentence says "easier" / "harder" only when the t interval of the AUROC difference
+(paired by seed) excludes zero, and poison_effects reads a defence that keeps the clean
 accuracy a backdoor costs as "mitigates". No model is trained."""
 import numpy as np
 import pytest
@@ -19,16 +19,27 @@ def _record(row, seed, *, auroc=None, poison="badnets", setting="no defence", fr
     return r
 
 
-def test_detection_statement_needs_every_seed_beyond_the_resnet():
+def test_detection_statement_needs_an_interval_that_excludes_zero():
     records = [_record("resnet", s, auroc=a) for s, a in enumerate((0.70, 0.72, 0.74))]
     records += [_record("dfl", s, auroc=a) for s, a in enumerate((0.80, 0.85, 0.90))]
     records += [_record("dfl_pcl", s, auroc=a) for s, a in enumerate((0.50, 0.55, 0.60))]
     records += [_record("pcl", s, auroc=a) for s, a in enumerate((0.60, 0.73, 0.95))]
     text = detection_statement(records, poison="badnets", fraction=0.1)
-    assert "DFL only: easier to detect (3 seeds)" in text
-    assert "DFL + PCL: harder to detect (3 seeds)" in text
-    assert "PCL only: no clear difference (3 seeds)" in text
+    assert "DFL only: easier to detect (AUROC +0.13, 95% interval [+0.06, +0.20], 3 seeds)" \
+        in text
+    assert "DFL + PCL: harder to detect (AUROC -0.17" in text
+    assert "PCL only: no clear difference (AUROC +0.04" in text
     assert "ResNet (CE) 0.72 (0.70-0.74)" in text
+
+
+def test_seeds_that_do_not_overlap_are_no_detection_difference_without_the_noise_test():
+    """Issue 39: "easier / harder to detect" had no noise test; the earlier rule (every seed of
+    the defence beyond every seed of the ResNet) read these seeds as "easier". Paired by seed
+    the differences are +0.03, +0.09, +0.23: their t interval covers zero."""
+    records = [_record("resnet", s, auroc=a) for s, a in enumerate((0.70, 0.71, 0.72))]
+    records += [_record("dfl", s, auroc=a) for s, a in enumerate((0.73, 0.80, 0.95))]
+    text = detection_statement(records, poison="badnets", fraction=0.1)
+    assert "DFL only: no clear difference (AUROC +0.12" in text
 
 
 def test_detection_statement_names_a_single_seed_and_ignores_other_poisons():
@@ -62,7 +73,8 @@ def test_poison_effects_and_statements_from_masks(tmp_path):
     assert by[("badnets", "attack success rate")]["high"] < 0
     text = poison_statements(effects, records, fraction=0.1)
     assert len(text) == 2 and "the backdoor succeeds on 95.0%" in text[0]
-    assert "DFL + PCL: harder to detect (3 seeds)" in text[1]
+    assert "DFL + PCL: harder to detect (AUROC -0.30, 95% interval [-0.30, -0.30], 3 seeds)" \
+        in text[1]
 
 
 def test_a_one_seed_poisoning_effect_reads_not_testable(tmp_path):

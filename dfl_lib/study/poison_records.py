@@ -227,34 +227,43 @@ def detection_statement(records: list[dict], *, poison: str, fraction: float) ->
     """One plain sentence on whether the poisoned training samples of `poison` stand out in
     each defence's feature space (clean training): each detector's AUROC per row (mean and
     min-max over seeds), and per defence whether it makes the poison easier or harder to detect
-    than in the plain ResNet. "easier" / "harder" need every seed of the row above (below)
-    every seed of the ResNet; otherwise "no clear difference"; with fewer than
-    `MIN_EFFECT_SEEDS` seeds, "not testable here". "" when no run measured it."""
+    than in the plain ResNet: the AUROC difference paired by seed with its 95% t interval over
+    the seeds (`paper.intervals.effect_interval`, the claims' interval), "easier" / "harder"
+    only where the interval excludes zero, else "no clear difference" (a noise test: seeds
+    that merely do not overlap are not enough, issue 39); with fewer than `MIN_EFFECT_SEEDS`
+    common seeds, "not testable here". "" when no run measured it."""
     found: dict = {}
     for r in records:
         if r["poison"] == poison and r["setting"] == "no defence" and r.get("detection") \
                 and abs(r["fraction"] - fraction) < 1e-9:
             for detector, m in r["detection"].items():
-                found.setdefault(detector, {}).setdefault(r["row"], []).append(m["auroc"])
+                found.setdefault(detector, {}).setdefault(r["row"], {})[r["seed"]] = \
+                    float(m["auroc"])
     if not found:
         return ""
     parts = []
     for detector, rows in found.items():
-        values = ", ".join(f"{ROW_LABELS[row]} {_range(v)}" for row, v in rows.items())
+        values = ", ".join(f"{ROW_LABELS[row]} {_range(list(v.values()))}"
+                           for row, v in rows.items())
         verdicts = []
         base = rows.get("resnet")
         for row, v in rows.items():
             if row == "resnet" or not base:
                 continue
-            seeds = min(len(v), len(base))
-            if seeds < MIN_EFFECT_SEEDS:  # one seed's AUROC gap is within the seeds' swing
-                verdicts.append(f"{ROW_LABELS[row]}: not testable here ({seeds} seed"
-                                f"{'s' * (seeds != 1)}: a difference needs "
+            seeds = sorted(set(v) & set(base))
+            if len(seeds) < MIN_EFFECT_SEEDS:  # one seed's AUROC gap is within the seeds' swing
+                verdicts.append(f"{ROW_LABELS[row]}: not testable here ({len(seeds)} seed"
+                                f"{'s' * (len(seeds) != 1)}: a difference needs "
                                 f"{MIN_EFFECT_SEEDS})")
                 continue
-            word = ("easier to detect" if min(v) > max(base) else
-                    "harder to detect" if max(v) < min(base) else "no clear difference")
-            verdicts.append(f"{ROW_LABELS[row]}: {word} ({seeds} seeds)")
+            samples = {name: {s: {"auroc": auc[s]} for s in seeds}
+                       for name, auc in ((row, v), ("resnet", base))}
+            est, low, high = effect_interval(
+                samples, effect=lambda acc, row=row: acc[row]["auroc"] - acc["resnet"]["auroc"])
+            word = ("easier to detect" if low > 0 else "harder to detect" if high < 0
+                    else "no clear difference")
+            verdicts.append(f"{ROW_LABELS[row]}: {word} (AUROC {est:+.2f}, 95% interval "
+                            f"[{low:+.2f}, {high:+.2f}], {len(seeds)} seeds)")
         parts.append(f"{detector} AUROC {values}"
                      + (" (" + "; ".join(verdicts) + ", against the plain ResNet)"
                         if verdicts else ""))
