@@ -71,11 +71,17 @@ PUBLIC = {
 __all__ = ["__version__", *PUBLIC]
 
 
+def lazy_name(table: dict, name: str, *, owner: str, hint: str = ""):
+    """The object `name` of a lazy table (name -> (module under dfl_lib, what it is)), its
+    module imported on first use: `PUBLIC` here, `notebook_api.NOTEBOOK_NAMES` there.
+    AttributeError naming `owner` (and `hint`) for a name the table lacks."""
+    if name in table:
+        return getattr(importlib.import_module(f"dfl_lib.{table[name][0]}"), name)
+    raise AttributeError(f"module {owner!r} has no attribute {name!r}{hint}")
+
+
 def __getattr__(name: str):
-    if name in PUBLIC:
-        module = importlib.import_module(f".{PUBLIC[name][0]}", __name__)
-        return getattr(module, name)
-    raise AttributeError(f"module 'dfl_lib' has no attribute {name!r}")
+    return lazy_name(PUBLIC, name, owner="dfl_lib")
 
 
 def __dir__() -> list[str]:

@@ -11,7 +11,7 @@ that the notebooks import from these two tables only (tests/test_layers.py).
 """
 from __future__ import annotations
 
-import importlib
+from . import lazy_name
 
 # name -> (defining module under dfl_lib, what it is)
 NOTEBOOK_NAMES = {
@@ -84,11 +84,8 @@ __all__ = ["NOTEBOOK_NAMES", *NOTEBOOK_NAMES]
 
 
 def __getattr__(name: str):
-    if name in NOTEBOOK_NAMES:
-        module = importlib.import_module(f"dfl_lib.{NOTEBOOK_NAMES[name][0]}")
-        return getattr(module, name)
-    raise AttributeError(f"module 'dfl_lib.notebook_api' has no attribute {name!r}; the public "
-                         "surface is dfl_lib.PUBLIC")
+    return lazy_name(NOTEBOOK_NAMES, name, owner="dfl_lib.notebook_api",
+                     hint="; the public surface is dfl_lib.PUBLIC")
 
 
 def __dir__() -> list[str]:
