@@ -23,7 +23,8 @@ from typing import Literal
 
 from .errors import UsageError, UsageTypeError
 
-__all__ = ["RunConfig", "FIELD_DEFAULTS", "DATASET_DEFAULTS", "EVAL_ONLY", "SCALED",
+__all__ = ["RunConfig", "FIELD_DEFAULTS", "DATASET_DEFAULTS", "EVAL_ONLY", "KEYED_WHEN_SET",
+           "keyed_fields", "SCALED",
            "SEED_MAX", "field_type", "field_choices", "milestones"]
 
 
@@ -36,6 +37,7 @@ Schedule = Literal["multistep", "cosine", "constant"]
 TrainAttack = Literal["none", "fgsm", "pgd", "cw"]
 AdvMode = Literal["replace", "concat"]
 Precision = Literal["auto", "fp32", "bf16"]
+Surrogate = Literal["resnet", "victim"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,11 @@ class RunConfig:
     # so the seeds of a poisoning cell retrain the victim on one poisoned set (crafting an
     # adversarial poison costs several trainings here)
     poison_seed: int = 0
+    # the network a poison that needs one (`poisoning.registry.NEEDS`) is crafted against:
+    # "resnet", the plain ResNet of the victim's depth and width, trained clean (a poison that
+    # must transfer to the defended victim); "victim", the victim's own network and loss (its
+    # DFL and PCL) trained clean: an attacker who knows the defence (issue 39)
+    poison_surrogate: Surrogate = "resnet"
     # --- evaluation and monitoring ---
     eval_batch_size: int = 250
     aa_steps: int = 100       # AutoAttack's APGD/FAB iterations (standard: 100)
@@ -134,6 +141,19 @@ SEED_MAX = 2**31 - 1 - SEED_OFFSET_MAX
 
 EVAL_ONLY = ("n_eval", "eval_batch_size", "aa_steps", "aa_queries", "device", "channels_last",
              "cw_l2_budget", "cw_l2_search_steps", "cw_l2_steps")
+
+# Fields added after runs were stored, with the value every earlier run had: at that value a
+# field stays out of every key (runs, evaluations, poisoned sets, poison metrics) and out of the
+# comparison with a stored record, so adding it re-keys and retrains nothing (`keyed_fields`).
+KEYED_WHEN_SET = {"poison_surrogate": "resnet"}
+
+
+def keyed_fields(config: dict) -> dict:
+    """`config` (a `RunConfig.to_dict()`, or one read back from a record) without the
+    `KEYED_WHEN_SET` fields that hold their old value: what keys and record checks compare."""
+    return {k: v for k, v in config.items()
+            if k not in KEYED_WHEN_SET or v != KEYED_WHEN_SET[k]}
+
 
 # What the paper leaves open and we fill with the field's usual values.
 FIELD_DEFAULTS = {

@@ -230,10 +230,21 @@ def test_poisoning_notebook_measures_every_poison_and_answers_in_words(study):
         assert _finite(e["effect"]) and e["low"] <= e["high"]
     # one sentence per poison, and one on detection per poison the detectors can look for
     detection = [s for s in m["statements"] if "stand out in feature space" in s]
-    assert len(m["statements"]) == len(POISONS) + len(detection)
+    # and one on the rate sweep of each backdoor swept (smoke: BadNets at 5% and 10%)
+    sweep = [s for s in m["statements"] if "by share poisoned" in s]
+    assert [s.split(":")[0] for s in sweep] == ["badnets"]
+    assert len(m["statements"]) == len(POISONS) + len(detection) + len(sweep)
     assert sorted(s.split(":")[0] for s in detection) == sorted(DETECTABLE)
     assert {"poisoning-bars.png", "backdoor-rate-sweep.png", "poisoned-features-umap.png",
-            "detection-auroc.png"} <= set(m["figures"])
+            "detection-auroc.png", "poisoning-adaptive.png"} <= set(m["figures"])
+    # the adversarial poison crafted against DFL + PCL itself (issue 39): its own record and
+    # effect, told from the poison crafted against the plain ResNet
+    adaptive = [r for r in m["records"] if r["surrogate"] == "victim"]
+    assert [(r["poison"], r["row"], r["crafted_against"]) for r in adaptive] == [
+        ("adversarial", "dfl_pcl", "the victim")]
+    assert {e["attacker"] for e in m["effects"] if e["poison"] == "adversarial"
+            and e["setting"] == "no defence"} == {"transfer", "adaptive"}
+    assert any("poison crafted against itself" in s for s in m["statements"])
 
 
 def test_forensics_notebook_compares_every_flaw_with_the_paper(study):

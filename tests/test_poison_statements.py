@@ -139,3 +139,30 @@ def test_a_backdoor_that_did_not_take_hold_makes_its_mitigation_not_testable(tmp
 
 if __name__ == "__main__":
     pytest.main([__file__])
+
+
+@pytest.mark.parametrize("rates, verdict", [
+    ((0.2, 30.0, 70.0), "it takes hold (at least 50% success) from 100% of the target class"),
+    ((0.2, 3.0, 9.0), "it took hold at no share tried (up to 100% of the target class)"),
+])
+def test_the_rate_sweep_says_from_which_share_a_backdoor_takes_hold(rates, verdict):
+    """Issue 39: the clean-label backdoor was run at one count (50 poisons) at which it did not
+    take hold; the sweep says where it does, or that it does at no count tried."""
+    from dfl_lib.study.poison_records import sweep_statement
+
+    records = [_record("resnet", 0, poison="clean_label", fraction=f, asr=a)
+               for f, a in zip((0.1, 0.5, 1.0), rates)]
+    records.append(_record("dfl_pcl", 0, poison="clean_label", fraction=1.0, asr=99.0))
+    text = sweep_statement(records, poison="clean_label")
+    assert text.endswith(verdict + ".")
+    assert "10%: 0.2%, 50%: " in text
+    assert sweep_statement(records[:1], poison="clean_label") == ""
+
+
+def test_the_full_poisoning_grid_sweeps_the_clean_label_share():
+    from dfl_lib.study.plan import poison_grid
+
+    keys = [k for k, _ in poison_grid("quick-full-poisoning", device="cpu")]
+    for row in ("resnet", "dfl_pcl"):
+        for rate in ("0.5", "1"):
+            assert f"poison | clean_label | {row} | no defence | s0 | rate {rate}" in keys

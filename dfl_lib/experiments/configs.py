@@ -10,7 +10,8 @@ from __future__ import annotations
 from ..config import DATASET_DEFAULTS, SCALED, RunConfig
 from ..defences import get_defence
 from ..device import resolve_device, resolve_precision
-from ..poisoning import get_poison
+from ..errors import UsageError
+from ..poisoning import POISONS, get_poison
 from ..profiles import get_profile
 
 __all__ = ["make_config", "profile_deviations", "checked"]
@@ -44,7 +45,15 @@ def checked(cfg: RunConfig) -> RunConfig:
         cfg = cfg.replace(precision=resolve_precision("auto", resolve_device(cfg.device)))
     get_defence(cfg.method).validate(cfg)
     if cfg.poison != "none":
-        get_poison(cfg.poison)
+        entry = get_poison(cfg.poison)
+        if cfg.poison_surrogate != "resnet" and entry.needs == "nothing":
+            raise UsageError(f"poison_surrogate={cfg.poison_surrogate!r}: poison "
+                             f"{cfg.poison!r} is crafted against no network; a surrogate "
+                             f"applies to "
+                             f"{', '.join(n for n, e in POISONS.items() if e.needs != 'nothing')}")
+    elif cfg.poison_surrogate != "resnet":
+        raise UsageError(f"poison_surrogate={cfg.poison_surrogate!r} without a poison: set "
+                         f"poison too, or leave poison_surrogate at 'resnet'")
     return cfg
 
 

@@ -3,7 +3,7 @@ config: its fields, with the device named as `device.key_device` names it, so th
 asked for with "cpu" and with "auto" on a CPU-only machine is one result, not two."""
 from __future__ import annotations
 
-from ..config import RunConfig
+from ..config import RunConfig, keyed_fields
 from ..device import key_device, resolve_device
 
 __all__ = ["key_config", "device_aliases"]
@@ -12,7 +12,7 @@ __all__ = ["key_config", "device_aliases"]
 def key_config(cfg: RunConfig) -> dict:
     """`cfg.to_dict()` with its device by `key_device`. Raises UsageError for a device this
     machine does not have, as `resolve_device` does."""
-    return {**cfg.to_dict(), "device": key_device(cfg.device)}
+    return {**keyed_fields(cfg.to_dict()), "device": key_device(cfg.device)}
 
 
 def device_aliases(name: str) -> tuple[str, ...]:

@@ -5,11 +5,13 @@ configuration like a run: the same config and data give the same poisoned set, c
     data.poisoned                                   # PoisonedSet (indices, kind, params) or None
 
 Poisons that attack a model (the clean-label backdoor's hard examples, adversarial poisons) are
-crafted against a clean-trained reference network of the same architecture and data, trained
-here with its own seed (poison_seed + 2000, so it is never a victim); error-minimising noise trains
-a fresh network of that architecture inside its min-min loop (Huang et al. 2021). Everything here
-is seeded by `poison_seed` (the attacker's), never by the victim's `seed`: the seeds of a
-poisoning cell train victims on one poisoned set.
+crafted against a clean-trained reference network on the same data, trained here with its own
+seed (poison_seed + 2000, so it is never a victim); error-minimising noise trains a fresh network
+inside its min-min loop (Huang et al. 2021). Which network: the plain ResNet of the victim's depth
+and width (`poison_surrogate="resnet"`, the default: the poison must transfer to a defended
+victim), or the victim's own network and loss (`"victim"`: an attacker who knows the defence).
+Everything here is seeded by `poison_seed` (the attacker's), never by the victim's `seed`: the
+seeds of a poisoning cell train victims on one poisoned set.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import RunConfig
+from ..config import RunConfig, keyed_fields
 from ..poisoning import PoisonBudget, PoisonedSet, get_poison
 from ..runs import io as runio
 from ..runs.versions import computation_version
@@ -29,14 +31,19 @@ __all__ = ["poison_dataset", "reference_config", "poison_key"]
 
 
 def reference_config(cfg: RunConfig) -> RunConfig:
-    """The clean-trained network poisons are crafted against: the config's architecture and data,
-    CE, no attack, no DFL, no poisoning, its own seed (the poison's seed + 2000)."""
-    return cfg.replace(poison="none", train_attack="none", method="standard", dfl=False,
-                       loss="ce", extra_fc=0, seed=cfg.poison_seed + 2000, poison_seed=0)
+    """The clean-trained network poisons are crafted against: the config's data, depth and width,
+    no training attack, no poisoning, its own seed (the poison's seed + 2000); with
+    `poison_surrogate` "resnet" the plain ResNet (no DFL, CE), with "victim" the victim's DFL,
+    loss and extra layer as configured (an attacker who knows the defence)."""
+    ref = cfg.replace(poison="none", train_attack="none", method="standard",
+                      seed=cfg.poison_seed + 2000, poison_seed=0, poison_surrogate="resnet")
+    if cfg.poison_surrogate == "victim":
+        return ref
+    return ref.replace(dfl=False, loss="ce", extra_fc=0)
 
 
 def _poison_fields(cfg: RunConfig) -> dict:
-    return {k: v for k, v in cfg.to_dict().items() if k.startswith("poison")}
+    return {k: v for k, v in keyed_fields(cfg.to_dict()).items() if k.startswith("poison")}
 
 
 def poison_key(cfg: RunConfig, data) -> str:

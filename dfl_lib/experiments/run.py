@@ -12,7 +12,7 @@ import json
 import time
 from pathlib import Path
 
-from ..config import RunConfig
+from ..config import RunConfig, keyed_fields
 from ..defences import BASELINE_NOTES
 from ..device import resolve_device
 from ..errors import DataFileError
@@ -50,7 +50,7 @@ def eval_key(cfg: RunConfig, *, suite: str, transfer: bool, literal_device: bool
     config (evaluation fields included, the device by `key_device`), the suite's attack
     settings, and the evaluation's declared version (`runs.versions`). literal_device: the key
     over the config's own device string, as metrics written before `key_device` were keyed."""
-    config = cfg.to_dict() if literal_device else key_config(cfg)
+    config = keyed_fields(cfg.to_dict()) if literal_device else key_config(cfg)
     spec = {"config": config, "suite": suite, "attacks": attack_suite(cfg, suite=suite),
             "transfer": transfer and suite in CHECKED_SUITES,
             "code": computation_version("evaluate")}
@@ -136,7 +136,8 @@ def _check_metrics(path: Path, *, saved: dict, cfg: RunConfig) -> None:
     """DataFileError naming `path` when metrics about to be reused say they were made for
     another config than the one their evaluation key was made from (edited by hand)."""
     made_for = (saved.get("provenance") or {}).get("config") or {}
-    want = json.loads(json.dumps(cfg.to_dict()))
+    want = keyed_fields(json.loads(json.dumps(cfg.to_dict())))
+    made_for = keyed_fields(made_for)  # a field added since at its old value: the same config
     # the device is in the key, by `key_device` ("cpu" and "auto" may name one device); the
     # rest must be the config itself
     if "device" not in made_for or _without_device(made_for) != _without_device(want):

@@ -3,6 +3,11 @@
     fig = poison_bars(records, fraction=0.1)     # clean accuracy and attack success per poison
     fig = rate_sweep(records)                    # the backdoor against its poison rate
     fig = detection_bars(records)                # the detectors' AUROC per poison and defence
+    fig = adaptive_bars(records, fraction=0.1)   # poisons crafted against the victim itself
+
+Every figure but `adaptive_bars` draws the runs whose poison was crafted against the plain ResNet
+or against no network (record "surrogate" "resnet"); `adaptive_bars` sets those beside the runs
+whose poison was crafted against the defended victim itself.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from ..paper.comparison import ROW_LABELS
 from .curves import figure_legend
 from .legends import class_handles, marker_handle
 
-__all__ = ["poison_bars", "rate_sweep", "detection_bars", "poisoned_umap"]
+__all__ = ["poison_bars", "rate_sweep", "detection_bars", "poisoned_umap", "adaptive_bars"]
 
 _ROWS = ("resnet", "dfl", "pcl", "dfl_pcl")
 _LABELS = ROW_LABELS  # one row-label table: the paper comparison's
@@ -27,9 +32,11 @@ def _stats(values: list[float]) -> tuple[float, float, float]:
     return float(np.mean(values)), float(np.min(values)), float(np.max(values))
 
 
-def _select(records, **match):
-    return [r for r in records if all(abs(r[k] - v) < 1e-9 if isinstance(v, float) else
-                                      r[k] == v for k, v in match.items())]
+def _select(records, *, surrogate: str = "resnet", **match):
+    """The records matching every field of `match` (floats to 1e-9) whose poison was crafted
+    against `surrogate` ("resnet": the plain ResNet or no network; "victim": the row itself)."""
+    return [r for r in records if r.get("surrogate", "resnet") == surrogate and all(
+        abs(r[k] - v) < 1e-9 if isinstance(v, float) else r[k] == v for k, v in match.items())]
 
 
 _SETTINGS = ("no defence", "PGD training")
@@ -114,8 +121,8 @@ def poison_bars(records: Sequence[dict], *, fraction: float, title: str = ""):
 def rate_sweep(records: Sequence[dict], *, poison: str = "badnets", title: str = ""):
     """The backdoor's attack success rate and clean accuracy (%) against the share of the
     training set poisoned, clean training, one line per defence row (seed 0)."""
-    chosen = [r for r in records if r["poison"] == poison and r["setting"] == "no defence"
-              and r["seed"] == 0 and "attack_success_rate" in r]
+    chosen = [r for r in _select(records, poison=poison, setting="no defence", seed=0)
+              if "attack_success_rate" in r]
     if not chosen:
         raise UsageError(f"no {poison} records with clean training to plot")
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -146,8 +153,7 @@ def detection_bars(records: Sequence[dict], *, title: str = ""):
     """AUROC of activation clustering and spectral signatures on each run's training features
     (poisoned vs clean samples), per poison and defence row, clean training, seed 0; 0.5 is
     chance."""
-    chosen = [r for r in records if "detection" in r and r["seed"] == 0
-              and r["setting"] == "no defence"]
+    chosen = [r for r in _select(records, seed=0, setting="no defence") if "detection" in r]
     if not chosen:
         raise UsageError("no detection results to plot")
     detectors = list(chosen[0]["detection"])
@@ -214,4 +220,73 @@ def poisoned_umap(panels: dict, *, title: str = ""):
                ncol=min(len(handles), 6 * len(panels)), handletextpad=0.2, columnspacing=1.0)
     fig.suptitle(title or "Clean (dots, by class) and poisoned (X, by original class) training "
                           "samples in feature space", fontsize=10)
+    return fig
+
+
+def adaptive_bars(records: Sequence[dict], *, fraction: float, title: str = ""):
+    """The poisons crafted against a network, each in its own column of panels: clean test
+    accuracy (%) and, for a backdoor, its attack success rate (%) of each defended row when the
+    poison was crafted against the plain ResNet (light bars: it must transfer) and against the
+    defended victim itself (dark bars: an attacker who knows the defence); clean training, at
+    `fraction`; mean over seeds, the whisker from the lowest to the highest seed, the seeds per
+    bar under it. The dashed line: the plain ResNet poisoned by a poison crafted against itself
+    (mean over seeds). Raises `UsageError` when no record was crafted against the victim."""
+    adaptive = _select(records, surrogate="victim", setting="no defence", fraction=fraction)
+    if not adaptive:
+        raise UsageError("no poisoning records crafted against the victim to plot (the "
+                         "profile's poisoning grid has no 'adaptive' poisons)")
+    poisons = list(dict.fromkeys(r["poison"] for r in adaptive))
+    backdoor = any("attack_success_rate" in r for r in adaptive)
+    measures = [("clean_accuracy", "clean test accuracy (%)")] + (
+        [("attack_success_rate", "attack success rate (%)")] if backdoor else [])
+    fig, axes = plt.subplots(len(measures), len(poisons), figsize=(
+        max(4.2 * len(poisons) + 1, 9.0), 3.4 * len(measures) + 1.4), squeeze=False,
+        sharey="row")
+    shades = {"resnet": 0.35, "victim": 1.0}
+    for j, poison in enumerate(poisons):
+        rows = [row for row in _ROWS[1:] if _select(records, surrogate="victim",
+                                                   poison=poison, row=row,
+                                                   setting="no defence", fraction=fraction)]
+        for i, (key, label) in enumerate(measures):
+            ax = axes[i][j]
+            base = [r[key] for r in _select(records, poison=poison, row="resnet",
+                                            setting="no defence", fraction=fraction) if key in r]
+            if base:
+                ax.axhline(np.mean(base), color="grey", ls="--", lw=1)
+            for k, row in enumerate(rows):
+                for m, surrogate in enumerate(("resnet", "victim")):
+                    chosen = [r[key] for r in _select(records, surrogate=surrogate,
+                                                      poison=poison, row=row,
+                                                      setting="no defence", fraction=fraction)
+                              if key in r]
+                    if not chosen:
+                        continue
+                    mean, lo, hi = _stats(chosen)
+                    x = k + (m - 0.5) * 0.38
+                    ax.bar(x, mean, width=0.36, yerr=[[mean - lo], [hi - mean]], capsize=2,
+                           color=plt.get_cmap("tab10")(_ROWS.index(row)),
+                           alpha=shades[surrogate])
+                    ax.text(x, 2, f"n={len(chosen)}", ha="center", fontsize=7)
+            if not any(key in r for r in _select(records, surrogate="victim", poison=poison)):
+                ax.text(0.5, 0.5, "no backdoor", ha="center", va="center",
+                        transform=ax.transAxes, fontsize=8, color="grey")
+            ax.set_xticks(range(len(rows)))
+            ax.set_xticklabels([_LABELS[row] for row in rows], fontsize=8)
+            ax.set_ylim(0, 100)
+            ax.set_ylabel(label)
+            ax.tick_params(labelleft=True)
+            ax.set_title(f"{poison}: {label.split(' (')[0]}", fontsize=9)
+            ax.grid(axis="y", alpha=0.3)
+    handles = [Patch(color="grey", alpha=shades["resnet"],
+                     label="poison crafted against the plain ResNet (transfer)"),
+               Patch(color="grey", alpha=shades["victim"],
+                     label="poison crafted against the victim itself (adaptive)"),
+               plt.Line2D([], [], color="grey", ls="--",
+                          label="plain ResNet (its poison crafted against itself)")]
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.suptitle(title or (f"Does the defence survive an attacker who knows it?\nPoisons "
+                           f"crafted against the plain ResNet vs against the victim itself\n"
+                           f"(clean training, {fraction:.0%} poisoned; n = seeds per bar)"),
+                 fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.92))
     return fig

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..config import EVAL_ONLY, RunConfig
+from ..config import EVAL_ONLY, RunConfig, keyed_fields
 from ..errors import DataFileError
 from . import io as runio
 from .versions import computation_version
@@ -37,6 +37,8 @@ def run_name(cfg: RunConfig) -> str:
         parts.append(cfg.precision)
     if cfg.poison != "none":  # a poisoned run is told from the clean one, and by its rate
         parts.append(f"{cfg.poison}{cfg.poison_fraction * 100:g}")
+        if cfg.poison_surrogate == "victim":  # and a poison crafted against the victim itself
+            parts.append("adaptive")
     return "-".join(parts + [f"s{cfg.seed}"])
 
 
@@ -45,7 +47,7 @@ def run_path(cfg: RunConfig, data, *, runs_root=None) -> Path:
     computation's declared version (`runs.versions`)."""
     # evaluation and engineering knobs do not change what is learned: they stay out of the key, so
     # a run made with channels-last on a GPU is reused on a CPU, and a bigger n_eval retrains nothing
-    config = {k: v for k, v in cfg.to_dict().items() if k not in EVAL_ONLY}
+    config = {k: v for k, v in keyed_fields(cfg.to_dict()).items() if k not in EVAL_ONLY}
     key = runio.run_key(config=config, data_fingerprint=data.fingerprint,
                         versions=computation_version("train"))
     return runio.keyed_folder(root=runs_root or runio.default_runs_root(), name=run_name(cfg), key=key)
@@ -54,7 +56,8 @@ def run_path(cfg: RunConfig, data, *, runs_root=None) -> Path:
 def learned_fields(config: dict) -> dict:
     """The fields of a config dict that decide what a run learns (EVAL_ONLY left out), as JSON
     reads them back (tuples as lists): what a run's key and its records must agree on."""
-    return {k: v for k, v in json.loads(json.dumps(config)).items() if k not in EVAL_ONLY}
+    return {k: v for k, v in keyed_fields(json.loads(json.dumps(config))).items()
+            if k not in EVAL_ONLY}
 
 
 def learned_key(cfg: RunConfig) -> str:

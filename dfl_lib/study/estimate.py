@@ -118,8 +118,10 @@ def poison_set(cfg: RunConfig) -> tuple | None:
     if cfg.poison == "none":
         return None
     fields = tuple(sorted((k, v) for k, v in cfg.to_dict().items() if k.startswith("poison")))
+    # a poison crafted against the victim itself depends on the victim's network and loss too
+    victim = (cfg.dfl, cfg.loss, cfg.extra_fc) if cfg.poison_surrogate == "victim" else ()
     return (cfg.dataset, cfg.data_path, cfg.n_train, cfg.n_val, cfg.eps, cfg.model, cfg.width,
-            *fields)
+            *fields, *victim)
 
 
 @lru_cache(maxsize=1)

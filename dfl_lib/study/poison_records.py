@@ -4,6 +4,13 @@ an interval over seeds and images.
 
     records = poison_records("quick", runs_root="runs/quick")
     effects = poison_effects(records)     # one dict per (poison, row, setting) against ResNet
+
+A poison crafted against a network (adversarial poisons, error-minimising noise, the clean-label
+backdoor) is crafted against the plain ResNet for every row (record "crafted_against": "the
+plain ResNet": the poison must transfer to a defended victim) and, where the profile asks,
+against each defended victim itself ("the victim": an attacker who knows the defence). Effects
+compare a defended row with the plain ResNet poisoned by a poison crafted against itself, in
+both cases; their "attacker" says which ("transfer" or "adaptive").
 """
 from __future__ import annotations
 
@@ -23,13 +30,18 @@ from .plan import POISON_ROWS, poison_config, poison_grid
 from .records import load_run
 
 __all__ = ["poison_records", "poison_effects", "poison_statements", "detection_statement",
-           "poisoned_feature_panels"]
+           "sweep_statement",
+           "poisoned_feature_panels", "transfer_records", "TRANSFER", "ADAPTIVE", "ATTACKER_LABELS"]
 
 # a backdoor "takes hold" when the plain ResNet, trained on the poisoned set without defence,
 # sends at least half the triggered test images to the target; below, there is nothing for a
 # defence to mitigate (issue 20: "a poisoning that does not work tests nothing")
 TAKES_HOLD = 50.0
 SETTING_LABELS = {"none": "no defence", "pgd": "PGD training"}
+# who the poison was crafted against, per record, and the attacker an effect compares
+TRANSFER, ADAPTIVE = "transfer", "adaptive"
+ATTACKER_LABELS = {TRANSFER: "crafted against the plain ResNet",
+                   ADAPTIVE: "crafted against the victim itself"}
 
 
 def _row_of(cfg) -> str:
@@ -45,17 +57,33 @@ def poison_records(profile: str, *, runs_root=None, data_root=None,
     out = []
     for key, cfg in poison_grid(profile, device=device):
         m = poison_metrics(cfg, data_root=data_root, runs_root=runs_root)
+        needs = cfg.poison != "none" and get_poison(cfg.poison).needs != "nothing"
+        against = ("" if not needs else "the victim" if cfg.poison_surrogate == "victim"
+                   or _row_of(cfg) == "resnet" else "the plain ResNet")
         out.append({**m, "key": key, "row": _row_of(cfg), "label": ROW_LABELS[_row_of(cfg)],
                     "setting": SETTING_LABELS[cfg.train_attack], "seed": cfg.seed,
+                    "surrogate": cfg.poison_surrogate, "crafted_against": against,
                     "masks": str(Path(m["path"]).parent / "masks-poison")})
     return out
 
 
-def _samples(records, *, poison, rows, setting, fraction, mask: str) -> dict:
+def transfer_records(records: list[dict]) -> list[dict]:
+    """The records whose poison was crafted against the plain ResNet or against no network
+    (every row's default): what the study's bars, sweeps and detection compare."""
+    return [r for r in records if r.get("surrogate", "resnet") == "resnet"]
+
+
+def _samples(records, *, poison, rows, setting, fraction, mask: str,
+             attacker: str = TRANSFER) -> dict:
+    """{row: {seed: {mask: per-example array}}}; the defended rows' runs with the poison
+    crafted against the plain ResNet (TRANSFER) or against themselves (ADAPTIVE); the plain
+    ResNet's are the same runs either way (its poison is crafted against itself)."""
     out: dict = {}
     for r in records:
+        surrogate = "victim" if attacker == ADAPTIVE and r["row"] != "resnet" else "resnet"
         if r["poison"] == poison and r["row"] in rows and r["setting"] == setting and \
-                abs(r["fraction"] - fraction) < 1e-9:
+                abs(r["fraction"] - fraction) < 1e-9 and \
+                r.get("surrogate", "resnet") == surrogate:
             path = Path(r["masks"]) / f"{mask}.npy"
             if path.exists():
                 out.setdefault(r["row"], {})[r["seed"]] = {mask: np.load(path)}
@@ -93,10 +121,12 @@ def poison_effects(records: list[dict], *, fraction: float | None = None,
                    n_boot: int = 200) -> list[dict]:
     """For each poison, defence row and setting: the row minus the plain ResNet (points, same
     poison, setting and fraction, seeds in common), with a 95% t interval over seeds holding
-    image noise (`paper.intervals.effect_interval`): clean accuracy (higher is better) and, for a backdoor, the attack success rate
-    (lower is better). `answer` says it in words: "mitigates", "worsens" or "no difference
+    image noise (`paper.intervals.effect_interval`): clean accuracy (higher is better) and, for
+    a backdoor, the attack success rate (lower is better). `answer` says it in words: "mitigates", "worsens" or "no difference
     detected" (the interval covers zero), with the number of seeds; "not testable here (...)"
-    with fewer than `MIN_EFFECT_SEEDS` seeds in common."""
+    with fewer than `MIN_EFFECT_SEEDS` seeds in common. "attacker": TRANSFER (the defended
+    row's poison crafted against the plain ResNet) or, where such runs exist, ADAPTIVE (crafted
+    against the defended row itself); the plain ResNet's runs are its baseline in both."""
     fraction = fraction if fraction is not None else max(
         (r["fraction"] for r in records if r["poison"] != "none"), default=0.0)
     out = []
@@ -104,42 +134,46 @@ def poison_effects(records: list[dict], *, fraction: float | None = None,
     for poison in poisons:
         frac = 0.0 if poison == "none" else fraction
         no_hold = _no_hold(records, poison=poison, fraction=frac)  # "" for a working backdoor
-        for setting in ("no defence", "PGD training"):
-            for row in ("dfl", "pcl", "dfl_pcl"):
-                for measure, better in (("clean", +1), ("attack_success", -1)):
-                    if measure == "attack_success" and (
-                            poison == "none" or get_poison(poison).kind != "backdoor"):
-                        continue
-                    s = _samples(records, poison=poison, rows=(row, "resnet"), setting=setting,
-                                 fraction=frac, mask=measure)
-                    if set(s) != {row, "resnet"}:
-                        continue
-                    seeds = sorted(set(s[row]) & set(s["resnet"]))
-                    s = {k: {seed: v[seed] for seed in seeds} for k, v in s.items()}
-                    est, low, high = effect_interval(
-                        s, effect=lambda acc, r=row, m=measure: acc[r][m] - acc["resnet"][m],
-                        n_boot=n_boot)
-                    good = (low > 0) if better > 0 else (high < 0)
-                    bad = (high < 0) if better > 0 else (low > 0)
-                    answer = "mitigates" if good else "worsens" if bad else \
-                        "no difference detected"
-                    untrained = _untrained(records, rows=(row, "resnet"), setting=setting)
-                    weak = no_hold if measure == "attack_success" else ""
-                    if untrained:  # the unpoisoned networks must train for a poison to mean much
-                        answer = f"not testable here ({untrained})"
-                    elif weak:
-                        answer = f"not testable here ({weak})"
-                    elif len(seeds) < MIN_EFFECT_SEEDS:
-                        # one seed's interval holds image noise only, while seeds swing a
-                        # poison's effect by 10-20 points: no effect is stated from it
-                        answer = (f"not testable here ({len(seeds)} seed"
-                                  f"{'s' * (len(seeds) != 1)}: an effect needs "
-                                  f"{MIN_EFFECT_SEEDS})")
-                    out.append({"poison": poison, "row": row, "setting": setting,
-                                "measure": "clean accuracy" if measure == "clean"
-                                else "attack success rate",
-                                "effect": est, "low": low, "high": high, "seeds": len(seeds),
-                                "answer": answer})
+        cells = [(setting, row, measure, better, attacker)
+                 for setting in ("no defence", "PGD training")
+                 for row in ("dfl", "pcl", "dfl_pcl")
+                 for attacker in (TRANSFER, ADAPTIVE)
+                 for measure, better in (("clean", +1), ("attack_success", -1))]
+        for setting, row, measure, better, attacker in cells:
+            if measure == "attack_success" and (
+                    poison == "none" or get_poison(poison).kind != "backdoor"):
+                continue
+            s = _samples(records, poison=poison, rows=(row, "resnet"), setting=setting,
+                         fraction=frac, mask=measure, attacker=attacker)
+            if set(s) != {row, "resnet"}:
+                continue
+            seeds = sorted(set(s[row]) & set(s["resnet"]))
+            s = {k: {seed: v[seed] for seed in seeds} for k, v in s.items()}
+            est, low, high = effect_interval(
+                s, effect=lambda acc, r=row, m=measure: acc[r][m] - acc["resnet"][m],
+                n_boot=n_boot)
+            good = (low > 0) if better > 0 else (high < 0)
+            bad = (high < 0) if better > 0 else (low > 0)
+            answer = "mitigates" if good else "worsens" if bad else \
+                "no difference detected"
+            untrained = _untrained(records, rows=(row, "resnet"), setting=setting)
+            weak = no_hold if measure == "attack_success" else ""
+            if untrained:  # the unpoisoned networks must train for a poison to mean much
+                answer = f"not testable here ({untrained})"
+            elif weak:
+                answer = f"not testable here ({weak})"
+            elif len(seeds) < MIN_EFFECT_SEEDS:
+                # one seed's interval holds image noise only, while seeds swing a
+                # poison's effect by 10-20 points: no effect is stated from it
+                answer = (f"not testable here ({len(seeds)} seed"
+                          f"{'s' * (len(seeds) != 1)}: an effect needs "
+                          f"{MIN_EFFECT_SEEDS})")
+            out.append({"poison": poison, "row": row, "setting": setting,
+                        "attacker": attacker,
+                        "measure": "clean accuracy" if measure == "clean"
+                        else "attack success rate",
+                        "effect": est, "low": low, "high": high, "seeds": len(seeds),
+                        "answer": answer})
     return out
 
 
@@ -207,15 +241,41 @@ def poison_statements(effects: list[dict], records: list[dict], *, fraction: flo
             if _no_hold(records, poison=poison, fraction=fraction):
                 text += (" (it did not take hold at this scale: whether a defence mitigates it "
                          "is not testable here)")
-        parts = [f"{ROW_LABELS[e['row']]} ({e['setting']}, {e['measure']}): {e['answer']} "
+        parts = [f"{ROW_LABELS[e['row']]} ({e['setting']}"
+                 f"{', poison crafted against itself' if e.get('attacker') == ADAPTIVE else ''}"
+                 f", {e['measure']}): {e['answer']} "
                  f"({e['effect']:+.1f} points [{e['low']:+.1f}, {e['high']:+.1f}], "
                  f"{e['seeds']} seed(s))" for e in effects if e["poison"] == poison]
         out.append(text + ("; against the plain ResNet: " + "; ".join(parts) if parts else "")
                    + ".")
+        sweep = sweep_statement(records, poison=poison)
+        if sweep:
+            out.append(sweep)
         detection = detection_statement(records, poison=poison, fraction=fraction)
         if detection:
             out.append(detection)
     return out
+
+
+def sweep_statement(records: list[dict], *, poison: str) -> str:
+    """One sentence on a backdoor's attack success rate on the plain ResNet (clean training, mean
+    over seeds) at each share of the poison rate sweep, and from which share it takes hold
+    (`TAKES_HOLD`), or that it took hold at no share tried; "" with fewer than two shares."""
+    rates: dict = {}
+    for r in records:
+        if r["poison"] == poison and r["row"] == "resnet" and r["setting"] == "no defence" \
+                and "attack_success_rate" in r:
+            rates.setdefault(round(r["fraction"], 9), []).append(r["attack_success_rate"])
+    if len(rates) < 2:
+        return ""
+    share = get_poison(poison).share
+    means = {f: float(np.mean(v)) for f, v in sorted(rates.items())}
+    points = ", ".join(f"{f:.0%}: {m:.1f}%" for f, m in means.items())
+    hold = [f for f, m in means.items() if m >= TAKES_HOLD]
+    verdict = (f"it takes hold (at least {TAKES_HOLD:g}% success) from {hold[0]:.0%} {share}"
+               if hold else f"it took hold at no share tried (up to {max(means):.0%} {share})")
+    return (f"{poison}: the plain ResNet's attack success rate by share poisoned (clean "
+            f"training) is {points}: {verdict}.")
 
 
 def _range(values: list[float]) -> str:
@@ -235,7 +295,8 @@ def detection_statement(records: list[dict], *, poison: str, fraction: float) ->
     found: dict = {}
     for r in records:
         if r["poison"] == poison and r["setting"] == "no defence" and r.get("detection") \
-                and abs(r["fraction"] - fraction) < 1e-9:
+                and abs(r["fraction"] - fraction) < 1e-9 \
+                and r.get("surrogate", "resnet") == "resnet":
             for detector, m in r["detection"].items():
                 found.setdefault(detector, {}).setdefault(r["row"], {})[r["seed"]] = \
                     float(m["auroc"])
