@@ -378,7 +378,8 @@ _PARTS = {
     "quick-full-poisoning": dict(
         summary="quick-full's poisoning study: every poison on every row, the headline poisons "
                 "at 3 seeds, the perturbation poisons and the backdoor under PGD training, the "
-                "backdoor's rate sweep (notebook 07)",
+                "backdoors' rate sweeps, each poison that attacks a network also crafted "
+                "against each defended victim itself (notebook 07)",
         datasets=(), depth_seeds=(), seeded=(), poisoning=_QUICK_POISONING,
         notebooks=("07-data-poisoning",), budget_minutes={"poisoning": _PART_BUDGET}),
     "quick-full-cifar": dict(
