@@ -82,6 +82,9 @@ class Profile:
     # --- Figure 4's 2-D networks (dfl_lib.experiments.geometry_runs): training images, epochs, lr,
     # test images ---
     geometry: tuple[int, int, float, int] = (60_000, 10, 0.05, 10_000)
+    # the files each figure is saved as (`study.notebook.Notebook.save_figure`): PNG for the
+    # reports and the site, PDF for a paper
+    figure_formats: tuple[str, ...] = ("png", "pdf")
     # the time the study may take at this profile, minutes per part ({} = no budget): "base"
     # (the depth study, the table cells, the headline evaluations, notebooks 01-06),
     # "poisoning" (its runs, notebook 07), "notebook 08" (the paper's numbers explained: no
@@ -330,6 +333,9 @@ PROFILES: dict[str, Profile] = {
         plan_deviations=("plumbing only: every MNIST table cell, 2 seeds for the headline "
                          "cells, the depth study with 1",),
         geometry=(512, 1, 0.05, 200),
+        # PNG only: nobody reads the smoke figures, and drawing each again for its PDF was a
+        # tenth of the smoke notebooks' time (the PDF path runs at every other profile)
+        figure_formats=("png",),
     ),
 }
 

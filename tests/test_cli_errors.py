@@ -292,3 +292,16 @@ def test_a_hand_edited_run_config_is_refused_naming_the_file(synthetic_npz, tmp_
 def test_a_worker_count_below_one_exits_2_naming_it(flag, tmp_path):
     result = _cli("study", "--profile", "smoke", flag, "0", "--plan-only", cwd=tmp_path)
     _assert_one_line(result, 2, flag, "at least 1", "got 0")
+
+
+def test_a_command_imports_only_what_it_runs():
+    """`train` (and a usage error) never imports the study's, the site's or papermill's modules:
+    they cost 5-8 s of imports on a 2-core CPU, more than the answer itself took."""
+    code = ("import sys; from dfl_lib.__main__ import main; "
+            "code = main(['train', '--profile', 'smoke', '--set', 'eps=2', '--quiet']); "
+            "heavy = [m for m in ('nbformat', 'papermill', 'jsonschema', 'dfl_lib.study.main', "
+            "'dfl_lib.study.site') if m in sys.modules]; print(code, heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)},
+                         check=True)
+    assert out.stdout.strip().splitlines()[-1] == "2 []"

@@ -54,3 +54,26 @@ def test_any_model_under_a_named_suite_at_an_eps(one_thread):
     _, checks = evaluate_model(model, x, y, suite="headline", eps=0.1, profile="smoke",
                                dataset="mnist")
     assert {c["check"] for c in checks} and all("passed" in c for c in checks)
+
+
+def test_a_finished_run_is_loaded_without_building_an_optimiser(synthetic_npz, tmp_path):
+    """Loading a finished run builds no optimiser: torch's first optimiser in a process imports
+    torch._dynamo (2.3 s on a 2-core CPU), which every notebook kernel paid to read runs."""
+    import json
+    import subprocess
+    import sys
+
+    cfg = make_config("smoke", dataset="npz", data_path=str(synthetic_npz), epochs=1, width=4,
+                      n_train=64, n_val=16, monitor_size=8, device="cpu")
+    first = train_run(cfg, runs_root=tmp_path, progress=False)
+    code = ("import json, sys, torch; from dfl_lib.config import RunConfig; "
+            "from dfl_lib.experiments.run import train_run; "
+            f"cfg = RunConfig(**json.loads({json.dumps(json.dumps(cfg.to_dict()))})); "
+            f"run = train_run(cfg, runs_root={str(tmp_path)!r}, progress=False); "
+            "print(json.dumps({'dynamo': 'torch._dynamo' in sys.modules, "
+            "'history': run['history']}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert loaded["dynamo"] is False
+    assert loaded["history"] == json.loads(json.dumps(first["history"]))

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..data.datasets import DATASETS
 from ..device import resolve_device, set_threads
 from ..experiments.configs import make_config, profile_deviations
+from ..profiles import get_profile
 from ..runs import io as runio
 from .kernel import require_project_interpreter
 from .plan import datasets, plan_deviations, study_plan, table_backbone
@@ -67,8 +68,9 @@ class Notebook:
         return make_config(self.profile, dataset="mnist").monitor_size
 
     def save_figure(self, fig, stem: str) -> str:
-        """fig -> <out>/<stem>.png and .pdf; returns the PNG's path relative to the output."""
-        for ext in ("png", "pdf"):
+        """fig -> <out>/<stem>.png and the profile's other formats (`Profile.figure_formats`:
+        .pdf beside it, except at smoke); returns the PNG's path."""
+        for ext in get_profile(self.profile).figure_formats:
             fig.savefig(self.out / f"{stem}.{ext}", bbox_inches="tight")
         self.figures.append(f"{stem}.png")
         return str(self.out / f"{stem}.png")
