@@ -45,6 +45,7 @@ NOTEBOOK_NAMES = {
     "poison_bars": ("figures.poisoning", "clean accuracy and backdoor success per poison and defence"),
     "rate_sweep": ("figures.poisoning", "the backdoor against its poison rate"),
     "detection_bars": ("figures.poisoning", "the detectors' AUROC per poison and defence"),
+    "poison_fraction": ("study.plan", "the poisoning grid's default poison rate"),
     "adaptive_bars": ("figures.poisoning", "poisons crafted against the plain ResNet vs against the victim itself"),
     "poisoned_umap": ("figures.poisoning", "UMAP panels of clean and poisoned training samples"),
     # forensics (notebook 08 only): flawed evaluations, on purpose

@@ -137,3 +137,22 @@ def test_transfer_and_adaptive_effects_are_kept_apart(tmp_path):
     assert effects[ADAPTIVE]["answer"] == "worsens" and effects[ADAPTIVE]["effect"] < -10
     assert all(r["surrogate"] == "resnet" for r in transfer_records(records))
     assert len(transfer_records(records)) == len(records) - 3
+
+
+def test_the_grids_rate_is_the_profiles_not_the_largest_swept(tmp_path):
+    """The clean-label sweep goes up to all of its target class (rate 1): notebook 07 took the
+    largest rate as the grid's and found no adaptive run at it (the quick-full-poisoning study
+    stopped there)."""
+    from dfl_lib.study.plan import poison_fraction
+
+    assert poison_fraction("quick-full-poisoning") == 0.1
+    assert max(c.poison_fraction for _, c in poison_grid("quick-full-poisoning", device="cpu")
+               if c.poison != "none") == 1.0
+    records = [_record(tmp_path, row, 0, 0.99, poison="none") for row in ("resnet", "dfl")]
+    for seed in (0, 1, 2):
+        records.append(_record(tmp_path, "resnet", seed, 0.6))
+        records.append(_record(tmp_path, "dfl", seed, 0.9))
+    records.append({**_record(tmp_path, "resnet", 9, 0.5, poison="clean_label"), "fraction": 1.0})
+    effects = poison_effects(records, n_boot=20)  # no rate given: the one most runs share
+    assert {e["poison"] for e in effects} >= {"adversarial"}
+    assert all(e["seeds"] == 3 for e in effects if e["poison"] == "adversarial")

@@ -119,12 +119,14 @@ def poison_bars(records: Sequence[dict], *, fraction: float, title: str = ""):
 
 
 def rate_sweep(records: Sequence[dict], *, poison: str = "badnets", title: str = ""):
-    """The backdoor's attack success rate and clean accuracy (%) against the share of the
-    training set poisoned, clean training, one line per defence row (seed 0)."""
+    """The backdoor's attack success rate and clean accuracy (%) against the share poisoned (of
+    the training set, or of the target class for the clean-label backdoor: the records'
+    "share", as the poison registry says it), clean training, one line per defence row (seed 0)."""
     chosen = [r for r in _select(records, poison=poison, setting="no defence", seed=0)
               if "attack_success_rate" in r]
     if not chosen:
         raise UsageError(f"no {poison} records with clean training to plot")
+    share = chosen[0].get("share", "of the training set")
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     colours = plt.get_cmap("tab10")
     for k, row in enumerate(_ROWS):
@@ -137,7 +139,7 @@ def rate_sweep(records: Sequence[dict], *, poison: str = "badnets", title: str =
         axes[1].plot([100 * v for v in f], acc, "o-", color=colours(k), label=_LABELS[row])
     for ax, label in zip(axes, ("attack success rate (%)", "clean test accuracy (%)")):
         ax.set_xscale("log")
-        ax.set_xlabel("training images poisoned (%)")
+        ax.set_xlabel(f"share poisoned ({share}, %)")
         ax.set_ylabel(label)
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)

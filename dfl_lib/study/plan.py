@@ -20,7 +20,7 @@ from ..poisoning import POISONS, get_poison
 from ..profiles import get_profile
 
 __all__ = ["PlanItem", "ROW_OVERRIDES", "SETTINGS", "DATASETS", "TABLE_ROWS", "HEADLINE_ROWS",
-           "DEPTHS", "study_plan", "cell_config", "depth_config", "seeds", "cell_seeds",
+           "DEPTHS", "study_plan", "cell_config", "poison_fraction", "depth_config", "seeds", "cell_seeds",
            "datasets", "table_backbone", "headline_suite", "headline_n_eval", "plan_deviations",
            "DEPTH_CONTROLS", "runs_dir_name", "table_rows_of", "POISON_ROWS",
            "HEADLINE_POISON_ROWS", "HEADLINE_POISONS", "ADVERSARIAL_POISONS", "poison_config",
@@ -265,6 +265,16 @@ def poison_config(profile: str, *, poison: str, row: str, setting: str, seed: in
         return checked(cfg.replace(**sizes, poison_surrogate=surrogate))  # UsageError if set
     return checked(cfg.replace(poison=poison, **sizes, poison_surrogate=surrogate,
                                poison_fraction=fraction if fraction is not None else frac))
+
+
+def poison_fraction(profile: str) -> float:
+    """The poisoning grid's default poison rate (`Profile.poisoning["fraction"]`): what every
+    cell but the rate sweeps' poisons (the sweeps go above it as well as below: the clean-label
+    backdoor's share of its class up to 1). UsageError for a profile without a poisoning study."""
+    sizes = get_profile(profile).poisoning
+    if not sizes:
+        raise UsageError(f"profile {profile!r} has no poisoning study")
+    return float(sizes["fraction"])
 
 
 def poison_grid(profile: str, *, device: str = "auto") -> list[tuple[str, RunConfig]]:

@@ -63,6 +63,7 @@ def poison_records(profile: str, *, runs_root=None, data_root=None,
         out.append({**m, "key": key, "row": _row_of(cfg), "label": ROW_LABELS[_row_of(cfg)],
                     "setting": SETTING_LABELS[cfg.train_attack], "seed": cfg.seed,
                     "surrogate": cfg.poison_surrogate, "crafted_against": against,
+                    "share": get_poison(cfg.poison).share if cfg.poison != "none" else "",
                     "masks": str(Path(m["path"]).parent / "masks-poison")})
     return out
 
@@ -127,8 +128,9 @@ def poison_effects(records: list[dict], *, fraction: float | None = None,
     with fewer than `MIN_EFFECT_SEEDS` seeds in common. "attacker": TRANSFER (the defended
     row's poison crafted against the plain ResNet) or, where such runs exist, ADAPTIVE (crafted
     against the defended row itself); the plain ResNet's runs are its baseline in both."""
-    fraction = fraction if fraction is not None else max(
-        (r["fraction"] for r in records if r["poison"] != "none"), default=0.0)
+    if fraction is None:  # the grid's default rate: the one most poisoned runs share
+        rates = [round(r["fraction"], 9) for r in records if r["poison"] != "none"]
+        fraction = max(set(rates), key=rates.count) if rates else 0.0
     out = []
     poisons = list(dict.fromkeys(r["poison"] for r in records))
     for poison in poisons:
