@@ -156,3 +156,22 @@ def test_the_grids_rate_is_the_profiles_not_the_largest_swept(tmp_path):
     effects = poison_effects(records, n_boot=20)  # no rate given: the one most runs share
     assert {e["poison"] for e in effects} >= {"adversarial"}
     assert all(e["seeds"] == 3 for e in effects if e["poison"] == "adversarial")
+
+
+def test_an_adaptive_cell_only_where_the_victims_poison_differs():
+    """Error-minimising noise trains a fresh network with its own cross-entropy: a PCL-only
+    victim (the plain ResNet's network) got the very poison the plain ResNet got, and its
+    "crafted against itself" run repeated the transfer run to the last mask (quick-full-
+    poisoning at f863b0a). The grid leaves such cells out."""
+    from dfl_lib.experiments.poisoned import adaptive_differs
+
+    base = RunConfig(dataset="mnist", model="resnet18", width=4, dfl=False, loss="ce",
+                     device="cpu")
+    assert not adaptive_differs(base.replace(poison="error_min", loss="pcl"))
+    assert adaptive_differs(base.replace(poison="error_min", dfl=True))
+    assert adaptive_differs(base.replace(poison="adversarial", loss="pcl"))
+    assert not adaptive_differs(base.replace(poison="badnets", dfl=True))
+    cells = {(c.poison, c.dfl, c.loss) for _, c in poison_grid("quick-full-poisoning",
+                                                               device="cpu")
+             if c.poison_surrogate == "victim"}
+    assert ("error_min", False, "pcl") not in cells and ("error_min", True, "pcl") in cells

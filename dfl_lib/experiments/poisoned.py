@@ -27,7 +27,7 @@ from ..runs.versions import computation_version
 from ..training.trainer import build_components, train
 from .keys import key_config
 
-__all__ = ["poison_dataset", "reference_config", "poison_key"]
+__all__ = ["poison_dataset", "reference_config", "poison_key", "adaptive_differs"]
 
 
 def reference_config(cfg: RunConfig) -> RunConfig:
@@ -40,6 +40,23 @@ def reference_config(cfg: RunConfig) -> RunConfig:
     if cfg.poison_surrogate == "victim":
         return ref
     return ref.replace(dfl=False, loss="ce", extra_fc=0)
+
+
+def adaptive_differs(cfg: RunConfig) -> bool:
+    """Whether crafting `cfg.poison` against the victim itself (`poison_surrogate="victim"`)
+    gives another poisoned set than crafting it against the plain ResNet: for a poison crafted
+    against a trained reference, where the victim's DFL, loss or extra layer differ from the
+    plain ResNet's; for error-minimising noise, whose min-min loop trains a fresh network with
+    its own cross-entropy, only where the victim's network differs (the DFL, the extra layer):
+    a PCL-only victim has the plain ResNet's network, so its "adaptive" poison is the same."""
+    entry = get_poison(cfg.poison)
+    victim = reference_config(cfg.replace(poison_surrogate="victim"))
+    plain = reference_config(cfg.replace(poison_surrogate="resnet"))
+    if entry.needs == "reference":
+        return victim != plain
+    if entry.needs == "fresh":
+        return (victim.dfl, victim.extra_fc) != (plain.dfl, plain.extra_fc)
+    return False
 
 
 def _poison_fields(cfg: RunConfig) -> dict:

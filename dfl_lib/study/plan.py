@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from ..config import RunConfig
 from ..errors import UsageError
 from ..experiments.configs import checked, make_config
+from ..experiments.poisoned import adaptive_differs
 from ..paper.comparison import paper_dataset
 from ..poisoning import POISONS, get_poison
 from ..profiles import get_profile
@@ -331,10 +332,15 @@ def poison_grid(profile: str, *, device: str = "auto") -> list[tuple[str, RunCon
     adaptive = p.poisoning.get("adaptive", tuple(x for x in poisons
                                                  if get_poison(x).needs != "nothing"))
     for poison in adaptive:  # the plain ResNet's own poison is already crafted against itself
-        for row in (r for r in rows if r != "resnet"):
+        # only where the victim's own poison differs from the plain ResNet's
+        # (`experiments.poisoned.adaptive_differs`: error-minimising noise on a PCL-only victim
+        # is the same set)
+        differ = [r for r in rows if r != "resnet" and adaptive_differs(poison_config(
+            profile, poison=poison, row=r, setting="no defence", device=device))]
+        for row in differ:
             add(poison, row, "no defence", surrogate="victim")
         if poison in HEADLINE_POISONS:
-            for row in (r for r in HEADLINE_POISON_ROWS if r != "resnet" and r in rows):
+            for row in (r for r in HEADLINE_POISON_ROWS if r in differ):
                 for seed in seeds[1:]:
                     add(poison, row, "no defence", seed=seed, surrogate="victim")
     return out
