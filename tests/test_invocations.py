@@ -136,3 +136,33 @@ def test_runs_re_made_at_other_commits_are_named_with_their_counts(tmp_path):
     assert run_commits_sentence(counts) == ("The runs' own records name commits unknown (2 runs), "
                                             "aaaaaaa (2 runs), bbbbbbb (1 run).")
     assert run_commits_sentence({"a" * 40: 5}) == ""
+
+
+def test_profiles_sharing_a_runs_folder_keep_their_own_invocations(tmp_path):
+    """quick-full-poisoning run with --runs-dir runs/quick (to reuse quick's BadNets runs) told
+    quick's invocations as its own: "made by 4 invocations ... from an empty runs folder"."""
+    from dfl_lib.study.invocations import log_end, log_start, read_invocations
+
+    runs = tmp_path / "quick"
+    log_start(runs, items_done=0, items=40, commit="a" * 40, dirty=False)  # before profiles
+    log_end(runs, wall_seconds=100.0)
+    log_start(runs, items_done=10, items=59, commit="b" * 40, dirty=False,
+              profile="quick-full-poisoning")
+    log_end(runs, wall_seconds=200.0)
+    quick = read_invocations(runs, profile="quick")
+    poisoning = read_invocations(runs, profile="quick-full-poisoning")
+    assert [e.get("wall_seconds") for e in quick if e["event"] == "end"] == [100.0]
+    assert [e["commit"][0] for e in poisoning if e["event"] == "start"] == ["b"]
+    assert len(read_invocations(runs)) == 4
+
+
+def test_run_commits_counts_only_the_profiles_own_runs_when_given(tmp_path):
+    import json as _json
+
+    from dfl_lib.study.invocations import run_commits
+
+    for name, commit in (("a-1", "c1"), ("b-2", "c2")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "done.json").write_text(_json.dumps({"git_commit": commit}))
+    assert run_commits(tmp_path) == {"c1": 1, "c2": 1}
+    assert run_commits(tmp_path, folders=[tmp_path / "b-2"]) == {"c2": 1}

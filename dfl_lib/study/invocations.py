@@ -32,12 +32,14 @@ def _append(runs_dir, record: dict) -> None:
 
 
 def log_start(runs_dir, *, items_done: int, items: int, commit: str, dirty,
-              what: str = "plan and notebooks", machine: str = "") -> None:
+              what: str = "plan and notebooks", machine: str = "", profile: str = "") -> None:
     """Record a study command's start: how many of the plan's `items` were already done, what
-    it was asked to do (`what`: "plan and notebooks", or e.g. "notebooks 07") and on which
-    machine (`machine`, e.g. "2 CPU cores, AVX2": the CPUs lent differ, and so do the times)."""
+    it was asked to do (`what`: "plan and notebooks", or e.g. "notebooks 07"), on which
+    machine (`machine`, e.g. "2 CPU cores, AVX2": the CPUs lent differ, and so do the times)
+    and for which profile (`profile`: profiles may share a runs folder with --runs-dir)."""
     _append(runs_dir, {"event": "start", "items_done": items_done, "items": items,
-                       "commit": commit, "dirty": dirty, "what": what, "machine": machine})
+                       "commit": commit, "dirty": dirty, "what": what, "machine": machine,
+                       **({"profile": profile} if profile else {})})
 
 
 def log_end(runs_dir, *, wall_seconds: float) -> None:
@@ -45,8 +47,11 @@ def log_end(runs_dir, *, wall_seconds: float) -> None:
     _append(runs_dir, {"event": "end", "wall_seconds": round(wall_seconds, 1)})
 
 
-def read_invocations(runs_dir) -> list[dict]:
-    """The recorded events, oldest first ([] when none; an unreadable line is skipped)."""
+def read_invocations(runs_dir, *, profile: str | None = None) -> list[dict]:
+    """The recorded events, oldest first ([] when none; an unreadable line is skipped). With
+    `profile`, only that profile's invocations (a start and the end that follows it): a start
+    recorded without a profile (before profiles were recorded) belongs to the profile the runs
+    folder is named after (runs/<profile>, the study's default)."""
     path = Path(runs_dir) / INVOCATIONS_NAME
     if not path.exists():
         return []
@@ -56,7 +61,15 @@ def read_invocations(runs_dir) -> list[dict]:
             out.append(json.loads(line))
         except json.JSONDecodeError:
             continue
-    return out
+    if profile is None:
+        return out
+    mine, keep = [], False
+    for event in out:
+        if event.get("event") == "start":
+            keep = event.get("profile", Path(runs_dir).name) == profile
+        if keep:
+            mine.append(event)
+    return mine
 
 
 def invocation_summary(events: list[dict]) -> str:
@@ -100,13 +113,16 @@ def invocation_summary(events: list[dict]) -> str:
     return text
 
 
-def run_commits(runs_dir) -> dict[str, int]:
+def run_commits(runs_dir, *, folders=None) -> dict[str, int]:
     """{commit: finished runs whose own provenance (done.json) names it}, commits in order of
     first appearance by run folder name; "unknown" for a run without one. A run trained while
     the checkout moved on, or re-made by hand after the study, names another commit than the
-    invocation that started the study: the index says so."""
+    invocation that started the study: the index says so. `folders`: only these run folders
+    (a profile's own, where profiles share the runs folder), else every one in it."""
     counts: dict[str, int] = {}
-    for done in sorted(Path(runs_dir).glob(f"*/{runio.DONE_NAME}")):
+    chosen = sorted(Path(runs_dir).glob(f"*/{runio.DONE_NAME}")) if folders is None else \
+        sorted(Path(f) / runio.DONE_NAME for f in folders if (Path(f) / runio.DONE_NAME).exists())
+    for done in chosen:
         try:
             commit = str(json.loads(done.read_text()).get("git_commit") or "unknown")
         except (json.JSONDecodeError, AttributeError):

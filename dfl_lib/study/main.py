@@ -140,7 +140,7 @@ def _log_start(args: StudyOptions, runs_dir: Path, *, only, machine: str) -> Non
             (f"notebooks {', '.join(only)}" if only else "notebooks"))
     state = runio.git_state(ROOT)
     log_start(runs_dir, items_done=len(done), items=len(items), commit=state["commit"],
-              dirty=state["dirty"], what=what, machine=machine)
+              dirty=state["dirty"], what=what, machine=machine, profile=args.profile)
 
 
 def _workers(args: StudyOptions) -> tuple[int, int]:
@@ -214,6 +214,10 @@ def _index(args: StudyOptions, runs_dir: Path, out_dir: Path) -> Path:
                        notebook_seconds=seconds,
                        command=f"python -m dfl_lib study --profile {args.profile}",
                        invocations=" ".join(filter(None, (
-                           invocation_summary(read_invocations(runs_dir)),
-                           run_commits_sentence(run_commits(runs_dir))))),
-                       wall_seconds=invocation_wall(read_invocations(runs_dir)))
+                           invocation_summary(read_invocations(runs_dir,
+                                                               profile=args.profile)),
+                           run_commits_sentence(run_commits(runs_dir, folders=runner.plan_folders(
+                               study_plan(args.profile, device=args.device),
+                               runs_root=runs_dir)))))),
+                       wall_seconds=invocation_wall(read_invocations(runs_dir,
+                                                                     profile=args.profile)))

@@ -54,6 +54,14 @@ def plan_table(items, *, device: str, cpu=None) -> tuple[list[tuple], float]:
     return rows, total
 
 
+def plan_folders(items, *, runs_root) -> list[Path]:
+    """The run folders the plan's `items` use that exist under `runs_root`, each once (a runs
+    folder may hold other profiles' runs too: --runs-dir shared between profiles)."""
+    root = Path(runs_root or runio.default_runs_root())
+    found = (_run_folder(root, item.cfg) for item in items)
+    return list(dict.fromkeys(f for f in found if f is not None))
+
+
 def measured_seconds(items, *, runs_root) -> dict[str, float]:
     """{plan item: compute seconds its artifacts record}: a training item's epochs (training
     plus validation, from history.json), an evaluation item's wall time (metrics provenance;
