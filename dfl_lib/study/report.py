@@ -30,6 +30,9 @@ PARTS = (
     ("quick-full-depth", "the depth study (Figures 1, 3, 5): ResNet-18/34/50 with and without "
                          "the DFL under PGD training, 3 seeds"),
     ("quick-full-cifar", "CIFAR-10 (the JPEG copy) at illustration scale, below its regime"),
+    ("quick-full-poisoning", "every training-set poison on every row, the adversarial poison "
+                             "and BadNets at 3 seeds, poisons crafted against each defended "
+                             "victim itself, the backdoors' rate sweeps"),
 )
 # other folders under reports/ and what they hold (listed, not gathered)
 OTHER = (
