@@ -99,3 +99,19 @@ def test_poison_bars_draws_only_the_settings_and_rows_that_ran():
     notes = [t.get_text() for t in fig.axes[1].texts]
     assert notes == ["no backdoor", "no backdoor"]  # 'none' and 'label_flip' have none
     plt.close(fig)
+
+
+def test_a_poison_not_run_in_a_setting_reads_not_run_not_no_backdoor():
+    """quick-full-poisoning ran the clean-label backdoor without PGD training only: its PGD
+    success panel said "no backdoor", which it is not."""
+    records = [r for r in _records() if r["row"] in ("resnet", "dfl_pcl")]
+    records = [r for r in records if r["setting"] == "no defence"] + [
+        {**r, "setting": "PGD training"} for r in records
+        if r["setting"] == "no defence" and r["poison"] == "none"]
+    fig = poison_bars(records, fraction=0.1)
+    pgd_clean, pgd_success = fig.axes[1], fig.axes[3]
+    assert "not run" in [t.get_text() for t in pgd_clean.texts]
+    assert "no backdoor" in [t.get_text() for t in pgd_success.texts]  # 'none' ran there
+    assert [t.get_text() for t in pgd_success.texts].count("not run") == \
+        len({r["poison"] for r in records}) - 1
+    plt.close(fig)

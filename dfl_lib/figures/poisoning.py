@@ -86,12 +86,13 @@ def poison_bars(records: Sequence[dict], *, fraction: float, title: str = ""):
                     ax.bar(xs, means, width=width, color=colours(_ROWS.index(row)),
                            yerr=[lows, highs], capsize=2)
                     row_seeds.setdefault(row, set()).update(seeds)
-            if i == 1:  # a poison with no backdoor has no success rate: say so, not a gap
-                for p, poison in enumerate(poisons):
-                    if not any(key in r for r in _select(records, poison=poison,
-                                                         setting=setting)):
-                        ax.text(p, 50, "no backdoor", ha="center", va="center", fontsize=8,
-                                color="grey")
+            # a poison not run in this setting, or (success panels) with no backdoor: say
+            # which, not a gap
+            for p, poison in enumerate(poisons):
+                ran = _select(records, poison=poison, setting=setting)
+                if not ran or (i == 1 and not any(key in r for r in ran)):
+                    ax.text(p, 50, "not run" if not ran else "no backdoor", ha="center",
+                            va="center", fontsize=8, color="grey")
             ax.set_xticks(range(len(poisons)))
             ax.set_xticklabels(poisons, fontsize=8)
             ax.set_xlim(-0.5, len(poisons) - 0.5)  # every panel's poisons at the same places
