@@ -21,9 +21,9 @@ from ..poisoning import POISONS, get_poison
 from ..profiles import get_profile
 
 __all__ = ["PlanItem", "ROW_OVERRIDES", "SETTINGS", "DATASETS", "TABLE_ROWS", "HEADLINE_ROWS",
-           "DEPTHS", "study_plan", "cell_config", "poison_fraction", "depth_config", "seeds", "cell_seeds",
-           "datasets", "table_backbone", "headline_suite", "headline_n_eval", "plan_deviations",
-           "DEPTH_CONTROLS", "runs_dir_name", "table_rows_of", "POISON_ROWS",
+           "DEPTHS", "study_plan", "cell_config", "poison_fraction", "depth_config", "seeds",
+           "cell_seeds", "datasets", "table_backbone", "headline_suite", "headline_n_eval",
+           "plan_deviations", "DEPTH_CONTROLS", "runs_dir_name", "table_rows_of", "POISON_ROWS",
            "HEADLINE_POISON_ROWS", "HEADLINE_POISONS", "ADVERSARIAL_POISONS", "poison_config",
            "poison_grid"]
 
@@ -269,9 +269,9 @@ def poison_config(profile: str, *, poison: str, row: str, setting: str, seed: in
 
 
 def poison_fraction(profile: str) -> float:
-    """The poisoning grid's default poison rate (`Profile.poisoning["fraction"]`): what every
-    cell but the rate sweeps' poisons (the sweeps go above it as well as below: the clean-label
-    backdoor's share of its class up to 1). UsageError for a profile without a poisoning study."""
+    """The poisoning grid's default poison rate (`Profile.poisoning["fraction"]`): every cell's,
+    but the rate sweeps' (which go above it as well as below: the clean-label backdoor's share
+    of its class up to 1). UsageError for a profile without a poisoning study."""
     sizes = get_profile(profile).poisoning
     if not sizes:
         raise UsageError(f"profile {profile!r} has no poisoning study")
@@ -283,11 +283,11 @@ def poison_grid(profile: str, *, device: str = "auto") -> list[tuple[str, RunCon
     the unpoisoned references, every poison on every row with clean training (seed 0), the
     headline poisons and rows with every seed, the perturbation poisons and the backdoor under
     PGD training, the backdoors' poison-rate sweeps (BadNets', the clean-label backdoor's), and
-    the poisons crafted against the victim
-    itself (an attacker who knows the defence, `Profile.poisoning["adaptive"]`; by default every
-    poison that is crafted against a network): on every defended row with clean training, and
-    with every seed on the headline rows for the headline poisons. Their keys end in
-    "| crafted against the victim"; the other keys are as before."""
+    the poisons crafted against the victim itself (an attacker who knows the defence,
+    `Profile.poisoning["adaptive"]`; by default every poison that is crafted against a network):
+    on every defended row with clean training, and with every seed on the headline rows for the
+    headline poisons. Their keys end in "| crafted against the victim"; the other keys are as
+    before."""
     p = get_profile(profile)
     if not p.poisoning:
         return []

@@ -31,17 +31,16 @@ from .records import load_run
 
 __all__ = ["poison_records", "poison_effects", "poison_statements", "detection_statement",
            "sweep_statement",
-           "poisoned_feature_panels", "transfer_records", "TRANSFER", "ADAPTIVE", "ATTACKER_LABELS"]
+           "poisoned_feature_panels", "transfer_records", "TRANSFER", "ADAPTIVE"]
 
 # a backdoor "takes hold" when the plain ResNet, trained on the poisoned set without defence,
 # sends at least half the triggered test images to the target; below, there is nothing for a
 # defence to mitigate (issue 20: "a poisoning that does not work tests nothing")
 TAKES_HOLD = 50.0
 SETTING_LABELS = {"none": "no defence", "pgd": "PGD training"}
-# who the poison was crafted against, per record, and the attacker an effect compares
+# the attacker an effect compares: the poison crafted against the plain ResNet, or against the
+# defended victim itself
 TRANSFER, ADAPTIVE = "transfer", "adaptive"
-ATTACKER_LABELS = {TRANSFER: "crafted against the plain ResNet",
-                   ADAPTIVE: "crafted against the victim itself"}
 
 
 def _row_of(cfg) -> str:
@@ -123,9 +122,10 @@ def poison_effects(records: list[dict], *, fraction: float | None = None,
     """For each poison, defence row and setting: the row minus the plain ResNet (points, same
     poison, setting and fraction, seeds in common), with a 95% t interval over seeds holding
     image noise (`paper.intervals.effect_interval`): clean accuracy (higher is better) and, for
-    a backdoor, the attack success rate (lower is better). `answer` says it in words: "mitigates", "worsens" or "no difference
-    detected" (the interval covers zero), with the number of seeds; "not testable here (...)"
-    with fewer than `MIN_EFFECT_SEEDS` seeds in common. "attacker": TRANSFER (the defended
+    a backdoor, the attack success rate (lower is better). `answer` says it in words:
+    "mitigates", "worsens" or "no difference detected" (the interval covers zero), with the
+    number of seeds; "not testable here (...)" with fewer than `MIN_EFFECT_SEEDS` seeds in
+    common. "attacker": TRANSFER (the defended
     row's poison crafted against the plain ResNet) or, where such runs exist, ADAPTIVE (crafted
     against the defended row itself); the plain ResNet's runs are its baseline in both."""
     if fraction is None:  # the grid's default rate: the one most poisoned runs share
@@ -295,10 +295,9 @@ def detection_statement(records: list[dict], *, poison: str, fraction: float) ->
     that merely do not overlap are not enough, issue 39); with fewer than `MIN_EFFECT_SEEDS`
     common seeds, "not testable here". "" when no run measured it."""
     found: dict = {}
-    for r in records:
+    for r in transfer_records(records):
         if r["poison"] == poison and r["setting"] == "no defence" and r.get("detection") \
-                and abs(r["fraction"] - fraction) < 1e-9 \
-                and r.get("surrogate", "resnet") == "resnet":
+                and abs(r["fraction"] - fraction) < 1e-9:
             for detector, m in r["detection"].items():
                 found.setdefault(detector, {}).setdefault(r["row"], {})[r["seed"]] = \
                     float(m["auroc"])
