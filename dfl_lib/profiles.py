@@ -299,12 +299,12 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
         summary="seconds per run, for tests",
-        overrides={"width": 4, "n_train": 256, "n_val": 64, "n_eval": 64, "monitor_size": 32,
+        overrides={"width": 4, "n_train": 128, "n_val": 32, "n_eval": 32, "monitor_size": 16,
                    "epochs": 2, "batch_size": 64, "attack_steps": 2, "cw_steps": 2,
                    "aa_steps": 5, "aa_queries": 100, "cw_l2_search_steps": 2, "cw_l2_steps": 5,
                    "wrn_depth": 10, "widen_factor": 1, "model": "resnet18",
                    "precision": "fp32"},
-        deviations={key: "tiny networks, 256 training images, 2 epochs, 2-step attacks: checks "
+        deviations={key: "tiny networks, 128 training images, 2 epochs, 2-step attacks: checks "
                          "plumbing, not results"
                     for key in ("width", "n_train", "n_val", "n_eval", "monitor_size", "epochs",
                                 "attack_steps", "cw_steps", "aa_steps", "aa_queries",
@@ -322,7 +322,7 @@ PROFILES: dict[str, Profile] = {
         depth_seeds=(0,), min_seeds=2, depth_eval_n=16,
         # the poisoning grid's plumbing on two rows, one seed, one poison under PGD training
         # and one crafted against the victim
-        poisoning={"n_train": 256, "epochs": 2, "fraction": 0.1, "sweep": (0.05,),
+        poisoning={"n_train": 128, "epochs": 2, "fraction": 0.1, "sweep": (0.05,),
                    "rows": ("resnet", "dfl_pcl"), "seeds": (0,),
                    "adversarial_training": ("adversarial",), "adaptive": ("adversarial",)},
         # contiguous: torch 2.14.1 on the AVX-512 CPU aborted ("double free or corruption") in
@@ -332,7 +332,7 @@ PROFILES: dict[str, Profile] = {
         engineering={"channels_last": False},
         plan_deviations=("plumbing only: every MNIST table cell, 2 seeds for the headline "
                          "cells, the depth study with 1",),
-        geometry=(512, 1, 0.05, 200),
+        geometry=(512, 1, 0.05, 64),
         # PNG only: nobody reads the smoke figures, and drawing each again for its PDF was a
         # tenth of the smoke notebooks' time (the PDF path runs at every other profile)
         figure_formats=("png",),

@@ -337,6 +337,31 @@ def test_cache_reused_then_invalidated(tmp_path, cache, monkeypatch):
     assert not list(cache.glob("*.tmp"))
 
 
+def test_the_cache_is_named_by_each_files_path_relative_to_the_folder(tmp_path, cache):
+    """The listing's signature names the cache: every file by its path relative to the folder
+    (as os.path.relpath gives it), size and mtime; a nested sub-folder included. A change in
+    how the relative path is computed must not move an existing cache."""
+    import hashlib
+
+    root = tmp_path / "folder"
+    write_folder(root, n_train=2, n_test=1)
+    nested = root / "train" / "cat" / "more"
+    nested.mkdir()
+    Image.fromarray(np.zeros((6, 5, 3), dtype=np.uint8)).save(nested / "x.png")
+    load_dataset("image_folder", path=root)
+    (cached,) = cache.glob("*.npz")
+    folder = root.resolve()
+    sig = hashlib.sha256(f"{data_formats._CACHE_VERSION}|{folder}".encode())
+    for split in ("train", "test"):
+        files, stats, _, _ = data_formats.list_image_folder(
+            folder / split, classes=None if split == "train" else ["bird", "cat", "dog"])
+        for f, st in zip(files, stats):
+            rel = os.path.relpath(f, folder)
+            sig.update(f"{split}|{rel}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    assert cached.name.endswith(f"-{sig.hexdigest()[:16]}.npz")
+    assert any("more" in f for f in data_formats.list_image_folder(folder / "train")[0])
+
+
 @pytest.fixture
 def decoded(monkeypatch) -> list:
     """The files image folders decode from now on, in order."""

@@ -60,11 +60,12 @@ def test_a_toy_poison_in_a_new_file_reaches_the_runs_and_the_study(toy_poison, s
     cfg = make_config("smoke", dataset="npz", data_path=str(synthetic_npz), eps=0.1, epochs=1,
                       n_eval=32, poison="toy_zero", poison_fraction=0.1)
     data = load_data(cfg, runs_root=tmp_path / "runs")
-    assert data.poisoned.kind == "toy_zero" and len(data.poisoned.indices) == 26
+    n_poisoned = round(0.1 * cfg.n_train)  # 10% of the training images
+    assert data.poisoned.kind == "toy_zero" and len(data.poisoned.indices) == n_poisoned
     assert (data.y_train[data.poisoned.indices] == 0).all()
     assert list((tmp_path / "runs" / "poisons").glob("*toy_zero*.pt"))  # cached like any other
     metrics = poison_metrics(cfg, runs_root=tmp_path / "runs")
-    assert metrics["poison"] == "toy_zero" and metrics["n_poisoned"] == 26
+    assert metrics["poison"] == "toy_zero" and metrics["n_poisoned"] == n_poisoned
     assert "detection" in metrics and "attack_success_rate" not in metrics
     grid = [key for key, _ in poison_grid("quick-full-poisoning")]  # quick names its poisons
     assert any("| toy_zero | resnet | no defence | s0" in key for key in grid)

@@ -656,9 +656,12 @@ def image_folder(folder: Path, *, source: str, cache: Path,
     mode, size = probe_image(files["train"][0])
     # Cheap signature of the listing: any added, removed, resized or touched file changes it.
     sig = hashlib.sha256(f"{_CACHE_VERSION}|{folder}".encode())
+    inside = os.path.join(str(folder), "")  # every listed file starts with it (os.walk joins)
     for split in ("train", "test"):
         for f, st in zip(files[split], stats[split]):
-            rel = os.path.relpath(f, folder)
+            # a slice, not os.path.relpath: relpath made every load of CIFAR-10's 60,000 files
+            # (cached or not) 4 s slower; the same string for the paths the listing builds
+            rel = f[len(inside):] if f.startswith(inside) else os.path.relpath(f, folder)
             sig.update(f"{split}|{rel}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     cdir = Path(cache).resolve()
     for guarded in (folder, *([Path(protect).resolve()] if protect is not None else [])):
