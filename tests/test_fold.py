@@ -82,3 +82,37 @@ def test_robust_accuracy_matches_attacking_the_unfolded_model():
         want = model(x_adv).argmax(1) == y
     assert 0 < int(want.sum()) < len(y)  # some examples survive, some do not: a real comparison
     assert torch.equal(got["correct"], want)
+
+
+def test_a_fold_is_reused_only_while_nothing_it_depends_on_changed():
+    """One fold per model for a whole suite (robust_accuracy folds at every row), but a new one
+    after any change: a training step, a loaded state, a BatchNorm update, a mode switch, a
+    moved memory format, or a change made to the handed-out copy itself."""
+    model = _trained_like(NETS["resnet18 + DFL"])
+    x = torch.rand(4, 3, 32, 32)
+    first = fold_batchnorm(model)
+    assert fold_batchnorm(model) is first
+
+    def agrees(folded):
+        with torch.no_grad():
+            return torch.allclose(folded(x), model(x), rtol=1e-4, atol=1e-4)
+
+    with torch.no_grad():  # a training step's in-place update of one weight
+        model.stem[0].weight.add_(0.3)
+    second = fold_batchnorm(model)
+    assert second is not first and agrees(second) and not agrees(first)
+    other = _trained_like(NETS["resnet18 + DFL"], seed=1)
+    model.load_state_dict(other.state_dict())
+    third = fold_batchnorm(model)
+    assert third is not second and agrees(third)
+    model.train()
+    model(torch.rand(4, 3, 32, 32))  # BatchNorm statistics move
+    model.eval()
+    fourth = fold_batchnorm(model)
+    assert fourth is not third and agrees(fourth)
+    model.to(memory_format=torch.channels_last)
+    fifth = fold_batchnorm(model)
+    assert fifth is not fourth and agrees(fifth)
+    fifth.train()  # someone changed the copy: it is not handed out again
+    assert fold_batchnorm(model) is not fifth
+    assert fold_batchnorm(other) is not fold_batchnorm(model)  # another model, its own fold

@@ -332,3 +332,13 @@ def test_forensics_loads_only_runs_the_plan_trains(profile, setting, monkeypatch
         forensics.forensic_records(profile)
     planned = {i.cfg.replace(device="auto") for i in study_plan(profile)}
     assert asked and all(c.replace(device="auto") in planned for c in asked)
+
+
+def test_the_combinations_are_left_out_only_when_asked():
+    from dfl_lib.forensics.flaws import COMBINATIONS
+    from dfl_lib.forensics.study import forensic_flaws
+
+    alone, every = forensic_flaws(combinations=False), forensic_flaws()
+    assert [f.name for f in alone] == ["honest", *FLAWS]
+    assert every[:len(alone)] == alone and len(every) == len(alone) + len(COMBINATIONS)
+    assert all(len(f.parts) > 1 for f in every[len(alone):])

@@ -252,6 +252,8 @@ def test_forensics_notebook_compares_every_flaw_with_the_paper(study):
 
     m = _metrics(study, "08-forensics")
     assert {r["flaw"] for r in m["records"]} >= set(FLAWS) | {"honest"}
+    # the smoke profile runs each flaw alone (forensics.study.SINGLE_FLAWS)
+    assert all(len(r["parts"]) == 1 for r in m["records"])
     for r in m["records"]:
         assert 0 <= r["low"] <= r["accuracy"] <= r["high"] <= 100
         assert r["n"] > 0 or r["flaw"] == "correct-subset"  # no clean-correct image: n = 0

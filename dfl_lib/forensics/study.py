@@ -33,6 +33,10 @@ COLUMNS = ("FGSM", "PGD-10", "C&W")
 # the smoke profile's plumbing check takes 8 images (33 s on 16, 93 s on 64). Kept here, not in
 # the profiles: nothing outside this package may name a flaw or the forensics.
 SUBSET = {"smoke": 8}
+# profiles that run each flaw alone: the smoke profile's plumbing check, where the 5
+# combinations add no code path (`flaws.combine` only merges options; tests/test_forensics.py
+# checks it) and were a quarter of notebook 08's time in the test suite
+SINGLE_FLAWS = ("smoke",)
 # our row -> the paper's printed cells it stands for (MNIST, Tables 1 and 3)
 PAPER_CELLS = {"resnet": ("Table 1", "resnet"), "dfl": ("Table 3", "dfl"),
                "dfl_pcl": ("Table 1", "dfl_pcl")}
@@ -41,9 +45,11 @@ PAPER_CELLS = {"resnet": ("Table 1", "resnet"), "dfl": ("Table 3", "dfl"),
 CEILING = 95.0  # printed accuracy (%) above which many evaluations land on a cell alike
 
 
-def forensic_flaws() -> list[Flaw]:
-    """The honest evaluation, every named flaw, then the combinations (`flaws.COMBINATIONS`)."""
-    return [HONEST, *FLAWS.values(), *(combine(*names) for names in COMBINATIONS)]
+def forensic_flaws(*, combinations: bool = True) -> list[Flaw]:
+    """The honest evaluation, every named flaw, then (unless combinations=False) the
+    combinations (`flaws.COMBINATIONS`)."""
+    stacked = [combine(*names) for names in COMBINATIONS] if combinations else []
+    return [HONEST, *FLAWS.values(), *stacked]
 
 
 def _applies(flaw: Flaw, row: str) -> bool:
@@ -57,14 +63,16 @@ def forensic_records(profile: str, *, runs_root=None, data_root=None, device: st
     """One record per (flaw, row, setting, column): the flawed accuracy (%) with its 95% Wilson
     interval over the n images (the study's class-balanced evaluation subset of `seed`), the
     honest accuracy of the same cell, the paper's printed number and whether it lies inside the
-    interval. n: `SUBSET[profile]`, else the profile's headline subset
+    interval. flaws: `forensic_flaws()` (each flaw alone at the `SINGLE_FLAWS` profiles).
+    n: `SUBSET[profile]`, else the profile's headline subset
     (`study.plan.headline_n_eval`), else the runs' n_eval. Runs on the CPU in fp32.
     `progress(text)` is told each setting's time. [] at a profile without MNIST runs (the
     paper's Tables 1 and 3 are MNIST)."""
 
     if "mnist" not in datasets(profile):
         return []
-    flaws = flaws if flaws is not None else forensic_flaws()
+    flaws = flaws if flaws is not None else forensic_flaws(
+        combinations=profile not in SINGLE_FLAWS)
     out = []
     for setting in SETTINGS:
         # the cells the profile trains with this seed: load_run would train a missing one here,
