@@ -3,6 +3,7 @@ metrics.json checked for keys and sane values; the index written; a raising note
 The notebooks are committed without outputs, with a first code cell of literals tagged
 `parameters`."""
 import ast
+import base64
 import json
 import math
 import os
@@ -101,6 +102,10 @@ def test_every_notebook_ran_and_wrote_metrics_and_figures(study):
         shown = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs
                  if "image/png" in o.get("data", {})]
         assert len(shown) == len(m["figures"]), name
+        # what the reader sees is the saved file itself, in the order saved (save_figure)
+        saved = [base64.b64encode((study["out"] / name / f).read_bytes()).decode()
+                 for f in m["figures"]]
+        assert [o["data"]["image/png"].replace("\n", "") for o in shown] == saved, name
 
 
 def test_depth_notebook_curves_and_verdicts(study):

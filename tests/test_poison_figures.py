@@ -115,3 +115,18 @@ def test_a_poison_not_run_in_a_setting_reads_not_run_not_no_backdoor():
     assert [t.get_text() for t in pgd_success.texts].count("not run") == \
         len({r["poison"] for r in records}) - 1
     plt.close(fig)
+
+
+def test_the_rate_sweep_labels_its_axis_with_the_shares_tried():
+    """A two-point sweep (5% and 10%) spans less than a decade: the log axis labelled its minor
+    ticks "5x10^0"; the ticks are the shares tried, written as numbers."""
+    from dfl_lib.figures.poisoning import rate_sweep
+
+    records = [{**r, "fraction": f} for r in _records() if r["poison"] == "badnets"
+               and r["setting"] == "no defence" and r["seed"] == 0 for f in (0.05, 0.1)]
+    fig = rate_sweep(records)
+    fig.canvas.draw()
+    for ax in fig.axes:
+        shown = [t.get_text() for t in ax.get_xticklabels(which="both") if t.get_text()]
+        assert shown == ["5", "10"], shown
+    plt.close(fig)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Patch
+from matplotlib.ticker import NullFormatter
 
 from ..errors import UsageError
 from ..paper.comparison import ROW_LABELS
@@ -138,8 +139,13 @@ def rate_sweep(records: Sequence[dict], *, poison: str = "badnets", title: str =
         f, asr, acc = zip(*pts)
         axes[0].plot([100 * v for v in f], asr, "o-", color=colours(k), label=_LABELS[row])
         axes[1].plot([100 * v for v in f], acc, "o-", color=colours(k), label=_LABELS[row])
+    shares = sorted({100 * r["fraction"] for r in chosen})
     for ax, label in zip(axes, ("attack success rate (%)", "clean test accuracy (%)")):
         ax.set_xscale("log")
+        # the shares tried, as plain numbers: a log axis spanning less than a decade labels
+        # its minor ticks in powers ("5x10^0")
+        ax.set_xticks(shares, [f"{v:g}" for v in shares])
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(f"share poisoned ({share}, %)")
         ax.set_ylabel(label)
         ax.set_ylim(0, 100)

@@ -27,6 +27,15 @@ CIFAR_NOTE = ("CIFAR-10 here is a JPEG-decoded copy of the original test and tra
               "not directly comparable with published CIFAR-10 numbers.")
 
 
+def _in_kernel() -> bool:
+    """Whether this runs in a Jupyter kernel (papermill's or JupyterLab's), not a script."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return getattr(get_ipython(), "kernel", None) is not None
+
+
 class Notebook:
     """One notebook's context: its name, profile, folders and wall clock."""
 
@@ -69,11 +78,21 @@ class Notebook:
 
     def save_figure(self, fig, stem: str) -> str:
         """fig -> <out>/<stem>.png and the profile's other formats (`Profile.figure_formats`:
-        .pdf beside it, except at smoke); returns the PNG's path."""
+        .pdf beside it, except at smoke); returns the PNG's path. In a kernel, the PNG just
+        written is shown in the notebook and the figure closed: the reader sees the file
+        itself, and the inline backend does not draw every figure a second time at the end
+        of its cell (about half a second per figure)."""
         for ext in get_profile(self.profile).figure_formats:
             fig.savefig(self.out / f"{stem}.{ext}", bbox_inches="tight")
         self.figures.append(f"{stem}.png")
-        return str(self.out / f"{stem}.png")
+        png = self.out / f"{stem}.png"
+        if _in_kernel():
+            import matplotlib.pyplot as plt
+            from IPython.display import Image, display
+
+            display(Image(filename=str(png)))
+            plt.close(fig)
+        return str(png)
 
     def class_counts(self) -> dict[str, int | None]:
         """{dataset: its number of classes} for the datasets of this notebook's plan runs (None
