@@ -15,7 +15,9 @@ from dfl_lib.losses import PolarisedContrastiveLoss
 pytestmark = pytest.mark.usefixtures("one_thread")
 EPS = 0.1
 # small budgets: every entry must run, not be strong here
+EPS_L2 = 1.0  # the L2 radius of the bounded L2 attacks
 BUDGETS = {"apgd_ce": {"steps": 3}, "apgd_t": {"steps": 3}, "fab": {"steps": 3},
+           "apgd_ce_l2": {"steps": 3}, "apgd_t_l2": {"steps": 3},
            "square": {"n_queries": 20}, "autoattack": {"steps": 3, "n_queries": 20},
            "cw": {"steps": 5}, "bim": {"steps": 3}, "mim": {"steps": 3}, "pgd": {"steps": 3},
            "pgd_adaptive": {"steps": 3}, "cw_pgd": {"steps": 3},
@@ -44,6 +46,8 @@ def test_every_entry_runs_alone_and_records_its_defaults(task, name):
     kwargs = dict(BUDGETS.get(name, {}))
     if entry.norm == "Linf":
         kwargs["eps"] = EPS
+    elif "eps" in entry.required:  # a bounded L2 attack
+        kwargs["eps"] = EPS_L2
     live = {"defence_loss": task.loss, "surrogate": task.surrogate}
     kwargs.update({need: live[need] for need in entry.needs})
     row = robust_accuracy(task.model, task.x, task.y, attack=name, **kwargs)
@@ -52,6 +56,9 @@ def test_every_entry_runs_alone_and_records_its_defaults(task, name):
     assert row["norm"] == entry.norm
     if entry.norm == "Linf":
         assert row["max_linf"] <= EPS + 1e-6
+    elif "eps" in entry.required:  # the L2 threat model at its radius, never beyond it
+        assert row["max_l2"] <= EPS_L2 + 1e-4
+        assert row["threat_model"] == {"norm": "L2", "eps": EPS_L2}
     # the recorded settings hold every default (overridden where the caller said so)
     assert set(entry.defaults) <= set(row["settings"])
     for key, value in BUDGETS.get(name, {}).items():
@@ -60,7 +67,9 @@ def test_every_entry_runs_alone_and_records_its_defaults(task, name):
 
 def test_peer_attacks_are_the_torchattacks_ones_with_autoattacks_budgets():
     peers = {n for n, e in REGISTRY.items() if e.takes_classes}
-    assert peers == {"apgd_ce", "apgd_t", "fab", "square", "autoattack"}
+    assert peers == {"apgd_ce", "apgd_t", "fab", "square", "autoattack", "apgd_ce_l2",
+                     "apgd_t_l2"}
+    assert {n for n in peers if REGISTRY[n].norm == "L2"} == {"apgd_ce_l2", "apgd_t_l2"}
     assert all(REGISTRY[n].required == ("eps",) for n in peers)
     assert REGISTRY["apgd_t"].defaults["steps"] == 100
     assert REGISTRY["square"].defaults["n_queries"] == 5000

@@ -1,6 +1,7 @@
 """The peers' attacks, from the pinned torchattacks 3.3.0 (Croce & Hein 2020's AutoAttack and its
-parts, Andriushchenko et al. 2020's Square), registered like ours: all L-inf, with AutoAttack's
-standard budgets unless overridden. Each needs eps= and receives the model's class count."""
+parts, Andriushchenko et al. 2020's Square), registered like ours, with AutoAttack's standard
+budgets unless overridden: L-inf, and APGD-CE / APGD-T under the L2 threat model ("apgd_ce_l2",
+"apgd_t_l2": eps is then the L2 radius). Each needs eps= and receives the model's class count."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -26,15 +27,17 @@ AA_TARGETS = 9
 
 def build_peer_attack(kind: str, model: nn.Module, *, eps: float, seed: int, n_classes: int,
                       **kw):
-    """The torchattacks object for `kind` (a registered peer attack) on `model`, L-inf, with
-    AutoAttack's number of targets (`n_targets`) set on every targeted part."""
+    """The torchattacks object for `kind` (a registered peer attack) on `model`, L-inf (L2 for
+    the "_l2" kinds, eps the L2 radius), with AutoAttack's number of targets (`n_targets`) set
+    on every targeted part."""
     import torchattacks  # the pinned peer library; imported only when used
 
     wrapped = LogitsOnly(model)
-    if kind == "apgd_ce":
-        atk = torchattacks.APGD(wrapped, norm="Linf", eps=eps, seed=seed, loss="ce", **kw)
-    elif kind == "apgd_t":
-        atk = torchattacks.APGDT(wrapped, norm="Linf", eps=eps, seed=seed,
+    norm = "L2" if kind.endswith("_l2") else "Linf"
+    if kind in ("apgd_ce", "apgd_ce_l2"):
+        atk = torchattacks.APGD(wrapped, norm=norm, eps=eps, seed=seed, loss="ce", **kw)
+    elif kind in ("apgd_t", "apgd_t_l2"):
+        atk = torchattacks.APGDT(wrapped, norm=norm, eps=eps, seed=seed,
                                  n_classes=n_classes, **kw)
     elif kind == "fab":
         atk = torchattacks.FAB(wrapped, norm="Linf", eps=eps, seed=seed, n_classes=n_classes,
@@ -81,6 +84,14 @@ _PEERS = {  # name: (kind, objective, defaults, summary, cost)
     "apgd_t": ("white-box", "dlr", {"steps": AA_STEPS, "n_restarts": 1},
                "APGD-T: targeted APGD on the DLR loss, the 9 likeliest other classes, torchattacks",
                lambda s, robust: float(AA_TARGETS * s["steps"] * s["n_restarts"])),
+    # AutoAttack's two APGD parts under the L2 threat model (Croce & Hein 2020 run AutoAttack
+    # at L2 as at L-inf): eps is the L2 radius of the perturbation, in pixel units
+    "apgd_ce_l2": ("white-box", "ce", {"steps": AA_STEPS, "n_restarts": 1},
+                   "APGD-CE, L2 threat model (Croce & Hein 2020), torchattacks",
+                   lambda s, robust: float(s["steps"] * s["n_restarts"])),
+    "apgd_t_l2": ("white-box", "dlr", {"steps": AA_STEPS, "n_restarts": 1},
+                  "APGD-T, L2 threat model: targeted APGD on the DLR loss, torchattacks",
+                  lambda s, robust: float(AA_TARGETS * s["steps"] * s["n_restarts"])),
     "fab": ("white-box", None, {"steps": AA_STEPS, "n_restarts": 1, "multi_targeted": True},
             "FAB-T (Croce & Hein 2020): minimum-norm, multi-targeted, torchattacks",
             lambda s, robust: 1.5 * AA_TARGETS * s["steps"] * s["n_restarts"]),
@@ -92,11 +103,12 @@ _PEERS = {  # name: (kind, objective, defaults, summary, cost)
 }
 # the targeted DLR loss divides by z_(1) - (z_(3) + z_(4)) / 2, the sorted logits: 4 classes at least
 _DLR_T = (4, "its targeted DLR loss reads the 4th-largest logit (Croce & Hein 2020, Eq. 7)")
-_MIN_CLASSES = {"apgd_t": _DLR_T, "autoattack": (_DLR_T[0], "its APGD-T part: " + _DLR_T[1])}
+_MIN_CLASSES = {"apgd_t": _DLR_T, "apgd_t_l2": _DLR_T,
+                "autoattack": (_DLR_T[0], "its APGD-T part: " + _DLR_T[1])}
 for _name, (_kind, _objective, _defaults, _summary, _cost) in _PEERS.items():
     _least, _why = _MIN_CLASSES.get(_name, (2, None))
     register_runner(AttackSpec(
-        name=_name, norm="Linf", kind=_kind, summary=_summary, objective=_objective,
+        name=_name, norm="L2" if _name.endswith("_l2") else "Linf", kind=_kind, summary=_summary, objective=_objective,
         defaults=_defaults, required=("eps",), fill_defaults=True, takes_classes=True,
         min_classes=_least, cost=_cost, **({"classes_why": _why} if _why else {})))(
             _torchattacks(_name))

@@ -224,11 +224,17 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, attac
     if isinstance(eps, (int, float)) and norm == "Linf" and max_linf > eps + 1e-6:
         warnings.warn(f"{attack}: largest L-inf perturbation {max_linf:.6g} exceeds eps {eps}",
                       RuntimeWarning, stacklevel=2)
+    if isinstance(eps, (int, float)) and norm == "L2" and max_l2 > eps + 1e-4:
+        warnings.warn(f"{attack}: largest L2 perturbation {max_l2:.6g} exceeds eps {eps}",
+                      RuntimeWarning, stacklevel=2)
     if nan_count:
         warnings.warn(f"{attack}: {nan_count} adversarial examples held NaN", RuntimeWarning,
                       stacklevel=2)
     median_l2 = float(fooled_l2.median()) if len(fooled_l2) else None
-    budget = settings.get("eps") if norm == "Linf" else settings.get("l2_budget")
+    # the threat model's radius: eps for a bounded attack of either norm, the budget at which a
+    # minimum-norm L2 attack (C&W) is counted
+    budget = settings.get("eps") if norm == "Linf" else settings.get("l2_budget",
+                                                                      settings.get("eps"))
     threat = ThreatModel(norm, budget) if norm and isinstance(budget, (int, float)) else None
     return _row(attack, correct, norm=norm, threat=threat, settings=settings, n_classes=n_classes,
                 max_linf=max_linf, max_l2=max_l2, median_l2=median_l2, nan_count=nan_count,
