@@ -131,6 +131,8 @@ def attack_case() -> dict:
         settings = {k: v for k, v in budgets.items() if k in entry.defaults}
         if entry.norm == "Linf":
             settings["eps"] = 0.1
+        elif "eps" in entry.required:  # a bounded L2 attack: eps is its L2 radius
+            settings["eps"] = 1.0
         kwargs = entry.settings(settings) if entry.fill_defaults else settings  # as evaluate does
         if entry.takes_classes:
             kwargs["n_classes"] = 4
