@@ -82,7 +82,7 @@ def test_the_models_are_every_pgd_seed_and_the_first_undefended_one():
 @pytest.mark.skipif(not REPORT.exists(), reason="no committed L2 check")
 def test_the_committed_l2_check_re_derives_from_its_masks():
     report = json.loads(REPORT.read_text())
-    assert report["eps_l2"] == 2.0 and report["n"] >= 1000
+    assert report["eps_l2"] == 2.0 and report["n"] >= 500  # the study's subset size
     for key, m in report["models"].items():
         mask = l2_check.unhex(m["worst_mask"], n=m["worst_case"]["n"])
         assert 100.0 * mask.mean() == pytest.approx(m["worst_case"]["accuracy"]), key
