@@ -84,14 +84,6 @@ _PEERS = {  # name: (kind, objective, defaults, summary, cost)
     "apgd_t": ("white-box", "dlr", {"steps": AA_STEPS, "n_restarts": 1},
                "APGD-T: targeted APGD on the DLR loss, the 9 likeliest other classes, torchattacks",
                lambda s, robust: float(AA_TARGETS * s["steps"] * s["n_restarts"])),
-    # AutoAttack's two APGD parts under the L2 threat model (Croce & Hein 2020 run AutoAttack
-    # at L2 as at L-inf): eps is the L2 radius of the perturbation, in pixel units
-    "apgd_ce_l2": ("white-box", "ce", {"steps": AA_STEPS, "n_restarts": 1},
-                   "APGD-CE, L2 threat model (Croce & Hein 2020), torchattacks",
-                   lambda s, robust: float(s["steps"] * s["n_restarts"])),
-    "apgd_t_l2": ("white-box", "dlr", {"steps": AA_STEPS, "n_restarts": 1},
-                  "APGD-T, L2 threat model: targeted APGD on the DLR loss, torchattacks",
-                  lambda s, robust: float(AA_TARGETS * s["steps"] * s["n_restarts"])),
     "fab": ("white-box", None, {"steps": AA_STEPS, "n_restarts": 1, "multi_targeted": True},
             "FAB-T (Croce & Hein 2020): minimum-norm, multi-targeted, torchattacks",
             lambda s, robust: 1.5 * AA_TARGETS * s["steps"] * s["n_restarts"]),
@@ -101,6 +93,14 @@ _PEERS = {  # name: (kind, objective, defaults, summary, cost)
     "autoattack": ("white-box", None, {"steps": AA_STEPS, "n_queries": AA_QUERIES},
                    "AutoAttack standard: APGD-CE, APGD-T, FAB-T, Square (torchattacks)", _aa_passes),
 }
+# AutoAttack's two APGD parts under the L2 threat model (Croce & Hein 2020 run AutoAttack at L2
+# as at L-inf): the same kind, objective, budgets and cost; eps is the L2 radius, in pixel units
+_L2_SUMMARIES = {"apgd_ce": "APGD-CE, L2 threat model (Croce & Hein 2020), torchattacks",
+                 "apgd_t": "APGD-T, L2 threat model: targeted APGD on the DLR loss, the 9 "
+                           "likeliest other classes, torchattacks"}
+for _base, _summary in _L2_SUMMARIES.items():
+    _kind, _objective, _defaults, _, _cost = _PEERS[_base]
+    _PEERS[f"{_base}_l2"] = (_kind, _objective, dict(_defaults), _summary, _cost)
 # the targeted DLR loss divides by z_(1) - (z_(3) + z_(4)) / 2, the sorted logits: 4 classes at least
 _DLR_T = (4, "its targeted DLR loss reads the 4th-largest logit (Croce & Hein 2020, Eq. 7)")
 _MIN_CLASSES = {"apgd_t": _DLR_T, "apgd_t_l2": _DLR_T,
