@@ -33,7 +33,7 @@ def build_peer_attack(kind: str, model: nn.Module, *, eps: float, seed: int, n_c
     import torchattacks  # the pinned peer library; imported only when used
 
     wrapped = LogitsOnly(model)
-    norm = "L2" if kind.endswith("_l2") else "Linf"
+    norm = _norm(kind)
     if kind in ("apgd_ce", "apgd_ce_l2"):
         atk = torchattacks.APGD(wrapped, norm=norm, eps=eps, seed=seed, loss="ce", **kw)
     elif kind in ("apgd_t", "apgd_t_l2"):
@@ -57,6 +57,11 @@ def build_peer_attack(kind: str, model: nn.Module, *, eps: float, seed: int, n_c
         if hasattr(part, "n_target_classes"):  # APGD-T and FAB-T
             part.n_target_classes = n_targets(n_classes)
     return atk
+
+
+def _norm(kind: str) -> str:
+    """The threat model's norm of a registered peer attack: "L2" for the "_l2" kinds."""
+    return "L2" if kind.endswith("_l2") else "Linf"
 
 
 def n_targets(n_classes: int) -> int:
@@ -108,7 +113,7 @@ _MIN_CLASSES = {"apgd_t": _DLR_T, "apgd_t_l2": _DLR_T,
 for _name, (_kind, _objective, _defaults, _summary, _cost) in _PEERS.items():
     _least, _why = _MIN_CLASSES.get(_name, (2, None))
     register_runner(AttackSpec(
-        name=_name, norm="L2" if _name.endswith("_l2") else "Linf", kind=_kind, summary=_summary, objective=_objective,
+        name=_name, norm=_norm(_name), kind=_kind, summary=_summary, objective=_objective,
         defaults=_defaults, required=("eps",), fill_defaults=True, takes_classes=True,
         min_classes=_least, cost=_cost, **({"classes_why": _why} if _why else {})))(
             _torchattacks(_name))
