@@ -47,47 +47,23 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dfl_lib.errors import UsageError  # noqa: E402
-from dfl_lib.evaluation.robust import eval_subset, robust_accuracy, wilson_interval  # noqa: E402
-from dfl_lib.paper.intervals import effect_interval  # noqa: E402
+from dfl_lib.evaluation.robust import eval_subset, robust_accuracy  # noqa: E402
 from dfl_lib.runs import io as runio  # noqa: E402
-from dfl_lib.study.plan import cell_config, cell_seeds  # noqa: E402
+from dfl_lib.study.plan import cell_config  # noqa: E402
 
-__all__ = ["ROWS", "SETTINGS", "STEPS", "check_model", "models", "summarise", "main"]
+sys.path.insert(0, str(ROOT / "studies"))
+import headline  # noqa: E402
+from headline import DATASET, ROWS, row as _row, unhex  # noqa: E402
 
-ROWS = ("resnet", "dfl_pcl")
-SETTINGS = {"adversarial training": "every seed", "no defence": "seed 0"}
+__all__ = ["ROWS", "STEPS", "check_model", "models", "summarise", "main", "unhex"]
+
 STEPS = 100  # AutoAttack's standard APGD budget (Croce & Hein 2020)
-DATASET = "mnist"
 
 
 def models(profile: str, *, rows: Sequence[str] = ROWS) -> list[tuple[str, str, int]]:
     """(row, setting, seed) of every model the check evaluates at `profile`: each headline row
     with PGD training at each of its seeds, and without defence at seed 0 (its first seed)."""
-    out = []
-    for row in rows:
-        if row not in ROWS:
-            raise UsageError(f"rows must be among {', '.join(ROWS)}, got {row!r}")
-        for setting in SETTINGS:
-            seeds = cell_seeds(profile, row=row, setting=setting)
-            out += [(row, setting, s) for s in (seeds if setting == "adversarial training"
-                                                else seeds[:1])]
-    return out
-
-
-def _row(mask: torch.Tensor, **fields) -> dict:
-    n, k = len(mask), int(mask.sum())
-    low, high = wilson_interval(k, n)
-    return {"accuracy": 100.0 * k / n, "ci_low": 100.0 * low, "ci_high": 100.0 * high, "n": n,
-            "n_correct": k, **fields}
-
-
-def _hex(mask: torch.Tensor) -> str:
-    return np.packbits(mask.numpy().astype(np.uint8)).tobytes().hex()
-
-
-def unhex(text: str, *, n: int) -> np.ndarray:
-    """The bool mask (n,) that `_hex` wrote."""
-    return np.unpackbits(np.frombuffer(bytes.fromhex(text), dtype=np.uint8))[:n].astype(bool)
+    return headline.models(profile, rows=rows, undefended="first seed")
 
 
 def check_model(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, seed: int = 0,
@@ -116,7 +92,7 @@ def check_model(model, x: torch.Tensor, y: torch.Tensor, *, eps: float, seed: in
             "settings": targeted["settings"], "max_l2": targeted["max_l2"],
             "seconds": targeted["seconds"]},
         "worst_case": _row(worst, threat_model={"norm": "L2", "eps": eps}),
-        "worst_mask": _hex(worst), "seconds": time.perf_counter() - start}
+        "worst_mask": headline.hex_mask(worst), "seconds": time.perf_counter() - start}
 
 
 def run_check(profile: str, *, runs_root, out: Path, data_root=None, n: int = 1000,
@@ -176,17 +152,12 @@ def summarise(report: dict) -> dict:
                  **{r: float(np.mean([m[r]["accuracy"] for m in ms]))
                     for r in ("clean", "apgd_ce", "worst_case")}}
              for k, ms in sorted(means.items())}
-    pgd = {row: {m["seed"]: m for m in report["models"].values()
-                 if m["row"] == row and m["setting"] == "adversarial training"} for row in ROWS}
-    effect = None
-    if pgd["resnet"] and set(pgd["resnet"]) == set(pgd["dfl_pcl"]):
-        samples = {row: {s: {"worst": unhex(m["worst_mask"], n=m["worst_case"]["n"])}
-                         for s, m in by_seed.items()} for row, by_seed in pgd.items()}
-        est, low, high = effect_interval(
-            samples, effect=lambda acc: acc["dfl_pcl"]["worst"] - acc["resnet"]["worst"])
-        effect = {"effect": est, "low": low, "high": high, "seeds": sorted(pgd["resnet"]),
-                  "what": "DFL + PCL minus the plain ResNet, both PGD-trained: worst-case "
-                          "accuracy (%) under the L2 threat model, paired by seed"}
+    masks = {r: {m["seed"]: unhex(m["worst_mask"], n=m["worst_case"]["n"])
+                 for m in report["models"].values()
+                 if m["row"] == r and m["setting"] == headline.PGD} for r in ROWS}
+    effect = headline.paired_effect(
+        masks, what="DFL + PCL minus the plain ResNet, both PGD-trained: worst-case accuracy (%) "
+                    "under the L2 threat model, paired by seed")
     return {"table": table, "effect": effect}
 
 

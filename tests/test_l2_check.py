@@ -50,7 +50,7 @@ def test_the_summary_pairs_the_rows_by_seed_from_the_masks():
         return {"row": row, "setting": setting, "seed": seed,
                 "clean": {"accuracy": 100.0}, "apgd_ce": {"accuracy": 90.0},
                 "worst_case": {"accuracy": 100.0 * mask.float().mean().item(), "n": len(hits)},
-                "worst_mask": l2_check._hex(mask)}
+                "worst_mask": l2_check.headline.hex_mask(mask)}
     n = 200
     report = {"models": {}}
     for s in (0, 1, 2):

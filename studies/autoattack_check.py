@@ -1,0 +1,249 @@
+"""AutoAttack to the field's standard on the study's MNIST headline models (issue 39, item 4):
+the standard version (APGD-CE, APGD-T, FAB-T, Square at 5,000 queries) at L-inf eps 0.3 on
+1,000 test images of every seed, with the DFL + PCL effect paired by seed.
+
+What it measures. For the headline rows ("resnet" and "dfl_pcl", `headline.py`) with PGD training
+at each of the profile's seeds, and without defence at each seed (`--undefended`), the finished
+run (never trained here: a missing run is an error) is evaluated on `--n` test images, the
+study's class-balanced evaluation subset of that size at the run's seed
+(`evaluation.robust.eval_subset`), with AutoAttack's cascade as Croce & Hein (2020) run it: each
+attack on the images every earlier one left correctly classified, robust only if all fail:
+  clean -> APGD-CE (100 steps) -> APGD-T (9 targets x 100 steps) -> FAB-T (9 targets x 100
+  steps) -> Square (5,000 queries), every part from the pinned torchattacks with AutoAttack's
+  standard budgets (`dfl_lib/attacks/peers.py`), one restart each, the attacks' seed `--seed`.
+Per model: the accuracy after each stage (%, 95% Wilson interval), the largest L-inf
+perturbation each stage produced, the per-example mask after each stage (hex, `headline.unhex`),
+wall and CPU seconds. Summary: each (row, setting)'s mean over its finished seeds, and DFL + PCL
+minus the plain ResNet under AutoAttack with PGD training, paired by seed (`effect_interval`).
+
+Why. The quick report's AutoAttack cells ran on seed 0 of two cells, on 250 images, with Square
+at 1,000 queries (the quick profile's budget); the field's standard (RobustBench) is the
+standard version, Square at 5,000 queries, on at least 1,000 images, and the verdicts are read
+at 3 seeds. Reporting each stage says which part of the cascade does the work: on a masked model
+the black-box Square takes what the gradient attacks missed.
+
+Cost (AVX2 EPYC, one thread per process): about 11 minutes per 100 images of a PGD-trained model,
+nearly all of it spent on the ~90% of images that survive to FAB-T and Square; 3 minutes per 1,000
+images of an undefended one (APGD-CE takes every image). The work is saved after every chunk of
+`--chunk` images (atomically), so the check stops and resumes at any point:
+
+    # one process per row (1 thread each); rerun the same commands to resume
+    OMP_NUM_THREADS=1 python studies/autoattack_check.py --runs-dir runs/quick --rows resnet \
+        --out runs/quick/aa-resnet.json &
+    OMP_NUM_THREADS=1 python studies/autoattack_check.py --runs-dir runs/quick --rows dfl_pcl \
+        --out runs/quick/aa-dfl_pcl.json
+    wait; python studies/autoattack_check.py --merge runs/quick/aa-*.json \
+        --out reports/quick/autoattack-check.json
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "studies"))
+
+from dfl_lib.errors import UsageError  # noqa: E402
+from dfl_lib.evaluation.robust import eval_subset, robust_accuracy  # noqa: E402
+from dfl_lib.runs import io as runio  # noqa: E402
+from dfl_lib.study.plan import cell_config  # noqa: E402
+
+import headline  # noqa: E402
+from headline import DATASET, PGD, ROWS, unhex  # noqa: E402
+
+__all__ = ["STAGES", "EPS", "attack_chunk", "assemble", "run_check", "summarise", "main"]
+
+# AutoAttack's standard cascade, in its order; each attack's budgets are its registry defaults
+STAGES = ("apgd_ce", "apgd_t", "fab", "square")
+EPS = 0.3  # MNIST's L-inf threat model (Madry et al. 2018), the paper's and the study's
+_SETTINGS = ("profile", "dataset", "n", "chunk", "eps", "seed", "undefended", "attacks")
+
+
+def attack_chunk(model, x: torch.Tensor, y: torch.Tensor, *, eps: float = EPS, seed: int = 0,
+                 stages: Sequence[str] = STAGES, overrides: dict | None = None) -> dict:
+    """AutoAttack's cascade on one chunk: x (N, C, H, W) in [0, 1], y (N,), `model` in eval mode,
+    L-inf eps in pixel units. Each stage attacks only the images still correctly classified.
+
+    Returns {"masks": {"clean"|stage: hex of the bool mask (N,) robust after that stage},
+    "max_linf": {stage: largest perturbation}, "settings": {stage: the attack's settings},
+    "seconds": {stage: wall s}, "cpu_seconds": process CPU s of the chunk}. `overrides` give a
+    stage's attack other settings (tests use small budgets); the report records them."""
+    cpu = time.process_time()
+    overrides = overrides or {}
+    clean = robust_accuracy(model, x, y, attack="clean", batch_size=len(y))
+    alive = clean["correct"].clone()  # (N,) robust so far
+    out = {"masks": {"clean": headline.hex_mask(alive)}, "max_linf": {}, "settings": {},
+           "seconds": {"clean": clean["seconds"]}}
+    for stage in stages:
+        left = torch.nonzero(alive).flatten()
+        if len(left):
+            r = robust_accuracy(model, x[left], y[left], attack=stage, eps=eps, seed=seed,
+                                batch_size=len(y), **overrides.get(stage, {}))
+            alive[left] = r["correct"]
+            out["max_linf"][stage], out["settings"][stage] = r["max_linf"], r["settings"]
+            out["seconds"][stage] = r["seconds"]
+        else:  # nothing left to attack: the stage costs nothing and changes nothing
+            out["max_linf"][stage], out["settings"][stage], out["seconds"][stage] = 0.0, None, 0.0
+        out["masks"][stage] = headline.hex_mask(alive)
+    out["cpu_seconds"] = time.process_time() - cpu
+    return out
+
+
+def assemble(chunks: list[dict], *, sizes: Sequence[int], eps: float = EPS) -> dict:
+    """One model's rows from its chunks (in order, of `sizes` images): per stage ("clean" first)
+    the accuracy after it (`headline.row`) and the concatenated mask (hex); "autoattack" is the
+    last stage's row with its threat model; wall and CPU seconds summed."""
+    stages = list(chunks[0]["masks"])
+    masks = {s: np.concatenate([unhex(c["masks"][s], n=k) for c, k in zip(chunks, sizes)])
+             for s in stages}
+    rows = {s: headline.row(torch.from_numpy(masks[s]),
+                            max_linf=max((c["max_linf"].get(s, 0.0) for c in chunks), default=0.0))
+            for s in stages}
+    rows["autoattack"] = headline.row(torch.from_numpy(masks[stages[-1]]),
+                                      threat_model={"norm": "Linf", "eps": eps})
+    return {"rows": rows, "masks": {s: headline.hex_mask(m) for s, m in masks.items()},
+            "seconds": sum(sum(c["seconds"].values()) for c in chunks),
+            "cpu_seconds": sum(c["cpu_seconds"] for c in chunks)}
+
+
+def _chunks(n: int, chunk: int) -> list[slice]:
+    return [slice(i, min(i + chunk, n)) for i in range(0, n, chunk)]
+
+
+def run_check(profile: str, *, runs_root, out: Path, data_root=None, n: int = 1000,
+              chunk: int = 100, eps: float = EPS, seed: int = 0, rows: Sequence[str] = ROWS,
+              undefended: str = "every seed", overrides: dict | None = None,
+              progress=print) -> dict:
+    """Run the cascade on every model of `headline.models(profile, rows=rows,
+    undefended=undefended)`, chunk by chunk, skipping chunks already in `out` and writing `out`
+    (atomically) after each. UsageError when a run is missing (never trained here) or `out` was
+    made with other settings."""
+    from dfl_lib.experiments.data import load_data
+    from dfl_lib.runs.folder import run_path
+    from dfl_lib.study.records import load_run
+
+    if chunk < 1 or n < 1:
+        raise UsageError(f"n and chunk must be positive, got n={n}, chunk={chunk}")
+    todo = headline.models(profile, rows=rows, undefended=undefended)
+    configs = {m: cell_config(profile, dataset=DATASET, row=m[0], setting=m[1], seed=m[2],
+                              device="cpu") for m in todo}
+    settings = {"profile": profile, "dataset": DATASET, "n": n, "chunk": chunk, "eps": eps,
+                "seed": seed, "undefended": undefended,
+                "attacks": "AutoAttack standard, L-inf: " + " -> ".join(STAGES) +
+                           (f" (overrides {overrides})" if overrides else "")}
+    report = (runio.read_json(out) if Path(out).is_file()
+              else {"check": "autoattack", **settings, "models": {}})
+    differ = [k for k in _SETTINGS if report.get(k) != settings[k]]
+    if differ:
+        raise UsageError(f"{out} was made with other settings ({', '.join(differ)}); "
+                         "write to another file")
+    for m, cfg in configs.items():  # refuse before any work when a run is missing
+        rdir = run_path(cfg, load_data(cfg, root=data_root), runs_root=runs_root)
+        if not runio.is_finished(rdir):
+            raise UsageError(f"no finished {m} run at {rdir}; this check never trains: run the "
+                             f"study first (python -m dfl_lib study --profile {profile})")
+    parts = _chunks(n, chunk)
+    for (row, setting, s), cfg in configs.items():
+        key = f"{row} | {setting} | s{s}"
+        entry = report["models"].setdefault(key, {"row": row, "setting": setting, "seed": s,
+                                                  "chunks": []})
+        if len(entry["chunks"]) == len(parts):
+            continue
+        run = load_run(cfg, runs_root=runs_root, data_root=data_root)
+        entry["run"] = Path(run["run_dir"]).name
+        model = run["model"].cpu().float().eval()
+        x, y = eval_subset(run["data"], n=n, seed=s)
+        for i in range(len(entry["chunks"]), len(parts)):
+            part = parts[i]
+            entry["chunks"].append(attack_chunk(model, x[part], y[part], eps=eps, seed=seed,
+                                                overrides=overrides))
+            if len(entry["chunks"]) == len(parts):
+                entry.update(assemble(entry["chunks"], sizes=[p.stop - p.start for p in parts],
+                                      eps=eps))
+            report["provenance"] = runio.provenance(
+                config=settings, seed=seed, device="cpu",
+                wall_seconds=sum(sum(c["seconds"].values()) for c in entry["chunks"]))
+            runio.write_json(out, report)
+            done = entry["chunks"][-1]
+            progress(f"{key}: chunk {i + 1}/{len(parts)}, robust "
+                     f"{unhex(done['masks'][STAGES[-1]], n=part.stop - part.start).sum()}/"
+                     f"{part.stop - part.start} ({done['cpu_seconds']:.0f} CPU s)")
+    return report
+
+
+def summarise(report: dict) -> dict:
+    """Per (row, setting): the finished seeds and the mean accuracy (%) after each stage; and DFL
+    + PCL minus the plain ResNet under AutoAttack with PGD training, paired by seed
+    (`headline.paired_effect`) over the seeds both rows finished (None if none)."""
+    done = [m for m in report["models"].values() if "rows" in m]
+    by_cell: dict = {}
+    for m in done:
+        by_cell.setdefault(f"{m['row']} | {m['setting']}", []).append(m)
+    table = {k: {"seeds": sorted(m["seed"] for m in ms),
+                 **{r: float(np.mean([m["rows"][r]["accuracy"] for m in ms]))
+                    for r in ms[0]["rows"]}}
+             for k, ms in sorted(by_cell.items())}
+    masks = {r: {m["seed"]: unhex(m["masks"][STAGES[-1]], n=m["rows"]["autoattack"]["n"])
+                 for m in done if m["row"] == r and m["setting"] == PGD} for r in ROWS}
+    both = set(masks["resnet"]) & set(masks["dfl_pcl"])
+    masks = {r: {s: v for s, v in by_seed.items() if s in both} for r, by_seed in masks.items()}
+    effect = headline.paired_effect(
+        masks, what="DFL + PCL minus the plain ResNet, both PGD-trained: accuracy (%) under "
+                    "AutoAttack (standard, L-inf eps 0.3), paired by seed")
+    pending = {k: f"{len(m['chunks'])} of {-(-report['n'] // report['chunk'])} chunks"
+               for k, m in report["models"].items() if "rows" not in m}
+    return {"table": table, "effect": effect, "pending": pending}
+
+
+def merge(paths: Sequence[str]) -> dict:
+    """One report from reports of the same check (one per row), with its summary. UsageError when
+    their settings differ."""
+    parts = [runio.read_json(f) for f in paths]
+    if any(any(q.get(k) != parts[0].get(k) for k in _SETTINGS) for q in parts[1:]):
+        raise UsageError("the reports to merge were made with different settings")
+    report = {**parts[0], "models": {k: v for q in parts for k, v in q["models"].items()}}
+    report["summary"] = summarise(report)
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--profile", default="quick")
+    p.add_argument("--runs-dir", help="the profile's runs root, e.g. runs/quick")
+    p.add_argument("--data-dir", default=None, help="data root (default: $DFL_DATA_DIR, ./data)")
+    p.add_argument("--n", type=int, default=1000, help="test images per model")
+    p.add_argument("--chunk", type=int, default=100, help="images per saved step")
+    p.add_argument("--seed", type=int, default=0, help="the attacks' seed")
+    p.add_argument("--rows", default=",".join(ROWS))
+    p.add_argument("--undefended", default="every seed", choices=("every seed", "first seed"))
+    p.add_argument("--out", required=True, help="the JSON report to write")
+    p.add_argument("--merge", nargs="+", metavar="JSON",
+                   help="join reports of the same check (one per row) and add the summary")
+    args = p.parse_args(argv)
+    try:
+        if args.merge:
+            runio.write_json(args.out, merge(args.merge))
+            print(f"wrote {args.out}")
+            return 0
+        if not args.runs_dir:
+            raise UsageError("--runs-dir is needed (the profile's runs root, e.g. runs/quick)")
+        report = run_check(args.profile, runs_root=args.runs_dir, out=Path(args.out),
+                           data_root=args.data_dir, n=args.n, chunk=args.chunk, seed=args.seed,
+                           rows=args.rows.split(","), undefended=args.undefended)
+        report["summary"] = summarise(report)
+        runio.write_json(args.out, report)
+        return 0
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

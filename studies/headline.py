@@ -1,0 +1,75 @@
+"""What the headline checks (`l2_check.py`, `autoattack_check.py`) share: which models they
+evaluate, how a row and a per-example mask are written, and the DFL + PCL effect paired by seed.
+
+The headline models are the MNIST rows "resnet" and "dfl_pcl" of Tables 1 and 3 (the paper's
+"ResNet" and "ResNet + DFL + PCL"), with PGD training at each of the profile's seeds and without
+defence. A mask is a bool tensor (N,), True where the example stayed correctly classified; it is
+kept in the report as the hex of its packed bits so an effect re-derives from the file alone.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from dfl_lib.errors import UsageError
+from dfl_lib.evaluation.robust import wilson_interval
+from dfl_lib.paper.intervals import effect_interval
+from dfl_lib.study.plan import cell_seeds
+
+__all__ = ["ROWS", "DATASET", "PGD", "UNDEFENDED", "models", "row", "hex_mask", "unhex",
+           "paired_effect"]
+
+ROWS = ("resnet", "dfl_pcl")
+DATASET = "mnist"
+PGD, UNDEFENDED = "adversarial training", "no defence"
+
+
+def models(profile: str, *, rows: Sequence[str] = ROWS,
+           undefended: str = "first seed") -> list[tuple[str, str, int]]:
+    """(row, setting, seed) of every headline model at `profile`, row by row: PGD training at each
+    of the row's seeds, then no defence at its first seed (`undefended="first seed"`) or at each
+    (`"every seed"`). UsageError for a row outside ROWS."""
+    if undefended not in ("first seed", "every seed"):
+        raise UsageError(f"undefended must be 'first seed' or 'every seed', got {undefended!r}")
+    out = []
+    for r in rows:
+        if r not in ROWS:
+            raise UsageError(f"rows must be among {', '.join(ROWS)}, got {r!r}")
+        out += [(r, PGD, s) for s in cell_seeds(profile, row=r, setting=PGD)]
+        seeds = cell_seeds(profile, row=r, setting=UNDEFENDED)
+        out += [(r, UNDEFENDED, s) for s in (seeds if undefended == "every seed" else seeds[:1])]
+    return out
+
+
+def row(mask: torch.Tensor, **fields) -> dict:
+    """Accuracy (%) of a bool mask (N,) with its 95% Wilson interval, n and n_correct, and
+    `fields` added."""
+    n, k = len(mask), int(mask.sum())
+    low, high = wilson_interval(k, n)
+    return {"accuracy": 100.0 * k / n, "ci_low": 100.0 * low, "ci_high": 100.0 * high, "n": n,
+            "n_correct": k, **fields}
+
+
+def hex_mask(mask: torch.Tensor) -> str:
+    """The hex of a bool mask's (N,) packed bits (`unhex` reads it back)."""
+    return np.packbits(np.asarray(mask, dtype=np.uint8)).tobytes().hex()
+
+
+def unhex(text: str, *, n: int) -> np.ndarray:
+    """The bool mask (n,) that `hex_mask` wrote."""
+    return np.unpackbits(np.frombuffer(bytes.fromhex(text), dtype=np.uint8))[:n].astype(bool)
+
+
+def paired_effect(masks: dict[str, dict[int, np.ndarray]], *, what: str) -> dict | None:
+    """DFL + PCL minus the plain ResNet (points), paired by seed, with the claims' t interval
+    (`paper.intervals.effect_interval`), from per-row, per-seed bool masks {row: {seed: (N,)}};
+    None unless both rows have the same seeds."""
+    if not masks.get("resnet") or set(masks["resnet"]) != set(masks.get("dfl_pcl", {})):
+        return None
+    samples = {r: {s: {"worst": m} for s, m in by_seed.items()} for r, by_seed in masks.items()}
+    est, low, high = effect_interval(
+        samples, effect=lambda acc: acc["dfl_pcl"]["worst"] - acc["resnet"]["worst"])
+    return {"effect": est, "low": low, "high": high, "seeds": sorted(masks["resnet"]),
+            "what": what}

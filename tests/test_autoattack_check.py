@@ -1,0 +1,170 @@
+"""AutoAttack's standard cascade on the headline models (studies/autoattack_check.py): each stage
+attacks only the survivors and can only lower accuracy, the ball holds, chunks join into one
+model's rows, an interrupted check resumes where it stopped without redoing a chunk, and the
+summary pairs only the seeds both rows finished."""
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import quadrants, train_tiny
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "studies"))
+import autoattack_check as aa  # noqa: E402
+import headline  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+REPORT = ROOT / "reports" / "quick" / "autoattack-check.json"
+# small budgets: the cascade's logic, not AutoAttack's strength, is under test
+SMALL = {"apgd_ce": {"steps": 5}, "apgd_t": {"steps": 3}, "fab": {"steps": 3},
+         "square": {"n_queries": 30}}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    x_train, y_train = quadrants(512, seed=1)
+    x, y = quadrants(24, seed=2)
+    return train_tiny(x_train, y_train, seed=0).eval(), x, y
+
+
+def _masks(chunk, n):
+    return {s: headline.unhex(h, n=n) for s, h in chunk["masks"].items()}
+
+
+def test_each_stage_attacks_the_survivors_and_only_lowers_accuracy(tiny):
+    model, x, y = tiny
+    weak = aa.attack_chunk(model, x, y, eps=0.05, overrides=SMALL)
+    strong = aa.attack_chunk(model, x, y, eps=0.5, overrides=SMALL)
+    for r in (weak, strong):
+        m = _masks(r, len(y))
+        assert list(m) == ["clean", *aa.STAGES]
+        for before, after in zip(list(m.values()), list(m.values())[1:]):
+            assert not (after & ~before).any()  # no example comes back to life
+    assert all(v <= 0.5 + 1e-5 for v in strong["max_linf"].values())
+    assert all(v <= 0.05 + 1e-5 for v in weak["max_linf"].values())
+    # a ten times larger ball takes more examples (the quadrant task falls at 0.5)
+    assert _masks(strong, len(y))["square"].sum() < _masks(weak, len(y))["square"].sum()
+    assert strong["settings"]["apgd_ce"]["steps"] == 5  # the overrides reached the attack
+
+
+def test_a_stage_with_no_survivors_is_skipped_and_recorded_as_such(tiny):
+    model, x, y = tiny
+    r = aa.attack_chunk(model, x, (y + 1) % 4, eps=0.3, overrides=SMALL)  # every label wrong
+    assert not _masks(r, len(y))["clean"].any()
+    assert all(r["settings"][s] is None and r["seconds"][s] == 0.0 for s in aa.STAGES)
+
+
+def test_chunks_join_into_the_rows_of_their_concatenated_masks():
+    rng = np.random.default_rng(0)
+    sizes, chunks, full = [5, 5, 3], [], {s: [] for s in ("clean", *aa.STAGES)}
+    for k in sizes:
+        alive, masks = rng.random(k) < 0.9, {}
+        for s in ("clean", *aa.STAGES):
+            alive = alive & (rng.random(k) < 0.8)
+            masks[s] = headline.hex_mask(alive)
+            full[s].append(alive)
+        chunks.append({"masks": masks, "max_linf": {s: 0.1 * k for s in aa.STAGES},
+                       "seconds": {"clean": 1.0, **{s: 2.0 for s in aa.STAGES}},
+                       "cpu_seconds": 3.0})
+    got = aa.assemble(chunks, sizes=sizes)
+    for s, parts in full.items():
+        want = np.concatenate(parts)
+        assert got["rows"][s]["n_correct"] == want.sum() and got["rows"][s]["n"] == 13
+        assert (headline.unhex(got["masks"][s], n=13) == want).all()
+    assert got["rows"]["autoattack"]["n_correct"] == got["rows"]["square"]["n_correct"]
+    assert got["rows"]["autoattack"]["threat_model"] == {"norm": "Linf", "eps": aa.EPS}
+    assert got["rows"]["square"]["max_linf"] == pytest.approx(0.5)
+    assert got["seconds"] == 27.0 and got["cpu_seconds"] == 9.0
+
+
+def test_an_interrupted_check_resumes_without_redoing_a_chunk(tiny, tmp_path, monkeypatch):
+    model, x, y = tiny
+    import dfl_lib.experiments.data as data_mod
+    import dfl_lib.runs.folder as folder
+    import dfl_lib.study.records as records
+    monkeypatch.setattr(aa, "cell_config", lambda profile, **kw: SimpleNamespace(**kw))
+    monkeypatch.setattr(data_mod, "load_data", lambda cfg, root=None: None)
+    monkeypatch.setattr(folder, "run_path", lambda cfg, data, runs_root: tmp_path)
+    monkeypatch.setattr(aa.runio, "is_finished", lambda rdir: True)
+    loads = []
+
+    def load_run(cfg, runs_root, data_root):
+        loads.append(cfg.seed)
+        return {"model": model, "run_dir": str(tmp_path / f"run-{cfg.row}-s{cfg.seed}"),
+                "data": SimpleNamespace(x_test=(x * 255).to(torch.uint8), y_test=y)}
+    monkeypatch.setattr(records, "load_run", load_run)
+    monkeypatch.setattr(aa.headline, "models", lambda profile, rows, undefended: [
+        ("resnet", headline.PGD, 0), ("dfl_pcl", headline.PGD, 0)])
+    out = tmp_path / "aa.json"
+    calls = []
+    real = aa.attack_chunk
+
+    def counted(*args, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # stopped in the middle of the second model
+        return real(*args, **kw)
+    monkeypatch.setattr(aa, "attack_chunk", counted)
+    run = dict(runs_root=tmp_path, out=out, n=20, chunk=8, overrides=SMALL, progress=lambda s: 0)
+    with pytest.raises(KeyboardInterrupt):
+        aa.run_check("quick", **run)
+    saved = json.loads(out.read_text())["models"]
+    assert len(saved["resnet | adversarial training | s0"]["chunks"]) == 2
+    monkeypatch.setattr(aa, "attack_chunk", real)
+    report = aa.run_check("quick", **run)
+    again = len(calls)
+    assert again == 3  # nothing attacked again in the rerun: only the counted calls so far
+    for m in report["models"].values():
+        assert len(m["chunks"]) == 3 and m["rows"]["autoattack"]["n"] == 20
+    with pytest.raises(Exception, match="other settings"):
+        aa.run_check("quick", **{**run, "chunk": 10})
+
+
+def test_the_summary_pairs_only_the_seeds_both_rows_finished():
+    def model(row, seed, hits):
+        mask = np.array(hits)
+        return {"row": row, "setting": headline.PGD, "seed": seed, "chunks": [{}],
+                "rows": {"clean": headline.row(torch.ones(len(hits), dtype=torch.bool)),
+                         "autoattack": headline.row(torch.from_numpy(mask))},
+                "masks": {"square": headline.hex_mask(mask)}}
+    rng = np.random.default_rng(1)
+    report = {"n": 300, "chunk": 100, "models": {}}
+    for s in (0, 1, 2):
+        base = rng.random(300) < 0.85
+        report["models"][f"r{s}"] = model("resnet", s, base)
+        report["models"][f"d{s}"] = model("dfl_pcl", s, base & (rng.random(300) < 0.9))
+    del report["models"]["d2"]["rows"]  # seed 2 of DFL + PCL unfinished
+    summary = aa.summarise(report)
+    effect = summary["effect"]
+    want = np.mean([report["models"][f"d{s}"]["rows"]["autoattack"]["accuracy"]
+                    - report["models"][f"r{s}"]["rows"]["autoattack"]["accuracy"] for s in (0, 1)])
+    assert effect["seeds"] == [0, 1] and effect["effect"] == pytest.approx(want) and want < 0
+    assert effect["low"] < effect["effect"] < effect["high"]
+    assert summary["pending"] == {"d2": "1 of 3 chunks"}
+    assert summary["table"]["resnet | adversarial training"]["seeds"] == [0, 1, 2]
+
+
+@pytest.mark.skipif(not REPORT.exists(), reason="no committed AutoAttack check")
+def test_the_committed_check_re_derives_from_its_masks():
+    report = json.loads(REPORT.read_text())
+    assert report["n"] >= 1000 and report["eps"] == 0.3
+    for key, m in report["models"].items():
+        if "rows" not in m:
+            continue
+        n = m["rows"]["clean"]["n"]
+        masks = {s: headline.unhex(h, n=n) for s, h in m["masks"].items()}
+        for s, mask in masks.items():
+            assert 100.0 * mask.mean() == pytest.approx(m["rows"][s]["accuracy"]), key
+        order = [masks[s] for s in ("clean", *aa.STAGES)]
+        assert all(not (b & ~a).any() for a, b in zip(order, order[1:])), key
+        assert all(m["rows"][s]["max_linf"] <= report["eps"] + 1e-5 for s in aa.STAGES), key
+    again = aa.summarise(report)
+    assert again["pending"] == report["summary"]["pending"]
+    if report["summary"]["effect"]:
+        for k in ("effect", "low", "high"):
+            assert again["effect"][k] == pytest.approx(report["summary"]["effect"][k])
