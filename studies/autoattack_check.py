@@ -33,7 +33,7 @@ images of an undefended one (APGD-CE takes every image). The work is saved after
     OMP_NUM_THREADS=1 python studies/autoattack_check.py --runs-dir runs/quick --rows dfl_pcl \
         --out runs/quick/aa-dfl_pcl.json
     wait; python studies/autoattack_check.py --merge runs/quick/aa-*.json \
-        --out reports/quick/autoattack-check.json
+        --out reports/quick/autoattack-check.json      # and its page, autoattack-check.md
 """
 from __future__ import annotations
 
@@ -58,7 +58,8 @@ from dfl_lib.study.plan import cell_config  # noqa: E402
 import headline  # noqa: E402
 from headline import DATASET, PGD, ROWS, unhex  # noqa: E402
 
-__all__ = ["STAGES", "EPS", "attack_chunk", "assemble", "run_check", "summarise", "main"]
+__all__ = ["STAGES", "EPS", "attack_chunk", "assemble", "run_check", "summarise", "merge",
+           "markdown", "main"]
 
 # AutoAttack's standard cascade, in its order; each attack's budgets are its registry defaults
 STAGES = ("apgd_ce", "apgd_t", "fab", "square")
@@ -202,6 +203,40 @@ def summarise(report: dict) -> dict:
     return {"table": table, "effect": effect, "pending": pending}
 
 
+_LABELS = {"clean": "clean", "apgd_ce": "+ APGD-CE", "apgd_t": "+ APGD-T", "fab": "+ FAB-T",
+           "square": "+ Square = AutoAttack"}
+
+
+def markdown(report: dict, *, summary: dict) -> str:
+    """The report as a page: per model, the accuracy (%) after each stage of the cascade and
+    its CPU minutes; the paired effect; the models still pending."""
+    lines = [f"# AutoAttack (standard) on the {report['dataset'].upper()} headline models",
+             "", f"L-inf eps {report['eps']}, {report['n']} test images per model (the study's "
+             "class-balanced evaluation subset at each run's seed), AutoAttack's standard "
+             "cascade: each attack on the images every earlier one left correctly classified; "
+             "APGD-CE and APGD-T 100 steps, FAB-T 100 steps, Square 5,000 queries, 9 target "
+             "classes, torchattacks 3.3.0 (`studies/autoattack_check.py`).", "",
+             "| row | training | seed | " + " | ".join(_LABELS.values()) + " | CPU min |",
+             "|---|---|---|" + "---|" * (len(_LABELS) + 1)]
+    for m in sorted(report["models"].values(), key=lambda m: (m["setting"], m["row"],
+                                                              m["seed"])):
+        if "rows" not in m:
+            continue
+        cells = [f"{m['rows'][s]['accuracy']:.1f}" for s in _LABELS]
+        lines.append(f"| {m['row']} | {m['setting']} | {m['seed']} | " + " | ".join(cells)
+                     + f" | {m['cpu_seconds'] / 60:.0f} |")
+    effect = summary["effect"]
+    lines += ["", "**DFL + PCL minus the plain ResNet under AutoAttack, PGD-trained**: " + (
+        f"{effect['effect']:+.1f} points, 95% interval [{effect['low']:+.1f}, "
+        f"{effect['high']:+.1f}] (t interval over the seeds {effect['seeds']}, image noise "
+        "inside each seed: `paper.intervals.effect_interval`)." if effect else
+        "not yet: no seed is finished for both rows.")]
+    if summary["pending"]:
+        lines += ["", "Pending (the check resumes where it stopped): " + "; ".join(
+            f"{k}: {v}" for k, v in summary["pending"].items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
 def merge(paths: Sequence[str]) -> dict:
     """One report from reports of the same check (one per row), with its summary. UsageError when
     their settings differ."""
@@ -229,8 +264,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         if args.merge:
-            runio.write_json(args.out, merge(args.merge))
-            print(f"wrote {args.out}")
+            report = merge(args.merge)
+            runio.write_json(args.out, report)
+            page = Path(args.out).with_suffix(".md")
+            page.write_text(markdown(report, summary=report["summary"]))
+            print(f"wrote {args.out} and {page}")
             return 0
         if not args.runs_dir:
             raise UsageError("--runs-dir is needed (the profile's runs root, e.g. runs/quick)")

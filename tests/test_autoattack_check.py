@@ -149,6 +149,22 @@ def test_the_summary_pairs_only_the_seeds_both_rows_finished():
     assert summary["table"]["resnet | adversarial training"]["seeds"] == [0, 1, 2]
 
 
+def test_merge_joins_the_rows_and_refuses_other_settings(tmp_path):
+    settings = {k: 1 for k in aa._SETTINGS} | {"dataset": "mnist"}
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps({**settings, "n": 100, "chunk": 100, "models": {"x": {
+        "row": "resnet", "setting": headline.PGD, "seed": 0, "chunks": []}}}))
+    b.write_text(json.dumps({**settings, "n": 100, "chunk": 100, "models": {"y": {
+        "row": "dfl_pcl", "setting": headline.PGD, "seed": 0, "chunks": [{}]}}}))
+    report = aa.merge([a, b])
+    assert set(report["models"]) == {"x", "y"}
+    assert report["summary"]["pending"] == {"x": "0 of 1 chunks", "y": "1 of 1 chunks"}
+    assert "no seed is finished for both rows" in aa.markdown(report, summary=report["summary"])
+    b.write_text(json.dumps({**settings, "n": 200, "chunk": 100, "models": {}}))
+    with pytest.raises(Exception, match="different settings"):
+        aa.merge([a, b])
+
+
 @pytest.mark.skipif(not REPORT.exists(), reason="no committed AutoAttack check")
 def test_the_committed_check_re_derives_from_its_masks():
     report = json.loads(REPORT.read_text())
@@ -165,6 +181,8 @@ def test_the_committed_check_re_derives_from_its_masks():
         assert all(m["rows"][s]["max_linf"] <= report["eps"] + 1e-5 for s in aa.STAGES), key
     again = aa.summarise(report)
     assert again["pending"] == report["summary"]["pending"]
+    # the page beside it is the one its numbers make
+    assert REPORT.with_suffix(".md").read_text() == aa.markdown(report, summary=again)
     if report["summary"]["effect"]:
         for k in ("effect", "low", "high"):
             assert again["effect"][k] == pytest.approx(report["summary"]["effect"][k])
