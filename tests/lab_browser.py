@@ -56,8 +56,10 @@ def run_all_cells(page, *, timeout_s: float = 600.0) -> list[str]:
     deadline = time.monotonic() + timeout_s
     time.sleep(1.0)
     while True:
+        # text contents, not inner texts: JupyterLab 4 skips rendering cells scrolled out of
+        # view (content-visibility), and a skipped cell's inner text reads '' though it ran
         prompts = [p.strip() for p in
-                   page.locator(".jp-CodeCell .jp-InputArea-prompt").all_inner_texts()]
+                   page.locator(".jp-CodeCell .jp-InputArea-prompt").all_text_contents()]
         running = any(p == "[*]:" for p in prompts)
         if not running and "Idle" in kernel_status(page):
             return prompts
