@@ -37,7 +37,6 @@ images of an undefended one (APGD-CE takes every image). The work is saved after
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Sequence
@@ -240,27 +239,13 @@ def markdown(report: dict, *, summary: dict) -> str:
 def merge(paths: Sequence[str]) -> dict:
     """One report from reports of the same check (one per row), with its summary. UsageError when
     their settings differ."""
-    parts = [runio.read_json(f) for f in paths]
-    if any(any(q.get(k) != parts[0].get(k) for k in _SETTINGS) for q in parts[1:]):
-        raise UsageError("the reports to merge were made with different settings")
-    report = {**parts[0], "models": {k: v for q in parts for k, v in q["models"].items()}}
-    report["summary"] = summarise(report)
-    return report
+    return headline.merge(paths, keys=_SETTINGS, summarise=summarise)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--profile", default="quick")
-    p.add_argument("--runs-dir", help="the profile's runs root, e.g. runs/quick")
-    p.add_argument("--data-dir", default=None, help="data root (default: $DFL_DATA_DIR, ./data)")
-    p.add_argument("--n", type=int, default=1000, help="test images per model")
+    p = headline.parser(__doc__.splitlines()[0])
     p.add_argument("--chunk", type=int, default=100, help="images per saved step")
-    p.add_argument("--seed", type=int, default=0, help="the attacks' seed")
-    p.add_argument("--rows", default=",".join(ROWS))
     p.add_argument("--undefended", default="every seed", choices=("every seed", "first seed"))
-    p.add_argument("--out", required=True, help="the JSON report to write")
-    p.add_argument("--merge", nargs="+", metavar="JSON",
-                   help="join reports of the same check (one per row) and add the summary")
     args = p.parse_args(argv)
     try:
         if args.merge:
@@ -270,9 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             page.write_text(markdown(report, summary=report["summary"]))
             print(f"wrote {args.out} and {page}")
             return 0
-        if not args.runs_dir:
-            raise UsageError("--runs-dir is needed (the profile's runs root, e.g. runs/quick)")
-        report = run_check(args.profile, runs_root=args.runs_dir, out=Path(args.out),
+        report = run_check(args.profile, runs_root=headline.runs_dir(args), out=Path(args.out),
                            data_root=args.data_dir, n=args.n, chunk=args.chunk, seed=args.seed,
                            rows=args.rows.split(","), undefended=args.undefended)
         report["summary"] = summarise(report)

@@ -8,7 +8,8 @@ kept in the report as the hex of its packed bits so an effect re-derives from th
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import argparse
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -16,10 +17,11 @@ import torch
 from dfl_lib.errors import UsageError
 from dfl_lib.evaluation.robust import wilson_interval
 from dfl_lib.paper.intervals import effect_interval
+from dfl_lib.runs import io as runio
 from dfl_lib.study.plan import cell_seeds
 
 __all__ = ["ROWS", "DATASET", "PGD", "UNDEFENDED", "models", "row", "hex_mask", "unhex",
-           "paired_effect"]
+           "paired_effect", "merge", "parser", "runs_dir"]
 
 ROWS = ("resnet", "dfl_pcl")
 DATASET = "mnist"
@@ -73,3 +75,37 @@ def paired_effect(masks: dict[str, dict[int, np.ndarray]], *, what: str) -> dict
         samples, effect=lambda acc: acc["dfl_pcl"]["worst"] - acc["resnet"]["worst"])
     return {"effect": est, "low": low, "high": high, "seeds": sorted(masks["resnet"]),
             "what": what}
+
+
+def merge(paths: Sequence[str], *, keys: Sequence[str], summarise: Callable[[dict], dict]) -> dict:
+    """One report from reports of one check (one per row, written by separate processes): their
+    models joined, `summarise(report)` as its "summary". UsageError when their `keys` differ."""
+    parts = [runio.read_json(f) for f in paths]
+    if any(any(q.get(k) != parts[0].get(k) for k in keys) for q in parts[1:]):
+        raise UsageError("the reports to merge were made with different settings")
+    report = {**parts[0], "models": {k: v for q in parts for k, v in q["models"].items()}}
+    report["summary"] = summarise(report)
+    return report
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """The headline checks' common options: --profile, --runs-dir, --data-dir, --n, --seed,
+    --rows, --out, --merge; a check adds its own."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--profile", default="quick")
+    p.add_argument("--runs-dir", help="the profile's runs root, e.g. runs/quick")
+    p.add_argument("--data-dir", default=None, help="data root (default: $DFL_DATA_DIR, ./data)")
+    p.add_argument("--n", type=int, default=1000, help="test images per model")
+    p.add_argument("--seed", type=int, default=0, help="the attacks' seed")
+    p.add_argument("--rows", default=",".join(ROWS))
+    p.add_argument("--out", required=True, help="the JSON report to write")
+    p.add_argument("--merge", nargs="+", metavar="JSON",
+                   help="join reports of the same check (one per row) and add the summary")
+    return p
+
+
+def runs_dir(args: argparse.Namespace) -> str:
+    """--runs-dir, which every check but --merge needs; UsageError when it is not given."""
+    if not args.runs_dir:
+        raise UsageError("--runs-dir is needed (the profile's runs root, e.g. runs/quick)")
+    return args.runs_dir

@@ -34,7 +34,6 @@ settings skips the models already in `--out`.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Sequence
@@ -58,6 +57,8 @@ from headline import DATASET, ROWS, row as _row, unhex  # noqa: E402
 __all__ = ["ROWS", "STEPS", "check_model", "models", "summarise", "main", "unhex"]
 
 STEPS = 100  # AutoAttack's standard APGD budget (Croce & Hein 2020)
+# the settings two reports of the check must share to be merged
+_SETTINGS = ("profile", "dataset", "n", "eps_l2", "seed", "steps", "attacks")
 
 
 def models(profile: str, *, rows: Sequence[str] = ROWS) -> list[tuple[str, str, int]]:
@@ -162,36 +163,20 @@ def summarise(report: dict) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--profile", default="quick")
-    p.add_argument("--runs-dir", help="the profile's runs root, e.g. runs/quick")
-    p.add_argument("--data-dir", default=None, help="data root (default: $DFL_DATA_DIR, ./data)")
-    p.add_argument("--n", type=int, default=1000, help="test images per model")
+    p = headline.parser(__doc__.splitlines()[0])
     p.add_argument("--eps", type=float, default=None,
                    help="L2 radius (default: the profile's cw_l2_budget)")
     p.add_argument("--steps", type=int, default=STEPS, help="APGD iterations")
-    p.add_argument("--seed", type=int, default=0, help="the attacks' seed")
-    p.add_argument("--rows", default=",".join(ROWS))
-    p.add_argument("--out", required=True, help="the JSON report to write")
-    p.add_argument("--merge", nargs="+", metavar="JSON",
-                   help="join reports of the same check (one per row) and add the summary")
     args = p.parse_args(argv)
     try:
         if args.merge:
-            parts = [runio.read_json(f) for f in args.merge]
-            keys = ("profile", "dataset", "n", "eps_l2", "seed", "steps", "attacks")
-            if any(any(q.get(k) != parts[0].get(k) for k in keys) for q in parts[1:]):
-                raise UsageError("the reports to merge were made with different settings")
-            report = {**parts[0], "models": {k: v for q in parts for k, v in
-                                             q["models"].items()}}
-            report["summary"] = summarise(report)
+            report = headline.merge(args.merge, keys=_SETTINGS, summarise=summarise)
             runio.write_json(args.out, report)
             print(f"wrote {args.out}")
             return 0
-        if not args.runs_dir:
-            raise UsageError("--runs-dir is needed (the profile's runs root, e.g. runs/quick)")
+        runs_root = headline.runs_dir(args)
         torch.set_num_threads(max(1, torch.get_num_threads()))
-        report = run_check(args.profile, runs_root=args.runs_dir, out=Path(args.out),
+        report = run_check(args.profile, runs_root=runs_root, out=Path(args.out),
                            data_root=args.data_dir, n=args.n, eps=args.eps, seed=args.seed,
                            steps=args.steps, rows=args.rows.split(","))
         if {m["row"] for m in report["models"].values()} == set(ROWS):
