@@ -33,7 +33,11 @@ images of an undefended one (APGD-CE takes every image). The work is saved after
     OMP_NUM_THREADS=1 python studies/autoattack_check.py --runs-dir runs/quick --rows dfl_pcl \
         --out runs/quick/aa-dfl_pcl.json
     wait; python studies/autoattack_check.py --merge runs/quick/aa-*.json \
-        --out reports/quick/autoattack-check.json      # and its page, autoattack-check.md
+        --out reports/quick/autoattack-check/check.json
+
+The merged report's folder gets its page (README.md) and metrics.json with the verdict on the
+paper's "new benchmark for the MNIST dataset with adversarial training" (`benchmark_verdict`),
+which the study report (`python -m dfl_lib report`) reads as the quick part's.
 """
 from __future__ import annotations
 
@@ -51,19 +55,28 @@ sys.path.insert(0, str(ROOT / "studies"))
 
 from dfl_lib.errors import UsageError  # noqa: E402
 from dfl_lib.evaluation.robust import eval_subset, robust_accuracy  # noqa: E402
+from dfl_lib.paper.claims import claim  # noqa: E402
+from dfl_lib.paper.intervals import INTERVAL_METHOD, effect_interval, outcome  # noqa: E402
+from dfl_lib.paper.regime import regime_reason  # noqa: E402
+from dfl_lib.paper.verdicts import NOT_TESTABLE, equivalence, verdict_lines  # noqa: E402
 from dfl_lib.runs import io as runio  # noqa: E402
 from dfl_lib.study.plan import cell_config  # noqa: E402
 
 import headline  # noqa: E402
 from headline import DATASET, PGD, ROWS, unhex  # noqa: E402
 
-__all__ = ["STAGES", "EPS", "attack_chunk", "assemble", "run_check", "summarise", "merge",
-           "markdown", "main"]
+__all__ = ["STAGES", "EPS", "BEST_PUBLISHED", "attack_chunk", "assemble", "run_check",
+           "summarise", "benchmark_verdict", "merge", "markdown", "write_page", "main"]
 
 # AutoAttack's standard cascade, in its order; each attack's budgets are its registry defaults
 STAGES = ("apgd_ce", "apgd_t", "fab", "square")
 EPS = 0.3  # MNIST's L-inf threat model (Madry et al. 2018), the paper's and the study's
 _SETTINGS = ("profile", "dataset", "n", "chunk", "eps", "seed", "undefended", "attacks")
+# the best published MNIST model at L-inf eps 0.3 under AutoAttack: TRADES (Zhang et al. 2019),
+# 92.81% (Croce & Hein 2020; ../shared/FIELD.md, "Reference numbers")
+BEST_PUBLISHED = ("TRADES (Zhang et al. 2019)", 92.81)
+BENCHMARK_CLAIM = "mnist_adversarial_benchmark"
+MIN_SEEDS = 3  # the study's seeds for a verdict (`Profile.min_seeds` at quick)
 
 
 def attack_chunk(model, x: torch.Tensor, y: torch.Tensor, *, eps: float = EPS, seed: int = 0,
@@ -197,9 +210,60 @@ def summarise(report: dict) -> dict:
     effect = headline.paired_effect(
         masks, what="DFL + PCL minus the plain ResNet, both PGD-trained: accuracy (%) under "
                     "AutoAttack (standard, L-inf eps 0.3), paired by seed")
-    pending = {k: f"{len(m['chunks'])} of {-(-report['n'] // report['chunk'])} chunks"
+    chunks = -(-report["n"] // report["chunk"])
+    pending = {k: f"{len(m['chunks'])} of {chunks} chunks"
                for k, m in report["models"].items() if "rows" not in m}
+    if "profile" in report:  # the models not started yet, of the rows the report holds
+        rows = sorted({m["row"] for m in report["models"].values()}, key=ROWS.index)
+        for r, setting, s in headline.models(report["profile"], rows=rows,
+                                             undefended=report["undefended"]):
+            pending.setdefault(f"{r} | {setting} | s{s}", f"0 of {chunks} chunks")
+        pending = {k: v for k, v in pending.items() if "rows" not in report["models"].get(k, {})}
     return {"table": table, "effect": effect, "pending": pending}
+
+
+def benchmark_verdict(report: dict, *, min_seeds: int = MIN_SEEDS) -> dict:
+    """The verdict on the paper's "new benchmark for the MNIST dataset with adversarial training"
+    (Section 4.3, `paper_claims.csv`: mnist_adversarial_benchmark), from the finished models of
+    `report`: our PGD-trained DFL + PCL under AutoAttack (standard) minus the best published
+    AutoAttack accuracy at eps 0.3 (`BEST_PUBLISHED`), in points, with the claims' t interval
+    over seeds (image noise inside each seed); claimed > 0 (above it). "not testable here"
+    with fewer than `min_seeds` finished seeds (the numbers still given) or when the plain
+    PGD-trained ResNet is below the field's regime (`paper.regime`). A dict as
+    `paper.verdicts.claim_verdict` returns (the study report reads it)."""
+    c = claim(BENCHMARK_CLAIM)
+    name, best = BEST_PUBLISHED
+    v = {"claim": c.label, "claim_id": c.claim_id, "text": c.text, "where": c.where,
+         "dataset": c.dataset, "claimed": 0.0, "paper_effect": None, "estimate": None,
+         "low": None, "high": None, "seeds": 0, "n": 0, "rows": {}}
+    done = [m for m in report["models"].values() if "rows" in m and m["setting"] == PGD]
+    ours = {m["seed"]: unhex(m["masks"][STAGES[-1]], n=m["rows"]["autoattack"]["n"])
+            for m in done if m["row"] == "dfl_pcl"}
+    plain = [m["rows"]["autoattack"] for m in done if m["row"] == "resnet"]
+    if not ours:
+        return {**v, "verdict": NOT_TESTABLE, "reason": "not run yet: no PGD-trained DFL + PCL "
+                "seed has finished AutoAttack (studies/autoattack_check.py)"}
+    est, low, high = effect_interval({"dfl_pcl": {s: {"aa": m} for s, m in ours.items()}},
+                                     effect=lambda acc: acc["dfl_pcl"]["aa"] - best)
+    n = len(next(iter(ours.values())))
+    v.update(estimate=est, low=low, high=high, seeds=len(ours), n=n, interval=INTERVAL_METHOD,
+             rows={"dfl_pcl": {"AutoAttack": est + best},
+                   **({"resnet": {"AutoAttack": float(np.mean([r["accuracy"] for r in plain]))}}
+                      if plain else {})})
+    v["numbers"] = (f"DFL + PCL under AutoAttack (standard, L-inf eps {report['eps']}) minus "
+                    f"{name}'s {best}%: {est:+.1f} points, 95% interval [{low:+.1f}, "
+                    f"{high:+.1f}] ({len(ours)} seeds x {n} images); claimed > 0"
+                    + equivalence(high=high, claimed=0.0))
+    regime = regime_reason(dataset=DATASET, baseline_autoattack=(
+        float(np.mean([r["accuracy"] for r in plain])) if plain else None),
+        n=plain[0]["n"] if plain else 0)
+    pending = sorted(set(range(min_seeds)) - set(ours))
+    few = (f"AutoAttack (standard) has finished on {len(ours)} of {min_seeds} seeds of the "
+           f"PGD-trained DFL + PCL (seed(s) {', '.join(map(str, pending)) or '-'} pending; "
+           "the interval holds image noise only)" if len(ours) < min_seeds else "")
+    reasons = "; ".join(r for r in (regime, few) if r)
+    verdict = NOT_TESTABLE if reasons else outcome(low=low, high=high, claimed=0.0)
+    return {**v, "verdict": verdict, "reason": reasons}
 
 
 _LABELS = {"clean": "clean", "apgd_ce": "+ APGD-CE", "apgd_t": "+ APGD-T", "fab": "+ FAB-T",
@@ -210,7 +274,7 @@ def markdown(report: dict, *, summary: dict) -> str:
     """The report as a page: per model, the accuracy (%) after each stage of the cascade and
     its CPU minutes; the paired effect; the models still pending."""
     lines = [f"# AutoAttack (standard) on the {report['dataset'].upper()} headline models",
-             "", f"L-inf eps {report['eps']}, {report['n']} test images per model (the study's "
+             "", f"L-inf eps {report['eps']}, {report['n']:,} test images per model (the study's "
              "class-balanced evaluation subset at each run's seed), AutoAttack's standard "
              "cascade: each attack on the images every earlier one left correctly classified; "
              "APGD-CE and APGD-T 100 steps, FAB-T 100 steps, Square 5,000 queries, 9 target "
@@ -233,7 +297,22 @@ def markdown(report: dict, *, summary: dict) -> str:
     if summary["pending"]:
         lines += ["", "Pending (the check resumes where it stopped): " + "; ".join(
             f"{k}: {v}" for k, v in summary["pending"].items()) + "."]
+    lines += ["", "The paper's claim this check judges (the study report reads it from "
+              "`metrics.json` here):", "", verdict_lines([benchmark_verdict(report)])]
     return "\n".join(lines) + "\n"
+
+
+def write_page(report: dict, *, folder: Path) -> None:
+    """`folder`/README.md (`markdown`) and `folder`/metrics.json (the benchmark verdict, with
+    provenance: this commit and the report's), beside the report in `folder`."""
+    git = runio.git_state()
+    verdict = benchmark_verdict(report)
+    runio.write_json(folder / "metrics.json", {
+        "notebook": folder.name, "profile": report["profile"], "verdicts": [verdict],
+        "provenance": {"git_commit": git["commit"], "git_dirty": git["dirty"],
+                       "script": "studies/autoattack_check.py",
+                       "source_commit": report.get("provenance", {}).get("git_commit")}})
+    (folder / "README.md").write_text(markdown(report, summary=report["summary"]))
 
 
 def merge(paths: Sequence[str]) -> dict:
@@ -251,9 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.merge:
             report = merge(args.merge)
             runio.write_json(args.out, report)
-            page = Path(args.out).with_suffix(".md")
-            page.write_text(markdown(report, summary=report["summary"]))
-            print(f"wrote {args.out} and {page}")
+            write_page(report, folder=Path(args.out).parent)
+            print(f"wrote {args.out}, README.md and metrics.json beside it")
             return 0
         report = run_check(args.profile, runs_root=headline.runs_dir(args), out=Path(args.out),
                            data_root=args.data_dir, n=args.n, chunk=args.chunk, seed=args.seed,

@@ -19,7 +19,7 @@ import autoattack_check as aa  # noqa: E402
 import headline  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-REPORT = ROOT / "reports" / "quick" / "autoattack-check.json"
+REPORT = ROOT / "reports" / "quick" / "autoattack-check" / "check.json"
 # small budgets: the cascade's logic, not AutoAttack's strength, is under test
 SMALL = {"apgd_ce": {"steps": 5}, "apgd_t": {"steps": 3}, "fab": {"steps": 3},
          "square": {"n_queries": 30}}
@@ -149,18 +149,53 @@ def test_the_summary_pairs_only_the_seeds_both_rows_finished():
     assert summary["table"]["resnet | adversarial training"]["seeds"] == [0, 1, 2]
 
 
-def test_merge_joins_the_rows_and_refuses_other_settings(tmp_path):
-    settings = {k: 1 for k in aa._SETTINGS} | {"dataset": "mnist"}
+def _finished(row, seed, accuracy, *, n=1000, rng):
+    mask = rng.random(n) < accuracy / 100
+    return {"row": row, "setting": headline.PGD, "seed": seed, "chunks": [{}],
+            "rows": {"autoattack": headline.row(torch.from_numpy(mask))},
+            "masks": {"square": headline.hex_mask(mask)}}
+
+
+@pytest.mark.parametrize("dfl_pcl,resnet,seeds,want,why", [
+    (88.0, 87.0, (0, 1, 2), "not reproduced", ""),          # below TRADES' 92.81%
+    (97.0, 87.0, (0, 1, 2), "reproduced", ""),              # above it on every seed
+    (88.0, 87.0, (0,), "not testable here", "seed(s) 1, 2 pending"),
+    (88.0, 70.0, (0, 1, 2), "not testable here", "below regime"),
+])
+def test_the_benchmark_claim_is_judged_against_the_best_published_autoattack_number(
+        dfl_pcl, resnet, seeds, want, why):
+    rng = np.random.default_rng(0)
+    report = {"eps": 0.3, "models": {}}
+    for s in seeds:
+        report["models"][f"d{s}"] = _finished("dfl_pcl", s, dfl_pcl, rng=rng)
+        report["models"][f"r{s}"] = _finished("resnet", s, resnet, rng=rng)
+    v = aa.benchmark_verdict(report)
+    assert v["claim_id"] == "mnist_adversarial_benchmark" and v["verdict"] == want
+    assert why in v["reason"]
+    assert v["estimate"] == pytest.approx(dfl_pcl - aa.BEST_PUBLISHED[1], abs=2.0)
+    assert v["seeds"] == len(seeds) and v["n"] == 1000 and v["low"] < v["estimate"] < v["high"]
+    unfinished = {"models": {"d0": {"row": "dfl_pcl", "setting": headline.PGD, "seed": 0,
+                                    "chunks": []}}}
+    assert "not run yet" in aa.benchmark_verdict(unfinished)["reason"]
+
+
+def test_merge_joins_the_rows_and_lists_every_model_still_pending(tmp_path):
+    settings = {k: 1 for k in aa._SETTINGS} | {"profile": "quick", "dataset": "mnist",
+                                               "undefended": "first seed"}
     a, b = tmp_path / "a.json", tmp_path / "b.json"
-    a.write_text(json.dumps({**settings, "n": 100, "chunk": 100, "models": {"x": {
-        "row": "resnet", "setting": headline.PGD, "seed": 0, "chunks": []}}}))
-    b.write_text(json.dumps({**settings, "n": 100, "chunk": 100, "models": {"y": {
-        "row": "dfl_pcl", "setting": headline.PGD, "seed": 0, "chunks": [{}]}}}))
+    started = "resnet | adversarial training | s0"
+    a.write_text(json.dumps({**settings, "n": 100, "chunk": 50, "models": {started: {
+        "row": "resnet", "setting": headline.PGD, "seed": 0, "chunks": [{}]}}}))
+    b.write_text(json.dumps({**settings, "n": 100, "chunk": 50, "models": {}}))
     report = aa.merge([a, b])
-    assert set(report["models"]) == {"x", "y"}
-    assert report["summary"]["pending"] == {"x": "0 of 1 chunks", "y": "1 of 1 chunks"}
+    assert set(report["models"]) == {started}
+    pending = report["summary"]["pending"]
+    assert pending.pop(started) == "1 of 2 chunks"
+    # the rows a report holds: resnet's other PGD seeds and its first undefended one, untouched
+    assert pending == {f"resnet | adversarial training | s{s}": "0 of 2 chunks" for s in (1, 2)
+                       } | {"resnet | no defence | s0": "0 of 2 chunks"}
     assert "no seed is finished for both rows" in aa.markdown(report, summary=report["summary"])
-    b.write_text(json.dumps({**settings, "n": 200, "chunk": 100, "models": {}}))
+    b.write_text(json.dumps({**settings, "n": 200, "chunk": 50, "models": {}}))
     with pytest.raises(Exception, match="different settings"):
         aa.merge([a, b])
 
@@ -181,8 +216,10 @@ def test_the_committed_check_re_derives_from_its_masks():
         assert all(m["rows"][s]["max_linf"] <= report["eps"] + 1e-5 for s in aa.STAGES), key
     again = aa.summarise(report)
     assert again["pending"] == report["summary"]["pending"]
-    # the page beside it is the one its numbers make
-    assert REPORT.with_suffix(".md").read_text() == aa.markdown(report, summary=again)
+    # the page and the verdict beside it are the ones its numbers make
+    assert (REPORT.parent / "README.md").read_text() == aa.markdown(report, summary=again)
+    saved = json.loads((REPORT.parent / "metrics.json").read_text())["verdicts"]
+    assert saved == [json.loads(json.dumps(aa.benchmark_verdict(report)))]
     if report["summary"]["effect"]:
         for k in ("effect", "low", "high"):
             assert again["effect"][k] == pytest.approx(report["summary"]["effect"][k])
