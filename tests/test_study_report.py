@@ -1,7 +1,9 @@
 """The study report (reports/README.md, issue 38 item 2): every claim's verdict gathered from
 whichever part of the study ran its cells, with the part and commit; the committed page says
 what the committed parts say."""
+import ast
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -104,3 +106,29 @@ def test_a_changed_verdict_in_a_part_is_a_mismatch(tmp_path):
     path.write_text(json.dumps(metrics))
     problems = verify_study_report(copy)
     assert problems and any("reproduced" in p for p in problems)
+
+
+ISSUE = re.compile(r"\bissues? \d+", re.IGNORECASE)
+
+
+def _user_strings(path: Path) -> list[str]:
+    """The string literals of a module that are not docstrings: the text it writes for readers."""
+    tree = ast.parse(path.read_text())
+    docs = {id(n.body[0].value) for n in ast.walk(tree)
+            if isinstance(n, (ast.Module, ast.FunctionDef, ast.ClassDef)) and n.body
+            and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    return [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
+            and isinstance(n.value, str) and id(n) not in docs]
+
+
+def test_what_a_reader_sees_names_commits_not_the_projects_issues():
+    pages = [ROOT / p for p in ("README.md", "notebooks/README.md", "benchmarks/README.md",
+                                "reports/README.md", "dfl_lib/paper/paper_claims.csv")]
+    found = [f"{p.relative_to(ROOT)}: {m.group(0)}" for p in pages
+             for m in ISSUE.finditer(p.read_text())]
+    # the text the study writes into every part's index and the study report
+    for module in ("study/index.py", "study/report.py", "paper/verdicts.py"):
+        found += [f"dfl_lib/{module}: {m.group(0)}"
+                  for text in _user_strings(ROOT / "dfl_lib" / module)
+                  for m in ISSUE.finditer(text)]
+    assert not found, found

@@ -183,7 +183,7 @@ def findings(out_dir) -> list[str]:
              "Each claim of the paper, tested against the effect it claims: our effect in points "
              "(positive in the claim's direction) with a 95% interval over seeds and test images "
              "(the method each verdict used is named in its notebook's metrics: a t interval on "
-             "per-seed effects since issue 39); **reproduced** (the interval excludes zero and "
+             "per-seed effects); **reproduced** (the interval excludes zero and "
              "reaches the claim), **direction only** (excludes zero, below the claim), "
              "**inconclusive** (covers both), **not reproduced** (below the claim, not "
              "excluding zero, or pointing the other way), **not testable here** (with the "

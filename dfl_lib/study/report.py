@@ -63,7 +63,7 @@ CAVEATS = {"depth": "judged at the last epoch of 5,000-image runs, the validatio
                     "evaluation, so the regime gate is not passed"}
 # a verdict made before the t interval (`paper.intervals.effect_interval`) names no method
 OLD_INTERVAL = ("its interval is the earlier two-level percentile bootstrap, which under-covers "
-                "at 3 seeds (issue 39); the part's next run re-makes it with the t interval")
+                "at 3 seeds; the part's next run re-makes it with the t interval")
 # reasons that say only that a part did not run the cells (another part may have)
 _ABSENT = ("no notebook of this profile", "plan has no", "not trained at", "not run at this "
            "profile", "is not run at")
