@@ -1,6 +1,6 @@
-"""AutoAttack to the field's standard on the study's MNIST headline models (issue 39, item 4):
-the standard version (APGD-CE, APGD-T, FAB-T, Square at 5,000 queries) at L-inf eps 0.3 on
-1,000 test images of every seed, with the DFL + PCL effect paired by seed.
+"""AutoAttack to the field's standard on the study's MNIST headline models: the standard version
+(APGD-CE, APGD-T, FAB-T, Square at 5,000 queries) at L-inf eps 0.3 on 1,000 test images of every
+seed, with the DFL + PCL effect paired by seed.
 
 What it measures. For the headline rows ("resnet" and "dfl_pcl", `headline.py`) with PGD training
 at each of the profile's seeds, and without defence at each seed (`--undefended`), the finished
@@ -22,10 +22,11 @@ standard version, Square at 5,000 queries, on at least 1,000 images, and the ver
 at 3 seeds. Reporting each stage says which part of the cascade does the work: on a masked model
 the black-box Square takes what the gradient attacks missed.
 
-Cost (AVX2 EPYC, one thread per process): about 11 minutes per 100 images of a PGD-trained model,
-nearly all of it spent on the ~90% of images that survive to FAB-T and Square; 3 minutes per 1,000
-images of an undefended one (APGD-CE takes every image). The work is saved after every chunk of
-`--chunk` images (atomically), so the check stops and resumes at any point:
+Cost (AVX2 EPYC, one thread per process, CPU time): 12-13 minutes per 100 images of a PGD-trained
+model, nearly all of it APGD-T, FAB-T and Square on the ~85-90% of images that survive APGD-CE:
+about 2 CPU hours per PGD-trained model at 1,000 images, 12 for the 6 of the quick profile; an
+undefended model costs minutes (APGD-CE takes every image). The work is saved after every chunk
+of `--chunk` images (atomically), so the check stops and resumes at any point:
 
     # one process per row (1 thread each); rerun the same commands to resume
     OMP_NUM_THREADS=1 python studies/autoattack_check.py --runs-dir runs/quick --rows resnet \
@@ -72,9 +73,11 @@ __all__ = ["STAGES", "EPS", "BEST_PUBLISHED", "attack_chunk", "assemble", "run_c
 STAGES = ("apgd_ce", "apgd_t", "fab", "square")
 EPS = 0.3  # MNIST's L-inf threat model (Madry et al. 2018), the paper's and the study's
 _SETTINGS = ("profile", "dataset", "n", "chunk", "eps", "seed", "undefended", "attacks")
-# the best published MNIST model at L-inf eps 0.3 under AutoAttack: TRADES (Zhang et al. 2019),
-# 92.81% (Croce & Hein 2020; ../shared/FIELD.md, "Reference numbers")
-BEST_PUBLISHED = ("TRADES (Zhang et al. 2019)", 92.81)
+# the best MNIST model at L-inf eps 0.3 under AutoAttack on the AutoAttack leaderboard (Croce &
+# Hein's fra31/auto-attack README, 2023): Gowal et al. 2020, 96.34% (99.26% clean); beside it
+# TRADES 92.81% and Madry et al. 88.50% (../shared/FIELD.md, "Reference numbers")
+BEST_PUBLISHED = ("Gowal et al. 2020", 96.34)
+REFERENCES = "TRADES 92.81%, Madry et al. 88.50%"
 BENCHMARK_CLAIM = "mnist_adversarial_benchmark"
 MIN_SEEDS = 3  # the study's seeds for a verdict (`Profile.min_seeds` at quick)
 
@@ -180,9 +183,10 @@ def run_check(profile: str, *, runs_root, out: Path, data_root=None, n: int = 10
             if len(entry["chunks"]) == len(parts):
                 entry.update(assemble(entry["chunks"], sizes=[p.stop - p.start for p in parts],
                                       eps=eps))
-            report["provenance"] = runio.provenance(
+            report["provenance"] = runio.provenance(  # wall: every chunk of every model so far
                 config=settings, seed=seed, device="cpu",
-                wall_seconds=sum(sum(c["seconds"].values()) for c in entry["chunks"]))
+                wall_seconds=sum(sum(c["seconds"].values()) for m in report["models"].values()
+                                 for c in m["chunks"]))
             runio.write_json(out, report)
             done = entry["chunks"][-1]
             progress(f"{key}: chunk {i + 1}/{len(parts)}, robust "
@@ -250,22 +254,23 @@ def benchmark_verdict(report: dict, *, min_seeds: int = MIN_SEEDS) -> dict:
              rows={"dfl_pcl": {"AutoAttack": est + best},
                    **({"resnet": {"AutoAttack": float(np.mean([r["accuracy"] for r in plain]))}}
                       if plain else {})})
-    v["numbers"] = (f"DFL + PCL under AutoAttack (standard, L-inf eps {report['eps']}) minus "
-                    f"{name}'s {best}%: {est:+.1f} points, 95% interval [{low:+.1f}, "
-                    f"{high:+.1f}] ({len(ours)} seeds x {n} images); claimed > 0"
-                    + equivalence(high=high, claimed=0.0))
+    v["numbers"] = (f"our PGD-trained DFL + PCL at the {report.get('profile', '?')} profile's "
+                    f"budget under AutoAttack (standard, L-inf eps {report['eps']}) minus the "
+                    f"best published model's ({name}: {best}%; {REFERENCES}): {est:+.1f} "
+                    f"points, 95% interval [{low:+.1f}, {high:+.1f}] ({len(ours)} seeds x {n} "
+                    "images); claimed > 0" + equivalence(high=high, claimed=0.0))
     regime = regime_reason(dataset=DATASET, baseline_autoattack=(
         float(np.mean([r["accuracy"] for r in plain])) if plain else None),
         n=plain[0]["n"] if plain else 0)
-    pending = sorted(set(range(min_seeds)) - set(ours))
     few = (f"AutoAttack (standard) has finished on {len(ours)} of {min_seeds} seeds of the "
-           f"PGD-trained DFL + PCL (seed(s) {', '.join(map(str, pending)) or '-'} pending; "
-           "the interval holds image noise only)" if len(ours) < min_seeds else "")
+           f"PGD-trained DFL + PCL (seed(s) {', '.join(map(str, sorted(ours)))}; the interval "
+           "holds image noise only)" if len(ours) < min_seeds else "")
     reasons = "; ".join(r for r in (regime, few) if r)
     verdict = NOT_TESTABLE if reasons else outcome(low=low, high=high, claimed=0.0)
     return {**v, "verdict": verdict, "reason": reasons}
 
 
+PAGE_TITLE = "# AutoAttack (standard)"
 _LABELS = {"clean": "clean", "apgd_ce": "+ APGD-CE", "apgd_t": "+ APGD-T", "fab": "+ FAB-T",
            "square": "+ Square = AutoAttack"}
 
@@ -273,12 +278,13 @@ _LABELS = {"clean": "clean", "apgd_ce": "+ APGD-CE", "apgd_t": "+ APGD-T", "fab"
 def markdown(report: dict, *, summary: dict) -> str:
     """The report as a page: per model, the accuracy (%) after each stage of the cascade and
     its CPU minutes; the paired effect; the models still pending."""
-    lines = [f"# AutoAttack (standard) on the {report['dataset'].upper()} headline models",
+    lines = [f"{PAGE_TITLE} on the {report['dataset'].upper()} headline models",
              "", f"L-inf eps {report['eps']}, {report['n']:,} test images per model (the study's "
              "class-balanced evaluation subset at each run's seed), AutoAttack's standard "
-             "cascade: each attack on the images every earlier one left correctly classified; "
-             "APGD-CE and APGD-T 100 steps, FAB-T 100 steps, Square 5,000 queries, 9 target "
-             "classes, torchattacks 3.3.0 (`studies/autoattack_check.py`).", "",
+             "cascade: each attack on the images every earlier one left correctly classified "
+             "(APGD-CE 100 steps; APGD-T and FAB-T 9 target classes x 100 steps; Square 5,000 "
+             "queries; one restart each; torchattacks 3.3.0; `studies/autoattack_check.py`). "
+             "Accuracy in % after each stage; CPU minutes of one thread.", "",
              "| row | training | seed | " + " | ".join(_LABELS.values()) + " | CPU min |",
              "|---|---|---|" + "---|" * (len(_LABELS) + 1)]
     for m in sorted(report["models"].values(), key=lambda m: (m["setting"], m["row"],
@@ -295,16 +301,34 @@ def markdown(report: dict, *, summary: dict) -> str:
         "inside each seed: `paper.intervals.effect_interval`)." if effect else
         "not yet: no seed is finished for both rows.")]
     if summary["pending"]:
-        lines += ["", "Pending (the check resumes where it stopped): " + "; ".join(
-            f"{k}: {v}" for k, v in summary["pending"].items()) + "."]
+        lines += ["", "Pending (the check resumes where it stopped; where chunks are done, the "
+                  "images still robust after every stage so far): " + "; ".join(
+                      f"{k}: {v}"
+                      f"{_interim(report['models'].get(k), n=report['n'], chunk=report['chunk'])}"
+                      for k, v in summary["pending"].items()) + "."]
     lines += ["", "The paper's claim this check judges (the study report reads it from "
               "`metrics.json` here):", "", verdict_lines([benchmark_verdict(report)])]
     return "\n".join(lines) + "\n"
 
 
+def _interim(model: dict | None, *, n: int, chunk: int) -> str:
+    """' (robust k of m so far)' for a model with finished chunks (of `chunk` images, the last of
+    what is left of `n`), else ''."""
+    done = (model or {}).get("chunks") or []
+    sizes = [p.stop - p.start for p in _chunks(n, chunk)][:len(done)]
+    if not done:
+        return ""
+    kept = sum(int(unhex(c["masks"][STAGES[-1]], n=k).sum()) for c, k in zip(done, sizes))
+    return f" (robust {kept} of {sum(sizes)} so far)"
+
+
 def write_page(report: dict, *, folder: Path) -> None:
     """`folder`/README.md (`markdown`) and `folder`/metrics.json (the benchmark verdict, with
     provenance: this commit and the report's), beside the report in `folder`."""
+    page = folder / "README.md"
+    if page.exists() and not page.read_text().startswith(PAGE_TITLE):
+        raise UsageError(f"{page} is not this check's page; give --out a folder of its own, e.g. "
+                         "reports/quick/autoattack-check/check.json")
     git = runio.git_state()
     verdict = benchmark_verdict(report)
     runio.write_json(folder / "metrics.json", {
@@ -322,7 +346,7 @@ def merge(paths: Sequence[str]) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = headline.parser(__doc__.splitlines()[0])
+    p = headline.parser(__doc__)
     p.add_argument("--chunk", type=int, default=100, help="images per saved step")
     p.add_argument("--undefended", default="every seed", choices=("every seed", "first seed"))
     args = p.parse_args(argv)
@@ -339,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["summary"] = summarise(report)
         runio.write_json(args.out, report)
         return 0
-    except UsageError as err:
+    except headline.USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -14,14 +14,17 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from dfl_lib.errors import UsageError
+from dfl_lib.errors import DataFileError, UsageError
 from dfl_lib.evaluation.robust import wilson_interval
 from dfl_lib.paper.intervals import effect_interval
 from dfl_lib.runs import io as runio
 from dfl_lib.study.plan import cell_seeds
 
 __all__ = ["ROWS", "DATASET", "PGD", "UNDEFENDED", "models", "row", "hex_mask", "unhex",
-           "paired_effect", "merge", "parser", "runs_dir"]
+           "paired_effect", "merge", "parser", "runs_dir", "USER_ERRORS"]
+
+# what a user's mistake raises (a bad option, a missing or damaged file): one line, exit 2
+USER_ERRORS = (UsageError, DataFileError)
 
 ROWS = ("resnet", "dfl_pcl")
 DATASET = "mnist"
@@ -90,8 +93,10 @@ def merge(paths: Sequence[str], *, keys: Sequence[str], summarise: Callable[[dic
 
 def parser(description: str) -> argparse.ArgumentParser:
     """The headline checks' common options: --profile, --runs-dir, --data-dir, --n, --seed,
-    --rows, --out, --merge; a check adds its own."""
-    p = argparse.ArgumentParser(description=description)
+    --rows, --out, --merge; a check adds its own. `description` (the check's docstring) is
+    shown whole by --help."""
+    p = argparse.ArgumentParser(description=description,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--profile", default="quick")
     p.add_argument("--runs-dir", help="the profile's runs root, e.g. runs/quick")
     p.add_argument("--data-dir", default=None, help="data root (default: $DFL_DATA_DIR, ./data)")
