@@ -36,6 +36,10 @@ of `--chunk` images (atomically), so the check stops and resumes at any point:
     wait; python studies/autoattack_check.py --merge runs/quick/aa-*.json \
         --out reports/quick/autoattack-check/check.json
 
+On a machine without the per-row files, `--resume-from reports/quick/autoattack-check/check.json`
+starts each process from the committed report's finished chunks of its rows (the runs must be
+there: `python -m dfl_lib study --profile quick` trains them, bit-identical on one machine kind).
+
 The merged report's folder gets its page (README.md) and metrics.json with the verdict on the
 paper's "new benchmark for the MNIST dataset with adversarial training" (`benchmark_verdict`),
 which the study report (`python -m dfl_lib report`) reads as the quick part's.
@@ -136,11 +140,12 @@ def _chunks(n: int, chunk: int) -> list[slice]:
 def run_check(profile: str, *, runs_root, out: Path, data_root=None, n: int = 1000,
               chunk: int = 100, eps: float = EPS, seed: int = 0, rows: Sequence[str] = ROWS,
               undefended: str = "every seed", overrides: dict | None = None,
-              progress=print) -> dict:
+              resume_from: Path | None = None, progress=print) -> dict:
     """Run the cascade on every model of `headline.models(profile, rows=rows,
     undefended=undefended)`, chunk by chunk, skipping chunks already in `out` and writing `out`
-    (atomically) after each. UsageError when a run is missing (never trained here) or `out` was
-    made with other settings."""
+    (atomically) after each. Where `out` does not exist yet, `resume_from` (a merged report, e.g.
+    the committed one) gives the chunks already done for these rows. UsageError when a run is
+    missing (never trained here) or the report resumed was made with other settings."""
     from dfl_lib.experiments.data import load_data
     from dfl_lib.runs.folder import run_path
     from dfl_lib.study.records import load_run
@@ -154,11 +159,17 @@ def run_check(profile: str, *, runs_root, out: Path, data_root=None, n: int = 10
                 "seed": seed, "undefended": undefended,
                 "attacks": "AutoAttack standard, L-inf: " + " -> ".join(STAGES) +
                            (f" (overrides {overrides})" if overrides else "")}
-    report = (runio.read_json(out) if Path(out).is_file()
-              else {"check": "autoattack", **settings, "models": {}})
+    if Path(out).is_file():
+        report, source = runio.read_json(out), out
+    elif resume_from is not None:  # e.g. the committed merged report: this process's rows of it
+        report, source = runio.read_json(resume_from), resume_from
+        report["models"] = {k: m for k, m in report["models"].items() if m["row"] in rows}
+        report.pop("summary", None)
+    else:
+        report, source = {"check": "autoattack", **settings, "models": {}}, out
     differ = [k for k in _SETTINGS if report.get(k) != settings[k]]
     if differ:
-        raise UsageError(f"{out} was made with other settings ({', '.join(differ)}); "
+        raise UsageError(f"{source} was made with other settings ({', '.join(differ)}); "
                          "write to another file")
     for m, cfg in configs.items():  # refuse before any work when a run is missing
         rdir = run_path(cfg, load_data(cfg, root=data_root), runs_root=runs_root)
@@ -349,6 +360,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = headline.parser(__doc__)
     p.add_argument("--chunk", type=int, default=100, help="images per saved step")
     p.add_argument("--undefended", default="every seed", choices=("every seed", "first seed"))
+    p.add_argument("--resume-from", metavar="JSON", default=None,
+                   help="where --out does not exist yet: a merged report (e.g. the committed "
+                        "reports/quick/autoattack-check/check.json) whose finished chunks of "
+                        "these rows are kept")
     args = p.parse_args(argv)
     try:
         if args.merge:
@@ -359,7 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         report = run_check(args.profile, runs_root=headline.runs_dir(args), out=Path(args.out),
                            data_root=args.data_dir, n=args.n, chunk=args.chunk, seed=args.seed,
-                           rows=args.rows.split(","), undefended=args.undefended)
+                           rows=args.rows.split(","), undefended=args.undefended,
+                           resume_from=args.resume_from)
         report["summary"] = summarise(report)
         runio.write_json(args.out, report)
         return 0

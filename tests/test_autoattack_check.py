@@ -123,6 +123,21 @@ def test_an_interrupted_check_resumes_without_redoing_a_chunk(tiny, tmp_path, mo
         assert len(m["chunks"]) == 3 and m["rows"]["autoattack"]["n"] == 20
     with pytest.raises(Exception, match="other settings"):
         aa.run_check("quick", **{**run, "chunk": 10})
+    # a fresh machine: no per-row file, the merged report's chunks of this row are kept
+    merged = tmp_path / "merged.json"
+    saved = json.loads(out.read_text())
+    saved["models"]["resnet | adversarial training | s0"]["chunks"].pop()  # one chunk left
+    for m in saved["models"].values():
+        m.pop("rows", None)
+    merged.write_text(json.dumps(saved))
+    calls.clear()
+    monkeypatch.setattr(aa, "attack_chunk", counted)
+    monkeypatch.setattr(aa.headline, "models", lambda profile, rows, undefended: [
+        ("resnet", headline.PGD, 0)])
+    again = aa.run_check("quick", **{**run, "out": tmp_path / "fresh.json", "rows": ("resnet",),
+                                     "resume_from": merged})
+    assert len(calls) == 1 and set(again["models"]) == {"resnet | adversarial training | s0"}
+    assert again["models"]["resnet | adversarial training | s0"]["rows"]["autoattack"]["n"] == 20
 
 
 def test_the_summary_pairs_only_the_seeds_both_rows_finished():
