@@ -62,6 +62,7 @@ from dfl_lib.errors import UsageError  # noqa: E402
 from dfl_lib.evaluation.robust import eval_subset, robust_accuracy  # noqa: E402
 from dfl_lib.paper.claims import claim  # noqa: E402
 from dfl_lib.paper.intervals import INTERVAL_METHOD, effect_interval, outcome  # noqa: E402
+from dfl_lib.paper.numbers import paper_value  # noqa: E402
 from dfl_lib.paper.regime import regime_reason  # noqa: E402
 from dfl_lib.paper.verdicts import NOT_TESTABLE, equivalence, verdict_lines  # noqa: E402
 from dfl_lib.runs import io as runio  # noqa: E402
@@ -248,6 +249,9 @@ def benchmark_verdict(report: dict, *, min_seeds: int = MIN_SEEDS) -> dict:
     `paper.verdicts.claim_verdict` returns (the study report reads it)."""
     c = claim(BENCHMARK_CLAIM)
     name, best = BEST_PUBLISHED
+    printed = paper_value(table="Table 1", setting=PGD, row="dfl_pcl", column="PGD-10")
+    context = (f"the paper prints {printed:g}% under PGD-10 (Table 1), above every model on the "
+               f"AutoAttack leaderboard (the best: {name}, {best}%)")
     v = {"claim": c.label, "claim_id": c.claim_id, "text": c.text, "where": c.where,
          "dataset": c.dataset, "claimed": 0.0, "paper_effect": None, "estimate": None,
          "low": None, "high": None, "seeds": 0, "n": 0, "rows": {}}
@@ -257,7 +261,7 @@ def benchmark_verdict(report: dict, *, min_seeds: int = MIN_SEEDS) -> dict:
     plain = [m["rows"]["autoattack"] for m in done if m["row"] == "resnet"]
     if not ours:
         return {**v, "verdict": NOT_TESTABLE, "reason": "not run yet: no PGD-trained DFL + PCL "
-                "seed has finished AutoAttack (studies/autoattack_check.py)"}
+                f"seed has finished AutoAttack (studies/autoattack_check.py); {context}"}
     est, low, high = effect_interval({"dfl_pcl": {s: {"aa": m} for s, m in ours.items()}},
                                      effect=lambda acc: acc["dfl_pcl"]["aa"] - best)
     n = len(next(iter(ours.values())))
@@ -277,6 +281,7 @@ def benchmark_verdict(report: dict, *, min_seeds: int = MIN_SEEDS) -> dict:
            f"PGD-trained DFL + PCL (seed(s) {', '.join(map(str, sorted(ours)))}; the interval "
            "holds image noise only)" if len(ours) < min_seeds else "")
     reasons = "; ".join(r for r in (regime, few) if r)
+    reasons = f"{reasons}; {context}" if reasons else ""
     verdict = NOT_TESTABLE if reasons else outcome(low=low, high=high, claimed=0.0)
     return {**v, "verdict": verdict, "reason": reasons}
 
