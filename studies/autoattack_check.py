@@ -37,8 +37,13 @@ of `--chunk` images (atomically), so the check stops and resumes at any point:
         --out reports/quick/autoattack-check/check.json
 
 On a machine without the per-row files, `--resume-from reports/quick/autoattack-check/check.json`
-starts each process from the committed report's finished chunks of its rows (the runs must be
-there: `python -m dfl_lib study --profile quick` trains them, bit-identical on one machine kind).
+starts each process from the committed report's finished chunks of its rows. A model missing
+from --runs-dir is loaded from the report's committed weights (`--record`, default
+reports/<profile>: record/weights/<run>.pt, every seed of the headline cells), so a fresh clone
+resumes without training; otherwise `python -m dfl_lib study --profile quick` trains the runs
+(bit-identical on one machine kind). Each model's weights digest is kept beside its chunks, and
+a resumed model must have the same digest and classify the images of its finished chunks as
+they were classified (clean): chunks of two different models never mix.
 
 The merged report's folder gets its page (README.md) and metrics.json with the verdict on the
 paper's "new benchmark for the MNIST dataset with adversarial training" (`benchmark_verdict`),
@@ -72,6 +77,7 @@ import headline  # noqa: E402
 from headline import DATASET, PGD, ROWS, unhex  # noqa: E402
 
 __all__ = ["STAGES", "EPS", "BEST_PUBLISHED", "attack_chunk", "assemble", "run_check",
+           "weights_digest", "model_source",
            "summarise", "benchmark_verdict", "merge", "markdown", "write_page", "main"]
 
 # AutoAttack's standard cascade, in its order; each attack's budgets are its registry defaults
@@ -141,19 +147,29 @@ def _chunks(n: int, chunk: int) -> list[slice]:
 def run_check(profile: str, *, runs_root, out: Path, data_root=None, n: int = 1000,
               chunk: int = 100, eps: float = EPS, seed: int = 0, rows: Sequence[str] = ROWS,
               undefended: str = "every seed", overrides: dict | None = None,
-              resume_from: Path | None = None, progress=print) -> dict:
+              resume_from: Path | None = None, record=None, seeds: Sequence[int] | None = None,
+              progress=print) -> dict:
     """Run the cascade on every model of `headline.models(profile, rows=rows,
     undefended=undefended)`, chunk by chunk, skipping chunks already in `out` and writing `out`
-    (atomically) after each. Where `out` does not exist yet, `resume_from` (a merged report, e.g.
-    the committed one) gives the chunks already done for these rows. UsageError when a run is
-    missing (never trained here) or the report resumed was made with other settings."""
-    from dfl_lib.experiments.data import load_data
-    from dfl_lib.runs.folder import run_path
+    (atomically) after each; only the models of `seeds` where given. Where `out` does not exist
+    yet, `resume_from` (a merged report, e.g. the committed one) gives the chunks already done
+    for these models. Each model comes from its
+    finished run in `runs_root`, else from `record` (a report folder: its record/weights/), see
+    `model_source`. UsageError when a model is in neither (never trained here), the report
+    resumed was made with other settings, or a resumed model is not the one its finished
+    chunks were attacked with (`_same_model`)."""
+    from dfl_lib.experiments.trained import load_model
     from dfl_lib.study.records import load_run
 
     if chunk < 1 or n < 1:
         raise UsageError(f"n and chunk must be positive, got n={n}, chunk={chunk}")
     todo = headline.models(profile, rows=rows, undefended=undefended)
+    if seeds is not None:  # e.g. one process per seed, or the seeds whose models exist so far
+        unknown = sorted(set(seeds) - {m[2] for m in todo})
+        if unknown:
+            raise UsageError(f"seeds {unknown} are not among the profile's "
+                             f"{sorted({m[2] for m in todo})}")
+        todo = [m for m in todo if m[2] in seeds]
     configs = {m: cell_config(profile, dataset=DATASET, row=m[0], setting=m[1], seed=m[2],
                               device="cpu") for m in todo}
     settings = {"profile": profile, "dataset": DATASET, "n": n, "chunk": chunk, "eps": eps,
@@ -164,7 +180,8 @@ def run_check(profile: str, *, runs_root, out: Path, data_root=None, n: int = 10
         report, source = runio.read_json(out), out
     elif resume_from is not None:  # e.g. the committed merged report: this process's rows of it
         report, source = runio.read_json(resume_from), resume_from
-        report["models"] = {k: m for k, m in report["models"].items() if m["row"] in rows}
+        report["models"] = {k: m for k, m in report["models"].items()
+                            if (m["row"], m["setting"], m["seed"]) in todo}
         report.pop("summary", None)
     else:
         report, source = {"check": "autoattack", **settings, "models": {}}, out
@@ -172,22 +189,28 @@ def run_check(profile: str, *, runs_root, out: Path, data_root=None, n: int = 10
     if differ:
         raise UsageError(f"{source} was made with other settings ({', '.join(differ)}); "
                          "write to another file")
-    for m, cfg in configs.items():  # refuse before any work when a run is missing
-        rdir = run_path(cfg, load_data(cfg, root=data_root), runs_root=runs_root)
-        if not runio.is_finished(rdir):
-            raise UsageError(f"no finished {m} run at {rdir}; this check never trains: run the "
-                             f"study first (python -m dfl_lib study --profile {profile})")
     parts = _chunks(n, chunk)
+    sources = {}  # refuse before any work when a model is missing
+    for m, cfg in configs.items():
+        entry = report["models"].get(f"{m[0]} | {m[1]} | s{m[2]}", {})
+        if len(entry.get("chunks", [])) < len(parts):
+            sources[m] = model_source(cfg, runs_root=runs_root, record=record,
+                                      data_root=data_root, profile=profile)
     for (row, setting, s), cfg in configs.items():
         key = f"{row} | {setting} | s{s}"
         entry = report["models"].setdefault(key, {"row": row, "setting": setting, "seed": s,
                                                   "chunks": []})
         if len(entry["chunks"]) == len(parts):
             continue
-        run = load_run(cfg, runs_root=runs_root, data_root=data_root)
-        entry["run"] = Path(run["run_dir"]).name
-        model = run["model"].cpu().float().eval()
-        x, y = eval_subset(run["data"], n=n, seed=s)
+        kind, where, data = sources[(row, setting, s)]
+        if kind == "run":
+            model = load_run(cfg, runs_root=runs_root, data_root=data_root)["model"]
+        else:
+            model = load_model(where)
+        model = model.cpu().float().eval()
+        entry["run"] = where.stem if kind == "weights" else where.name
+        x, y = eval_subset(data, n=n, seed=s)
+        _same_model(entry, model=model, x=x, y=y, parts=parts, key=key)
         for i in range(len(entry["chunks"]), len(parts)):
             part = parts[i]
             entry["chunks"].append(attack_chunk(model, x[part], y[part], eps=eps, seed=seed,
@@ -205,6 +228,61 @@ def run_check(profile: str, *, runs_root, out: Path, data_root=None, n: int = 10
                      f"{unhex(done['masks'][STAGES[-1]], n=part.stop - part.start).sum()}/"
                      f"{part.stop - part.start} ({done['cpu_seconds']:.0f} CPU s)")
     return report
+
+
+def model_source(cfg, *, runs_root, record=None, data_root=None,
+                 profile: str = "quick") -> tuple[str, Path, object]:
+    """Where the model of plan config `cfg` is: ("run", its finished run folder in `runs_root`,
+    its data) or else ("weights", record/record/weights/<run>.pt, its data) where `record` (a
+    report folder, e.g. reports/quick) holds its weights. UsageError when neither does."""
+    from dfl_lib.experiments.data import load_data
+    from dfl_lib.runs.folder import run_path
+
+    data = load_data(cfg, root=data_root)
+    rdir = run_path(cfg, data, runs_root=runs_root)
+    if runio.is_finished(rdir):
+        return "run", Path(rdir), data
+    weights = Path(record) / "record" / "weights" / f"{Path(rdir).name}.pt" if record else None
+    if weights is not None and weights.is_file():
+        return "weights", weights, data
+    raise UsageError(f"no finished run at {rdir}" +
+                     (f" and no weights at {weights}" if weights is not None else "") +
+                     f"; this check never trains: run the study first (python -m dfl_lib study "
+                     f"--profile {profile})")
+
+
+def weights_digest(model) -> str:
+    """sha256 (hex) over a model's parameters and buffers: names, dtypes, shapes and values in
+    the standard memory layout (the same weights give the same digest whatever their memory
+    format or file)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.float().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _same_model(entry: dict, *, model, x, y, parts, key: str) -> None:
+    """Refuse (UsageError) to add chunks to `entry` from a model other than the one its finished
+    chunks were attacked with: a different weights digest, or (for chunks saved before digests
+    were kept) a different clean classification of their images. Records the digest."""
+    digest = weights_digest(model)
+    if entry.get("weights_sha256", digest) != digest:
+        raise UsageError(f"{key}: the model found now (weights sha256 {digest[:12]}) is not the "
+                         f"one its {len(entry['chunks'])} finished chunks were attacked with "
+                         f"({entry['weights_sha256'][:12]}); write to another file")
+    for i, done in enumerate(entry["chunks"]):
+        part = parts[i]
+        clean = robust_accuracy(model, x[part], y[part], attack="clean",
+                                batch_size=part.stop - part.start)["correct"]
+        if headline.hex_mask(clean) != done["masks"]["clean"]:
+            raise UsageError(f"{key}: the model found now classifies the images of finished "
+                             f"chunk {i + 1} differently from the model that chunk was attacked "
+                             "with; write to another file")
+    entry["weights_sha256"] = digest
 
 
 def summarise(report: dict) -> dict:
@@ -361,6 +439,16 @@ def merge(paths: Sequence[str]) -> dict:
     return headline.merge(paths, keys=_SETTINGS, summarise=summarise)
 
 
+def _seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--seeds takes seeds separated by commas, e.g. 0,1; got {text!r}") \
+            from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = headline.parser(__doc__)
     p.add_argument("--chunk", type=int, default=100, help="images per saved step")
@@ -369,6 +457,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="where --out does not exist yet: a merged report (e.g. the committed "
                         "reports/quick/autoattack-check/check.json) whose finished chunks of "
                         "these rows are kept")
+    p.add_argument("--seeds", default=None,
+                   help="only these seeds' models, e.g. 0 or 1,2 (default: every seed)")
+    p.add_argument("--record", metavar="DIR", default=None,
+                   help="a report folder whose record/weights/ give the models missing from "
+                        "--runs-dir (default: reports/<profile>)")
     args = p.parse_args(argv)
     try:
         if args.merge:
@@ -380,7 +473,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = run_check(args.profile, runs_root=headline.runs_dir(args), out=Path(args.out),
                            data_root=args.data_dir, n=args.n, chunk=args.chunk, seed=args.seed,
                            rows=args.rows.split(","), undefended=args.undefended,
-                           resume_from=args.resume_from)
+                           resume_from=args.resume_from, seeds=_seeds(args.seeds),
+                           record=args.record or ROOT / "reports" / args.profile)
         report["summary"] = summarise(report)
         runio.write_json(args.out, report)
         return 0

@@ -81,14 +81,35 @@ def paired_effect(masks: dict[str, dict[int, np.ndarray]], *, what: str) -> dict
 
 
 def merge(paths: Sequence[str], *, keys: Sequence[str], summarise: Callable[[dict], dict]) -> dict:
-    """One report from reports of one check (one per row, written by separate processes): their
-    models joined, `summarise(report)` as its "summary". UsageError when their `keys` differ."""
+    """One report from reports of one check (one per row or seed, written by separate processes):
+    their models joined, `summarise(report)` as its "summary". A model in two reports is kept
+    from the one further on when the other's chunks are a beginning of its chunks (a process
+    resumed from an older report). UsageError when their `keys` differ or a model's two
+    entries disagree."""
     parts = [runio.read_json(f) for f in paths]
     if any(any(q.get(k) != parts[0].get(k) for k in keys) for q in parts[1:]):
         raise UsageError("the reports to merge were made with different settings")
-    report = {**parts[0], "models": {k: v for q in parts for k, v in q["models"].items()}}
+    models: dict = {}
+    for q in parts:
+        for k, v in q["models"].items():
+            models[k] = v if k not in models else _newer(models[k], v, key=k)
+    report = {**parts[0], "models": models}
     report["summary"] = summarise(report)
     return report
+
+
+def _newer(a: dict, b: dict, *, key: str) -> dict:
+    """Of one model's two entries, the one further on (see `merge`); UsageError if they differ
+    otherwise."""
+    ca, cb = a.get("chunks"), b.get("chunks")
+    if a == b:
+        return a
+    if ca is not None and cb is not None:
+        short, long = (a, b) if len(ca) <= len(cb) else (b, a)
+        if long["chunks"][:len(short["chunks"])] == short["chunks"]:
+            return long
+    raise UsageError(f"the reports to merge disagree on {key}: made from different models or "
+                     "settings")
 
 
 def parser(description: str) -> argparse.ArgumentParser:

@@ -82,22 +82,24 @@ def test_chunks_join_into_the_rows_of_their_concatenated_masks():
     assert got["seconds"] == 27.0 and got["cpu_seconds"] == 9.0
 
 
-def test_an_interrupted_check_resumes_without_redoing_a_chunk(tiny, tmp_path, monkeypatch):
-    model, x, y = tiny
+def _fake_runs(monkeypatch, tmp_path, *, model, x, y, finished=lambda rdir: True):
+    """Every headline model is `model` in a finished run under tmp_path (run folder
+    run-<row>-s<seed>), its test set x, y: the check's logic without the study's runs."""
     import dfl_lib.experiments.data as data_mod
     import dfl_lib.runs.folder as folder
     import dfl_lib.study.records as records
     monkeypatch.setattr(aa, "cell_config", lambda profile, **kw: SimpleNamespace(**kw))
-    monkeypatch.setattr(data_mod, "load_data", lambda cfg, root=None: None)
-    monkeypatch.setattr(folder, "run_path", lambda cfg, data, runs_root: tmp_path)
-    monkeypatch.setattr(aa.runio, "is_finished", lambda rdir: True)
-    loads = []
+    data = SimpleNamespace(x_test=(x * 255).to(torch.uint8), y_test=y)
+    monkeypatch.setattr(data_mod, "load_data", lambda cfg, root=None: data)
+    monkeypatch.setattr(folder, "run_path",
+                        lambda cfg, data, runs_root: tmp_path / f"run-{cfg.row}-s{cfg.seed}")
+    monkeypatch.setattr(aa.runio, "is_finished", finished)
+    monkeypatch.setattr(records, "load_run", lambda cfg, runs_root, data_root: {"model": model})
 
-    def load_run(cfg, runs_root, data_root):
-        loads.append(cfg.seed)
-        return {"model": model, "run_dir": str(tmp_path / f"run-{cfg.row}-s{cfg.seed}"),
-                "data": SimpleNamespace(x_test=(x * 255).to(torch.uint8), y_test=y)}
-    monkeypatch.setattr(records, "load_run", load_run)
+
+def test_an_interrupted_check_resumes_without_redoing_a_chunk(tiny, tmp_path, monkeypatch):
+    model, x, y = tiny
+    _fake_runs(monkeypatch, tmp_path, model=model, x=x, y=y)
     monkeypatch.setattr(aa.headline, "models", lambda profile, rows, undefended: [
         ("resnet", headline.PGD, 0), ("dfl_pcl", headline.PGD, 0)])
     out = tmp_path / "aa.json"
@@ -258,3 +260,93 @@ def test_a_users_mistake_is_one_line_and_no_page_overwrites_another(tmp_path, ca
     aa.write_page(report, folder=tmp_path / "own")
     assert json.loads((tmp_path / "own" / "metrics.json").read_text())["verdicts"][0][
         "verdict"] == "not testable here"
+
+
+def test_a_resumed_model_must_be_the_one_its_chunks_were_attacked_with(tiny, tmp_path,
+                                                                      monkeypatch):
+    model, x, y = tiny
+    _fake_runs(monkeypatch, tmp_path, model=model, x=x, y=y)
+    monkeypatch.setattr(aa.headline, "models", lambda profile, rows, undefended: [
+        ("resnet", headline.PGD, 0)])
+    out = tmp_path / "aa.json"
+    real, calls = aa.attack_chunk, []
+
+    def once(*args, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+    monkeypatch.setattr(aa, "attack_chunk", once)
+    run = dict(runs_root=tmp_path, out=out, n=16, chunk=8, overrides=SMALL, progress=lambda s: 0)
+    with pytest.raises(KeyboardInterrupt):
+        aa.run_check("quick", **run)
+    saved = json.loads(out.read_text())
+    entry = saved["models"]["resnet | adversarial training | s0"]
+    assert entry["weights_sha256"] == aa.weights_digest(model) and len(entry["chunks"]) == 1
+    # another model in the run's place: refused before a chunk is added
+    other = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(x[0].numel(), 4))
+    with torch.no_grad():
+        other[1].weight.zero_()
+        other[1].bias.copy_(torch.tensor([9.0, 0, 0, 0]))  # always class 0
+    _fake_runs(monkeypatch, tmp_path, model=other, x=x, y=y)
+    with pytest.raises(aa.UsageError, match="not the one"):
+        aa.run_check("quick", **run)
+    # a report written before digests were kept: the clean classification decides
+    entry.pop("weights_sha256")
+    out.write_text(json.dumps(saved))
+    with pytest.raises(aa.UsageError, match="classifies the images of finished chunk 1"):
+        aa.run_check("quick", **run)
+    assert json.loads(out.read_text())["models"]["resnet | adversarial training | s0"][
+        "chunks"] == entry["chunks"]  # nothing written by a refused run
+    # the same weights in another memory layout are the same model
+    _fake_runs(monkeypatch, tmp_path, model=model.to(memory_format=torch.channels_last),
+               x=x, y=y)
+    done = aa.run_check("quick", **run)
+    assert done["models"]["resnet | adversarial training | s0"]["rows"]["autoattack"]["n"] == 16
+
+
+def test_a_model_missing_from_the_runs_comes_from_the_reports_weights(tiny, tmp_path,
+                                                                     monkeypatch):
+    model, x, y = tiny
+    import dfl_lib.experiments.trained as trained
+    _fake_runs(monkeypatch, tmp_path, model=None, x=x, y=y, finished=lambda rdir: False)
+    monkeypatch.setattr(aa.headline, "models", lambda profile, rows, undefended: [
+        ("resnet", headline.PGD, 0), ("resnet", headline.PGD, 1)])
+    weights = tmp_path / "report" / "record" / "weights"
+    weights.mkdir(parents=True)
+    (weights / "run-resnet-s0.pt").write_bytes(b"")
+    loaded = []
+    monkeypatch.setattr(trained, "load_model", lambda path: loaded.append(path) or model)
+    run = dict(runs_root=tmp_path, out=tmp_path / "aa.json", n=8, chunk=8, overrides=SMALL,
+               progress=lambda s: 0, record=tmp_path / "report")
+    # seed 1 has neither a run nor weights: refused before any work, naming both places
+    with pytest.raises(aa.UsageError, match="no finished run at .*run-resnet-s1 and no weights "
+                                            "at .*run-resnet-s1.pt"):
+        aa.run_check("quick", **run)
+    assert loaded == [] and not (tmp_path / "aa.json").exists()
+    report = aa.run_check("quick", **run, seeds=[0])
+    assert loaded == [weights / "run-resnet-s0.pt"]
+    assert set(report["models"]) == {"resnet | adversarial training | s0"}
+    assert report["models"]["resnet | adversarial training | s0"]["run"] == "run-resnet-s0"
+    with pytest.raises(aa.UsageError, match=r"seeds \[7\] are not among the profile's \[0, 1\]"):
+        aa.run_check("quick", **run, seeds=[0, 7])
+
+
+def test_merge_keeps_the_entry_further_on_and_refuses_two_that_disagree(tmp_path):
+    settings = {k: 1 for k in aa._SETTINGS} | {"profile": "quick", "dataset": "mnist",
+                                               "undefended": "first seed", "n": 100, "chunk": 50}
+    key = "resnet | adversarial training | s0"
+
+    def write(name, chunks, **extra):
+        path = tmp_path / name
+        path.write_text(json.dumps({**settings, "models": {key: {
+            "row": "resnet", "setting": headline.PGD, "seed": 0, "chunks": chunks, **extra}}}))
+        return path
+
+    old = write("old.json", [{"masks": "a"}])
+    new = write("new.json", [{"masks": "a"}, {"masks": "b"}], weights_sha256="f00")
+    for order in ([old, new], [new, old]):
+        assert aa.merge(order)["models"][key]["chunks"] == [{"masks": "a"}, {"masks": "b"}]
+    other = write("other.json", [{"masks": "c"}])
+    with pytest.raises(aa.UsageError, match=f"disagree on {key}"):
+        aa.merge([new, other])

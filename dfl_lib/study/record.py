@@ -15,7 +15,13 @@ Layout of record/ (plain JSON and NumPy, readable without this package):
                                 interval and settings; the masking checks' numbers) and
                                 masks-<suite>/<row>.npy (per example: True where it survived)
     weights/<run>.pt            the headline models' weights ({"model": state_dict, "config"}),
-                                loadable with `torch.load(..., weights_only=True)`
+                                every seed of each cell with a headline evaluation, loadable
+                                with `torch.load(..., weights_only=True)`
+
+A record made before its runs' other seeds were kept gets their weights from a runs folder that
+holds the same trainings (their histories equal the record's, bit for bit):
+
+    add_weights("reports/quick", runs_dir="runs/quick")   # names of the weights added
 """
 from __future__ import annotations
 
@@ -31,7 +37,7 @@ from ..runs import io as runio
 from .evidence import adaptive_checks, strong_attack_checks, table_verdicts
 from .records import cell_results
 
-__all__ = ["RECORD", "write_record", "recorded_cells", "verify_record"]
+__all__ = ["RECORD", "write_record", "add_weights", "recorded_cells", "verify_record"]
 
 RECORD = "record"
 _RUN_FILES = ("config.json", "history.json", "done.json")
@@ -43,8 +49,9 @@ def write_record(profile: str, *, runs_dir, out_dir, data_root=None,
                  device: str = "auto") -> Path:
     """Copy every finished evaluation the paper tables of `profile` read (`records.cell_results`
     on `runs_dir`, the runs' data read from `data_root`: None for $DFL_DATA_DIR, ./data) into
-    out_dir/record/, replacing an older record whole; the headline cells' model weights into
-    record/weights/. Returns the record's folder."""
+    out_dir/record/, replacing an older record whole; the model weights of every seed of the
+    cells with a headline evaluation into record/weights/ (the models the headline checks,
+    e.g. studies/autoattack_check.py, evaluate at every seed). Returns the record's folder."""
     cells = cell_results(profile, runs_root=runs_dir, data_root=data_root, device=device)
     record = Path(out_dir) / RECORD
     part = record.with_name(RECORD + ".part")
@@ -56,9 +63,9 @@ def write_record(profile: str, *, runs_dir, out_dir, data_root=None,
             "dataset": dataset, "row": row, "setting": setting,
             "per_seed": [_copy_evaluation(m, record=part) for m in found["per_seed"]],
             "headline": _copy_evaluation(head, record=part) if head else None})
-        if head:
-            name = Path(head["path"]).parent.name
-            index["weights"][name] = _copy_weights(Path(head["path"]).parent, record=part)
+        if head:  # every seed's run of a headline cell, its headline run among them
+            for run in dict.fromkeys(Path(m["path"]).parent for m in [head, *found["per_seed"]]):
+                index["weights"][run.name] = _copy_weights(run, record=part)
     runio.write_json(part / "index.json", index)
     old = record.with_name(RECORD + ".old")
     shutil.rmtree(old, ignore_errors=True)
@@ -93,8 +100,49 @@ def _copy_weights(run: Path, *, record: Path) -> str:
     state = runio.load_checkpoint(runio.latest_checkpoint(run))
     path = record / "weights" / f"{run.name}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": state["model"], "config": state["config"]}, path)
+    part = path.with_name(path.name + ".part")  # a reader never meets half a file
+    torch.save({"model": state["model"], "config": state["config"]}, part)
+    part.replace(path)
     return str(path.relative_to(record))
+
+
+def add_weights(out_dir, *, runs_dir) -> list[str]:
+    """Copy into out_dir/record/weights/ the weights of each headline cell's seeds the record
+    lacks and runs_dir holds finished, and name them in record/index.json (written atomically).
+    A run counts only when its history.json holds the recorded one's numbers, wall-clock times
+    aside (the same training, bit for bit: a run key names the config, not the arithmetic that
+    produced the weights); otherwise DataFileError naming the run. Returns the run names added,
+    in the record's order; runs absent from runs_dir are left out."""
+    record = Path(out_dir) / RECORD
+    index = _read(record / "index.json")
+    added = []
+    for cell in index["cells"]:
+        if not cell["headline"]:
+            continue
+        for rel in cell["per_seed"]:
+            name = Path(rel).parent.name
+            run = Path(runs_dir) / name
+            if name in index["weights"] or not runio.is_finished(run):
+                continue
+            if not _same_training(runio.read_json(run / "history.json"),
+                                  _read(record / "runs" / name / "history.json")):
+                raise DataFileError(f"{run}: its training history differs from the record's "
+                                    f"({record / 'runs' / name / 'history.json'}), so its "
+                                    "weights are not the recorded model's; train it again on "
+                                    "the machine kind that made the record")
+            index["weights"][name] = _copy_weights(run, record=record)
+            added.append(name)
+    runio.write_json(record / "index.json", index)
+    return added
+
+
+def _same_training(a: list[dict], b: list[dict]) -> bool:
+    """Two training histories with the same numbers, epoch by epoch, but for the wall-clock
+    times ("*_seconds"); NaN equal to NaN (an epoch without a monitor)."""
+    def numbers(history):
+        return json.dumps([{k: v for k, v in e.items() if not k.endswith("_seconds")}
+                           for e in history], sort_keys=True)
+    return numbers(a) == numbers(b)
 
 
 def recorded_cells(out_dir) -> dict[tuple[str, str, str], dict]:
