@@ -170,6 +170,9 @@ def run_check(profile: str, *, runs_root, out: Path, data_root=None, n: int = 10
             raise UsageError(f"seeds {unknown} are not among the profile's "
                              f"{sorted({m[2] for m in todo})}")
         todo = [m for m in todo if m[2] in seeds]
+    # the undefended models first: minutes each (APGD-CE takes every image), so they finish
+    # before a PGD-trained model's hours
+    todo = sorted(todo, key=lambda m: m[1] != headline.UNDEFENDED)
     configs = {m: cell_config(profile, dataset=DATASET, row=m[0], setting=m[1], seed=m[2],
                               device="cpu") for m in todo}
     settings = {"profile": profile, "dataset": DATASET, "n": n, "chunk": chunk, "eps": eps,

@@ -350,3 +350,19 @@ def test_merge_keeps_the_entry_further_on_and_refuses_two_that_disagree(tmp_path
     other = write("other.json", [{"masks": "c"}])
     with pytest.raises(aa.UsageError, match=f"disagree on {key}"):
         aa.merge([new, other])
+
+
+def test_the_undefended_models_are_attacked_first(tiny, tmp_path, monkeypatch):
+    model, x, y = tiny
+    import dfl_lib.study.records as records
+    _fake_runs(monkeypatch, tmp_path, model=model, x=x, y=y)
+    order = []
+    monkeypatch.setattr(records, "load_run", lambda cfg, runs_root, data_root:
+                        order.append((cfg.row, cfg.setting)) or {"model": model})
+    monkeypatch.setattr(aa.headline, "models", lambda profile, rows, undefended: [
+        ("resnet", headline.PGD, 0), ("resnet", headline.UNDEFENDED, 0),
+        ("dfl_pcl", headline.PGD, 0), ("dfl_pcl", headline.UNDEFENDED, 0)])
+    aa.run_check("quick", runs_root=tmp_path, out=tmp_path / "aa.json", n=4, chunk=4,
+                 overrides=SMALL, progress=lambda s: 0)
+    assert order == [("resnet", headline.UNDEFENDED), ("dfl_pcl", headline.UNDEFENDED),
+                     ("resnet", headline.PGD), ("dfl_pcl", headline.PGD)]
