@@ -77,8 +77,7 @@ import headline  # noqa: E402
 from headline import DATASET, PGD, ROWS, unhex  # noqa: E402
 
 __all__ = ["STAGES", "EPS", "BEST_PUBLISHED", "attack_chunk", "assemble", "run_check",
-           "weights_digest", "model_source",
-           "summarise", "benchmark_verdict", "merge", "markdown", "write_page", "main"]
+           "weights_digest", "model_source", "effect_text", "summarise", "benchmark_verdict", "merge", "markdown", "write_page", "main"]
 
 # AutoAttack's standard cascade, in its order; each attack's budgets are its registry defaults
 STAGES = ("apgd_ce", "apgd_t", "fab", "square")
@@ -353,8 +352,8 @@ def benchmark_verdict(report: dict, *, min_seeds: int = MIN_SEEDS) -> dict:
     v["numbers"] = (f"our PGD-trained DFL + PCL at the {report.get('profile', '?')} profile's "
                     f"budget under AutoAttack (standard, L-inf eps {report['eps']}) minus the "
                     f"best published model's ({name}: {best}%; {REFERENCES}): {est:+.1f} "
-                    f"points, 95% interval [{low:+.1f}, {high:+.1f}] ({len(ours)} seeds x {n} "
-                    "images); claimed > 0" + equivalence(high=high, claimed=0.0))
+                    f"points, 95% interval [{low:+.1f}, {high:+.1f}] ({_count(len(ours), 'seed')}"
+                    f" x {n} images); claimed > 0" + equivalence(high=high, claimed=0.0))
     regime = regime_reason(dataset=DATASET, baseline_autoattack=(
         float(np.mean([r["accuracy"] for r in plain])) if plain else None),
         n=plain[0]["n"] if plain else 0)
@@ -365,6 +364,23 @@ def benchmark_verdict(report: dict, *, min_seeds: int = MIN_SEEDS) -> dict:
     reasons = f"{reasons}; {context}" if reasons else ""
     verdict = NOT_TESTABLE if reasons else outcome(low=low, high=high, claimed=0.0)
     return {**v, "verdict": verdict, "reason": reasons}
+
+
+def effect_text(effect: dict | None, *, min_seeds: int = MIN_SEEDS) -> str:
+    """The paired effect (`summarise`'s "effect") in words, saying when its seeds are too few
+    for the interval to hold seed-to-seed spread."""
+    if not effect:
+        return "not yet: no seed is finished for both rows."
+    few = len(effect["seeds"]) < min_seeds
+    return (f"{effect['effect']:+.1f} points, 95% interval [{effect['low']:+.1f}, "
+            f"{effect['high']:+.1f}] (t interval over the seeds {effect['seeds']}, image noise "
+            "inside each seed: `paper.intervals.effect_interval`)" +
+            (f"; {_count(len(effect['seeds']), 'seed')} of {min_seeds}: the interval holds "
+             "image noise only, too few seeds to state an effect" if few else "") + ".")
+
+
+def _count(k: int, noun: str) -> str:
+    return f"{k} {noun}{'' if k == 1 else 's'}"
 
 
 PAGE_TITLE = "# AutoAttack (standard)"
@@ -391,12 +407,8 @@ def markdown(report: dict, *, summary: dict) -> str:
         cells = [f"{m['rows'][s]['accuracy']:.1f}" for s in _LABELS]
         lines.append(f"| {m['row']} | {m['setting']} | {m['seed']} | " + " | ".join(cells)
                      + f" | {m['cpu_seconds'] / 60:.0f} |")
-    effect = summary["effect"]
-    lines += ["", "**DFL + PCL minus the plain ResNet under AutoAttack, PGD-trained**: " + (
-        f"{effect['effect']:+.1f} points, 95% interval [{effect['low']:+.1f}, "
-        f"{effect['high']:+.1f}] (t interval over the seeds {effect['seeds']}, image noise "
-        "inside each seed: `paper.intervals.effect_interval`)." if effect else
-        "not yet: no seed is finished for both rows.")]
+    lines += ["", "**DFL + PCL minus the plain ResNet under AutoAttack, PGD-trained**: " +
+              effect_text(summary["effect"])]
     if summary["pending"]:
         lines += ["", "Pending (the check resumes where it stopped; where chunks are done, the "
                   "images still robust after every stage so far): " + "; ".join(

@@ -164,6 +164,13 @@ def test_the_summary_pairs_only_the_seeds_both_rows_finished():
     assert effect["low"] < effect["effect"] < effect["high"]
     assert summary["pending"] == {"d2": "1 of 3 chunks"}
     assert summary["table"]["resnet | adversarial training"]["seeds"] == [0, 1, 2]
+    # the page says an interval over 2 of the 3 seeds holds no effect
+    assert "2 seeds of 3: the interval holds image noise only, too few seeds" in aa.effect_text(
+        effect)
+    full = aa.summarise({**report, "models": {**report["models"],
+                                              "d2": model("dfl_pcl", 2, rng.random(300) < 0.8)}})
+    assert full["effect"]["seeds"] == [0, 1, 2]
+    assert "too few seeds" not in aa.effect_text(full["effect"])
 
 
 def _finished(row, seed, accuracy, *, n=1000, rng):
