@@ -77,7 +77,8 @@ import headline  # noqa: E402
 from headline import DATASET, PGD, ROWS, unhex  # noqa: E402
 
 __all__ = ["STAGES", "EPS", "BEST_PUBLISHED", "attack_chunk", "assemble", "run_check",
-           "weights_digest", "model_source", "effect_text", "summarise", "benchmark_verdict", "merge", "markdown", "write_page", "main"]
+           "weights_digest", "model_source", "effect_text", "summarise", "benchmark_verdict",
+           "merge", "markdown", "write_page", "main"]
 
 # AutoAttack's standard cascade, in its order; each attack's budgets are its registry defaults
 STAGES = ("apgd_ce", "apgd_t", "fab", "square")
