@@ -84,8 +84,8 @@ def merge(paths: Sequence[str], *, keys: Sequence[str], summarise: Callable[[dic
     """One report from reports of one check (one per row or seed, written by separate processes):
     their models joined, `summarise(report)` as its "summary". A model in two reports is kept
     from the one further on when the other's chunks are a beginning of its chunks (a process
-    resumed from an older report). UsageError when their `keys` differ or a model's two
-    entries disagree."""
+    resumed from an older report); "parts_provenance" lists the commits the parts were made
+    at. UsageError when their `keys` differ or a model's two entries disagree."""
     parts = [runio.read_json(f) for f in paths]
     if any(any(q.get(k) != parts[0].get(k) for k in keys) for q in parts[1:]):
         raise UsageError("the reports to merge were made with different settings")
@@ -93,7 +93,12 @@ def merge(paths: Sequence[str], *, keys: Sequence[str], summarise: Callable[[dic
     for q in parts:
         for k, v in q["models"].items():
             models[k] = v if k not in models else _newer(models[k], v, key=k)
-    report = {**parts[0], "models": models}
+    # where each part's chunks were made (a part resumed from an older report carries its own)
+    made = [{k: q["provenance"].get(k) for k in ("git_commit", "git_dirty")}
+            for q in parts if isinstance(q.get("provenance"), dict)]
+    report = {**parts[0], "models": models,
+              "parts_provenance": [dict(t) for t in dict.fromkeys(
+                  tuple(m.items()) for m in made)]}
     report["summary"] = summarise(report)
     return report
 

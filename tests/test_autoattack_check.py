@@ -352,8 +352,14 @@ def test_merge_keeps_the_entry_further_on_and_refuses_two_that_disagree(tmp_path
 
     old = write("old.json", [{"masks": "a"}])
     new = write("new.json", [{"masks": "a"}, {"masks": "b"}], weights_sha256="f00")
+    for path, commit in ((old, "aaa"), (new, "bbb")):
+        report = json.loads(path.read_text())
+        path.write_text(json.dumps({**report, "provenance": {"git_commit": commit,
+                                                             "git_dirty": False}}))
     for order in ([old, new], [new, old]):
-        assert aa.merge(order)["models"][key]["chunks"] == [{"masks": "a"}, {"masks": "b"}]
+        merged = aa.merge(order)
+        assert merged["models"][key]["chunks"] == [{"masks": "a"}, {"masks": "b"}]
+        assert {p["git_commit"] for p in merged["parts_provenance"]} == {"aaa", "bbb"}
     other = write("other.json", [{"masks": "c"}])
     with pytest.raises(aa.UsageError, match=f"disagree on {key}"):
         aa.merge([new, other])
