@@ -141,7 +141,7 @@ def _effect(v: dict | None) -> str:
     d = 3 if unit == "nats" else 1
     images = f" x {v.get('n', '?')} images" if v.get("n", "?") else ""
     return (f"{v['estimate']:+.{d}f}{' nats' if unit == 'nats' else ''} [{v['low']:+.{d}f}, "
-            f"{v['high']:+.{d}f}] ({v['seeds']} seeds{images})")
+            f"{v['high']:+.{d}f}] ({v['seeds']} seed{'' if v['seeds'] == 1 else 's'}{images})")
 
 
 def _claimed(row: dict) -> str:
