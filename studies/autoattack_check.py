@@ -148,12 +148,12 @@ def run_check(profile: str, *, runs_root, out: Path, data_root=None, n: int = 10
               chunk: int = 100, eps: float = EPS, seed: int = 0, rows: Sequence[str] = ROWS,
               undefended: str = "every seed", overrides: dict | None = None,
               resume_from: Path | None = None, record=None, seeds: Sequence[int] | None = None,
-              progress=print) -> dict:
+              settings_only: Sequence[str] | None = None, progress=print) -> dict:
     """Run the cascade on every model of `headline.models(profile, rows=rows,
     undefended=undefended)`, chunk by chunk, skipping chunks already in `out` and writing `out`
-    (atomically) after each; only the models of `seeds` where given. Where `out` does not exist
-    yet, `resume_from` (a merged report, e.g. the committed one) gives the chunks already done
-    for these models. Each model comes from its
+    (atomically) after each; only the models of `seeds` and `settings_only` where given. Where
+    `out` does not exist yet, `resume_from` (a merged report, e.g. the committed one) gives the
+    chunks already done for these models. Each model comes from its
     finished run in `runs_root`, else from `record` (a report folder: its record/weights/), see
     `model_source`. UsageError when a model is in neither (never trained here), the report
     resumed was made with other settings, or a resumed model is not the one its finished
@@ -170,6 +170,8 @@ def run_check(profile: str, *, runs_root, out: Path, data_root=None, n: int = 10
             raise UsageError(f"seeds {unknown} are not among the profile's "
                              f"{sorted({m[2] for m in todo})}")
         todo = [m for m in todo if m[2] in seeds]
+    if settings_only is not None:  # e.g. the PGD-trained models while the others still train
+        todo = [m for m in todo if m[1] in settings_only]
     # the undefended models first: minutes each (APGD-CE takes every image), so they finish
     # before a PGD-trained model's hours
     todo = sorted(todo, key=lambda m: m[1] != headline.UNDEFENDED)
@@ -475,6 +477,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "these rows are kept")
     p.add_argument("--seeds", default=None,
                    help="only these seeds' models, e.g. 0 or 1,2 (default: every seed)")
+    p.add_argument("--setting", default=None, choices=("pgd", "none"),
+                   help="only the PGD-trained models (pgd) or only the undefended ones (none)")
     p.add_argument("--record", metavar="DIR", default=None,
                    help="a report folder whose record/weights/ give the models missing from "
                         "--runs-dir (default: reports/<profile>)")
@@ -490,6 +494,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                            data_root=args.data_dir, n=args.n, chunk=args.chunk, seed=args.seed,
                            rows=args.rows.split(","), undefended=args.undefended,
                            resume_from=args.resume_from, seeds=_seeds(args.seeds),
+                           settings_only=None if args.setting is None else
+                           [{"pgd": PGD, "none": headline.UNDEFENDED}[args.setting]],
                            record=args.record or ROOT / "reports" / args.profile)
         report["summary"] = summarise(report)
         runio.write_json(args.out, report)

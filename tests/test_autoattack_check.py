@@ -379,3 +379,8 @@ def test_the_undefended_models_are_attacked_first(tiny, tmp_path, monkeypatch):
                  overrides=SMALL, progress=lambda s: 0)
     assert order == [("resnet", headline.UNDEFENDED), ("dfl_pcl", headline.UNDEFENDED),
                      ("resnet", headline.PGD), ("dfl_pcl", headline.PGD)]
+    order.clear()  # one setting only: the others are neither loaded nor written
+    report = aa.run_check("quick", runs_root=tmp_path, out=tmp_path / "pgd.json", n=4, chunk=4,
+                          overrides=SMALL, progress=lambda s: 0, settings_only=[headline.PGD])
+    assert order == [("resnet", headline.PGD), ("dfl_pcl", headline.PGD)]
+    assert {m["setting"] for m in report["models"].values()} == {headline.PGD}
