@@ -68,7 +68,7 @@ from dfl_lib.evaluation.robust import eval_subset, robust_accuracy  # noqa: E402
 from dfl_lib.paper.claims import claim  # noqa: E402
 from dfl_lib.paper.intervals import INTERVAL_METHOD, effect_interval, outcome  # noqa: E402
 from dfl_lib.paper.numbers import paper_value  # noqa: E402
-from dfl_lib.paper.regime import regime_reason  # noqa: E402
+from dfl_lib.paper.regime import REGIMES, regime_reason  # noqa: E402
 from dfl_lib.paper.verdicts import NOT_TESTABLE, equivalence, verdict_lines  # noqa: E402
 from dfl_lib.runs import io as runio  # noqa: E402
 from dfl_lib.study.plan import cell_config  # noqa: E402
@@ -77,8 +77,8 @@ import headline  # noqa: E402
 from headline import DATASET, PGD, ROWS, unhex  # noqa: E402
 
 __all__ = ["STAGES", "EPS", "BEST_PUBLISHED", "attack_chunk", "assemble", "run_check",
-           "weights_digest", "model_source", "effect_text", "summarise", "benchmark_verdict",
-           "merge", "markdown", "write_page", "main"]
+           "weights_digest", "model_source", "effect_text", "regime_text", "summarise",
+           "benchmark_verdict", "merge", "markdown", "write_page", "main"]
 
 # AutoAttack's standard cascade, in its order; each attack's budgets are its registry defaults
 STAGES = ("apgd_ce", "apgd_t", "fab", "square")
@@ -382,6 +382,25 @@ def effect_text(effect: dict | None, *, min_seeds: int = MIN_SEEDS) -> str:
              "image noise only, too few seeds to state an effect" if few else "") + ".")
 
 
+def regime_text(report: dict) -> str:
+    """Each finished seed of the plain PGD-trained ResNet against the field's regime floor
+    (`paper.regime`: >= 85% under AutoAttack at eps 0.3), in words: the table verdicts' gate read
+    at this check's size."""
+    plain = sorted((m for m in report["models"].values() if "rows" in m
+                    and m["row"] == "resnet" and m["setting"] == PGD), key=lambda m: m["seed"])
+    head = ("**Regime** (the plain PGD-trained ResNet under AutoAttack against the field's floor, "
+            f"{REGIMES[DATASET].robust_floor:g}%: {REGIMES[DATASET].source}): ")
+    if not plain:
+        return head + "no seed finished yet."
+    seeds = []
+    for m in plain:
+        r = m["rows"]["autoattack"]
+        below = regime_reason(dataset=DATASET, baseline_autoattack=r["accuracy"], n=r["n"])
+        seeds.append(f"seed {m['seed']} {r['accuracy']:.1f}% [{r['ci_low']:.1f}, "
+                     f"{r['ci_high']:.1f}]: " + ("below" if below else "in the regime"))
+    return head + "; ".join(seeds) + "."
+
+
 def _count(k: int, noun: str) -> str:
     return f"{k} {noun}{'' if k == 1 else 's'}"
 
@@ -411,7 +430,7 @@ def markdown(report: dict, *, summary: dict) -> str:
         lines.append(f"| {m['row']} | {m['setting']} | {m['seed']} | " + " | ".join(cells)
                      + f" | {m['cpu_seconds'] / 60:.0f} |")
     lines += ["", "**DFL + PCL minus the plain ResNet under AutoAttack, PGD-trained**: " +
-              effect_text(summary["effect"])]
+              effect_text(summary["effect"]), "", regime_text(report)]
     if summary["pending"]:
         lines += ["", "Pending (the check resumes where it stopped; where chunks are done, the "
                   "images still robust after every stage so far): " + "; ".join(

@@ -384,3 +384,14 @@ def test_the_undefended_models_are_attacked_first(tiny, tmp_path, monkeypatch):
                           overrides=SMALL, progress=lambda s: 0, settings_only=[headline.PGD])
     assert order == [("resnet", headline.PGD), ("dfl_pcl", headline.PGD)]
     assert {m["setting"] for m in report["models"].values()} == {headline.PGD}
+
+
+def test_the_regime_line_judges_each_finished_seed_of_the_plain_resnet():
+    rng = np.random.default_rng(3)
+    report = {"models": {"r0": _finished("resnet", 0, 90.0, rng=rng),
+                         "r1": _finished("resnet", 1, 70.0, rng=rng),
+                         "d0": _finished("dfl_pcl", 0, 99.0, rng=rng)}}
+    text = aa.regime_text(report)
+    assert "seed 0 " in text and "seed 1 " in text and "99" not in text.split("):")[-1]
+    assert text.split("; ")[0].endswith("in the regime") and text.endswith("below.")
+    assert aa.regime_text({"models": {}}).endswith("no seed finished yet.")
