@@ -94,8 +94,9 @@ def merge(paths: Sequence[str], *, keys: Sequence[str], summarise: Callable[[dic
         for k, v in q["models"].items():
             models[k] = v if k not in models else _newer(models[k], v, key=k)
     # where each part's chunks were made (a part resumed from an older report carries its own)
-    made = [{k: q["provenance"].get(k) for k in ("git_commit", "git_dirty")}
-            for q in parts if isinstance(q.get("provenance"), dict)]
+    made = [m for q in parts for m in q.get("parts_provenance", [])] + [
+        {k: q["provenance"].get(k) for k in ("git_commit", "git_dirty")}
+        for q in parts if isinstance(q.get("provenance"), dict)]
     report = {**parts[0], "models": models,
               "parts_provenance": [dict(t) for t in dict.fromkeys(
                   tuple(m.items()) for m in made)]}

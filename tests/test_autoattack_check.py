@@ -360,6 +360,9 @@ def test_merge_keeps_the_entry_further_on_and_refuses_two_that_disagree(tmp_path
         merged = aa.merge(order)
         assert merged["models"][key]["chunks"] == [{"masks": "a"}, {"masks": "b"}]
         assert {p["git_commit"] for p in merged["parts_provenance"]} == {"aaa", "bbb"}
+    again = tmp_path / "merged.json"  # a merged report merged again keeps its parts' commits
+    again.write_text(json.dumps(merged))
+    assert {p["git_commit"] for p in aa.merge([again])["parts_provenance"]} == {"aaa", "bbb"}
     other = write("other.json", [{"masks": "c"}])
     with pytest.raises(aa.UsageError, match=f"disagree on {key}"):
         aa.merge([new, other])
