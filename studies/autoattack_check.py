@@ -77,7 +77,7 @@ import headline  # noqa: E402
 from headline import DATASET, PGD, ROWS, unhex  # noqa: E402
 
 __all__ = ["STAGES", "EPS", "BEST_PUBLISHED", "attack_chunk", "assemble", "run_check",
-           "weights_digest", "model_source", "effect_text", "regime_text", "summarise",
+           "weights_digest", "effect_text", "regime_text", "summarise",
            "benchmark_verdict", "merge", "markdown", "write_page", "main"]
 
 # AutoAttack's standard cascade, in its order; each attack's budgets are its registry defaults
@@ -155,12 +155,9 @@ def run_check(profile: str, *, runs_root, out: Path, data_root=None, n: int = 10
     `out` does not exist yet, `resume_from` (a merged report, e.g. the committed one) gives the
     chunks already done for these models. Each model comes from its
     finished run in `runs_root`, else from `record` (a report folder: its record/weights/), see
-    `model_source`. UsageError when a model is in neither (never trained here), the report
+    `headline.model_source`. UsageError when a model is in neither (never trained here), the report
     resumed was made with other settings, or a resumed model is not the one its finished
     chunks were attacked with (`_same_model`)."""
-    from dfl_lib.experiments.trained import load_model
-    from dfl_lib.study.records import load_run
-
     if chunk < 1 or n < 1:
         raise UsageError(f"n and chunk must be positive, got n={n}, chunk={chunk}")
     todo = headline.models(profile, rows=rows, undefended=undefended)
@@ -199,7 +196,7 @@ def run_check(profile: str, *, runs_root, out: Path, data_root=None, n: int = 10
     for m, cfg in configs.items():
         entry = report["models"].get(f"{m[0]} | {m[1]} | s{m[2]}", {})
         if len(entry.get("chunks", [])) < len(parts):
-            sources[m] = model_source(cfg, runs_root=runs_root, record=record,
+            sources[m] = headline.model_source(cfg, runs_root=runs_root, record=record,
                                       data_root=data_root, profile=profile)
     for (row, setting, s), cfg in configs.items():
         key = f"{row} | {setting} | s{s}"
@@ -207,13 +204,8 @@ def run_check(profile: str, *, runs_root, out: Path, data_root=None, n: int = 10
                                                   "chunks": []})
         if len(entry["chunks"]) == len(parts):
             continue
-        kind, where, data = sources[(row, setting, s)]
-        if kind == "run":
-            model = load_run(cfg, runs_root=runs_root, data_root=data_root)["model"]
-        else:
-            model = load_model(where)
-        model = model.cpu().float().eval()
-        entry["run"] = where.stem if kind == "weights" else where.name
+        model, data, entry["run"] = headline.load(cfg, source=sources[(row, setting, s)],
+                                                  runs_root=runs_root, data_root=data_root)
         x, y = eval_subset(data, n=n, seed=s)
         _same_model(entry, model=model, x=x, y=y, parts=parts, key=key)
         for i in range(len(entry["chunks"]), len(parts)):
@@ -233,27 +225,6 @@ def run_check(profile: str, *, runs_root, out: Path, data_root=None, n: int = 10
                      f"{unhex(done['masks'][STAGES[-1]], n=part.stop - part.start).sum()}/"
                      f"{part.stop - part.start} ({done['cpu_seconds']:.0f} CPU s)")
     return report
-
-
-def model_source(cfg, *, runs_root, record=None, data_root=None,
-                 profile: str = "quick") -> tuple[str, Path, object]:
-    """Where the model of plan config `cfg` is: ("run", its finished run folder in `runs_root`,
-    its data) or else ("weights", record/record/weights/<run>.pt, its data) where `record` (a
-    report folder, e.g. reports/quick) holds its weights. UsageError when neither does."""
-    from dfl_lib.experiments.data import load_data
-    from dfl_lib.runs.folder import run_path
-
-    data = load_data(cfg, root=data_root)
-    rdir = run_path(cfg, data, runs_root=runs_root)
-    if runio.is_finished(rdir):
-        return "run", Path(rdir), data
-    weights = Path(record) / "record" / "weights" / f"{Path(rdir).name}.pt" if record else None
-    if weights is not None and weights.is_file():
-        return "weights", weights, data
-    raise UsageError(f"no finished run at {rdir}" +
-                     (f" and no weights at {weights}" if weights is not None else "") +
-                     f"; this check never trains: run the study first (python -m dfl_lib study "
-                     f"--profile {profile})")
 
 
 def weights_digest(model) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ from dfl_lib.paper.intervals import effect_interval
 from dfl_lib.runs import io as runio
 from dfl_lib.study.plan import cell_seeds
 
-__all__ = ["ROWS", "DATASET", "PGD", "UNDEFENDED", "models", "row", "hex_mask", "unhex",
+__all__ = ["ROWS", "DATASET", "PGD", "UNDEFENDED", "models", "model_source", "load", "row", "hex_mask", "unhex",
            "paired_effect", "merge", "parser", "runs_dir", "USER_ERRORS"]
 
 # what a user's mistake raises (a bad option, a missing or damaged file): one line, exit 2
@@ -46,6 +47,41 @@ def models(profile: str, *, rows: Sequence[str] = ROWS,
         seeds = cell_seeds(profile, row=r, setting=UNDEFENDED)
         out += [(r, UNDEFENDED, s) for s in (seeds if undefended == "every seed" else seeds[:1])]
     return out
+
+
+def model_source(cfg, *, runs_root, record=None, data_root=None,
+                 profile: str = "quick") -> tuple[str, Path, object]:
+    """Where the model of plan config `cfg` is: ("run", its finished run folder in `runs_root`,
+    its data) or else ("weights", record/record/weights/<run>.pt, its data) where `record` (a
+    report folder, e.g. reports/quick) holds its weights. UsageError when neither does."""
+    from dfl_lib.experiments.data import load_data
+    from dfl_lib.runs.folder import run_path
+
+    data = load_data(cfg, root=data_root)
+    rdir = run_path(cfg, data, runs_root=runs_root)
+    if runio.is_finished(rdir):
+        return "run", Path(rdir), data
+    weights = Path(record) / "record" / "weights" / f"{Path(rdir).name}.pt" if record else None
+    if weights is not None and weights.is_file():
+        return "weights", weights, data
+    raise UsageError(f"no finished run at {rdir}" +
+                     (f" and no weights at {weights}" if weights is not None else "") +
+                     f"; the checks never train: run the study first (python -m dfl_lib study "
+                     f"--profile {profile})")
+
+
+def load(cfg, *, source: tuple[str, Path, object], runs_root, data_root=None):
+    """(model in eval mode on the CPU in fp32, its data, its run name) from `model_source`'s
+    answer for `cfg`."""
+    from dfl_lib.experiments.trained import load_model
+    from dfl_lib.study.records import load_run
+
+    kind, where, data = source
+    if kind == "run":
+        model = load_run(cfg, runs_root=runs_root, data_root=data_root)["model"]
+    else:
+        model = load_model(where)
+    return model.cpu().float().eval(), data, where.stem if kind == "weights" else where.name
 
 
 def row(mask: torch.Tensor, **fields) -> dict:
