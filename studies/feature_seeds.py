@@ -1,0 +1,254 @@
+"""The DFL's feature-space claim at every seed: does an attack move DFL + PCL's features less,
+relative to its class gaps, than a plain ResNet's?
+
+The paper (Section 1): "a Defensive Feature Layer (DFL), which neutralizes the impact of the
+perturbations added in the feature space". Notebook 05 measures it on seed 0 only (UMAP panels
+and `evaluation.featurespace.clustering_metrics`); a verdict needs every seed. Here, for the
+MNIST headline rows ("resnet", "dfl_pcl") with and without PGD training at each of the
+profile's seeds, the finished model (never trained here: a run folder, else the report's
+committed weights, `headline.model_source`) is evaluated on the study's 500-image evaluation
+subset at its seed (`evaluation.robust.eval_subset`) and on the PGD-10 versions of those images
+(L-inf eps 0.3, the study's attack, random start seeded with the model's seed), and its
+penultimate features give:
+
+  displacement: mean L2 distance between an image's clean and adversarial features, in % of
+                the mean distance between two clean class means (100 = moved one class gap);
+  centroid hit: % of adversarial features whose nearest clean class mean is their class.
+
+The verdict, per training setting: the plain ResNet's displacement minus DFL + PCL's (points
+of a class gap; positive where DFL + PCL's features move less), paired by seed, with the
+claims' t interval over seeds (`paper.intervals.effect_interval`, each seed's displacement a
+value whose noise is the seeds'), claimed > 0; "not testable here" with fewer than 3 seeds or
+with the profile below the field's regime (its plain PGD-trained ResNet under the standard
+AutoAttack, reports/<profile>/autoattack-check/check.json).
+
+The attack is PGD on the cross-entropy of the logits, the study's; it reads what the standard
+attack does to the features, not the strongest attack on them (an attack on the features
+themselves may move them further).
+
+    python studies/feature_seeds.py --runs-dir runs/quick \
+        --out reports/quick/feature-space-seeds/features.json
+
+Cost (AVX2 EPYC, one thread): about a minute per model. Resumable: the report is written after
+every model, and a model already in --out is not measured again. The folder of --out gets its
+page (README.md) and metrics.json with the verdicts, which the study report reads.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "studies"))
+
+from dfl_lib.attacks.pgd import pgd  # noqa: E402
+from dfl_lib.errors import UsageError  # noqa: E402
+from dfl_lib.evaluation.featurespace import clustering_metrics, penultimate_features  # noqa: E402
+from dfl_lib.evaluation.robust import eval_subset  # noqa: E402
+from dfl_lib.paper.claims import claims  # noqa: E402
+from dfl_lib.paper.intervals import INTERVAL_METHOD, effect_interval, outcome  # noqa: E402
+from dfl_lib.paper.regime import regime_reason  # noqa: E402
+from dfl_lib.paper.verdicts import NOT_TESTABLE, equivalence, verdict_lines  # noqa: E402
+from dfl_lib.runs import io as runio  # noqa: E402
+from dfl_lib.study.plan import cell_config  # noqa: E402
+
+import headline  # noqa: E402
+from headline import DATASET, PGD, UNDEFENDED  # noqa: E402
+
+__all__ = ["CLAIM", "measure", "run", "verdicts", "markdown", "write_page", "main"]
+
+CLAIM = "dfl_features_together"
+EPS, STEPS, N = 0.3, 10, 500  # the study's PGD-10 at MNIST's eps, on its evaluation subset
+MIN_SEEDS = 3
+PAGE_TITLE = "# Feature space at every seed"
+_SETTINGS = ("profile", "dataset", "n", "eps", "steps")
+
+
+def measure(model, x: torch.Tensor, y: torch.Tensor, *, eps: float = EPS, steps: int = STEPS,
+            seed: int = 0) -> dict:
+    """Clean and PGD-`steps` (L-inf `eps`, pixel units) penultimate features of images x
+    (N, C, H, W) in [0, 1] with labels y (N,), `model` in eval mode: {"displacement" (% of the
+    mean clean class gap), "centroid_hit_clean", "centroid_hit_adversarial" (%),
+    "silhouette_clean", "silhouette_adversarial", "accuracy_clean", "accuracy_adversarial" (%),
+    "n", "seconds"} (`evaluation.featurespace.clustering_metrics`)."""
+    start = time.perf_counter()
+    generator = torch.Generator().manual_seed(seed)
+    x_adv = pgd(model, x, y, eps=eps, steps=steps, generator=generator)
+    clean, adversarial = penultimate_features(model, x), penultimate_features(model, x_adv)
+    m = clustering_metrics(clean, adversarial, y)
+    with torch.no_grad():
+        acc = [100.0 * float((model(v).argmax(1) == y).float().mean()) for v in (x, x_adv)]
+    return {"displacement": 100.0 * m["displacement_ratio"],
+            "centroid_hit_clean": m["centroid_hit_rate_clean"],
+            "centroid_hit_adversarial": m["centroid_hit_rate_perturbed"],
+            "silhouette_clean": m["silhouette_clean"],
+            "silhouette_adversarial": m["silhouette_perturbed"],
+            "accuracy_clean": acc[0], "accuracy_adversarial": acc[1], "n": len(y),
+            "max_linf": float((x_adv - x).abs().max()), "seconds": time.perf_counter() - start}
+
+
+def run(profile: str, *, runs_root, out: Path, record=None, data_root=None, n: int = N,
+        progress=print) -> dict:
+    """`measure` on every headline model of `profile` (both rows, PGD training and none, every
+    seed), on `n` images of the study's evaluation subset at the model's seed; `out` written
+    (atomically) after each model, and a model already in it skipped. UsageError when a model
+    is neither a finished run in `runs_root` nor weights in `record` (a report folder), or
+    `out` was made with other settings."""
+    settings = {"profile": profile, "dataset": DATASET, "n": n, "eps": EPS, "steps": STEPS}
+    report = runio.read_json(out) if Path(out).is_file() else {"check": "feature-space",
+                                                                **settings, "models": {}}
+    differ = [k for k in _SETTINGS if report.get(k) != settings[k]]
+    if differ:
+        raise UsageError(f"{out} was made with other settings ({', '.join(differ)}); write to "
+                         "another file")
+    todo = headline.models(profile, undefended="every seed")
+    configs = {m: cell_config(profile, dataset=DATASET, row=m[0], setting=m[1], seed=m[2],
+                              device="cpu") for m in todo}
+    sources = {m: headline.model_source(cfg, runs_root=runs_root, record=record,
+                                        data_root=data_root, profile=profile)
+               for m, cfg in configs.items() if _key(m) not in report["models"]}
+    for m, source in sources.items():
+        model, data, name = headline.load(configs[m], source=source, runs_root=runs_root,
+                                          data_root=data_root)
+        x, y = eval_subset(data, n=n, seed=m[2])
+        report["models"][_key(m)] = {"row": m[0], "setting": m[1], "seed": m[2], "run": name,
+                                     **measure(model, x, y, seed=m[2])}
+        report["provenance"] = runio.provenance(config=settings, seed=0, device="cpu",
+                                                wall_seconds=sum(v["seconds"] for v in
+                                                                 report["models"].values()))
+        runio.write_json(out, report)
+        r = report["models"][_key(m)]
+        progress(f"{_key(m)}: displacement {r['displacement']:.1f}% of a class gap, centroid "
+                 f"hit {r['centroid_hit_adversarial']:.1f}% ({r['seconds']:.0f} s)")
+    return report
+
+
+def _key(m: tuple[str, str, int]) -> str:
+    return f"{m[0]} | {m[1]} | s{m[2]}"
+
+
+def _regime(root: Path, profile: str) -> str:
+    """The profile's regime gate read from its standard AutoAttack check (`regime_reason`):
+    the mean over the finished seeds of the plain PGD-trained ResNet."""
+    path = root / "reports" / profile / "autoattack-check" / "check.json"
+    done = [m["rows"]["autoattack"] for m in (runio.read_json(path)["models"].values()
+                                              if path.is_file() else [])
+            if "rows" in m and m["row"] == "resnet" and m["setting"] == PGD]
+    return regime_reason(dataset=DATASET, n=sum(r["n"] for r in done), baseline_autoattack=(
+        float(np.mean([r["accuracy"] for r in done])) if done else None))
+
+
+def verdicts(report: dict, *, regime: str = "", min_seeds: int = MIN_SEEDS) -> list[dict]:
+    """One verdict per training setting on `CLAIM` (its rows in `paper_claims.csv`, one per
+    setting): the plain ResNet's displacement minus DFL + PCL's (points of a class gap), paired
+    by the seeds both rows have, t interval over seeds; claimed > 0. "not testable here" with
+    fewer than `min_seeds` seeds or a `regime` reason (`paper.regime.regime_reason`). Dicts as
+    `paper.verdicts.claim_verdict` returns (the study report reads them)."""
+    out = []
+    for c in (c for c in claims() if c.claim_id == CLAIM):
+        setting = PGD if c.part.endswith(PGD) else UNDEFENDED
+        by_row = {r: {m["seed"]: m for m in report["models"].values()
+                      if m["row"] == r and m["setting"] == setting} for r in headline.ROWS}
+        seeds = sorted(set(by_row["resnet"]) & set(by_row["dfl_pcl"]))
+        v = {"claim": c.label, "claim_id": c.claim_id, "text": c.text, "where": c.where,
+             "dataset": c.dataset, "claimed": 0.0, "paper_effect": None, "estimate": None,
+             "low": None, "high": None, "seeds": len(seeds), "n": 0, "rows": {},
+             "unit": "points", "quantity": "displacement"}
+        if not seeds:
+            out.append({**v, "verdict": NOT_TESTABLE, "reason": "not run yet: no seed has both "
+                        "rows measured (studies/feature_seeds.py)"})
+            continue
+        samples = {r: {s: {"d": float(by_row[r][s]["displacement"])} for s in seeds}
+                   for r in headline.ROWS}
+        est, low, high = effect_interval(samples, effect=lambda a: a["resnet"]["d"] -
+                                         a["dfl_pcl"]["d"])
+        n = by_row["resnet"][seeds[0]]["n"]
+        v.update(estimate=est, low=low, high=high, n=n, interval=INTERVAL_METHOD, rows={
+            r: {"displacement": float(np.mean([by_row[r][s]["displacement"] for s in seeds])),
+                "centroid hit": float(np.mean([by_row[r][s]["centroid_hit_adversarial"]
+                                               for s in seeds]))} for r in headline.ROWS})
+        v["numbers"] = (f"PGD-10 (eps {report['eps']}) moves the plain ResNet's penultimate "
+                        f"features {v['rows']['resnet']['displacement']:.1f}% of a class gap "
+                        f"and DFL + PCL's {v['rows']['dfl_pcl']['displacement']:.1f}% ({setting},"
+                        f" mean over seeds {seeds}, {n} images each); the plain ResNet minus "
+                        f"DFL + PCL: {est:+.1f} points, 95% interval [{low:+.1f}, {high:+.1f}]; "
+                        "claimed > 0" + equivalence(high=high, claimed=0.0))
+        few = (f"{len(seeds)} of {min_seeds} seeds measured" if len(seeds) < min_seeds else "")
+        reasons = "; ".join(r for r in (regime, few) if r)
+        out.append({**v, "verdict": NOT_TESTABLE if reasons else
+                    outcome(low=low, high=high, claimed=0.0), "reason": reasons})
+    return out
+
+
+def markdown(report: dict, *, judged: list[dict]) -> str:
+    """The report as a page: per model its measures; the verdicts."""
+    lines = [f"{PAGE_TITLE}: does an attack move DFL + PCL's features less?", "",
+             f"MNIST headline models, {report['n']} test images each (the study's evaluation "
+             f"subset at the model's seed), PGD-{report['steps']} at L-inf eps {report['eps']} "
+             "(the study's attack, on the cross-entropy of the logits), penultimate features "
+             "(`studies/feature_seeds.py`). Displacement: the mean L2 distance between an "
+             "image's clean and adversarial features in % of the mean distance between two "
+             "clean class means; centroid hit: % of features nearest their own clean class "
+             "mean.", "",
+             "| row | training | seed | clean acc. % | PGD-10 acc. % | displacement % | "
+             "centroid hit clean % | centroid hit adversarial % | silhouette clean | "
+             "silhouette adversarial |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for m in sorted(report["models"].values(), key=lambda m: (m["setting"], m["row"],
+                                                              m["seed"])):
+        lines.append(f"| {m['row']} | {m['setting']} | {m['seed']} | {m['accuracy_clean']:.1f} "
+                     f"| {m['accuracy_adversarial']:.1f} | {m['displacement']:.1f} | "
+                     f"{m['centroid_hit_clean']:.1f} | {m['centroid_hit_adversarial']:.1f} | "
+                     f"{m['silhouette_clean']:.2f} | {m['silhouette_adversarial']:.2f} |")
+    lines += ["", "The paper's claim this study judges (the study report reads it from "
+              "`metrics.json` here):", "", verdict_lines(judged)]
+    return "\n".join(lines) + "\n"
+
+
+def write_page(report: dict, *, folder: Path, regime: str = "") -> list[dict]:
+    """`folder`/README.md and `folder`/metrics.json (the verdicts, with provenance); returns the
+    verdicts. UsageError where `folder` holds another page."""
+    page = folder / "README.md"
+    if page.exists() and not page.read_text().startswith(PAGE_TITLE):
+        raise UsageError(f"{page} is not this study's page; give --out a folder of its own, "
+                         "e.g. reports/quick/feature-space-seeds/features.json")
+    judged = verdicts(report, regime=regime)
+    git = runio.git_state()
+    runio.write_json(folder / "metrics.json", {
+        "notebook": folder.name, "profile": report["profile"], "verdicts": judged,
+        "provenance": {"git_commit": git["commit"], "git_dirty": git["dirty"],
+                       "script": "studies/feature_seeds.py",
+                       "source_commit": report.get("provenance", {}).get("git_commit")}})
+    page.write_text(markdown(report, judged=judged))
+    return judged
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = headline.parser(__doc__)
+    p.add_argument("--record", metavar="DIR", default=None,
+                   help="a report folder whose record/weights/ give the models missing from "
+                        "--runs-dir (default: reports/<profile>)")
+    p.set_defaults(n=N)
+    args = p.parse_args(argv)
+    try:
+        if args.merge:
+            raise UsageError("this study runs in one process: --merge is not needed")
+        out = Path(args.out)
+        report = run(args.profile, runs_root=headline.runs_dir(args), out=out,
+                     record=args.record or ROOT / "reports" / args.profile,
+                     data_root=args.data_dir, n=args.n)
+        for v in write_page(report, folder=out.parent, regime=_regime(ROOT, args.profile)):
+            print(f"{v['claim']}: {v['verdict']}")
+        return 0
+    except headline.USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
