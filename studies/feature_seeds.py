@@ -195,7 +195,10 @@ def markdown(report: dict, *, judged: list[dict]) -> str:
              "(`studies/feature_seeds.py`). Displacement: the mean L2 distance between an "
              "image's clean and adversarial features in % of the mean distance between two "
              "clean class means; centroid hit: % of features nearest their own clean class "
-             "mean.", "",
+             "mean. DFL + PCL, the paper's proposal and the study's headline row, stands for the "
+             "DFL here (the DFL-only row is the quick-full parts', not measured here); an "
+             "interval over 3 seeds is wide where the seeds disagree (a t interval with 2 "
+             "degrees of freedom).", "",
              "| row | training | seed | clean acc. % | PGD-10 acc. % | displacement % | "
              "centroid hit clean % | centroid hit adversarial % | silhouette clean | "
              "silhouette adversarial |", "|---|---|---|---|---|---|---|---|---|---|"]
