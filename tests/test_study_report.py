@@ -83,6 +83,18 @@ def test_every_claim_has_a_row_with_a_verdict_or_a_reason(tmp_path):
         assert cells[1].startswith("**") and (cells[1] != f"**{NOT_TESTABLE}**" or cells[5])
 
 
+def test_a_pending_claim_judged_by_a_study_prints_what_it_was_judged_against(tmp_path):
+    label = "dfl_features_together (displacement, adversarial training)"
+    _part(tmp_path, "alpha", "feature-space-seeds",
+          [{**_verdict(label, "inconclusive", estimate=1.5), "claimed": 0.0}], "a" * 40)
+    line = next(li for li in study_report_lines(tmp_path, parts=PARTS)
+                if li.startswith(f"| {label}"))
+    assert "| **inconclusive** | +1.5 [+0.5, +2.5] (3 seeds x 500 images) | > 0 |" in line
+    untouched = next(li for li in study_report_lines(tmp_path, parts=PARTS)
+                     if li.startswith("| gradient_vanishing_deep"))
+    assert "| **not testable here** | - | - |" in untouched  # pending, no verdict: no claim
+
+
 def test_no_part_at_all_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="no part of the study found"):
         gather_claims(tmp_path, parts=PARTS)

@@ -145,9 +145,14 @@ def _effect(v: dict | None) -> str:
 
 
 def _claimed(row: dict) -> str:
-    if row["kind"] in ("none", "pending"):
+    """The claimed effect: the claim's threshold, or for a pending claim (judged by a study
+    script, not a notebook) the one its verdict was judged against; "-" where none."""
+    claimed = row["claimed"]
+    if row["kind"] == "pending" and row["chosen"] and row["chosen"].get("claimed") is not None:
+        claimed = row["chosen"]["claimed"]
+    elif row["kind"] in ("none", "pending"):
         return "-"
-    return f">= {row['claimed']:g}" if row["claimed"] else "> 0"
+    return f">= {claimed:g}" if claimed else "> 0"
 
 
 def study_report_lines(reports_root, *, parts=PARTS) -> list[str]:
