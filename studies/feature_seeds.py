@@ -17,7 +17,11 @@ penultimate features give:
 
 The verdict, per training setting: the plain ResNet's displacement minus DFL + PCL's (points
 of a class gap; positive where DFL + PCL's features move less), paired by seed, with the
-claims' t interval over seeds (`paper.intervals.effect_interval`, each seed's displacement a
+claims' t interval over seeds. A second claim is read from the same features, the PCL's "a
+regularization term that improves the decision boundaries between the learned classes": the
+silhouette of the clean features by class (x 100), DFL + PCL minus the plain ResNet (the DFL
+and the PCL together; the PCL-only row is not among the headline models). Both use the
+claims' t interval (`paper.intervals.effect_interval`, each seed's displacement a
 value whose noise is the seeds'), claimed > 0; "not testable here" with fewer than 3 seeds or
 with the profile below the field's regime (its plain PGD-trained ResNet under the standard
 AutoAttack, reports/<profile>/autoattack-check/check.json).
@@ -61,7 +65,7 @@ from dfl_lib.study.plan import cell_config  # noqa: E402
 import headline  # noqa: E402
 from headline import DATASET, PGD, UNDEFENDED  # noqa: E402
 
-__all__ = ["CLAIM", "measure", "run", "verdicts", "markdown", "write_page", "main"]
+__all__ = ["CLAIM", "READINGS", "measure", "run", "verdicts", "markdown", "write_page", "main"]
 
 CLAIM = "dfl_features_together"
 EPS, STEPS, N = 0.3, 10, 500  # the study's PGD-10 at MNIST's eps, on its evaluation subset
@@ -144,14 +148,32 @@ def _regime(root: Path, profile: str) -> str:
         float(np.mean([r["accuracy"] for r in done])) if done else None))
 
 
+# claim id -> (the measure, its sign: +1 where DFL + PCL's larger value is the claim's
+# direction, its name, how the numbers read it)
+READINGS = {
+    CLAIM: ("displacement", -1, "displacement",
+            "PGD-10 (eps {eps}) moves the plain ResNet's penultimate features {resnet:.1f}% of a "
+            "class gap and DFL + PCL's {dfl_pcl:.1f}%"),
+    "pcl_separates_classes": ("silhouette_clean", +1, "silhouette",
+                              "the silhouette of the clean penultimate features by class (x 100) "
+                              "is {dfl_pcl:.1f} for DFL + PCL and {resnet:.1f} for the plain "
+                              "ResNet (the DFL and the PCL together against neither; the "
+                              "PCL-only row is the quick-full parts')"),
+}
+_SCALE = {"displacement": 1.0, "silhouette_clean": 100.0}
+
+
 def verdicts(report: dict, *, regime: str = "", min_seeds: int = MIN_SEEDS) -> list[dict]:
-    """One verdict per training setting on `CLAIM` (its rows in `paper_claims.csv`, one per
-    setting): the plain ResNet's displacement minus DFL + PCL's (points of a class gap), paired
-    by the seeds both rows have, t interval over seeds; claimed > 0. "not testable here" with
-    fewer than `min_seeds` seeds or a `regime` reason (`paper.regime.regime_reason`). Dicts as
+    """One verdict per row of `paper_claims.csv` of each claim in `READINGS` (one row per
+    training setting): DFL + PCL against the plain ResNet on the reading's measure, positive in
+    the claim's direction (the plain ResNet's displacement minus DFL + PCL's, in points of a
+    class gap; DFL + PCL's silhouette minus the plain ResNet's, x 100), paired by the seeds both
+    rows have, t interval over seeds; claimed > 0. "not testable here" with fewer than
+    `min_seeds` seeds or a `regime` reason (`paper.regime.regime_reason`). Dicts as
     `paper.verdicts.claim_verdict` returns (the study report reads them)."""
     out = []
-    for c in (c for c in claims() if c.claim_id == CLAIM):
+    for c in (c for c in claims() if c.claim_id in READINGS):
+        key, sign, quantity, words = READINGS[c.claim_id]
         setting = PGD if c.part.endswith(PGD) else UNDEFENDED
         by_row = {r: {m["seed"]: m for m in report["models"].values()
                       if m["row"] == r and m["setting"] == setting} for r in headline.ROWS}
@@ -159,26 +181,25 @@ def verdicts(report: dict, *, regime: str = "", min_seeds: int = MIN_SEEDS) -> l
         v = {"claim": c.label, "claim_id": c.claim_id, "text": c.text, "where": c.where,
              "dataset": c.dataset, "claimed": 0.0, "paper_effect": None, "estimate": None,
              "low": None, "high": None, "seeds": len(seeds), "n": 0, "rows": {},
-             "unit": "points", "quantity": "displacement"}
+             "unit": "points", "quantity": quantity}
         if not seeds:
             out.append({**v, "verdict": NOT_TESTABLE, "reason": "not run yet: no seed has both "
                         "rows measured (studies/feature_seeds.py)"})
             continue
-        samples = {r: {s: {"d": float(by_row[r][s]["displacement"])} for s in seeds}
+        samples = {r: {s: {"q": _SCALE[key] * float(by_row[r][s][key])} for s in seeds}
                    for r in headline.ROWS}
-        est, low, high = effect_interval(samples, effect=lambda a: a["resnet"]["d"] -
-                                         a["dfl_pcl"]["d"])
+        est, low, high = effect_interval(samples, effect=lambda a: sign * (
+            a["dfl_pcl"]["q"] - a["resnet"]["q"]))
         n = by_row["resnet"][seeds[0]]["n"]
-        v.update(estimate=est, low=low, high=high, n=n, interval=INTERVAL_METHOD, rows={
-            r: {"displacement": float(np.mean([by_row[r][s]["displacement"] for s in seeds])),
-                "centroid hit": float(np.mean([by_row[r][s]["centroid_hit_adversarial"]
-                                               for s in seeds]))} for r in headline.ROWS})
-        v["numbers"] = (f"PGD-10 (eps {report['eps']}) moves the plain ResNet's penultimate "
-                        f"features {v['rows']['resnet']['displacement']:.1f}% of a class gap "
-                        f"and DFL + PCL's {v['rows']['dfl_pcl']['displacement']:.1f}% ({setting},"
-                        f" mean over seeds {seeds}, {n} images each); the plain ResNet minus "
-                        f"DFL + PCL: {est:+.1f} points, 95% interval [{low:+.1f}, {high:+.1f}]; "
-                        "claimed > 0" + equivalence(high=high, claimed=0.0))
+        means = {r: float(np.mean([samples[r][s]["q"] for s in seeds])) for r in headline.ROWS}
+        v.update(estimate=est, low=low, high=high, n=n, interval=INTERVAL_METHOD,
+                 rows={r: {quantity: means[r]} for r in headline.ROWS})
+        first, second = ("the plain ResNet", "DFL + PCL") if sign < 0 else ("DFL + PCL",
+                                                                            "the plain ResNet")
+        v["numbers"] = (words.format(eps=report["eps"], **means) + f" ({setting}, mean over "
+                        f"seeds {seeds}, {n} images each); {first} minus {second}: {est:+.1f} "
+                        f"points, 95% interval [{low:+.1f}, {high:+.1f}]; claimed > 0" +
+                        equivalence(high=high, claimed=0.0))
         few = (f"{len(seeds)} of {min_seeds} seeds measured" if len(seeds) < min_seeds else "")
         reasons = "; ".join(r for r in (regime, few) if r)
         out.append({**v, "verdict": NOT_TESTABLE if reasons else
@@ -188,15 +209,18 @@ def verdicts(report: dict, *, regime: str = "", min_seeds: int = MIN_SEEDS) -> l
 
 def markdown(report: dict, *, judged: list[dict]) -> str:
     """The report as a page: per model its measures; the verdicts."""
-    lines = [f"{PAGE_TITLE}: does an attack move DFL + PCL's features less?", "",
+    lines = [f"{PAGE_TITLE}: does an attack move DFL + PCL's features less, are its classes "
+             "further apart?", "",
              f"MNIST headline models, {report['n']} test images each (the study's evaluation "
              f"subset at the model's seed), PGD-{report['steps']} at L-inf eps {report['eps']} "
              "(the study's attack, on the cross-entropy of the logits), penultimate features "
              "(`studies/feature_seeds.py`). Displacement: the mean L2 distance between an "
              "image's clean and adversarial features in % of the mean distance between two "
              "clean class means; centroid hit: % of features nearest their own clean class "
-             "mean. DFL + PCL, the paper's proposal and the study's headline row, stands for the "
-             "DFL here (the DFL-only row is the quick-full parts', not measured here); an "
+             "mean; silhouette: of the features by their true class (scikit-learn, euclidean). "
+             "DFL + PCL, the paper's proposal and the study's headline row, stands for the "
+             "DFL and for the PCL here (the DFL-only and PCL-only rows are the quick-full "
+             "parts', not measured here); an "
              "interval over 3 seeds is wide where the seeds disagree (a t interval with 2 "
              "degrees of freedom).", "",
              "| row | training | seed | clean acc. % | PGD-10 acc. % | displacement % | "

@@ -36,19 +36,21 @@ def test_a_larger_ball_moves_the_features_further(tiny):
     assert small["max_linf"] <= 0.02 + 1e-6 and small["n"] == len(y)
 
 
-def _report(displacements: dict) -> dict:
-    """{(row, setting): [displacement per seed]} as a report's models."""
+def _report(displacements: dict, silhouettes: dict | None = None) -> dict:
+    """{(row, setting): [displacement per seed]} (and silhouettes alike, else 0.5) as a
+    report's models."""
     models = {}
     for (row, setting), values in displacements.items():
         for s, d in enumerate(values):
             models[f"{row} | {setting} | s{s}"] = {
                 "row": row, "setting": setting, "seed": s, "displacement": d, "n": 500,
-                "centroid_hit_adversarial": 90.0}
+                "centroid_hit_adversarial": 90.0,
+                "silhouette_clean": (silhouettes or {}).get((row, setting), [0.5] * 3)[s]}
     return {"eps": 0.3, "models": models}
 
 
-def _by_setting(judged):
-    return {v["claim"].split(", ")[-1].rstrip(")"): v for v in judged}
+def _by_setting(judged, claim=fs.CLAIM):
+    return {v["claim"].split(", ")[-1].rstrip(")"): v for v in judged if v["claim_id"] == claim}
 
 
 def test_the_verdict_reads_the_claims_direction_per_setting_and_needs_three_seeds():
@@ -108,3 +110,24 @@ def test_a_rerun_measures_nothing_twice_and_the_page_names_every_model(tiny, tmp
     (out.parent / "README.md").write_text("# another page\n")
     with pytest.raises(fs.UsageError, match="not this study's page"):
         fs.write_page(report, folder=out.parent)
+
+
+def test_the_silhouette_reading_is_dfl_pcl_minus_the_plain_resnet_in_hundredths():
+    same = [20.0, 20.0, 20.0]
+    report = _report({(r, st): same for r in headline.ROWS
+                      for st in (headline.PGD, headline.UNDEFENDED)},
+                     {("resnet", headline.PGD): [0.60, 0.62, 0.61],
+                      ("dfl_pcl", headline.PGD): [0.75, 0.74, 0.76],   # apart: the claim
+                      ("resnet", headline.UNDEFENDED): [0.65, 0.64, 0.61],
+                      ("dfl_pcl", headline.UNDEFENDED): [0.55, 0.60, 0.75]})  # seeds disagree
+    judged = fs.verdicts(report)
+    assert {v["claim_id"] for v in judged} == {fs.CLAIM, "pcl_separates_classes"}
+    sil = _by_setting(judged, claim="pcl_separates_classes")
+    pgd = sil[headline.PGD]
+    assert pgd["estimate"] == pytest.approx(100 * (2.25 - 1.83) / 3)
+    assert pgd["verdict"] == "reproduced" and pgd["quantity"] == "silhouette"
+    assert pgd["numbers"].startswith("the silhouette") and "DFL + PCL minus the plain" in (
+        pgd["numbers"])
+    assert sil[headline.UNDEFENDED]["verdict"] == "inconclusive"
+    # the displacement readings see no difference between equal rows
+    assert all(v["estimate"] == pytest.approx(0.0) for v in _by_setting(judged).values())
