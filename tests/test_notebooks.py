@@ -280,9 +280,12 @@ def test_the_record_re_derives_every_table_number_and_a_changed_one_is_named(stu
     index = json.loads((out / "record" / "index.json").read_text())
     for name, path in index["weights"].items():  # the headline models, weights only
         assert (out / "record" / path).stat().st_size > 1000, name
-    # every seed of a cell with a headline evaluation (the headline checks' models)
-    assert set(index["weights"]) == {Path(p).parent.name for c in index["cells"] if c["headline"]
-                                     for p in c["per_seed"] + [c["headline"]]}
+    # every seed and setting of a row with a headline evaluation (the headline checks' models)
+    rows = {(c["dataset"], c["row"]) for c in index["cells"] if c["headline"]}
+    assert set(index["weights"]) == {Path(p).parent.name for c in index["cells"]
+                                     if (c["dataset"], c["row"]) in rows
+                                     for p in c["per_seed"] + ([c["headline"]] if c["headline"]
+                                                               else [])}
     # one recorded evaluation edited: the table cell and the check that read it disagree
     first = index["cells"][0]["per_seed"][0]
     metrics = json.loads((out / "record" / first).read_text())

@@ -52,18 +52,21 @@ def test_weights_are_added_only_for_headline_cells_and_only_from_the_same_traini
         {"dataset": "mnist", "row": "resnet", "setting": "adversarial training",
          "per_seed": ["runs/A/metrics-table.json", "runs/B/metrics-table.json",
                       "runs/M/metrics-table.json"], "headline": "runs/A/metrics-headline.json"},
+        {"dataset": "mnist", "row": "resnet", "setting": "no defence",  # a headline row's
+         "per_seed": ["runs/D/metrics-table.json"], "headline": None},  # other setting
         {"dataset": "mnist", "row": "dfl_pcl", "setting": "no defence",
          "per_seed": ["runs/C/metrics-table.json"], "headline": None}]}
-    for name in "ABCM":
+    for name in "ABCDM":
         (record / "runs" / name).mkdir(parents=True)
         (record / "runs" / name / "history.json").write_text(json.dumps(history))
     runio.write_json(record / "index.json", index)
     _run(runs / "B", history=[{**history[0], "train_seconds": 9.0}], weight=2.0)  # times aside
-    _run(runs / "C", history=history, weight=3.0)  # a cell without a headline: no weights kept
+    _run(runs / "C", history=history, weight=3.0)  # a row without a headline: no weights kept
+    _run(runs / "D", history=history, weight=5.0)
     # M (missing from runs) is left out; A is in the record already
-    assert add_weights(tmp_path / "report", runs_dir=runs) == ["B"]
+    assert add_weights(tmp_path / "report", runs_dir=runs) == ["B", "D"]
     saved = json.loads((record / "index.json").read_text())["weights"]
-    assert saved == {"A": "weights/A.pt", "B": "weights/B.pt"}
+    assert saved == {"A": "weights/A.pt", "B": "weights/B.pt", "D": "weights/D.pt"}
     kept = torch.load(record / saved["B"], weights_only=True)
     assert set(kept) == {"model", "config"} and kept["model"]["w"].tolist() == [2.0, 2.0]
     assert add_weights(tmp_path / "report", runs_dir=runs) == []  # nothing twice

@@ -15,8 +15,8 @@ Layout of record/ (plain JSON and NumPy, readable without this package):
                                 interval and settings; the masking checks' numbers) and
                                 masks-<suite>/<row>.npy (per example: True where it survived)
     weights/<run>.pt            the headline models' weights ({"model": state_dict, "config"}),
-                                every seed of each cell with a headline evaluation, loadable
-                                with `torch.load(..., weights_only=True)`
+                                every seed and setting of each row with a headline
+                                evaluation, loadable with `torch.load(..., weights_only=True)`
 
 A record made before its runs' other seeds were kept gets their weights from a runs folder that
 holds the same trainings (their histories equal the record's, bit for bit):
@@ -49,9 +49,9 @@ def write_record(profile: str, *, runs_dir, out_dir, data_root=None,
                  device: str = "auto") -> Path:
     """Copy every finished evaluation the paper tables of `profile` read (`records.cell_results`
     on `runs_dir`, the runs' data read from `data_root`: None for $DFL_DATA_DIR, ./data) into
-    out_dir/record/, replacing an older record whole; the model weights of every seed of the
-    cells with a headline evaluation into record/weights/ (the models the headline checks,
-    e.g. studies/autoattack_check.py, evaluate at every seed). Returns the record's folder."""
+    out_dir/record/, replacing an older record whole; the model weights of every seed and
+    setting of each row with a headline evaluation into record/weights/ (the models the
+    headline checks, e.g. studies/autoattack_check.py, evaluate). Returns the record's folder."""
     cells = cell_results(profile, runs_root=runs_dir, data_root=data_root, device=device)
     record = Path(out_dir) / RECORD
     part = record.with_name(RECORD + ".part")
@@ -63,8 +63,11 @@ def write_record(profile: str, *, runs_dir, out_dir, data_root=None,
             "dataset": dataset, "row": row, "setting": setting,
             "per_seed": [_copy_evaluation(m, record=part) for m in found["per_seed"]],
             "headline": _copy_evaluation(head, record=part) if head else None})
-        if head:  # every seed's run of a headline cell, its headline run among them
-            for run in dict.fromkeys(Path(m["path"]).parent for m in [head, *found["per_seed"]]):
+    headline_rows = _headline_rows(index["cells"])
+    for (dataset, row, setting), found in cells.items():
+        if (dataset, row) in headline_rows:  # every seed of every setting of a headline row
+            runs = [found["headline"]] if found["headline"] else []
+            for run in dict.fromkeys(Path(m["path"]).parent for m in runs + found["per_seed"]):
                 index["weights"][run.name] = _copy_weights(run, record=part)
     runio.write_json(part / "index.json", index)
     old = record.with_name(RECORD + ".old")
@@ -107,8 +110,8 @@ def _copy_weights(run: Path, *, record: Path) -> str:
 
 
 def add_weights(out_dir, *, runs_dir) -> list[str]:
-    """Copy into out_dir/record/weights/ the weights of each headline cell's seeds the record
-    lacks and runs_dir holds finished, and name them in record/index.json (written atomically).
+    """Copy into out_dir/record/weights/ the weights of each headline row's runs (every seed
+    and setting of a row with a headline evaluation) the record lacks and runs_dir holds finished, and name them in record/index.json (written atomically).
     A run counts only when its history.json holds the recorded one's numbers, wall-clock times
     aside (the same training, bit for bit: a run key names the config, not the arithmetic that
     produced the weights); otherwise DataFileError naming the run. Returns the run names added,
@@ -116,8 +119,9 @@ def add_weights(out_dir, *, runs_dir) -> list[str]:
     record = Path(out_dir) / RECORD
     index = _read(record / "index.json")
     added = []
+    headline_rows = _headline_rows(index["cells"])
     for cell in index["cells"]:
-        if not cell["headline"]:
+        if (cell["dataset"], cell["row"]) not in headline_rows:
             continue
         for rel in cell["per_seed"]:
             name = Path(rel).parent.name
@@ -134,6 +138,12 @@ def add_weights(out_dir, *, runs_dir) -> list[str]:
             added.append(name)
     runio.write_json(record / "index.json", index)
     return added
+
+
+def _headline_rows(cells: list[dict]) -> set[tuple[str, str]]:
+    """(dataset, row) of every row with a headline evaluation in some setting: the rows the
+    headline checks (e.g. studies/autoattack_check.py) evaluate at every seed and setting."""
+    return {(c["dataset"], c["row"]) for c in cells if c["headline"]}
 
 
 def _same_training(a: list[dict], b: list[dict]) -> bool:
