@@ -1,10 +1,11 @@
-"""AutoAttack to the field's standard on the study's MNIST headline models: the standard version
+r"""AutoAttack to the field's standard on the study's MNIST headline models: the standard version
 (APGD-CE, APGD-T, FAB-T, Square at 5,000 queries) at L-inf eps 0.3 on 1,000 test images of every
 seed, with the DFL + PCL effect paired by seed.
 
 What it measures. For the headline rows ("resnet" and "dfl_pcl", `headline.py`) with PGD training
 at each of the profile's seeds, and without defence at each seed (`--undefended`), the finished
-run (never trained here: a missing run is an error) is evaluated on `--n` test images, the
+model (never trained here: its run folder, else the report's committed weights) is evaluated
+on `--n` test images, the
 study's class-balanced evaluation subset of that size at the run's seed
 (`evaluation.robust.eval_subset`), with AutoAttack's cascade as Croce & Hein (2020) run it: each
 attack on the images every earlier one left correctly classified, robust only if all fail:
@@ -33,17 +34,21 @@ of `--chunk` images (atomically), so the check stops and resumes at any point:
         --out runs/quick/aa-resnet.json &
     OMP_NUM_THREADS=1 python studies/autoattack_check.py --runs-dir runs/quick --rows dfl_pcl \
         --out runs/quick/aa-dfl_pcl.json
-    wait; python studies/autoattack_check.py --merge runs/quick/aa-*.json \
-        --out reports/quick/autoattack-check/check.json
+    wait; python studies/autoattack_check.py --merge reports/quick/autoattack-check/check.json \
+        runs/quick/aa-*.json --out reports/quick/autoattack-check/check.json
 
-On a machine without the per-row files, `--resume-from reports/quick/autoattack-check/check.json`
-starts each process from the committed report's finished chunks of its rows. A model missing
-from --runs-dir is loaded from the report's committed weights (`--record`, default
-reports/<profile>: record/weights/<run>.pt, every seed of the headline cells), so a fresh clone
-resumes without training; otherwise `python -m dfl_lib study --profile quick` trains the runs
-(bit-identical on one machine kind). Each model's weights digest is kept beside its chunks, and
-a resumed model must have the same digest and classify the images of its finished chunks as
-they were classified (clean): chunks of two different models never mix.
+A merge keeps every model of the reports it is given (a model in two, the one further along);
+writing over a report whose models or chunks no part holds is refused, so the committed report
+goes into --merge with the new parts. On a fresh clone (no runs/, no per-row files) add
+`--resume-from reports/quick/autoattack-check/check.json` to each process: it starts from the
+committed report's finished chunks of its models. `--seeds 1` or `--setting pgd` give one
+process a share of the models. A model missing from --runs-dir is loaded from the report's
+committed weights (`--record`, default reports/<profile>: record/weights/<run>.pt, every seed
+and setting of the headline rows), so a fresh clone resumes without training; otherwise
+`python -m dfl_lib study --profile quick` trains the runs (bit-identical on one machine kind).
+Each model's weights digest is kept beside its chunks, and a resumed model must have the same
+digest and classify the images of its finished chunks as they were classified (clean): chunks
+of two different models never mix.
 
 The merged report's folder gets its page (README.md) and metrics.json with the verdict on the
 paper's "new benchmark for the MNIST dataset with adversarial training" (`benchmark_verdict`),
@@ -180,6 +185,9 @@ def run_check(profile: str, *, runs_root, out: Path, data_root=None, n: int = 10
                            (f" (overrides {overrides})" if overrides else "")}
     if Path(out).is_file():
         report, source = runio.read_json(out), out
+        if resume_from is not None:
+            progress(f"resuming from {out}; --resume-from {resume_from} is read only for a new "
+                     "--out")
     elif resume_from is not None:  # e.g. the committed merged report: this process's rows of it
         report, source = runio.read_json(resume_from), resume_from
         report["models"] = {k: m for k, m in report["models"].items()
@@ -346,9 +354,11 @@ def effect_text(effect: dict | None, *, min_seeds: int = MIN_SEEDS) -> str:
     if not effect:
         return "not yet: no seed is finished for both rows."
     few = len(effect["seeds"]) < min_seeds
+    method = (f"t interval over the seeds {effect['seeds']}, image noise inside each seed" if
+              len(effect["seeds"]) > 1 else f"a normal interval on seed {effect['seeds'][0]}'s "
+              "image noise")
     return (f"{effect['effect']:+.1f} points, 95% interval [{effect['low']:+.1f}, "
-            f"{effect['high']:+.1f}] (t interval over the seeds {effect['seeds']}, image noise "
-            "inside each seed: `paper.intervals.effect_interval`)" +
+            f"{effect['high']:+.1f}] ({method}: `paper.intervals.effect_interval`)" +
             (f"; {_count(len(effect['seeds']), 'seed')} of {min_seeds}: the interval holds "
              "image noise only, too few seeds to state an effect" if few else "") + ".")
 
@@ -441,10 +451,11 @@ def write_page(report: dict, *, folder: Path) -> None:
     (folder / "README.md").write_text(markdown(report, summary=report["summary"]))
 
 
-def merge(paths: Sequence[str]) -> dict:
-    """One report from reports of the same check (one per row), with its summary. UsageError when
-    their settings differ."""
-    return headline.merge(paths, keys=_SETTINGS, summarise=summarise)
+def merge(paths: Sequence[str], *, out=None) -> dict:
+    """One report from reports of the same check (one per row, seed or setting), with its
+    summary (`headline.merge`). UsageError when their settings differ, two disagree on a model,
+    or writing `out` would lose work it holds."""
+    return headline.merge(paths, keys=_SETTINGS, summarise=summarise, out=out)
 
 
 def _seeds(text: str | None) -> list[int] | None:
@@ -475,7 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         if args.merge:
-            report = merge(args.merge)
+            report = merge(args.merge, out=args.out)
             runio.write_json(args.out, report)
             write_page(report, folder=Path(args.out).parent)
             print(f"wrote {args.out}, README.md and metrics.json beside it")

@@ -21,8 +21,8 @@ from dfl_lib.paper.intervals import effect_interval
 from dfl_lib.runs import io as runio
 from dfl_lib.study.plan import cell_seeds
 
-__all__ = ["ROWS", "DATASET", "PGD", "UNDEFENDED", "models", "model_source", "load", "row", "hex_mask", "unhex",
-           "paired_effect", "merge", "parser", "runs_dir", "USER_ERRORS"]
+__all__ = ["ROWS", "DATASET", "PGD", "UNDEFENDED", "models", "model_source", "load", "row",
+           "hex_mask", "unhex", "paired_effect", "merge", "parser", "runs_dir", "USER_ERRORS"]
 
 # what a user's mistake raises (a bad option, a missing or damaged file): one line, exit 2
 USER_ERRORS = (UsageError, DataFileError)
@@ -116,12 +116,15 @@ def paired_effect(masks: dict[str, dict[int, np.ndarray]], *, what: str) -> dict
             "what": what}
 
 
-def merge(paths: Sequence[str], *, keys: Sequence[str], summarise: Callable[[dict], dict]) -> dict:
+def merge(paths: Sequence[str], *, keys: Sequence[str], summarise: Callable[[dict], dict],
+          out=None) -> dict:
     """One report from reports of one check (one per row or seed, written by separate processes):
     their models joined, `summarise(report)` as its "summary". A model in two reports is kept
     from the one further on when the other's chunks are a beginning of its chunks (a process
     resumed from an older report); "parts_provenance" lists the commits the parts were made
-    at. UsageError when their `keys` differ or a model's two entries disagree."""
+    at. UsageError when their `keys` differ, a model's two entries disagree (other chunks or
+    another weights digest), or writing `out` (an existing report) would lose a model or
+    chunks it holds that no part has."""
     parts = [runio.read_json(f) for f in paths]
     if any(any(q.get(k) != parts[0].get(k) for k in keys) for q in parts[1:]):
         raise UsageError("the reports to merge were made with different settings")
@@ -136,6 +139,13 @@ def merge(paths: Sequence[str], *, keys: Sequence[str], summarise: Callable[[dic
     report = {**parts[0], "models": models,
               "parts_provenance": [dict(t) for t in dict.fromkeys(
                   tuple(m.items()) for m in made)]}
+    if out is not None and Path(out).is_file():  # never lose finished work by writing `out`
+        kept = runio.read_json(out).get("models", {})
+        lost = [k for k, v in kept.items() if k not in models or
+                len(models[k].get("chunks", [1])) < len(v.get("chunks", [1]))]
+        if lost:
+            raise UsageError(f"writing {out} would lose its work on {', '.join(lost)}: add "
+                             f"{out} to the reports to merge")
     report["summary"] = summarise(report)
     return report
 
@@ -146,7 +156,10 @@ def _newer(a: dict, b: dict, *, key: str) -> dict:
     ca, cb = a.get("chunks"), b.get("chunks")
     if a == b:
         return a
-    if ca is not None and cb is not None:
+    digests = {e["weights_sha256"] for e in (a, b) if "weights_sha256" in e}
+    if ca is not None and ca == cb and len(digests) <= 1:  # the same work: keep what either adds
+        return {**a, **b}
+    if ca is not None and cb is not None and len(digests) <= 1:
         short, long = (a, b) if len(ca) <= len(cb) else (b, a)
         if long["chunks"][:len(short["chunks"])] == short["chunks"]:
             return long

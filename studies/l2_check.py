@@ -171,7 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         if args.merge:
-            report = headline.merge(args.merge, keys=_SETTINGS, summarise=summarise)
+            report = headline.merge(args.merge, keys=_SETTINGS, summarise=summarise,
+                                    out=args.out)
             runio.write_json(args.out, report)
             print(f"wrote {args.out}")
             return 0

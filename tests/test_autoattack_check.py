@@ -366,6 +366,24 @@ def test_merge_keeps_the_entry_further_on_and_refuses_two_that_disagree(tmp_path
     other = write("other.json", [{"masks": "c"}])
     with pytest.raises(aa.UsageError, match=f"disagree on {key}"):
         aa.merge([new, other])
+    # the same chunks: what either adds is kept (here the digest); two digests disagree
+    bare = write("bare.json", [{"masks": "a"}, {"masks": "b"}])
+    for order in ([bare, new], [new, bare]):
+        assert aa.merge(order)["models"][key]["weights_sha256"] == "f00"
+    foreign = write("foreign.json", [{"masks": "a"}, {"masks": "b"}], weights_sha256="bad")
+    with pytest.raises(aa.UsageError, match=f"disagree on {key}"):
+        aa.merge([new, foreign])
+    # writing over a report whose work no part holds is refused; with it among the parts, fine
+    done = tmp_path / "done.json"
+    done.write_text(new.read_text())
+    seed1 = tmp_path / "seed1.json"
+    seed1.write_text(json.dumps({**settings, "models": {}}))
+    with pytest.raises(aa.UsageError, match=f"would lose its work on {key}"):
+        aa.merge([seed1], out=done)
+    with pytest.raises(aa.UsageError, match="would lose"):
+        aa.merge([old, seed1], out=done)  # fewer chunks than the report holds
+    assert aa.merge([done, seed1], out=done)["models"][key]["chunks"] == [{"masks": "a"},
+                                                                         {"masks": "b"}]
 
 
 def test_the_undefended_models_are_attacked_first(tiny, tmp_path, monkeypatch):

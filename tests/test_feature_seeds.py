@@ -107,6 +107,9 @@ def test_a_rerun_measures_nothing_twice_and_the_page_names_every_model(tiny, tmp
     metrics = json.loads((out.parent / "metrics.json").read_text())
     assert [v["claim"] for v in metrics["verdicts"]] == [v["claim"] for v in judged]
     assert all(v["estimate"] == pytest.approx(0.0) for v in judged)  # the same model twice
+    assert all(v["interval"].startswith("t interval") and "seed noise only" in v["interval"]
+               for v in judged)  # the float samples carry no image noise
+    assert fs.main(["--runs-dir", str(tmp_path), "--rows", "resnet", "--out", str(out)]) == 2
     (out.parent / "README.md").write_text("# another page\n")
     with pytest.raises(fs.UsageError, match="not this study's page"):
         fs.write_page(report, folder=out.parent)
