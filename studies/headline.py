@@ -162,7 +162,7 @@ def _newer(a: dict, b: dict, *, key: str) -> dict:
     if ca is not None and cb is not None and len(digests) <= 1:
         short, long = (a, b) if len(ca) <= len(cb) else (b, a)
         if long["chunks"][:len(short["chunks"])] == short["chunks"]:
-            return long
+            return {**{k: v for k, v in short.items() if k == "weights_sha256"}, **long}
     raise UsageError(f"the reports to merge disagree on {key}: made from different models or "
                      "settings")
 

@@ -368,8 +368,10 @@ def test_merge_keeps_the_entry_further_on_and_refuses_two_that_disagree(tmp_path
         aa.merge([new, other])
     # the same chunks: what either adds is kept (here the digest); two digests disagree
     bare = write("bare.json", [{"masks": "a"}, {"masks": "b"}])
-    for order in ([bare, new], [new, bare]):
+    for order in ([bare, new], [new, bare], [old, new], [new, old]):
         assert aa.merge(order)["models"][key]["weights_sha256"] == "f00"
+    longer = write("longer.json", [{"masks": "a"}, {"masks": "b"}, {"masks": "c"}])
+    assert aa.merge([new, longer])["models"][key]["weights_sha256"] == "f00"  # kept from `new`
     foreign = write("foreign.json", [{"masks": "a"}, {"masks": "b"}], weights_sha256="bad")
     with pytest.raises(aa.UsageError, match=f"disagree on {key}"):
         aa.merge([new, foreign])
