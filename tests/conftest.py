@@ -128,6 +128,15 @@ def train_tiny(x, y, *, seed: int = 0, epochs: int = 3, lr: float = 3e-3) -> Tin
 
 
 @pytest.fixture(scope="module")
+def tiny_task():
+    """(TinyCNN trained on 512 quadrant images, x (40, 1, 12, 12) held-out images in [0, 1], y
+    (40,)): a model the headline checks' logic runs on in seconds."""
+    x_train, y_train = quadrants(512, seed=1)
+    x, y = quadrants(40, seed=2)
+    return train_tiny(x_train, y_train, seed=0).eval(), x, y
+
+
+@pytest.fixture(scope="module")
 def one_thread():
     """Tiny models run fastest on one thread; two threads per process oversubscribe a shared
     2-core CPU (test_robust_accuracy + test_masking_checks: 56 s with 2 threads vs 9 s with 1, beside one busy

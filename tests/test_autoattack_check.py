@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import quadrants, train_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "studies"))
@@ -26,10 +25,9 @@ SMALL = {"apgd_ce": {"steps": 5}, "apgd_t": {"steps": 3}, "fab": {"steps": 3},
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    x_train, y_train = quadrants(512, seed=1)
-    x, y = quadrants(24, seed=2)
-    return train_tiny(x_train, y_train, seed=0).eval(), x, y
+def tiny(tiny_task):
+    model, x, y = tiny_task  # 24 images: the cascade's tests stay fast
+    return model, x[:24], y[:24]
 
 
 def _masks(chunk, n):

@@ -9,7 +9,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from conftest import quadrants, train_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "studies"))
@@ -20,10 +19,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    x_train, y_train = quadrants(512, seed=1)
-    x, y = quadrants(40, seed=2)
-    return train_tiny(x_train, y_train, seed=0).eval(), x, y
+def tiny(tiny_task):
+    return tiny_task
 
 
 def test_a_larger_ball_moves_the_features_further(tiny):

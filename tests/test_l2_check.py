@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import quadrants, train_tiny
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "studies"))
@@ -20,10 +19,8 @@ REPORT = ROOT / "reports" / "quick" / "l2-check.json"
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    x_train, y_train = quadrants(512, seed=1)
-    x, y = quadrants(40, seed=2)
-    return train_tiny(x_train, y_train, seed=0).eval(), x, y
+def tiny(tiny_task):
+    return tiny_task
 
 
 def test_the_worst_case_is_at_most_each_attack_and_the_radius_holds(tiny):
