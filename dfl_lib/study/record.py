@@ -111,7 +111,8 @@ def _copy_weights(run: Path, *, record: Path) -> str:
 
 def add_weights(out_dir, *, runs_dir) -> list[str]:
     """Copy into out_dir/record/weights/ the weights of each headline row's runs (every seed
-    and setting of a row with a headline evaluation) the record lacks and runs_dir holds finished, and name them in record/index.json (written atomically).
+    and setting of a row with a headline evaluation) the record lacks and runs_dir holds
+    finished, and name them in record/index.json (written atomically).
     A run counts only when its history.json holds the recorded one's numbers, wall-clock times
     aside (the same training, bit for bit: a run key names the config, not the arithmetic that
     produced the weights); otherwise DataFileError naming the run. Returns the run names added,
