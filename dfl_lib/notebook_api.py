@@ -41,6 +41,7 @@ NOTEBOOK_NAMES = {
     "poison_records": ("study.poison_records", "the poisoning grid's finished runs with their measurements"),
     "poison_effects": ("study.poison_records", "each defence minus the plain ResNet under each poison, with an interval"),
     "poison_statements": ("study.poison_records", "the poisoning study's answers in plain words"),
+    "poison_verdicts": ("study.poison_verdicts", "the paper's poisoning claim judged per poison from the effects"),
     "poisoned_feature_panels": ("study.poison_records", "clean vs poisoned training samples in feature space (UMAP)"),
     "poison_bars": ("figures.poisoning", "clean accuracy and backdoor success per poison and defence"),
     "rate_sweep": ("figures.poisoning", "the backdoor against its poison rate"),

@@ -233,6 +233,11 @@ def test_poisoning_notebook_measures_every_poison_and_answers_in_words(study):
                                 for e in m["effects"])
     for e in m["effects"]:
         assert _finite(e["effect"]) and e["low"] <= e["high"]
+    # the paper's poisoning claim, one verdict per reading, each untestable with the reason
+    assert [v["claim"] for v in m["verdicts"]] == [c.label for c in claims()
+                                                  if c.claim_id == "poisoning_defence"]
+    assert all(v["verdict"] == "not testable here" and v["reason"].startswith("did not train")
+               for v in m["verdicts"])
     # one sentence per poison, and one on detection per poison the detectors can look for
     detection = [s for s in m["statements"] if "stand out in feature space" in s]
     # and one on the rate sweep of each backdoor swept (smoke: BadNets at 5% and 10%)
