@@ -25,8 +25,10 @@ PGD-trained ResNet under the standard AutoAttack: reports/<profile>/autoattack-c
         --out reports/quick/blackbox-seeds/blackbox.json
 
 Resumable: the report is written after every model and attack, and a model's attack already in
---out is not run again (--attacks transfer first: seconds per model; square: minutes per
-PGD-trained model on one CPU thread). The folder of --out gets its page (README.md) and
+--out is not run again; --setting pgd|none gives a process one setting's models. Cost on one
+thread of an AVX2 EPYC: transfer about 70 s per model (PGD-50 on the surrogate); Square about 20
+minutes per PGD-trained model (most images survive all 5,000 queries), a few minutes per
+undefended one. The folder of --out gets its page (README.md) and
 metrics.json with the verdicts, which the study report reads.
 """
 from __future__ import annotations
@@ -99,20 +101,22 @@ def _key(m: tuple[str, str, int]) -> str:
 
 
 def run(profile: str, *, runs_root, out: Path, attacks: Sequence[str], record=None,
-        data_root=None, n: int = N, progress=print) -> dict:
-    """Each of `attacks` on every headline model of `profile` (both rows, PGD training and
-    none, every seed), `n` images of the study's evaluation subset at the model's seed; `out`
-    written (atomically) after each model's attack, and one already in it skipped. UsageError
+        data_root=None, n: int = N, settings: Sequence[str] = (PGD, UNDEFENDED),
+        progress=print) -> dict:
+    """Each of `attacks` on every headline model of `profile` (both rows, every seed, in each
+    of `settings`: PGD training and no defence), `n` images of the study's evaluation subset
+    at the model's seed; `out` written (atomically) after each model's attack, and one already
+    in it skipped. UsageError
     for an unknown attack, a model (or surrogate) neither a finished run in `runs_root` nor
     weights in `record` (a report folder), or an `out` made with other settings."""
     unknown = [a for a in attacks if a not in ATTACKS]
     if unknown or not attacks:
         raise UsageError(f"--attacks must be among {', '.join(ATTACKS)}, got "
                          f"{', '.join(attacks) or 'none'}")
-    settings = {"profile": profile, "dataset": DATASET, "n": n, "eps": EPS}
+    fixed = {"profile": profile, "dataset": DATASET, "n": n, "eps": EPS}
     report = runio.read_json(out) if Path(out).is_file() else {"check": "black-box",
-                                                                **settings, "models": {}}
-    differ = [k for k in _SETTINGS if report.get(k) != settings[k]]
+                                                                **fixed, "models": {}}
+    differ = [k for k in _SETTINGS if report.get(k) != fixed[k]]
     if differ:
         raise UsageError(f"{out} was made with other settings ({', '.join(differ)}); write to "
                          "another file")
@@ -129,7 +133,7 @@ def run(profile: str, *, runs_root, out: Path, attacks: Sequence[str], record=No
                                        data_root=data_root, profile=profile)
         return headline.load(cfg, source=source, runs_root=runs_root, data_root=data_root)
 
-    for m in headline.models(profile, undefended="every seed"):
+    for m in [m for m in headline.models(profile, undefended="every seed") if m[1] in settings]:
         todo = [a for a in attacks if a not in report["models"].get(_key(m), {}).get("attacks",
                                                                                      {})]
         if not todo:
@@ -147,7 +151,7 @@ def run(profile: str, *, runs_root, out: Path, attacks: Sequence[str], record=No
             entry["clean"] = _clean(model, x, y)
         for a in todo:
             entry["attacks"][a] = measure(model, x, y, attack=a, seed=m[2], surrogate=surrogate)
-            report["provenance"] = runio.provenance(config=settings, seed=0, device="cpu")
+            report["provenance"] = runio.provenance(config=fixed, seed=0, device="cpu")
             runio.write_json(out, report)
             progress(f"{_key(m)} | {a}: {entry['attacks'][a]['accuracy']:.1f}% "
                      f"(clean {entry['clean']['accuracy']:.1f}%, "
@@ -267,6 +271,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = headline.parser(__doc__)
     p.add_argument("--attacks", default=",".join(ATTACKS),
                    help=f"comma-separated, among {', '.join(ATTACKS)}")
+    p.add_argument("--setting", default=None, choices=("pgd", "none"),
+                   help="only the PGD-trained models (pgd) or only the undefended ones (none)")
     p.add_argument("--record", metavar="DIR", default=None,
                    help="a report folder whose record/weights/ give the models missing from "
                         "--runs-dir (default: reports/<profile>)")
@@ -282,7 +288,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = run(args.profile, runs_root=headline.runs_dir(args), out=out,
                      attacks=[a for a in args.attacks.split(",") if a],
                      record=args.record or ROOT / "reports" / args.profile,
-                     data_root=args.data_dir, n=args.n)
+                     data_root=args.data_dir, n=args.n,
+                     settings={"pgd": (PGD,), "none": (UNDEFENDED,)}.get(args.setting,
+                                                                       (PGD, UNDEFENDED)))
         for v in write_page(report, folder=out.parent, regime=_regime(ROOT, args.profile)):
             print(f"{v['claim']}: {v['verdict']}")
         return 0

@@ -121,6 +121,10 @@ def test_a_rerun_attacks_nothing_twice_and_the_study_report_reads_the_page(tiny_
     out = tmp_path / "reports" / "quick" / "blackbox-seeds" / "blackbox.json"
     bb.run("quick", runs_root=tmp_path, out=out, attacks=["transfer"], n=20,
            progress=lambda s: 0)
+    bb.run("quick", runs_root=tmp_path, out=out, attacks=["square"], n=20,
+           settings=(headline.UNDEFENDED,), progress=lambda s: 0)
+    assert sorted(a for a in attacked if a[0] == "square") == [("square", s) for s in (0, 1, 2)
+                                                                for _ in range(2)]
     report = bb.run("quick", runs_root=tmp_path, out=out, attacks=["transfer", "square"],
                     n=20, progress=lambda s: 0)
     assert sorted(attacked) == sorted([("transfer", s) for s in (0, 1, 2)] * 4
