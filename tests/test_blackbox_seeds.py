@@ -136,11 +136,12 @@ def test_a_rerun_attacks_nothing_twice_and_the_study_report_reads_the_page(tiny_
     with pytest.raises(bb.UsageError, match="--attacks must be among"):
         bb.run("quick", runs_root=tmp_path, out=out, attacks=["boundary"], n=20)
     judged = bb.write_page(report, folder=out.parent)
-    assert all(v["verdict"] == "inconclusive" for v in judged)  # the same model, both rows
+    # the same model in both rows, every image kept: [0, 0] excludes any advantage
+    assert all(v["verdict"] == "not reproduced" and v["high"] == 0 for v in judged)
     saved = json.loads((out.parent / "metrics.json").read_text())
     assert [v["claim"] for v in saved["verdicts"]] == [v["claim"] for v in judged]
     row = {r["claim"]: r for r in gather_claims(tmp_path / "reports")}[judged[0]["claim"]]
-    assert row["chosen"]["verdict"] == "inconclusive" and row["chosen"]["part"] == "quick"
+    assert row["chosen"]["verdict"] == "not reproduced" and row["chosen"]["part"] == "quick"
     page = (out.parent / "README.md").read_text()
     assert page.count("\n| resnet |") + page.count("\n| dfl_pcl |") == 12
     assert bb.main(["--runs-dir", str(tmp_path), "--rows", "resnet", "--out", str(out)]) == 2

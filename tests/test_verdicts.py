@@ -24,6 +24,8 @@ from dfl_lib.paper.verdicts import claim_verdict, depth_statement, verdict_lines
     (0.5, 3.0, 0.0, "reproduced"),           # a claim of direction only
     (-0.5, 3.0, 0.0, "inconclusive"),
     (-3.0, -0.5, 0.0, "not reproduced"),
+    (0.0, 0.0, 0.0, "not reproduced"),       # both rows at 0% on every image: no advantage
+    (-1.5, 0.0, 0.0, "not reproduced"),
 ])
 def test_outcome_is_where_the_interval_lies(low, high, claimed, expected):
     assert outcome(low=low, high=high, claimed=claimed) == expected

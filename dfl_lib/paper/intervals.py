@@ -55,7 +55,10 @@ def outcome(*, low: float, high: float, claimed: float) -> str:
         not reproduced  low <= 0 and high <  claimed (below the claim and not excluding zero,
                         or pointing the other way)
 
-    Every interval gets exactly one. Raises UsageError for low > high, a NaN, or claimed < 0."""
+    A claim of direction only (claimed 0) is reached by a positive upper end: an interval with
+    high <= 0 (e.g. [0, 0], two rows both at 0% on every image) excludes every positive effect
+    and reads "not reproduced". Every interval gets exactly one. Raises UsageError for
+    low > high, a NaN, or claimed < 0."""
     if any(v != v for v in (low, high, claimed)):
         raise UsageError(f"outcome needs numbers, got low={low}, high={high}, claimed={claimed}")
     if low > high:
@@ -63,9 +66,10 @@ def outcome(*, low: float, high: float, claimed: float) -> str:
     if claimed < 0:
         raise UsageError(f"the claimed effect is stated in the claim's direction (>= 0), "
                          f"got {claimed}")
+    reaches = high > 0 if claimed == 0 else high >= claimed
     if low > 0:
-        return "reproduced" if high >= claimed else "direction only"
-    return "inconclusive" if high >= claimed else "not reproduced"
+        return "reproduced" if reaches else "direction only"
+    return "inconclusive" if reaches else "not reproduced"
 
 
 def accuracies(samples: Mapping) -> dict[str, dict]:
