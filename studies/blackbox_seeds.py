@@ -150,7 +150,10 @@ def run(profile: str, *, runs_root, out: Path, attacks: Sequence[str], record=No
         if "clean" not in entry:
             entry["clean"] = _clean(model, x, y)
         for a in todo:
-            entry["attacks"][a] = measure(model, x, y, attack=a, seed=m[2], surrogate=surrogate)
+            # the commit each attack ran at: a report resumed later names both
+            entry["attacks"][a] = {**measure(model, x, y, attack=a, seed=m[2],
+                                             surrogate=surrogate),
+                                   "git_commit": runio.git_state()["commit"]}
             report["provenance"] = runio.provenance(config=fixed, seed=0, device="cpu")
             runio.write_json(out, report)
             progress(f"{_key(m)} | {a}: {entry['attacks'][a]['accuracy']:.1f}% "
