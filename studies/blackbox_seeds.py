@@ -26,9 +26,9 @@ PGD-trained ResNet under the standard AutoAttack: reports/<profile>/autoattack-c
 
 Resumable: the report is written after every model and attack, and a model's attack already in
 --out is not run again; --setting pgd|none gives a process one setting's models. Cost on one
-thread of an AVX2 EPYC: transfer about 70 s per model (PGD-50 on the surrogate); Square about 20
-minutes per PGD-trained model (most images survive all 5,000 queries), a few minutes per
-undefended one. The folder of --out gets its page (README.md) and
+thread of an AVX2 EPYC: transfer about 70 s per model (PGD-50 on the surrogate); Square 20-40 s
+per undefended model, about an hour per PGD-trained one (most images survive all 5,000 queries:
+its first 500 took 344 s on 500 images). The folder of --out gets its page (README.md) and
 metrics.json with the verdicts, which the study report reads.
 """
 from __future__ import annotations
