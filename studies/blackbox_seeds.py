@@ -253,20 +253,15 @@ def markdown(report: dict, *, judged: list[dict]) -> str:
 
 
 def write_page(report: dict, *, folder: Path, regime: str = "") -> list[dict]:
-    """`folder`/README.md and `folder`/metrics.json (the verdicts, with provenance); returns the
-    verdicts. UsageError where `folder` holds another page."""
-    page = folder / "README.md"
-    if page.exists() and not page.read_text().startswith(PAGE_TITLE):
-        raise UsageError(f"{page} is not this study's page; give --out a folder of its own, "
-                         "e.g. reports/quick/blackbox-seeds/blackbox.json")
+    """`folder`/README.md and `folder`/metrics.json (the verdicts, with provenance:
+    `headline.write_verdict_page`); returns the verdicts. UsageError where `folder` holds
+    another page."""
     judged = verdicts(report, regime=regime)
-    git = runio.git_state()
-    runio.write_json(folder / "metrics.json", {
-        "notebook": folder.name, "profile": report["profile"], "verdicts": judged,
-        "provenance": {"git_commit": git["commit"], "git_dirty": git["dirty"],
-                       "script": "studies/blackbox_seeds.py",
-                       "source_commit": report.get("provenance", {}).get("git_commit")}})
-    page.write_text(markdown(report, judged=judged))
+    headline.write_verdict_page(folder, title=PAGE_TITLE, text=markdown(report, judged=judged),
+                                judged=judged, profile=report["profile"],
+                                script="studies/blackbox_seeds.py",
+                                source_commit=report.get("provenance", {}).get("git_commit"),
+                                example="reports/quick/blackbox-seeds/blackbox.json")
     return judged
 
 

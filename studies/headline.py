@@ -1,5 +1,6 @@
-"""What the headline checks (`l2_check.py`, `autoattack_check.py`) share: which models they
-evaluate, how a row and a per-example mask are written, and the DFL + PCL effect paired by seed.
+"""What the headline checks (`l2_check.py`, `autoattack_check.py`, `feature_seeds.py`,
+`blackbox_seeds.py`) share: which models they evaluate, how a row and a per-example mask are
+written, the DFL + PCL effect paired by seed, and the page of verdicts the study report reads.
 
 The headline models are the MNIST rows "resnet" and "dfl_pcl" of Tables 1 and 3 (the paper's
 "ResNet" and "ResNet + DFL + PCL"), with PGD training at each of the profile's seeds and without
@@ -22,7 +23,8 @@ from dfl_lib.runs import io as runio
 from dfl_lib.study.plan import cell_seeds
 
 __all__ = ["ROWS", "DATASET", "PGD", "UNDEFENDED", "models", "model_source", "load", "row",
-           "hex_mask", "unhex", "paired_effect", "merge", "parser", "runs_dir", "USER_ERRORS"]
+           "hex_mask", "unhex", "paired_effect", "merge", "parser", "runs_dir",
+           "write_verdict_page", "USER_ERRORS"]
 
 # what a user's mistake raises (a bad option, a missing or damaged file): one line, exit 2
 USER_ERRORS = (UsageError, DataFileError)
@@ -190,3 +192,22 @@ def runs_dir(args: argparse.Namespace) -> str:
     if not args.runs_dir:
         raise UsageError("--runs-dir is needed (the profile's runs root, e.g. runs/quick)")
     return args.runs_dir
+
+
+def write_verdict_page(folder: Path, *, title: str, text: str, judged: list[dict], profile: str,
+                       script: str, source_commit: str | None, example: str) -> None:
+    """`folder`/README.md (`text`, which starts with `title`) and `folder`/metrics.json (the
+    verdicts `judged`, with provenance: this commit, `script`, and `source_commit`, the commit
+    the measurements were made at), which the study report (`study.report`) reads. UsageError
+    before writing anything where `folder` holds another page (`example`: an --out that
+    does not)."""
+    page = folder / "README.md"
+    if page.exists() and not page.read_text().startswith(title):
+        raise UsageError(f"{page} is not this study's page; give --out a folder of its own, "
+                         f"e.g. {example}")
+    git = runio.git_state()
+    runio.write_json(folder / "metrics.json", {
+        "notebook": folder.name, "profile": profile, "verdicts": judged,
+        "provenance": {"git_commit": git["commit"], "git_dirty": git["dirty"], "script": script,
+                       "source_commit": source_commit}})
+    page.write_text(text)
