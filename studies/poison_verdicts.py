@@ -47,7 +47,10 @@ def judge(part_dir: Path) -> tuple[list[dict], dict]:
     if not {"effects", "records"} <= set(metrics):
         raise UsageError(f"{source} has no 'effects' and 'records' (is it notebook 07's "
                          "metrics.json?)")
-    return poison_verdicts(metrics["effects"], records=metrics["records"]), metrics
+    if "fraction" not in metrics:
+        raise UsageError(f"{source} has no 'fraction' (the poisoned share its effects are at)")
+    return poison_verdicts(metrics["effects"], records=metrics["records"],
+                           fraction=metrics["fraction"]), metrics
 
 
 def markdown(judged: list[dict], *, part: str, source_commit: str) -> str:

@@ -49,7 +49,7 @@ def _records(tmp_path, *, cells, seeds=(0, 1, 2), n=400):
 
 def _judged(records):
     effects = poison_effects(records, fraction=0.1, n_boot=100)
-    return {v["claim"]: v for v in poison_verdicts(effects, records=records)}
+    return {v["claim"]: v for v in poison_verdicts(effects, records=records, fraction=0.1)}
 
 
 def test_every_row_of_the_claim_has_a_reading_and_gets_a_verdict_or_a_reason(tmp_path):
@@ -104,7 +104,7 @@ def test_a_backdoor_that_does_not_take_hold_tests_no_defence(tmp_path):
 def _part(tmp_path, records, *, name="quick-full-poisoning"):
     part = tmp_path / "reports" / name
     (part / "07-data-poisoning").mkdir(parents=True)
-    metrics = {"profile": name, "records": records,
+    metrics = {"profile": name, "records": records, "fraction": 0.1,
                "effects": poison_effects(records, fraction=0.1, n_boot=100),
                "provenance": {"git_commit": "abcdef0123"}}
     (part / "07-data-poisoning" / "metrics.json").write_text(json.dumps(metrics))
@@ -156,3 +156,21 @@ def test_bad_input_is_one_line(tmp_path, capsys, case):
         args, needle = ("--part", part.name), "is not this script's page"
     code, _, err = _script(capsys, "--reports", str(tmp_path / "reports"), *args)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_rate_sweeps_other_shares_stay_out_of_the_numbers(tmp_path):
+    """Runs of the backdoor's rate sweep (here 5%) come before the default share's in the
+    records: the verdict reads the share its effects are at (10%), whatever the order."""
+    (tmp_path / "sweep").mkdir()
+    sweep = _records(tmp_path / "sweep", cells={("badnets", "resnet"): (98.0, 40.0),
+                                                ("badnets", "dfl_pcl"): (98.0, 30.0)},
+                     seeds=(0,))
+    for r in sweep:
+        r["fraction"] = 0.05 if r["poison"] == "badnets" else r["fraction"]
+    main = _records(tmp_path, cells={("badnets", "resnet"): (98.0, 95.0),
+                                     ("badnets", "dfl_pcl"): (98.0, 94.0)})
+    records = [r for r in sweep if r["poison"] == "badnets"] + main
+    v = _judged(records)[BADNETS_ASR]
+    assert v["rows"] == {"resnet": {"attack success rate": 95.0},
+                         "dfl_pcl": {"attack success rate": 94.0}}
+    assert v["numbers"].startswith("badnets (10% of the training set") and v["seeds"] == 3

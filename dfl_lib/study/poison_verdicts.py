@@ -11,7 +11,7 @@ accuracy after an availability poison (higher is better). Positive effects are i
 direction; claimed > 0.
 
     effects = poison_effects(records, fraction=fraction)
-    verdicts = poison_verdicts(effects, records=records)   # notebook 07 writes them
+    verdicts = poison_verdicts(effects, records=records, fraction=fraction)  # notebook 07
 """
 from __future__ import annotations
 
@@ -63,16 +63,18 @@ def _means(records: list[dict], *, poison: str, measure: str, attacker: str,
     return out
 
 
-def poison_verdicts(effects: list[dict], *, records: list[dict]) -> list[dict]:
+def poison_verdicts(effects: list[dict], *, records: list[dict], fraction: float) -> list[dict]:
     """One verdict per row of `paper_claims.csv` of claim `CLAIM` (`READINGS`).
 
-    effects: `poison_effects(records, fraction=...)`; records: `poison_records(...)` (their
-    n_eval and per-seed measures give the images per seed and the rows' means). The effect is
+    effects: `poison_effects(records, fraction=fraction)`; records: `poison_records(...)` (their
+    n_eval and per-seed measures at `fraction`, the poisoned share of a poison that changes a
+    subset, give the images per seed and the rows' means; a rate sweep's other shares are
+    left out, as `poison_effects` leaves them). The effect is
     DFL + PCL minus the plain ResNet (clean accuracy) or the plain ResNet minus DFL + PCL
     (attack success rate), points, at the effects' poisoned share, with their interval;
     `paper.intervals.outcome` against claimed > 0. "not testable here" with the effect's own
     reason (fewer than 3 seeds, a backdoor that did not take hold, reference runs that did not
-    train), or "not run yet" where no effect of that poison exists. Dicts as
+    train), or "... is not run at this profile" where no effect of that poison exists. Dicts as
     `paper.verdicts.claim_verdict` returns (the study report reads them)."""
     out = []
     for c in (c for c in claims() if c.claim_id == CLAIM):
@@ -99,8 +101,6 @@ def poison_verdicts(effects: list[dict], *, records: list[dict]) -> list[dict]:
         sign = 1.0 if measure == "clean accuracy" else -1.0
         est = sign * e["effect"]
         low, high = sorted((sign * e["low"], sign * e["high"]))
-        fraction = next((r["fraction"] for r in records if r["poison"] == poison
-                         and r["row"] == ROW and r["setting"] == SETTING), 0.0)
         means = _means(records, poison=poison, measure=measure, attacker=attacker,
                        fraction=fraction)
         n = next((int(r["n_eval"]) for r in records if r["poison"] == poison
