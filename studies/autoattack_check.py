@@ -469,7 +469,7 @@ def _seeds(text: str | None) -> list[int] | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = headline.parser(__doc__)
+    p = headline.parser(__doc__, record=True)
     p.add_argument("--chunk", type=int, default=100, help="images per saved step")
     p.add_argument("--undefended", default="every seed", choices=("every seed", "first seed"))
     p.add_argument("--resume-from", metavar="JSON", default=None,
@@ -480,9 +480,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="only these seeds' models, e.g. 0 or 1,2 (default: every seed)")
     p.add_argument("--setting", default=None, choices=("pgd", "none"),
                    help="only the PGD-trained models (pgd) or only the undefended ones (none)")
-    p.add_argument("--record", metavar="DIR", default=None,
-                   help="a report folder whose record/weights/ give the models missing from "
-                        "--runs-dir (default: reports/<profile>)")
     args = p.parse_args(argv)
     try:
         if args.merge:

@@ -267,18 +267,11 @@ def write_page(report: dict, *, folder: Path, regime: str = "") -> list[dict]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = headline.parser(__doc__)
-    p.add_argument("--record", metavar="DIR", default=None,
-                   help="a report folder whose record/weights/ give the models missing from "
-                        "--runs-dir (default: reports/<profile>)")
+    p = headline.parser(__doc__, record=True)
     p.set_defaults(n=N)
     args = p.parse_args(argv)
     try:
-        if args.merge:
-            raise UsageError("this study runs in one process: --merge is not needed")
-        if args.rows != ",".join(headline.ROWS) or args.seed != 0:
-            raise UsageError("--rows and --seed do not apply: the study measures both headline "
-                             "rows, each model's attack seeded with its own seed")
+        headline.one_process_only(args)
         out = Path(args.out)
         report = run(args.profile, runs_root=headline.runs_dir(args), out=out,
                      record=args.record or ROOT / "reports" / args.profile,

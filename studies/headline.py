@@ -24,7 +24,7 @@ from dfl_lib.study.plan import cell_seeds
 
 __all__ = ["ROWS", "DATASET", "PGD", "UNDEFENDED", "models", "model_source", "load", "row",
            "hex_mask", "unhex", "paired_effect", "merge", "parser", "runs_dir",
-           "write_verdict_page", "USER_ERRORS"]
+           "one_process_only", "write_verdict_page", "USER_ERRORS"]
 
 # what a user's mistake raises (a bad option, a missing or damaged file): one line, exit 2
 USER_ERRORS = (UsageError, DataFileError)
@@ -169,10 +169,11 @@ def _newer(a: dict, b: dict, *, key: str) -> dict:
                      "settings")
 
 
-def parser(description: str) -> argparse.ArgumentParser:
+def parser(description: str, *, record: bool = False) -> argparse.ArgumentParser:
     """The headline checks' common options: --profile, --runs-dir, --data-dir, --n, --seed,
-    --rows, --out, --merge; a check adds its own. `description` (the check's docstring) is
-    shown whole by --help."""
+    --rows, --out, --merge, and with `record` --record (the report folder whose committed
+    weights give the models missing from --runs-dir: `model_source`); a check adds its own.
+    `description` (the check's docstring) is shown whole by --help."""
     p = argparse.ArgumentParser(description=description,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--profile", default="quick")
@@ -184,7 +185,21 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the JSON report to write")
     p.add_argument("--merge", nargs="+", metavar="JSON",
                    help="join reports of the same check (one per row) and add the summary")
+    if record:
+        p.add_argument("--record", metavar="DIR", default=None,
+                       help="a report folder whose record/weights/ give the models missing from "
+                            "--runs-dir (default: reports/<profile>)")
     return p
+
+
+def one_process_only(args: argparse.Namespace) -> None:
+    """UsageError where a study that runs in one process on both headline rows, each model's
+    attack seeded with its own seed, is given --merge, --rows or --seed."""
+    if args.merge:
+        raise UsageError("this study runs in one process: --merge is not needed")
+    if args.rows != ",".join(ROWS) or args.seed != 0:
+        raise UsageError("--rows and --seed do not apply: the study measures both headline "
+                         "rows, each model's attack seeded with its own seed")
 
 
 def runs_dir(args: argparse.Namespace) -> str:
