@@ -74,7 +74,7 @@ def study(tmp_path_factory):
     index = write_index("smoke", out_dir=out, plan_seconds=plan_seconds,
                         notebook_seconds=seconds, command="pytest")
     write_record("smoke", runs_dir=runs, out_dir=out, data_root=DATA)
-    return {"out": out, "index": index, "seconds": seconds}
+    return {"out": out, "index": index, "seconds": seconds, "runs": runs}
 
 
 def _metrics(study, name):
@@ -298,6 +298,16 @@ def test_the_record_re_derives_every_table_number_and_a_changed_one_is_named(stu
     (out / "record" / first).write_text(json.dumps(metrics))
     problems = verify_record(out)
     assert problems and any("re-derived" in p for p in problems), problems
+
+
+def test_the_record_from_finished_runs_only_is_the_record(study, tmp_path):
+    """`--index-only` copies the record from the finished runs without training or evaluating:
+    where every run is there, it is the record the study wrote."""
+    out = tmp_path / "report"
+    write_record("smoke", runs_dir=study["runs"], out_dir=out, data_root=DATA,
+                 finished_only=True)
+    assert (json.loads((out / "record" / "index.json").read_text())
+            == json.loads((study["out"] / "record" / "index.json").read_text()))
 
 
 def test_a_reproduction_runs_the_committed_notebook_not_the_explored_file(tmp_path,

@@ -26,7 +26,7 @@ from .data import load_data
 from .keys import device_aliases, key_config
 
 __all__ = ["train_run", "surrogate_config", "evaluate_run", "train_and_evaluate",
-           "saved_metrics", "eval_key"]
+           "finished_metrics", "saved_metrics", "eval_key"]
 
 
 def train_run(cfg: RunConfig, *, data_root=None, runs_root=None, data=None,
@@ -130,6 +130,20 @@ def train_and_evaluate(cfg: RunConfig, *, suite: str = "full", data_root=None, r
         surrogate = train_run(surrogate_config(cfg), data=run["data"], runs_root=runs_root,
                               progress=progress)["model"]
     return evaluate_run(run, cfg, suite=suite, surrogate=surrogate, wall_start=start)
+
+
+def finished_metrics(cfg: RunConfig, *, suite: str = "full", data_root=None, runs_root=None,
+                     transfer: bool = True) -> dict | None:
+    """The metrics `train_and_evaluate` would return for the same arguments when the run is
+    finished and was evaluated so (its metrics-<suite>.json under the same key), else None.
+    Trains and evaluates nothing: the data is read only for its fingerprint, which the run's
+    folder name holds."""
+    data = load_data(cfg, root=data_root, runs_root=runs_root)
+    run_dir = run_path(cfg, data, runs_root=runs_root)
+    if not runio.is_finished(run_dir):
+        return None
+    return saved_metrics(cfg, run_dir=run_dir, suite=suite,
+                         transfer=transfer and suite in CHECKED_SUITES)
 
 
 def _check_metrics(path: Path, *, saved: dict, cfg: RunConfig) -> None:

@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from ..errors import MissingDataError, UsageError
+from ..errors import DataFileError, MissingDataError, UsageError
 from ..experiments.configs import profile_deviations
 from ..figures.tables import comparison_markdown
 from ..paper.claims import claims
@@ -24,7 +24,7 @@ from .notebook import CIFAR_NOTE
 from .plan import plan_deviations, study_plan
 
 __all__ = ["NOTEBOOKS", "PAPER_ITEMS", "profile_notebooks", "run_notebooks", "write_index",
-           "NotebookFailed"]
+           "committed_run_times", "NotebookFailed", "RUN_TIMES_NAME"]
 
 NOTEBOOKS = ("01-depth", "02-decision-geometry", "03-robustness-tables", "04-training-curves",
              "05-feature-space", "06-explore", "07-data-poisoning", "08-forensics")
@@ -44,6 +44,10 @@ PAPER_ITEMS = {"Figures 1, 2, 3, 5 (depth under attack; Figure 2 drawn from the 
 # parameters only some notebooks take (papermill warns about unknown ones)
 EXTRA_PARAMETERS = {"06-explore": {"INTERACTIVE": False}}
 TIMINGS_NAME = "notebook-seconds.json"
+# what the Time section reads from the runs (their compute, the invocations that made them),
+# kept beside the index so it can be written again where the runs are not (a fresh clone)
+RUN_TIMES_NAME = "run-times.json"
+RUN_TIMES_FIELDS = ("plan_seconds", "invocations", "wall_seconds")
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 
@@ -267,6 +271,21 @@ def budget_lines(profile: str, *, plan_seconds: dict[str, float],
     return lines
 
 
+def committed_run_times(out_dir) -> dict | None:
+    """The Time section's inputs an earlier `write_index` kept in out_dir/run-times.json
+    ({"plan_seconds": {plan item: s}, "invocations": sentence, "wall_seconds": s or None}),
+    or None where it wrote none; DataFileError naming the file when it is not that dict."""
+    path = Path(out_dir) / RUN_TIMES_NAME
+    if not path.exists():
+        return None
+    saved = runio.read_json(path)
+    if not isinstance(saved, dict) or set(saved) != set(RUN_TIMES_FIELDS) \
+            or not isinstance(saved["plan_seconds"], dict):
+        raise DataFileError(f"{path} is not a run-times record (a dict of "
+                            f"{', '.join(RUN_TIMES_FIELDS)}): restore it from git")
+    return saved
+
+
 def write_index(profile: str, *, out_dir, plan_seconds: dict[str, float],
                 notebook_seconds: dict[str, float], command: str,
                 invocations: str = "", wall_seconds: float | None = None) -> Path:
@@ -321,6 +340,9 @@ def write_index(profile: str, *, out_dir, plan_seconds: dict[str, float],
     # plan keys hold "|" ("mnist | resnet18 | no defence"): escaped, or the row splits into cells
     lines += [f"| {_cell(k)} | {s:.0f} |" for k, s in plan_seconds.items()]
     out_dir.mkdir(parents=True, exist_ok=True)
+    runio.write_json(out_dir / RUN_TIMES_NAME, {"plan_seconds": plan_seconds,
+                                                "invocations": invocations,
+                                                "wall_seconds": wall_seconds})
     path = out_dir / "README.md"
     path.write_text("\n".join(lines) + "\n")
     return path

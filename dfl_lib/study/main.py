@@ -184,11 +184,18 @@ def _require_clean_tree(*, allow_dirty: bool) -> None:
 
 def _record(args: StudyOptions, runs_dir: Path, out_dir: Path) -> None:
     """The report's record (`record.write_record`) where its tables notebook ran, so that
-    `python -m dfl_lib verify` re-derives its numbers without runs/."""
-    if (out_dir / "03-robustness-tables" / "metrics.json").exists():
+    `python -m dfl_lib verify` re-derives its numbers without runs/. With --index-only nothing is
+    trained or evaluated: a record whose evaluations runs_dir does not hold stays as committed."""
+    if not (out_dir / "03-robustness-tables" / "metrics.json").exists():
+        return
+    try:
         folder = record.write_record(args.profile, runs_dir=runs_dir, out_dir=out_dir,
-                                     data_root=args.data_dir, device=args.device)
-        print(f"record: {folder}")
+                                     data_root=args.data_dir, device=args.device,
+                                     finished_only=args.index_only)
+    except record.RecordIncomplete as err:
+        print(f"record: {out_dir / record.RECORD} kept as it is ({err})")
+        return
+    print(f"record: {folder}")
 
 
 def _study_report(out_dir: Path) -> None:
@@ -201,23 +208,30 @@ def _study_report(out_dir: Path) -> None:
 
 def _index(args: StudyOptions, runs_dir: Path, out_dir: Path) -> Path:
     """The index from the notebooks' metrics, the plan items' recorded compute and the
-    notebooks' recorded wall times."""
+    notebooks' recorded wall times. The compute and the invocations come from the runs; where
+    runs_dir holds none of them (a clone re-writing a committed report's index), from the
+    report's own `index.RUN_TIMES_NAME`, so the Time section is kept, never emptied."""
     import json
-
 
     timings = out_dir / index.TIMINGS_NAME
     seconds = json.loads(timings.read_text()) if timings.exists() else {}
-    return index.write_index(args.profile, out_dir=out_dir,
-                       plan_seconds=runner.measured_seconds(study_plan(args.profile,
-                                                                device=args.device),
-                                                     runs_root=runs_dir),
-                       notebook_seconds=seconds,
-                       command=f"python -m dfl_lib study --profile {args.profile}",
-                       invocations=" ".join(filter(None, (
-                           invocation_summary(read_invocations(runs_dir,
-                                                               profile=args.profile)),
-                           run_commits_sentence(run_commits(runs_dir, folders=runner.plan_folders(
-                               study_plan(args.profile, device=args.device),
-                               runs_root=runs_dir)))))),
-                       wall_seconds=invocation_wall(read_invocations(runs_dir,
-                                                                     profile=args.profile)))
+    plan = study_plan(args.profile, device=args.device)
+    events = read_invocations(runs_dir, profile=args.profile)
+    times = {"plan_seconds": runner.measured_seconds(plan, runs_root=runs_dir),
+             "invocations": " ".join(filter(None, (
+                 invocation_summary(events),
+                 run_commits_sentence(run_commits(runs_dir, folders=runner.plan_folders(
+                     plan, runs_root=runs_dir)))))),
+             "wall_seconds": invocation_wall(events)}
+    committed = index.committed_run_times(out_dir)
+    if committed is not None and not set(committed["plan_seconds"]) <= set(times["plan_seconds"]):
+        print(f"times: runs_dir {runs_dir} lacks runs the committed index timed; its Time "
+              f"section is kept ({out_dir / index.RUN_TIMES_NAME})")
+        times = committed
+    elif committed is None and not times["plan_seconds"]:
+        raise UsageError(f"{out_dir} has no {index.RUN_TIMES_NAME} and {runs_dir} holds none of "
+                         f"the plan's runs, so the index's Time section has nothing to read: "
+                         f"run the study, or pass --runs-dir where its runs are")
+    return index.write_index(args.profile, out_dir=out_dir, notebook_seconds=seconds,
+                             command=f"python -m dfl_lib study --profile {args.profile}",
+                             **times)

@@ -30,29 +30,44 @@ import math
 import shutil
 from pathlib import Path
 
-from ..errors import DataFileError
+from ..errors import DataFileError, MissingDataError
 from ..paper.comparison import table_rows
 from ..paper.numbers import TABLES
 from ..runs import io as runio
 from .evidence import adaptive_checks, strong_attack_checks, table_verdicts
-from .records import cell_results
+from .records import MissingRuns, cell_results
 
-__all__ = ["RECORD", "write_record", "add_weights", "recorded_cells", "verify_record"]
+__all__ = ["RECORD", "write_record", "add_weights", "recorded_cells", "verify_record",
+           "RecordIncomplete"]
 
 RECORD = "record"
+
+
+class RecordIncomplete(DataFileError):
+    """`write_record(finished_only=True)` cannot copy every evaluation: the record is kept."""
+
+
 _RUN_FILES = ("config.json", "history.json", "done.json")
 # the notebook whose metrics the record re-derives, and the keys it compares
 _TABLES_NOTEBOOK = "03-robustness-tables"
 
 
-def write_record(profile: str, *, runs_dir, out_dir, data_root=None,
-                 device: str = "auto") -> Path:
+def write_record(profile: str, *, runs_dir, out_dir, data_root=None, device: str = "auto",
+                 finished_only: bool = False) -> Path:
     """Copy every finished evaluation the paper tables of `profile` read (`records.cell_results`
     on `runs_dir`, the runs' data read from `data_root`: None for $DFL_DATA_DIR, ./data) into
     out_dir/record/, replacing an older record whole; the model weights of every seed and
     setting of each row with a headline evaluation into record/weights/ (the models the
-    headline checks, e.g. studies/autoattack_check.py, evaluate). Returns the record's folder."""
-    cells = cell_results(profile, runs_root=runs_dir, data_root=data_root, device=device)
+    headline checks, e.g. studies/autoattack_check.py, evaluate). Returns the record's folder.
+    `finished_only`: train and evaluate nothing; RecordIncomplete (the record left as it was)
+    when runs_dir lacks a finished evaluation the record copies, or the data is not there."""
+    try:
+        cells = cell_results(profile, runs_root=runs_dir, data_root=data_root, device=device,
+                             finished_only=finished_only)
+    except (MissingRuns, MissingDataError) as err:
+        if not finished_only:
+            raise
+        raise RecordIncomplete(str(err)) from err
     record = Path(out_dir) / RECORD
     part = record.with_name(RECORD + ".part")
     shutil.rmtree(part, ignore_errors=True)

@@ -8,7 +8,7 @@ missing one is trained, with the plan's own config.
 from __future__ import annotations
 
 from ..errors import DataFileError
-from ..experiments.run import train_and_evaluate, train_run
+from ..experiments.run import finished_metrics, train_and_evaluate, train_run
 from ..paper.comparison import NOT_RUN, ROW_LABELS, paper_cells, table_dataset
 from ..paper.numbers import TABLES
 from ..profiles import get_profile
@@ -17,7 +17,8 @@ from .plan import (DEPTHS, DEPTH_CONTROLS, HEADLINE_ROWS, ROW_OVERRIDES, SETTING
                    headline_suite, table_rows_of)
 
 __all__ = ["with_errors", "depth_records", "component_records", "defence_records", "load_run",
-           "cell_results", "depth_records_from_report", "DEPTH_LABELS", "SETTING_LABELS"]
+           "cell_results", "MissingRuns", "depth_records_from_report", "DEPTH_LABELS",
+           "SETTING_LABELS"]
 
 DEPTH_LABELS = {"resnet18": "ResNet-18", "resnet34": "ResNet-34", "resnet50": "ResNet-50"}
 SETTING_LABELS = {"adversarial training": "PGD-10 training", "no defence": "no defence"}
@@ -134,14 +135,27 @@ def defence_records(profile: str, *, dataset: str, runs_root=None, data_root=Non
     return out
 
 
-def cell_results(profile: str, *, runs_root=None, data_root=None,
-                 device: str = "auto") -> dict[tuple[str, str, str], dict]:
+def cell_results(profile: str, *, runs_root=None, data_root=None, device: str = "auto",
+                 finished_only: bool = False) -> dict[tuple[str, str, str], dict]:
     """{(dataset, row, setting): {"per_seed": [the 'table' suite's metrics, one per seed],
     "headline": the headline suite's metrics (seed 0) or None}} for every cell group of the
     paper's tables that the plan runs: the finished results the paper comparison reads
     (`dfl_lib.paper.comparison.table_rows`). Each evaluation goes through `evaluate_run`, so a
     finished one is read from its metrics file and a missing one is computed here, by the
-    runner's side, never by the comparison."""
+    runner's side, never by the comparison. `finished_only`: nothing is trained or evaluated;
+    MissingRuns (naming the first missing run and how many) when runs_root lacks one."""
+    if finished_only:
+        def evaluate(cfg, *, suite):
+            found = finished_metrics(cfg, suite=suite, data_root=data_root, runs_root=runs_root)
+            if found is None:
+                missing.append(f"{cfg.dataset} | {cfg.model} | {cfg.loss} | {cfg.train_attack} "
+                               f"| s{cfg.seed} ({suite} suite)")
+            return found
+    else:
+        def evaluate(cfg, *, suite):
+            return train_and_evaluate(cfg, suite=suite, data_root=data_root, runs_root=runs_root,
+                                      progress=False)
+    missing: list[str] = []
 
     out = {}
     for table in TABLES:
@@ -161,13 +175,18 @@ def cell_results(profile: str, *, runs_root=None, data_root=None,
                        for s in cell_seeds(profile, row=row, setting=setting)]
             if not configs:  # a cell the profile leaves to another (single_seed_cells False)
                 continue
-            per_seed = [train_and_evaluate(cfg, suite="table", data_root=data_root,
-                                     runs_root=runs_root, progress=False) for cfg in configs]
+            per_seed = [evaluate(cfg, suite="table") for cfg in configs]
             head = None
             if headline:
                 n_eval = headline_n_eval(profile)
                 cfg = configs[0].replace(n_eval=n_eval) if n_eval else configs[0]
-                head = train_and_evaluate(cfg, suite=headline_suite(profile), data_root=data_root,
-                                    runs_root=runs_root, progress=False)
+                head = evaluate(cfg, suite=headline_suite(profile))
             out[key] = {"per_seed": per_seed, "headline": head}
+    if missing:
+        raise MissingRuns(f"{runs_root} lacks {len(missing)} finished evaluation(s) of the "
+                          f"tables, the first: {missing[0]}")
     return out
+
+
+class MissingRuns(DataFileError):
+    """`cell_results(finished_only=True)` met a run or evaluation runs_root does not hold."""
