@@ -84,3 +84,28 @@ def test_items_run_side_by_side_share_the_invocations_wall_time():
                                   wall_seconds=60 * 120))
     assert "| base | 102.0 | 95 | **no** |" in text  # 12 + 180 x 100 / 200
     assert "| poisoning | 10.0 | 15 | yes |" in text and "| total | 120.0 | 120 | yes |" in text
+
+
+def test_a_verdict_made_before_the_t_interval_says_so_in_its_row(tmp_path):
+    """Verdicts written before the t interval carry no "interval" key: the index must not call
+    their intervals t intervals (it did, for parts not re-run since)."""
+    import json
+
+    from dfl_lib.paper.claims import claims
+    from dfl_lib.study.index import findings
+    from dfl_lib.study.report import OLD_INTERVAL
+
+    first, second = (c.label for c in claims()[:2])
+    verdict = {"verdict": "inconclusive", "estimate": 1.0, "low": -1.0, "high": 3.0, "seeds": 3}
+    (tmp_path / "01-depth").mkdir()
+    (tmp_path / "01-depth" / "metrics.json").write_text(json.dumps({"verdicts": [
+        {**verdict, "claim": first},
+        {**verdict, "claim": second, "interval": "t interval on per-seed effects"}]}))
+    lines = findings(tmp_path)
+    rows = {label: next(li for li in lines if li.startswith(f"| {label} "))
+            for label in (first, second)}
+    assert OLD_INTERVAL in rows[first] and OLD_INTERVAL not in rows[second]
+    assert "earlier two-level percentile bootstrap" in lines[2]
+    (tmp_path / "01-depth" / "metrics.json").write_text(json.dumps({"verdicts": [
+        {**verdict, "claim": second, "interval": "t interval on per-seed effects"}]}))
+    assert "bootstrap" not in findings(tmp_path)[2]

@@ -22,6 +22,7 @@ from ..runs import io as runio
 from .kernel import project_kernel
 from .notebook import CIFAR_NOTE
 from .plan import plan_deviations, study_plan
+from .report import OLD_INTERVAL
 
 __all__ = ["NOTEBOOKS", "PAPER_ITEMS", "profile_notebooks", "run_notebooks", "write_index",
            "committed_run_times", "NotebookFailed", "RUN_TIMES_NAME"]
@@ -183,11 +184,15 @@ def findings(out_dir) -> list[str]:
         statements += [s for s in ([m["statement"]] if m.get("statement") else [])
                        + m.get("statements", [])]
         checks += m.get("checks", [])
+    # verdicts made before the t interval name no method: their rows say so
+    old = any(v.get("estimate") is not None and "interval" not in v for v in found.values())
+    method = ("a t interval on per-seed effects, its variance at least the image noise inside "
+              "the seeds" + ("; the rows marked so used the earlier two-level percentile "
+                             "bootstrap" if old else ""))
     lines = ["## Findings", "",
              "Each claim of the paper, tested against the effect it claims: our effect in points "
              "(positive in the claim's direction) with a 95% interval over seeds and test images "
-             "(the method each verdict used is named in its notebook's metrics: a t interval on "
-             "per-seed effects); **reproduced** (the interval excludes zero and "
+             f"({method}); **reproduced** (the interval excludes zero and "
              "reaches the claim), **direction only** (excludes zero, below the claim), "
              "**inconclusive** (covers both), **not reproduced** (below the claim, not "
              "excluding zero, or pointing the other way), **not testable here** (with the "
@@ -202,6 +207,8 @@ def findings(out_dir) -> list[str]:
         # untestable by nature, or one not judged yet), else that this profile did not
         reason = (v.get("reason") if v else c.untestable
                   or "no notebook of this profile evaluated it") or ""
+        if v and v.get("estimate") is not None and "interval" not in v:
+            reason = (reason + "; " if reason else "") + OLD_INTERVAL
         if c.inconsistency:
             reason = (reason + "; " if reason else "") + "the paper's own numbers: " + \
                 c.inconsistency

@@ -193,7 +193,9 @@ def _record(args: StudyOptions, runs_dir: Path, out_dir: Path) -> None:
                                      data_root=args.data_dir, device=args.device,
                                      finished_only=args.index_only)
     except record.RecordIncomplete as err:
-        print(f"record: {out_dir / record.RECORD} kept as it is ({err})")
+        kept = out_dir / record.RECORD
+        print(f"record: {kept} kept as it is ({err})" if kept.exists() else
+              f"record: none written ({err})")
         return
     print(f"record: {folder}")
 
