@@ -42,3 +42,13 @@ def test_every_path_a_readme_names_exists(readme):
     missing = [p for p in named_paths(readme.read_text())
                if not ((ROOT / p).exists() or (readme.parent / p).exists())]
     assert not missing, f"{readme.relative_to(ROOT)} names paths that do not exist: {missing}"
+
+
+@pytest.mark.parametrize("readme", ["README.md", "notebooks/README.md"])
+def test_every_notebook_is_in_the_readmes_notebook_table(readme):
+    """notebooks/README.md listed 6 of the 8 notebooks after 07 and 08 were added."""
+    text = (ROOT / readme).read_text()
+    rows = {line.split("|")[1].strip().strip("`") for line in text.splitlines()
+            if line.startswith("| `")}
+    notebooks = {p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]-*.ipynb")}
+    assert notebooks and notebooks <= rows, sorted(notebooks - rows)
