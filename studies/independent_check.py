@@ -338,7 +338,7 @@ def check_cells(profile: str, *, runs_root, data_root=None, n: int = 200, seed: 
     seeds = tuple(sorted(set(get_profile(profile).seeds) | {0, 1, 2}))
     configs = {row: cell_config(profile, dataset=DATASET, row=row, setting=SETTING, seed=0,
                                 device=device) for row in HEADLINE_CELLS if row in rows}
-    report = {"check": "independent re-check of the headline robust numbers (issue 19)",
+    report = {"check": "independent re-check of the headline robust numbers",
               "profile": profile, "dataset": DATASET, "setting": SETTING, "n": n,
               "index_seed": UNSEEN_SEED,
               "excluded": {"seeds": list(seeds), "n_eval": list(study_n_evals(profile))},

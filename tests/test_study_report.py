@@ -136,6 +136,8 @@ def _user_strings(path: Path) -> list[str]:
 def test_what_a_reader_sees_names_commits_not_the_projects_issues():
     pages = [ROOT / p for p in ("README.md", "notebooks/README.md", "benchmarks/README.md",
                                 "reports/README.md", "dfl_lib/paper/paper_claims.csv")]
+    # every committed report page (the parts' indexes, the studies' pages)
+    pages += sorted((ROOT / "reports").glob("**/README.md"))
     found = [f"{p.relative_to(ROOT)}: {m.group(0)}" for p in pages
              for m in ISSUE.finditer(p.read_text())]
     # the text the study writes into every part's index and the study report
