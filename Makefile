@@ -7,8 +7,10 @@ PY := $(VENV)/bin/python
 # Torch as the project's machines install it (from their local disk); elsewhere override, e.g.
 #   make test TORCH_SPEC="torch torchvision"
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
-# Read-only data root (MNIST, Fashion-MNIST, CIFAR-10); see ../shared/data/README.md
-DFL_DATA_DIR ?= ../shared/data
+# Read-only data root (MNIST, Fashion-MNIST, CIFAR-10): $DFL_DATA_DIR, else the project's
+# shared copy beside the repository (../shared/data/README.md) where it exists, else ./data,
+# which `.venv/bin/python -m dfl_lib data --download` fills
+DFL_DATA_DIR ?= $(if $(wildcard ../shared/data),../shared/data,data)
 export DFL_DATA_DIR
 
 PROFILE ?= quick

@@ -15,8 +15,9 @@ def test_the_readmes_python_example_runs(real_data_root, monkeypatch, one_thread
     if not (ROOT / weights).exists():
         pytest.skip(f"the committed weights {weights} are not in this checkout")
     monkeypatch.chdir(ROOT)
-    # the example reads the data root beside the project; a test may have it elsewhere
-    code = example.replace('root="../shared/data"', f'root="{real_data_root}"')
+    # the example reads the data root a user sets ($DFL_DATA_DIR) or ./data
+    monkeypatch.setenv("DFL_DATA_DIR", str(real_data_root))
+    code = example
     scope: dict = {}
     exec(compile(code, "README.md", "exec"), scope)
     rows = {r["name"]: r["accuracy"] for r in scope["rows"]}

@@ -146,3 +146,17 @@ def test_what_a_reader_sees_names_commits_not_the_projects_issues():
                   for text in _user_strings(ROOT / "dfl_lib" / module)
                   for m in ISSUE.finditer(text)]
     assert not found, found
+
+
+def test_the_readmes_first_screen_gives_the_answer_its_figure_and_the_report():
+    """A reader sees what the study found, with numbers, the figure and the link to the one
+    report, before any command (it took 66 lines of bullets to reach the figure)."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    first = "\n".join(lines[:40])
+    assert "](reports/README.md)" in first
+    assert re.search(r"!\[[^\]]+\]\(reports/[^)]+\.png\)", first)
+    assert "**not reproduced**" in first and "not tested soundly yet" in first
+    assert re.search(r"\[[+-]\d+\.\d, [+-]\d+\.\d\]", first)  # an interval, not only words
+    figure = next(i for i, li in enumerate(lines) if li.startswith("!["))
+    command = next(i for i, li in enumerate(lines) if li.startswith("make "))
+    assert figure < command
