@@ -22,4 +22,6 @@ def test_the_readmes_python_example_runs(real_data_root, monkeypatch, one_thread
     exec(compile(code, "README.md", "exec"), scope)
     rows = {r["name"]: r["accuracy"] for r in scope["rows"]}
     assert rows["clean"] > 0.9 and rows["PGD-10"] > 0.7  # a PGD-trained model in the regime
+    # an L-inf-trained model is not robust at L2 radius 2 (reports/quick/l2-check.json: ~54%)
+    assert scope["l2"]["norm"] == "L2" and scope["l2"]["accuracy"] < rows["clean"]
     assert scope["loss"].item() > 0
