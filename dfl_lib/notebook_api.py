@@ -78,6 +78,8 @@ NOTEBOOK_NAMES = {
     "plot_umap_panels": ("figures.featurespace", "UMAP panels of clean and attacked features"),
     "adversarial_drawer": ("figures.explore", "draw(eps, attack) over a batch, for the explorer"),
     "explorer": ("figures.explore", "the epsilon slider and attack selector (or static figures)"),
+    "explore_subject": ("study.explore_subject", "the explorer's model: committed weights or a "
+                        "profile's run"),
     # figures and tables
     "curve_grid": ("figures.curves", "training curves from run histories, seeds as mean and band"),
     "warmup_figure": ("figures.curves", "Figure 1 here: ResNet-50 with and without the lr warm-up"),

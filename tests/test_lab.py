@@ -63,7 +63,8 @@ def write_parameterised(folder: Path, *, data_root: Path, work: Path) -> Path:
     `parameters` cell), runs and outputs under `work`."""
     nb = parameterize_notebook(load_notebook_node(str(NOTEBOOK)), {
         "PROFILE": PROFILE, "DATA_DIR": str(data_root), "RUNS_DIR": RUNS_DIR or str(work / "runs"),
-        "OUT_DIR": str(work / "out"), "INTERACTIVE": True})
+        "OUT_DIR": str(work / "out"), "INTERACTIVE": True,
+        "WEIGHTS": ""})  # the profile's run (a reader opening it gets the committed weights)
     folder.mkdir(parents=True)
     path = folder / NOTEBOOK.name
     nbformat.write(nb, path)

@@ -22,7 +22,7 @@ from ..runs import io as runio
 from ..training.trainer import architecture_options
 from .configs import make_config
 
-__all__ = ["load_model", "evaluate_model"]
+__all__ = ["load_model", "saved_config", "evaluate_model"]
 
 
 def load_model(path, *, device: str = "cpu") -> nn.Module:
@@ -33,17 +33,7 @@ def load_model(path, *, device: str = "cpu") -> nn.Module:
     path: a run folder (its checkpoint.pt), a run checkpoint, or a record's weights file; all
     hold {"model": state_dict, "config": the run's config}. Raises DataFileError naming the path
     when it is missing, unreadable or holds no model and config."""
-    path = Path(path)
-    file = path / runio.CHECKPOINT_NAME if path.is_dir() else path
-    if not file.is_file():
-        raise DataFileError(f"no trained model at {path}: expected a run folder with "
-                            f"{runio.CHECKPOINT_NAME}, or a .pt file of a run's weights")
-    state = runio.load_checkpoint(file)
-    if not isinstance(state.get("model"), dict) or not isinstance(state.get("config"), dict):
-        raise DataFileError(f"{file} holds no 'model' weights and 'config': not a run's "
-                            "checkpoint or a record's weights file")
-    cfg = RunConfig().replace(**state["config"])
-    weights = state["model"]
+    cfg, weights = _saved(path)
     mean, std = weights["normalize.mean"].flatten(), weights["normalize.std"].flatten()
     model = build_model(cfg.model, num_classes=weights["head.weight"].shape[0],
                         in_channels=len(mean), width=cfg.width, dfl=cfg.dfl,
@@ -53,6 +43,25 @@ def load_model(path, *, device: str = "cpu") -> nn.Module:
     model = model.to(resolve_device(device)).eval()
     # the memory format the run computed in (the last bits of a convolution depend on it)
     return model.to(memory_format=torch.channels_last) if cfg.channels_last else model
+
+
+def saved_config(path) -> RunConfig:
+    """The config of the run whose weights `path` holds (a run folder, a run checkpoint or a
+    record's weights file); DataFileError as `load_model` raises it."""
+    return _saved(path)[0]
+
+
+def _saved(path) -> tuple[RunConfig, dict]:
+    path = Path(path)
+    file = path / runio.CHECKPOINT_NAME if path.is_dir() else path
+    if not file.is_file():
+        raise DataFileError(f"no trained model at {path}: expected a run folder with "
+                            f"{runio.CHECKPOINT_NAME}, or a .pt file of a run's weights")
+    state = runio.load_checkpoint(file)
+    if not isinstance(state.get("model"), dict) or not isinstance(state.get("config"), dict):
+        raise DataFileError(f"{file} holds no 'model' weights and 'config': not a run's "
+                            "checkpoint or a record's weights file")
+    return RunConfig().replace(**state["config"]), state["model"]
 
 
 def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, suite: str = "headline",

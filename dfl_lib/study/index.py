@@ -43,7 +43,8 @@ PAPER_ITEMS = {"Figures 1, 2, 3, 5 (depth under attack; Figure 2 drawn from the 
                "Forensics: which flawed evaluation gives numbers like the paper's (not in the "
                "paper)": "08-forensics"}
 # parameters only some notebooks take (papermill warns about unknown ones)
-EXTRA_PARAMETERS = {"06-explore": {"INTERACTIVE": False}}
+# the study explores its own runs, not the committed weights a reader opening it gets
+EXTRA_PARAMETERS = {"06-explore": {"INTERACTIVE": False, "WEIGHTS": ""}}
 TIMINGS_NAME = "notebook-seconds.json"
 # what the Time section reads from the runs (their compute, the invocations that made them),
 # kept beside the index so it can be written again where the runs are not (a fresh clone)
