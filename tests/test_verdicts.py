@@ -420,6 +420,26 @@ def test_the_conclusions_75_and_55_are_table_1s_column_means():
     assert no_defence.effect(acc) == pytest.approx((85 + 60 + 85) / 3)
 
 
+def test_the_conclusions_12_percent_is_judged_as_a_relative_training_error():
+    """'The DFL reduces the training error by 12%' was marked untestable as an absolute error;
+    its relative reading (ResNet-50's training error minus ResNet-50 + DFL's, in % of
+    ResNet-50's) is judged from the depth runs like any depth claim."""
+    c = claim("conclusion_dfl_error_accuracy (training error, relative)")
+    assert (c.kind, c.statistic, c.threshold, c.columns) == ("depth", "relative", 12.0,
+                                                             ("train_error",))
+    assert c.unit == "% of the baseline's"
+    # 20% -> 15% is a 25% reduction; 11.4% -> 15.8% (the committed depth runs' means) a rise
+    assert c.effect({"resnet50+dfl": {"train_error": 15.0},
+                     "resnet50": {"train_error": 20.0}}) == pytest.approx(25.0)
+    assert c.effect({"resnet50+dfl": {"train_error": 15.8},
+                     "resnet50": {"train_error": 11.4}}) == pytest.approx(-38.6, abs=0.1)
+    with pytest.raises(ValueError, match="is 0"):
+        c.effect({"resnet50+dfl": {"train_error": 1.0}, "resnet50": {"train_error": 0.0}})
+    # the absolute reading stays untestable, saying why; the 7.1% points to the claim testing it
+    assert claim("fig5_training_error_12").kind == "none"
+    assert "fig5_resnet50_dfl_gain" in claim("conclusion_dfl_error_accuracy (accuracy)").untestable
+
+
 def test_every_claim_row_of_the_index_has_a_verdict_or_its_own_reason(tmp_path):
     """The index printed "no notebook of this profile evaluated it" for claims untestable by
     nature and for claims not judged yet; each now prints its own reason."""

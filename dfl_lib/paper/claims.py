@@ -68,7 +68,8 @@ class Claim:
     inconsistency: str   # where the paper's own numbers contradict this sentence, "" if none
     untestable: str      # kind "none": why no measurement can test it; "pending": what a verdict needs
     note: str
-    statistic: str = "min"  # "min" or "mean" over the cells (kind "table")
+    statistic: str = "min"  # "min" or "mean" over the cells (kind "table"); "relative" (kind
+    #                         "depth"): the margin in % of the baseline's value ("by 12%")
 
     @property
     def label(self) -> str:
@@ -87,6 +88,8 @@ class Claim:
     def unit(self) -> str:
         """The effect's unit: "points" (accuracies and errors, %), "nats" (a depth claim on a
         loss)."""
+        if self.statistic == "relative":
+            return "% of the baseline's"
         return DEPTH_QUANTITIES[self.columns[0]][1] if self.kind == "depth" else "points"
 
     @property
@@ -105,6 +108,17 @@ class Claim:
             return rise(self.ours) - max(rise(b) for b in self.baselines)
         if self.kind in ("none", "pending"):
             raise ValueError(f"{self.label} has no effect to measure: {self.untestable}")
+        if self.statistic == "relative":  # the margin in % of the baseline's value
+            lower = DEPTH_QUANTITIES[self.columns[0]][2] if self.kind == "depth" else False
+            margins = []
+            for c in self.cells:
+                base = (min if lower else max)(acc[b][c] for b in self.baselines)
+                if base == 0:
+                    raise ValueError(f"{self.label}: the baseline's {c} is 0, so no relative "
+                                     "margin exists")
+                margins.append(100.0 * ((base - acc[self.ours][c]) if lower
+                                        else (acc[self.ours][c] - base)) / base)
+            return min(margins)
         if self.kind == "depth" and DEPTH_QUANTITIES[self.columns[0]][2]:  # lower is better
             margins = [min(acc[b][c] for b in self.baselines) - acc[self.ours][c]
                        for c in self.cells]
