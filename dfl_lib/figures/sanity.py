@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 from ..errors import UsageError
 from ..paper.comparison import ROW_LABELS
 
-__all__ = ["sanity_curves", "masking_numbers"]
+__all__ = ["sanity_curves", "masking_numbers", "sweep_curves"]
 
 _STRENGTH = ("FGSM", "PGD-10", "PGD-50 x3 restarts", "AutoAttack")
 
@@ -130,3 +130,51 @@ def masking_numbers(cells: dict) -> dict[str, dict]:
             out[f"{label} / {c['check']}"] = {"passed": c["passed"],
                                               "numbers": "; ".join(parts)}
     return out
+
+
+_SWEEP_PANELS = (("eps", "(a) accuracy against eps: must fall and reach 0",
+                  "eps (L-inf, pixel units)"),
+                 ("steps", "(b) against PGD's iterations at the threat's eps: must not rise",
+                  "PGD iterations (log scale)"),
+                 ("restarts", "(c) against random restarts: a large gain signals masking",
+                  "random restarts (robust only if every one fails)"))
+
+
+def sweep_curves(report: dict):
+    """The sanity sweeps of `studies/sanity_sweep.py` (its JSON report: {"profile", "n",
+    "eps", "models": {key: {"row", "setting", "seed", "sweeps": {sweep: {"points": {x:
+    {"accuracy" (%), "n"}}}}}}}) as three panels, one line per model: accuracy against eps,
+    against PGD's iterations (log x), against restarts. UsageError when no model has a sweep."""
+    models = [m for m in report["models"].values() if m.get("sweeps")]
+    if not models:
+        raise UsageError("the sweep report holds no model's sweep to draw")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    seeds = sorted({m["seed"] for m in models})
+    fig.suptitle(f"{report['profile']}: sanity sweeps of the headline models ({report['dataset']},"
+                 f" n = {report['n']} test images per model, seed{'s' * (len(seeds) > 1)} "
+                 f"{', '.join(map(str, seeds))}; the study's PGD, best iterate kept)")
+    handles = {}
+    for ax, (sweep, title, xlabel) in zip(axes, _SWEEP_PANELS):
+        for i, m in enumerate(models):
+            points = m["sweeps"].get(sweep, {}).get("points", {})
+            if not points:
+                continue
+            xs, ys = zip(*sorted((float(k), p["accuracy"]) for k, p in points.items()))
+            label = f"{ROW_LABELS.get(m['row'], m['row'])}, {m['setting']} (seed {m['seed']})"
+            (line,) = ax.plot(xs, ys, marker="o", color=f"C{i}", label=label)
+            handles[label] = line
+        if sweep == "eps":
+            ax.axvline(report["eps"], color="grey", ls=":", lw=1)
+            ax.text(report["eps"], 50, f" threat eps {report['eps']:g}", color="grey",
+                    fontsize=8)
+        if sweep == "steps":
+            ax.set_xscale("log")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("accuracy (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+    fig.legend(list(handles.values()), list(handles), loc="lower center",
+               ncol=min(len(handles), 2), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 0.95))
+    return fig
