@@ -83,8 +83,11 @@ bench: install
 
 # every committed report's tables, verdicts and checks re-derived from its record
 # (reports/<profile>/record/) alone, without runs/; fails on any mismatch
+# the tables from each report's record, the study report from its parts, then every study
+# script's verdict page from the committed data it was judged from
 verify: install
 	$(PY) -m dfl_lib verify
+	$(PY) studies/verify_pages.py
 
 # the reports as a static site (site/index.html; tests/test_site.py opens it in Chromium)
 site: install

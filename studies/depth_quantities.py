@@ -27,6 +27,16 @@ from dfl_lib.study.records import depth_records_from_report
 NAME = "depth-quantities"
 
 
+def judge(report: Path) -> tuple[list[dict], str, dict]:
+    """(verdicts, statement, the notebook's metrics) of the depth claims from `report`'s
+    01-depth/metrics.json (the curves of every run), as notebook 01 would judge them today."""
+    metrics = json.loads((Path(report) / "01-depth" / "metrics.json").read_text())
+    records = depth_records_from_report(metrics, profile=metrics["profile"])
+    verdicts = depth_verdicts(metrics["profile"], records=records)
+    finals = [{**f, "val_acc": f.get("val_acc")} for f in metrics["final"]]
+    return verdicts, depth_statement(verdicts, finals), metrics
+
+
 def main(argv=None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", default="reports/quick-full-depth",
@@ -36,11 +46,7 @@ def main(argv=None) -> Path:
     source = report / "01-depth" / "metrics.json"
     if not source.is_file():
         raise SystemExit(f"error: {source} not found; expected a depth report's notebook metrics")
-    metrics = json.loads(source.read_text())
-    records = depth_records_from_report(metrics, profile=metrics["profile"])
-    verdicts = depth_verdicts(metrics["profile"], records=records)
-    finals = [{**f, "val_acc": f.get("val_acc")} for f in metrics["final"]]
-    statement = depth_statement(verdicts, finals)
+    verdicts, statement, metrics = judge(report)
     git = git_state()
     out = report / NAME
     write_json(out / "metrics.json", {

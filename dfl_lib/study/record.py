@@ -38,7 +38,7 @@ from .evidence import adaptive_checks, strong_attack_checks, table_verdicts
 from .records import MissingRuns, cell_results
 
 __all__ = ["RECORD", "write_record", "add_weights", "recorded_cells", "verify_record",
-           "RecordIncomplete"]
+           "RecordIncomplete", "compare"]
 
 RECORD = "record"
 
@@ -210,24 +210,26 @@ def verify_record(out_dir) -> list[str]:
     reported = _read(out_dir / _TABLES_NOTEBOOK / "metrics.json")
     problems: list[str] = []
     for key, value in derived.items():
-        _compare(json.loads(json.dumps(value, default=runio.json_default)),
-                 reported.get(key), where=f"{_TABLES_NOTEBOOK} {key}", problems=problems)
+        compare(json.loads(json.dumps(value, default=runio.json_default)),
+                reported.get(key), where=f"{_TABLES_NOTEBOOK} {key}", problems=problems)
     return problems
 
 
-def _compare(ours, theirs, *, where: str, problems: list[str]) -> None:
-    """Append to `problems` where `ours` (re-derived) and `theirs` (reported) differ."""
+def compare(ours, theirs, *, where: str, problems: list[str]) -> None:
+    """Append to `problems` one line per place where `ours` (re-derived) and `theirs`
+    (reported) differ: a key on one side only, a list's length, a float beyond 1e-9 (NaN
+    equal to NaN), any other value."""
     if isinstance(ours, dict) and isinstance(theirs, dict):
         for k in sorted(set(ours) | set(theirs), key=str):
             if k not in ours or k not in theirs:
                 problems.append(f"{where}.{k}: {'not re-derived' if k not in ours else 'not reported'}")
             else:
-                _compare(ours[k], theirs[k], where=f"{where}.{k}", problems=problems)
+                compare(ours[k], theirs[k], where=f"{where}.{k}", problems=problems)
     elif isinstance(ours, list) and isinstance(theirs, list):
         if len(ours) != len(theirs):
             problems.append(f"{where}: {len(ours)} re-derived items, {len(theirs)} reported")
         for i, (a, b) in enumerate(zip(ours, theirs)):
-            _compare(a, b, where=f"{where}[{i}]", problems=problems)
+            compare(a, b, where=f"{where}[{i}]", problems=problems)
     elif isinstance(ours, float) or isinstance(theirs, float):
         same = (isinstance(ours, (int, float)) and isinstance(theirs, (int, float))
                 and (ours == theirs or (math.isnan(ours) and math.isnan(theirs))
