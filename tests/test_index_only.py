@@ -104,3 +104,15 @@ def test_index_only_keeps_the_record_and_says_so(tmp_path, capsys, real_data_roo
     assert "kept as it is" in printed
     assert (out / RECORD / "index.json").read_text() == '{"kept": true}'
     assert list(runs.iterdir()) == []
+
+
+def test_a_study_that_ran_its_plan_writes_its_own_times_not_the_committed(tmp_path):
+    """Only --index-only reads the committed run times: a full run's index is its runs'."""
+    from dfl_lib.study import main
+
+    out, runs = tmp_path / "report", tmp_path / "runs"
+    runs.mkdir()
+    _committed_index(out)
+    args = StudyOptions(profile="smoke", out_dir=str(out), runs_dir=str(runs))
+    main._index(args, runs, out)
+    assert index.committed_run_times(out)["plan_seconds"] == {}

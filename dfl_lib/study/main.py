@@ -210,9 +210,10 @@ def _study_report(out_dir: Path) -> None:
 
 def _index(args: StudyOptions, runs_dir: Path, out_dir: Path) -> Path:
     """The index from the notebooks' metrics, the plan items' recorded compute and the
-    notebooks' recorded wall times. The compute and the invocations come from the runs; where
-    runs_dir holds none of them (a clone re-writing a committed report's index), from the
-    report's own `index.RUN_TIMES_NAME`, so the Time section is kept, never emptied."""
+    notebooks' recorded wall times. The compute and the invocations come from the runs; with
+    --index-only where runs_dir lacks runs the committed index timed (a clone re-writing a
+    committed report's index), from the report's own `index.RUN_TIMES_NAME`, so the Time
+    section is kept, never emptied."""
     import json
 
     timings = out_dir / index.TIMINGS_NAME
@@ -225,12 +226,13 @@ def _index(args: StudyOptions, runs_dir: Path, out_dir: Path) -> Path:
                  run_commits_sentence(run_commits(runs_dir, folders=runner.plan_folders(
                      plan, runs_root=runs_dir)))))),
              "wall_seconds": invocation_wall(events)}
-    committed = index.committed_run_times(out_dir)
+    # a study that just ran its plan writes what its runs hold; only --index-only falls back
+    committed = index.committed_run_times(out_dir) if args.index_only else None
     if committed is not None and not set(committed["plan_seconds"]) <= set(times["plan_seconds"]):
         print(f"times: runs_dir {runs_dir} lacks runs the committed index timed; its Time "
               f"section is kept ({out_dir / index.RUN_TIMES_NAME})")
         times = committed
-    elif committed is None and not times["plan_seconds"]:
+    elif args.index_only and committed is None and not times["plan_seconds"]:
         raise UsageError(f"{out_dir} has no {index.RUN_TIMES_NAME} and {runs_dir} holds none of "
                          f"the plan's runs, so the index's Time section has nothing to read: "
                          f"run the study, or pass --runs-dir where its runs are")
