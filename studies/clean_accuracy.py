@@ -34,7 +34,7 @@ from dfl_lib.paper.claims import claims  # noqa: E402
 from dfl_lib.paper.intervals import INTERVAL_METHOD, effect_interval, outcome  # noqa: E402
 from dfl_lib.paper.verdicts import NOT_TESTABLE, equivalence, verdict_lines  # noqa: E402
 from dfl_lib.runs import io as runio  # noqa: E402
-from dfl_lib.study.evidence import _mask, _seed  # noqa: E402
+from dfl_lib.study.evidence import metrics_seed, row_mask  # noqa: E402
 from dfl_lib.study.record import RECORD, recorded_cells  # noqa: E402
 
 import headline  # noqa: E402
@@ -51,7 +51,7 @@ LABELS = {"dfl_pcl": "DFL + PCL", "resnet": "the plain ResNet"}
 def _masks(cells: dict, *, row: str, setting: str) -> dict[int, np.ndarray]:
     """{seed: clean bool mask (n,)} of the MNIST table cell (row, setting) in the record."""
     found = cells.get(("mnist", row, setting))
-    return {_seed(m): _mask(m, "clean") for m in found["per_seed"]} if found else {}
+    return {metrics_seed(m): row_mask(m, "clean") for m in found["per_seed"]} if found else {}
 
 
 def judge(part_dir: Path) -> list[dict]:

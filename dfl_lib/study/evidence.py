@@ -30,7 +30,8 @@ from ..profiles import PROFILES, get_profile
 from .plan import cell_seeds, datasets, table_rows_of
 
 __all__ = ["table_samples", "table_verdicts", "depth_sample", "depth_verdicts", "rise_verdicts",
-           "strong_attack_checks", "adaptive_checks", "profile_regime"]
+           "strong_attack_checks", "adaptive_checks", "profile_regime", "row_mask",
+           "metrics_seed"]
 
 # Table 6's "ResNet" row is the proposed method on ResNet: our dfl_pcl cell
 _OUR_ROW = {"resnet_dfl_pcl": "dfl_pcl"}
@@ -40,11 +41,14 @@ _ELSEWHERE = {"cifar10": "not run yet: this profile's plan has no CIFAR-10 cells
               "mnist": "this profile's plan has no MNIST cells"}
 
 
-def _seed(metrics: dict) -> int:
+def metrics_seed(metrics: dict) -> int:
+    """The seed an evaluation's metrics were made at (their provenance)."""
     return int(metrics["provenance"]["seed"])
 
 
-def _mask(metrics: dict, name: str, *, suite: str = "table") -> np.ndarray:
+def row_mask(metrics: dict, name: str, *, suite: str = "table") -> np.ndarray:
+    """The per-image bool mask (n,) of the row `name` of an evaluation's metrics, from the
+    masks-<suite>/ folder beside its metrics file (a run folder's or a record's)."""
     folder = Path(metrics["path"]).parent / f"masks-{suite}"
     return np.load(mask_file(folder, name))
 
@@ -67,7 +71,7 @@ def table_samples(c: Claim, *, cells: dict) -> tuple[dict, dict]:
             for m in found["per_seed"]:
                 for column in c.columns:
                     name = m["paper_columns"][PAPER_TO_SUITE_COLUMN[column]]
-                    per_seed.setdefault(_seed(m), {})[f"{setting} | {column}"] = _mask(m, name)
+                    per_seed.setdefault(metrics_seed(m), {})[f"{setting} | {column}"] = row_mask(m, name)
                 cleans.append(accuracy(m, "clean"))
         if per_seed:
             # only seeds present in every setting pair up
@@ -146,7 +150,7 @@ def depth_sample(record: dict, *, quantity: str):
     if quantity == "autoattack":  # the end evaluation's per-example mask
         metrics = record.get("evaluation")
         name = _autoattack_row(metrics) if metrics else None
-        return _mask(metrics, name, suite="depth") if name else None
+        return row_mask(metrics, name, suite="depth") if name else None
     last = record["history"][-1]
     value = last[quantity]
     if DEPTH_QUANTITIES[quantity][1] == "nats":
@@ -272,7 +276,7 @@ def adaptive_checks(cells: dict) -> list[dict]:
             adaptive = of_kind(m["table"], "adaptive")
             longer = strongest(m["table"], objective="ce", exclude=[m["paper_columns"]["PGD"]])
             if adaptive and longer:
-                pairs.append((_seed(m), 100.0 * adaptive[0]["accuracy"],
+                pairs.append((metrics_seed(m), 100.0 * adaptive[0]["accuracy"],
                               100.0 * longer["accuracy"], m["n_eval"], longer["name"]))
         if not pairs:
             continue
