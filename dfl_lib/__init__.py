@@ -59,7 +59,8 @@ PUBLIC = {
     "build_components": ("training.trainer", "the model and loss a config describes"),
     "train_run": ("experiments.run", "load data, build and train the run a config describes"),
     "load_model": ("experiments.trained", "a trained model from its run folder, checkpoint or a report's weights; never retrains"),
-    "evaluate_model": ("experiments.trained", "any model under one of the study's attack suites at an L-inf eps"),
+    "evaluate_model": ("experiments.trained", "any model under one of the study's attack suites at an L-inf eps, or "
+                       "the L2 suite at a radius"),
     "evaluate_run": ("experiments.run", "evaluate a trained run with a suite; metrics with provenance"),
     "train_and_evaluate": ("experiments.run", "train (or reuse) a run, then evaluate it; metrics reused by key"),
     "attack_suite": ("evaluation.suites", "the 'paper' or 'full' attack suite of a config, as data"),

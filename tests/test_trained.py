@@ -56,6 +56,26 @@ def test_any_model_under_a_named_suite_at_an_eps(one_thread):
     assert {c["check"] for c in checks} and all("passed" in c for c in checks)
 
 
+def test_any_model_under_the_l2_threat_model(one_thread, tiny_task):
+    """The L2 suite: clean, APGD-CE and APGD-T at an L2 radius, each within it, and the worst
+    case, the survivors of both (it is at most either)."""
+    from dfl_lib import evaluate_model
+    from dfl_lib.errors import UsageError
+
+    model, x, y = tiny_task
+    rows, checks = evaluate_model(model, x, y, suite="l2", eps=1.5)
+    by = {r["name"]: r for r in rows}
+    assert list(by)[:3] == ["clean", "APGD-CE (L2)", "APGD-T (L2)"] and checks == []
+    for name in ("APGD-CE (L2)", "APGD-T (L2)"):
+        assert by[name]["threat_model"] == {"norm": "L2", "eps": 1.5}
+        assert by[name]["max_l2"] <= 1.5 + 1e-4 and by[name]["accuracy"] < by["clean"]["accuracy"]
+    worst = rows[-1]
+    assert worst["threat_model"] == {"norm": "L2", "eps": 1.5}
+    assert worst["n_correct"] <= min(by[n]["n_correct"] for n in ("APGD-CE (L2)", "APGD-T (L2)"))
+    with pytest.raises(UsageError, match="positive L2 radius"):
+        evaluate_model(model, x, y, suite="l2", eps=0.0)
+
+
 def test_a_finished_run_is_loaded_without_building_an_optimiser(synthetic_npz, tmp_path):
     """Loading a finished run builds no optimiser: torch's first optimiser in a process imports
     torch._dynamo (2.3 s on a 2-core CPU), which every notebook kernel paid to read runs."""

@@ -15,14 +15,15 @@ from torch import nn
 
 from ..config import RunConfig
 from ..device import resolve_device
-from ..errors import DataFileError
+from ..errors import DataFileError, UsageError
+from ..evaluation.robust import evaluate
 from ..evaluation.suites import evaluate_suite
 from ..models import build_model
 from ..runs import io as runio
 from ..training.trainer import architecture_options
 from .configs import make_config
 
-__all__ = ["load_model", "saved_config", "evaluate_model"]
+__all__ = ["load_model", "saved_config", "evaluate_model", "L2_SUITE"]
 
 
 def load_model(path, *, device: str = "cpu") -> nn.Module:
@@ -64,6 +65,12 @@ def _saved(path) -> tuple[RunConfig, dict]:
     return RunConfig().replace(**state["config"]), state["model"]
 
 
+# the L2 threat model's suite: AutoAttack's two APGD parts at an L2 radius (Croce & Hein 2020),
+# as studies/l2_check.py runs them on the headline models
+L2_SUITE = {"clean": {}, "APGD-CE (L2)": {"attack": "apgd_ce_l2"},
+            "APGD-T (L2)": {"attack": "apgd_t_l2"}}
+
+
 def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, suite: str = "headline",
                    eps: float = 0.3, profile: str = "quick", dataset: str = "mnist",
                    seed: int = 0) -> tuple[list[dict], list[dict]]:
@@ -73,12 +80,21 @@ def evaluate_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, suite:
     "full": also C&W-L2 with binary search) at L-inf `eps` (pixel units), with the attack
     settings `profile` gives `dataset` (steps, AutoAttack's queries) and `seed` for the random
     starts; on x's device. The attacks that need a run's own objects are left out (the adaptive
-    attack on a PCL model's loss, transfer from a surrogate).
+    attack on a PCL model's loss, transfer from a surrogate). suite "l2": the L2 threat model
+    at radius `eps` (the L2 norm of the perturbation, e.g. 2.0 on MNIST): clean, APGD-CE and
+    APGD-T under L2 with AutoAttack's budgets (torchattacks), and their worst case.
 
     Returns (rows, checks): one dict per attack row {"name", "accuracy" (fraction), "ci_low",
-    "ci_high" (95% Wilson), "n", "n_correct", "settings", ...} and, for "headline" and "full",
-    the masking checks {"check", "passed", "detail", "values"}. Raises UsageError for an
-    unknown suite, profile or dataset, or eps outside (0, 1]."""
+    "ci_high" (95% Wilson), "n", "n_correct", "settings", ...}, then the worst case of each
+    threat model, and, for "headline" and "full", the masking checks {"check", "passed",
+    "detail", "values"} ([] otherwise). Raises UsageError for an unknown suite, profile or
+    dataset, eps outside (0, 1] (L-inf) or not positive (L2), or a model with fewer than 4
+    classes under "l2" (APGD-T's DLR loss needs them)."""
+    if suite == "l2":
+        if not eps > 0:
+            raise UsageError(f"eps must be a positive L2 radius for suite 'l2', got {eps}")
+        attacks = {name: ({**kw, "eps": eps} if kw else kw) for name, kw in L2_SUITE.items()}
+        return list(evaluate(model.eval(), x, y, attacks=attacks, seed=seed)), []
     # a plain config: the rows that need a run's own loss (the adaptive attack) do not apply
     cfg = make_config(profile, dataset=dataset, eps=eps, seed=seed, device=str(x.device),
                       loss="ce", dfl=False)
