@@ -54,8 +54,8 @@ FIGURES = (
      "Sanity curves of the headline evaluations: accuracy reaches 0 at eps 1, does not rise "
      "with a stronger attack, and black-box attacks are no stronger than white-box ones"),
     ("quick", "sanity-sweep/sweep.png",
-     "Sanity sweeps of the headline models: accuracy against eps (reaching 0), against PGD's "
-     "iterations (flat by 100) and against random restarts"),
+     "Sanity sweeps of the headline models: accuracy against eps, against PGD's iterations "
+     "and against random restarts (the checks on its page)"),
     ("quick", "07-data-poisoning/poisoning-bars.png",
      "Training-set poisoning: clean accuracy and backdoor success per defence"),
 )
