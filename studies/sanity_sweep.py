@@ -216,6 +216,13 @@ def markdown(report: dict) -> str:
                     f"{x:g}: {a:.1f}" for x, a, _ in curve))
         lines += [f"- check: {c['check']}: **{c['result']}** ({c['numbers']})"
                   for c in checks(entry)]
+        restarts = _curve(entry, "restarts")
+        if restarts:  # what a random start alone moves, to read the single-run curves against
+            lines.append(f"- a random start alone moves this model's PGD accuracy by up to "
+                         f"{restarts[0][1] - restarts[-1][1]:.1f} points (1 start against "
+                         f"{restarts[-1][0]:g}): each point of the eps and iteration curves is one "
+                         "run from its own random start, so differences between them below "
+                         "that are within random-start noise")
         commits = sorted({s.get("git_commit", "?")[:7] for s in entry["sweeps"].values()})
         seconds = sum(s["seconds"] for s in entry["sweeps"].values())
         lines += [f"- {seconds / 60:.1f} CPU min; at commit {', '.join(commits)}", ""]

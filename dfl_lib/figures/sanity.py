@@ -169,11 +169,19 @@ def sweep_curves(report: dict):
                     fontsize=8)
         if sweep == "steps":
             ax.set_xscale("log")
+        if sweep == "restarts":
+            ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("accuracy (%)")
-        ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
+        if sweep == "eps":
+            ax.set_ylabel("accuracy (%)")
+            ax.set_ylim(0, 100)
+        else:  # a point or two is what these curves are about: the axis zoomed onto the data
+            ys = [y for line in ax.get_lines() for y in line.get_ydata()]
+            if ys:
+                ax.set_ylim(max(0.0, min(ys) - 3), min(100.0, max(ys) + 2))
+            ax.set_ylabel("accuracy (%), axis zoomed")
     fig.legend(list(handles.values()), list(handles), loc="lower center",
                ncol=min(len(handles), 2), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.1, 1, 0.95))
