@@ -109,3 +109,32 @@ def test_a_verdict_made_before_the_t_interval_says_so_in_its_row(tmp_path):
     (tmp_path / "01-depth" / "metrics.json").write_text(json.dumps({"verdicts": [
         {**verdict, "claim": second, "interval": "t interval on per-seed effects"}]}))
     assert "bootstrap" not in findings(tmp_path)[2]
+
+
+def test_a_parts_index_reads_the_verdict_pages_its_study_scripts_wrote(tmp_path):
+    """The quick index printed "not judged yet" for claims its own blackbox-seeds page judged,
+    while the study report showed the verdicts: the index reads those pages too, first."""
+    import json
+
+    from dfl_lib.paper.claims import claims
+    from dfl_lib.study.index import findings
+
+    first, second = (c.label for c in claims()[:2])
+    verdict = {"verdict": "inconclusive", "estimate": 1.0, "low": -1.0, "high": 3.0, "seeds": 3,
+               "interval": "t interval on per-seed effects"}
+    (tmp_path / "01-depth").mkdir()
+    (tmp_path / "01-depth" / "metrics.json").write_text(json.dumps({"verdicts": [
+        {**verdict, "claim": first}, {**verdict, "claim": second}]}))
+    (tmp_path / "my-check").mkdir()
+    (tmp_path / "my-check" / "metrics.json").write_text(json.dumps({
+        "verdicts": [{**verdict, "claim": second, "verdict": "not reproduced", "estimate": -2.0}],
+        "provenance": {"script": "studies/my_check.py"}}))
+    (tmp_path / "no-script").mkdir()  # a folder whose metrics no study script wrote
+    (tmp_path / "no-script" / "metrics.json").write_text(json.dumps({"verdicts": [
+        {**verdict, "claim": first, "verdict": "reproduced"}]}))
+    lines = findings(tmp_path)
+    row = {label: next(li for li in lines if li.startswith(f"| {label} "))
+           for label in (first, second)}
+    assert "**inconclusive**" in row[first] and "my-check" not in row[first]
+    assert "**not reproduced**" in row[second] and "-2.0" in row[second]
+    assert "[my-check](my-check/README.md)" in row[second]

@@ -175,9 +175,18 @@ def findings(out_dir) -> list[str]:
     """The study's answers first, in plain words: every claim of the paper (paper_claims.csv)
     with its verdict, our effect and interval, the claimed effect, what the paper's own numbers
     give and why a claim is not testable; then the notebooks' plain statements and our own
-    checks. Read from the notebooks' metrics.json files."""
+    checks. Read from the notebooks' metrics.json files and from the verdict pages study scripts
+    wrote into the report's folder (`<name>/metrics.json` naming its script: the claims judged
+    at every seed after the notebooks ran, or re-judged from their committed data), which take
+    precedence, as the study report reads them."""
     out_dir = Path(out_dir)
     found, statements, checks = {}, [], []
+    for path in sorted(out_dir.glob("*/metrics.json")):
+        page = json.loads(path.read_text())
+        if path.parent.name in NOTEBOOKS or not (page.get("provenance") or {}).get("script"):
+            continue
+        for v in page.get("verdicts", []):
+            found.setdefault(v["claim"], {**v, "page": path.parent.name})
     for name in NOTEBOOKS:
         m = _metrics(out_dir, name)
         for v in m.get("verdicts", []):
@@ -210,6 +219,9 @@ def findings(out_dir) -> list[str]:
                   or "no notebook of this profile evaluated it") or ""
         if v and v.get("estimate") is not None and "interval" not in v:
             reason = (reason + "; " if reason else "") + OLD_INTERVAL
+        if v and v.get("page"):
+            reason = (reason + "; " if reason else "") + \
+                f"judged on its page: [{v['page']}]({v['page']}/README.md)"
         if c.inconsistency:
             reason = (reason + "; " if reason else "") + "the paper's own numbers: " + \
                 c.inconsistency
