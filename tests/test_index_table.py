@@ -138,3 +138,10 @@ def test_a_parts_index_reads_the_verdict_pages_its_study_scripts_wrote(tmp_path)
     assert "**inconclusive**" in row[first] and "my-check" not in row[first]
     assert "**not reproduced**" in row[second] and "-2.0" in row[second]
     assert "[my-check](my-check/README.md)" in row[second]
+    # a pending claim judged by a page shows the effect it was judged against
+    pending = next(c for c in claims() if c.kind == "pending")
+    (tmp_path / "my-check" / "metrics.json").write_text(json.dumps({
+        "verdicts": [{**verdict, "claim": pending.label, "claimed": 0.0, "seeds": 1}],
+        "provenance": {"script": "studies/my_check.py"}}))
+    line = next(li for li in findings(tmp_path) if li.startswith(f"| {pending.label} "))
+    assert "| > 0 |" in line and "(1 seed)" in line

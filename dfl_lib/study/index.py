@@ -168,7 +168,8 @@ def _verdict_lines(metrics: dict) -> list[str]:
 def _interval(v: dict) -> str:
     if v.get("estimate") is None:
         return "-"
-    return f"{v['estimate']:+.1f} [{v['low']:+.1f}, {v['high']:+.1f}] ({v['seeds']} seeds)"
+    seeds = f"{v['seeds']} seed{'' if v['seeds'] == 1 else 's'}"
+    return f"{v['estimate']:+.1f} [{v['low']:+.1f}, {v['high']:+.1f}] ({seeds})"
 
 
 def findings(out_dir) -> list[str]:
@@ -227,6 +228,8 @@ def findings(out_dir) -> list[str]:
                 c.inconsistency
         claimed = f">= {c.threshold:g}" if c.threshold else (
             "> 0" if c.kind not in ("none", "pending") else "-")
+        if c.kind == "pending" and v and v.get("claimed") is not None:  # judged by its page
+            claimed = f">= {v['claimed']:g}" if v["claimed"] else "> 0"
         paper = v.get("paper_effect") if v else None
         lines.append(f"| {_cell(c.label)} ({_cell(c.where)}) | **{verdict}** | "
                      f"{_cell(_interval(v or {}))} | {claimed} | "
