@@ -160,3 +160,22 @@ def test_the_readmes_first_screen_gives_the_answer_its_figure_and_the_report():
     figure = next(i for i, li in enumerate(lines) if li.startswith("!["))
     command = next(i for i, li in enumerate(lines) if li.startswith("make "))
     assert figure < command
+
+
+def test_a_baseline_not_run_in_one_part_is_named_where_another_ran_it():
+    """The 55% row said "mustafa (not run at this profile)" though quick-full-pgd ran Mustafa
+    et al. (19.3% clean): the report says where a baseline was run and how it trained."""
+    from dfl_lib.paper.claims import claim
+    from dfl_lib.study.report import _elsewhere_note
+
+    c = claim("conclusion_margins_75_55 (adversarial training)")
+    ran = {("mnist", "adversarial training", "mustafa"): [("quick-full-pgd", 19.3)],
+           ("mnist", "no defence", "mustafa"): [("quick-full-clean", 98.0)]}
+    note = _elsewhere_note("no usable baseline: mustafa (not run at this profile)", claim=c,
+                           ran=ran)
+    assert note == ("mustafa is run in quick-full-pgd (adversarial training: 19.3% clean: did "
+                    "not train)")
+    assert _elsewhere_note("below regime", claim=c, ran=ran) == ""
+    line = next(li for li in (ROOT / "reports" / "README.md").read_text().splitlines()
+                if li.startswith("| conclusion_margins_75_55 (adversarial training)"))
+    assert "not run at this profile" not in line or "is run in" in line

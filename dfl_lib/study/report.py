@@ -13,10 +13,12 @@ the committed page says what they say.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from ..errors import UsageError
-from ..paper.claims import claims
+from ..paper.claims import claim, claims
+from ..paper.regime import clean_floor
 
 __all__ = ["PARTS", "gather_claims", "study_report_lines", "write_study_report",
            "verify_study_report"]
@@ -81,6 +83,37 @@ def _part_verdicts(root: Path, part: str) -> list[dict]:
         for v in metrics.get("verdicts", []):
             out.append({**v, "part": part, "notebook": path.parent.name, "commit": commit})
     return out
+
+
+def _runs_elsewhere(root: Path, parts) -> dict[tuple[str, str, str], list[tuple[str, float]]]:
+    """{(dataset, setting, row): [(part, clean accuracy %)]} of every table row a part's
+    notebook 03 ran (its `tables`), in the parts' order."""
+    out: dict = {}
+    for part, _ in parts:
+        path = root / part / "03-robustness-tables" / "metrics.json"
+        if not path.is_file():
+            continue
+        for rows in json.loads(path.read_text()).get("tables", {}).values():
+            for r in rows:
+                clean = (r.get("strong") or {}).get("clean")
+                key = (r["dataset"], r["setting"], r["row"])
+                if r.get("ours") is not None and clean and \
+                        part not in (p for p, _ in out.get(key, [])):
+                    out.setdefault(key, []).append((part, float(clean[0])))
+    return out
+
+
+def _elsewhere_note(reason: str, *, claim, ran: dict) -> str:
+    """Where `reason` says a baseline is "not run at this profile", the parts that ran it in the
+    claim's setting and how it trained there ("" where none did): a reader otherwise takes the
+    study for never having run it."""
+    notes = []
+    for row in dict.fromkeys(re.findall(r"(\w+) \(not run at this profile\)", reason)):
+        for setting in claim.settings:
+            for part, clean in ran.get((claim.dataset, setting, row), []):
+                below = "" if clean >= clean_floor(claim.dataset) else ": did not train"
+                notes.append(f"{row} is run in {part} ({setting}: {clean:.1f}% clean{below})")
+    return "; ".join(notes)
 
 
 def _rank(v: dict, order: int) -> tuple:
@@ -191,6 +224,7 @@ def study_report_lines(reports_root, *, parts=PARTS) -> list[str]:
         if (root / part / path).exists():
             lines += [f"![{caption}]({part}/{path})", "", f"*{caption} ([{part}]({part}/"
                       "README.md)).*", ""]
+    ran = _runs_elsewhere(root, parts)
     lines += ["## Every claim", "",
               "| claim | verdict | ours: effect [95% interval] | claimed | the paper's own "
               "numbers | why / note | part, notebook, commit |", "|---|---|---|---|---|---|---|"]
@@ -206,6 +240,9 @@ def study_report_lines(reports_root, *, parts=PARTS) -> list[str]:
                       f"96-98% ceiling (its verdict then: {old['verdict']}); re-running "
                       f"{old['part']} judges it on the training loss and error and the PGD-10 "
                       f"monitor")
+        if v and v["verdict"] == NOT_TESTABLE:
+            elsewhere = _elsewhere_note(reason, claim=claim(r["claim"]), ran=ran)
+            reason += ("; " if reason and elsewhere else "") + elsewhere
         if r["inconsistency"] and r["inconsistency"] not in reason:
             reason += ("; " if reason else "") + "the paper's own numbers: " + \
                 r["inconsistency"]
