@@ -10,7 +10,7 @@ import torch
 from dfl_lib.__main__ import main
 from dfl_lib.errors import DataFileError
 from dfl_lib.runs import io as runio
-from dfl_lib.study.record import _compare, add_weights, verify_record
+from dfl_lib.study.record import add_weights, compare, verify_record
 
 
 def test_a_report_without_a_record_is_one_line_naming_the_file(tmp_path, capsys):
@@ -27,12 +27,12 @@ def test_the_comparison_names_every_difference_and_forgives_float_noise():
             "verdicts": [{"verdict": "not reproduced"}]}
     theirs = {"tables": [{"ours": 10.0 + 1e-12, "seeds": 2, "note": ""}, {"ours": float("nan")}],
               "verdicts": [{"verdict": "reproduced"}], "extra": 1}
-    _compare(ours, theirs, where="nb", problems=problems)
+    compare(ours, theirs, where="nb", problems=problems)
     assert problems == ["nb.extra: not re-derived", "nb.tables[0].seeds: re-derived 3, reported 2",
                         "nb.verdicts[0].verdict: re-derived 'not reproduced', reported "
                         "'reproduced'"]
     short = []
-    _compare([1, 2], [1], where="x", problems=short)
+    compare([1, 2], [1], where="x", problems=short)
     assert short == ["x: 2 re-derived items, 1 reported"]
 
 
