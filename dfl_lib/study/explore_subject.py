@@ -12,14 +12,14 @@ from pathlib import Path
 
 from ..experiments.data import load_data
 from ..experiments.trained import load_model, saved_config
-from .plan import cell_config
+from .plan import SETTINGS, cell_config
 from .records import load_run
 
-__all__ = ["explore_subject", "SETTING_OF_ATTACK"]
+__all__ = ["explore_subject"]
 
-# the study's name for a run's training setting, from its training attack
-SETTING_OF_ATTACK = {"none": "no defence", "pgd": "adversarial training",
-                     "fgsm": "FGSM training", "cw": "C&W training"}
+# the study's name for a run's training setting, from its training attack (plan.SETTINGS read
+# backwards); another attack is named as "<attack> training"
+_SETTING_OF_ATTACK = {attack: setting for setting, attack in SETTINGS.items()}
 
 
 def explore_subject(*, weights: str = "", profile: str = "smoke", row: str = "dfl_pcl",
@@ -42,7 +42,7 @@ def explore_subject(*, weights: str = "", profile: str = "smoke", row: str = "df
         cfg = cell_config(profile, dataset="mnist", row=row, setting=setting, device=device)
         run = load_run(cfg, runs_root=runs_root, data_root=data_root)
         model, data, name = run["model"].eval(), run["data"], run["run_dir"].name
+    trained = _SETTING_OF_ATTACK.get(cfg.train_attack, f"{cfg.train_attack} training")
     label = (f"{cfg.model} (width {cfg.width}){' + DFL' if cfg.dfl else ''}, "
-             f"{cfg.loss.upper()} loss, {SETTING_OF_ATTACK.get(cfg.train_attack, cfg.train_attack)}"
-             f", seed {cfg.seed} (run {name})")
+             f"{cfg.loss.upper()} loss, {trained}, seed {cfg.seed} (run {name})")
     return {"model": model, "data": data, "label": label, "name": name}
