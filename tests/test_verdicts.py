@@ -263,14 +263,17 @@ def test_comparison_markdown_has_one_line_per_row_group_and_every_paper_value():
     assert "| a | 0.123 | z |" in table
 
 
-def _depth_records(pgd: dict, clean: dict, *, seeds=(0, 1, 2), n=500, loss=None, error=None):
-    """Depth records whose last epoch holds every quantity the depth claims read: `pgd` the
+def _depth_records(pgd: dict, clean: dict, *, seeds=(0, 1, 2), n=500, loss=None, error=None,
+                   grad=None):
+    """Depth records whose epochs hold every quantity the depth claims read: `pgd` the
     validation accuracy under the PGD-10 monitor per row (clean accuracy 0.02 above it),
-    `loss` / `error` the training loss (nats) and error per row (default: from `pgd`), each
-    seed a little apart (seed s adds 0.003 s)."""
+    `loss` / `error` the training loss (nats) and error per row (default: from `pgd`), `grad`
+    the stem's gradient norm per row at the last epoch, 10x that at the first (default 1.0;
+    None in `grad`: not recorded), each seed a little apart (seed s adds 0.003 s)."""
     out = []
     for row, acc in pgd.items():
         model, dfl = row.replace("+dfl", ""), row.endswith("+dfl")
+        norm = (grad or {}).get(row, 1.0)
         for s in seeds:
             jitter = 0.003 * s
             last = {"epoch": 2, "val_acc": min(acc + 0.02, 1.0), "val_adv_acc": acc - jitter,
@@ -278,10 +281,13 @@ def _depth_records(pgd: dict, clean: dict, *, seeds=(0, 1, 2), n=500, loss=None,
                     "val_adv_loss": 2.0 * (1 - acc) + jitter,
                     "train_loss": (loss or {}).get(row, 2.0 * (1 - acc)) + jitter,
                     "train_error": (error or {}).get(row, 1 - acc) + jitter}
+            first = {"epoch": 1, "val_acc": acc / 2}
+            if norm is not None:
+                last["train_grad_stem"] = norm * (1 + jitter)
+                first["train_grad_stem"] = 10 * norm * (1 + jitter)
             out.append({"model": model, "dfl": dfl, "seed": s, "warmup": True, "n_val": n,
                         "n_train": 5000, "monitor_size": 100, "setting": "PGD-10 training",
-                        "run": f"{row}-s{s}",
-                        "history": [{"epoch": 1, "val_acc": acc / 2}, last]})
+                        "run": f"{row}-s{s}", "history": [first, last]})
     for row, acc in clean.items():
         out.append({"model": row.replace("+dfl", ""), "dfl": row.endswith("+dfl"), "seed": 0,
                     "warmup": True, "n_val": n, "setting": "no defence",
@@ -352,6 +358,36 @@ def test_a_depth_verdict_is_computed_from_the_loss_and_the_error_under_pgd_train
             assert "no AutoAttack evaluation" in v["reason"] and v["estimate"] is not None
     text = depth_statement(list(got.values()), [], floor=90.0)
     assert "higher training loss" in text and "nats" in text
+
+
+def test_gradient_vanishing_is_judged_on_the_stems_gradient_norm_over_every_epoch():
+    """Section 1's "gradient vanishing is more likely in a deep architecture": ResNet-18's
+    log10 stem gradient (mean over epochs) minus the stronger of the deeper nets'. A
+    history without gradient norms (runs made before they were recorded) says so."""
+    from dfl_lib.study.evidence import depth_sample, depth_verdicts
+
+    pgd = {row: 0.80 for row in ("resnet18", "resnet34", "resnet50")}
+    clean = {row: 0.99 for row in pgd}  # every depth trains (the clean floor)
+    label = "gradient_vanishing_deep (stem gradient)"
+    # the deeper nets' stem gradients 10x and 100x weaker: the claim's direction
+    weaker = _depth_records(pgd, clean, grad={"resnet18": 1.0, "resnet34": 0.1, "resnet50": 0.01})
+    v = {v["claim"]: v for v in depth_verdicts("quick-full", regime="", records=weaker)}[label]
+    assert v["verdict"] == "reproduced" and v["unit"] == "log10"
+    assert v["estimate"] == pytest.approx(1.0, abs=1e-6)  # against ResNet-34, the stronger
+    assert "gradient norm at the stem" in v["numbers"] and "log10" in v["numbers"]
+    # the mean over both epochs of log10: (log10(10) + log10(1)) / 2 for ResNet-18, seed 0
+    r18 = next(r for r in weaker if r["run"] == "resnet18-s0")
+    assert depth_sample(r18, quantity="train_grad_stem") == pytest.approx(0.5)
+    # deeper nets with the stronger gradient: pointing the other way
+    stronger = _depth_records(pgd, clean, grad={"resnet18": 0.1, "resnet34": 1.0, "resnet50": 1.0})
+    v = {v["claim"]: v for v in depth_verdicts("quick-full", regime="", records=stronger)}[label]
+    assert v["verdict"] == "not reproduced" and v["estimate"] == pytest.approx(-1.0, abs=1e-6)
+    # histories from before the gradient norms were recorded: not measured, no numbers
+    old = _depth_records(pgd, clean, grad={row: None for row in pgd})
+    assert depth_sample(old[0], quantity="train_grad_stem") is None
+    v = {v["claim"]: v for v in depth_verdicts("quick-full", regime="", records=old)}[label]
+    assert v["verdict"] == "not testable here" and v["estimate"] is None
+    assert "hold no train_grad_stem" in v["reason"]
 
 
 def test_a_claim_whose_cells_the_profile_leaves_to_another_says_which_trains_them():

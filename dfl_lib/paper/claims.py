@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 from .numbers import _read, paper_table
 
-__all__ = ["Claim", "claims", "claim", "paper_effect", "KINDS", "DEPTH_QUANTITIES"]
+__all__ = ["Claim", "claims", "claim", "paper_effect", "KINDS", "DEPTH_QUANTITIES",
+           "FLOAT_UNITS"]
 
 KINDS = ("table", "depth", "rise", "none", "pending")
 # the depth claims' quantities (a run's history key at its last epoch): what it is, its unit,
@@ -46,7 +47,14 @@ DEPTH_QUANTITIES = {
     "final": ("clean validation accuracy", "points", False),
     # the end evaluation of each run (`Profile.depth_eval_n` test images, suite "depth")
     "autoattack": ("test accuracy under AutoAttack", "points", False),
+    # the gradient reaching the first layer (`training.loop.gradient_norms`): log10 of each
+    # epoch's mean over its batches, averaged over the epochs (vanishing is about the whole
+    # of training, not its end); the stem is the same module at every depth
+    "train_grad_stem": ("gradient norm at the stem on the adversarial batches, mean over "
+                        "epochs", "log10", False),
 }
+# units of an effect measured without image noise, as floats (printed to 3 decimals)
+FLOAT_UNITS = ("nats", "log10")
 _SETTINGS = ("no defence", "adversarial training")
 
 
@@ -87,7 +95,7 @@ class Claim:
     @property
     def unit(self) -> str:
         """The effect's unit: "points" (accuracies and errors, %), "nats" (a depth claim on a
-        loss)."""
+        loss), "log10" (on a gradient norm), "% of the baseline's" (a relative reading)."""
         if self.statistic == "relative":
             return "% of the baseline's"
         return DEPTH_QUANTITIES[self.columns[0]][1] if self.kind == "depth" else "points"

@@ -17,7 +17,7 @@ labels them as checks.
 """
 from __future__ import annotations
 
-from .claims import DEPTH_QUANTITIES, Claim, paper_effect
+from .claims import DEPTH_QUANTITIES, FLOAT_UNITS, Claim, paper_effect
 from .comparison import NOT_RUN  # cells no profile runs (Dynamic without attacks)
 from .intervals import INTERVAL_METHOD, OUTCOMES, effect_interval, outcome, sample_value
 from .regime import REGIMES, untrained_reason
@@ -120,7 +120,7 @@ def claim_verdict(c: Claim, *, samples: dict | None = None, clean: dict | None =
 
 def _numbers(v: dict, c: Claim) -> str:
     versus = " and ".join(c.baselines) if len(c.baselines) < 3 else "the best baseline"
-    digits = 3 if c.unit == "nats" else 1
+    digits = 3 if c.unit in FLOAT_UNITS else 1
     lower = c.kind == "depth" and DEPTH_QUANTITIES[c.columns[0]][2]
     what = (f"{DEPTH_QUANTITIES[c.columns[0]][0]}: {versus} minus {c.ours}" if lower else
             (f"{DEPTH_QUANTITIES[c.columns[0]][0]}: " if c.kind == "depth" else "")
@@ -142,7 +142,7 @@ def equivalence(*, high: float, claimed: float, unit: str = "points") -> str:
         return ""
     if high <= 0:
         return "; any positive effect is excluded"
-    return f"; any effect above {high:+.{3 if unit == 'nats' else 1}f} {unit} is excluded"
+    return f"; any effect above {high:+.{3 if unit in FLOAT_UNITS else 1}f} {unit} is excluded"
 
 
 def strong_attack_check(*, pgd10: float, strongest: float, n: int, name: str,
@@ -210,6 +210,8 @@ _DEPTH_WORDS = {
     "fig5_resnet34_above_resnet18_dfl (AutoAttack)": "the same under AutoAttack",
     "conclusion_dfl_error_accuracy (training error, relative)": "the DFL lowers ResNet-50's "
         "training error on the adversarial batches by 12% of it (the Conclusion: 'by 12%')",
+    "gradient_vanishing_deep (stem gradient)": "without the DFL, a weaker gradient reaches the "
+        "deeper ResNets' first layer (log10 of its norm, ResNet-18 minus the deeper ones)",
 }
 
 
@@ -223,7 +225,7 @@ def depth_statement(verdicts: list[dict], finals: list[dict], *, floor: float = 
     for v in verdicts:
         words = _DEPTH_WORDS.get(v["claim"], v["claim"])
         unit = v.get("unit", "points")
-        d = 3 if unit == "nats" else 1
+        d = 3 if unit in FLOAT_UNITS else 1
         effect = (f" ({v['estimate']:+.{d}f} {unit}, 95% interval [{v['low']:+.{d}f}, "
                   f"{v['high']:+.{d}f}])" if v.get("estimate") is not None else "")
         reason = f"; {v['reason']}" if v.get("reason") else ""

@@ -146,12 +146,20 @@ def depth_sample(record: dict, *, quantity: str):
     """One depth run's sample of `quantity` (`paper.claims.DEPTH_QUANTITIES`) at its last
     epoch, as `paper.intervals.effect_interval` takes it: a loss as a float (nats), an error or
     accuracy as a count over the images it was measured on ((k, n): the epoch's training images,
-    or the PGD-10 monitor's `monitor_size` validation images, or the clean validation set)."""
+    or the PGD-10 monitor's `monitor_size` validation images, or the clean validation set); a
+    gradient norm as the mean over every epoch of its log10 (a float). None where the run did not
+    measure it (no end evaluation; a history from before gradient norms were recorded)."""
     if quantity == "autoattack":  # the end evaluation's per-example mask
         metrics = record.get("evaluation")
         name = _autoattack_row(metrics) if metrics else None
         return row_mask(metrics, name, suite="depth") if name else None
-    last = record["history"][-1]
+    history = record["history"]
+    if DEPTH_QUANTITIES[quantity][1] == "log10":
+        values = [h.get(quantity) for h in history]
+        if not values or any(v is None or not v > 0 for v in values):
+            return None
+        return float(np.mean(np.log10(values)))
+    last = history[-1]
     value = last[quantity]
     if DEPTH_QUANTITIES[quantity][1] == "nats":
         return float(value)
@@ -216,6 +224,12 @@ def depth_verdicts(profile: str, *, records: list[dict], regime: str | None = No
             out.append(claim_verdict(c, unavailable="not run yet: the depth runs have no end "
                                                     "evaluation (PGD-50 and AutoAttack on test "
                                                     "images: Profile.depth_eval_n)"))
+            continue
+        if c.columns[0] not in samples:  # a quantity the runs' histories do not hold
+            out.append(claim_verdict(c, unavailable=(
+                f"not measured: the depth runs' histories hold no {c.columns[0]} (each epoch "
+                "records it since dfl_lib/training/loop.py measured gradient norms; runs "
+                "trained before then lack it): the depth study re-run measures it")))
             continue
         out.append(claim_verdict(c, samples=samples.get(c.columns[0], {}), clean=clean,
                                  min_seeds=min_seeds, regime=regime))

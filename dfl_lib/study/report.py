@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from ..errors import UsageError
-from ..paper.claims import claim, claims
+from ..paper.claims import FLOAT_UNITS, claim, claims
 from ..paper.regime import clean_floor
 
 __all__ = ["PARTS", "gather_claims", "study_report_lines", "write_study_report",
@@ -174,9 +174,9 @@ def _effect(v: dict | None) -> str:
     if not v or v.get("estimate") is None:
         return "-"
     unit = v.get("unit", "points")
-    d = 3 if unit == "nats" else 1
+    d = 3 if unit in FLOAT_UNITS else 1
     images = f" x {v.get('n', '?')} images" if v.get("n", "?") else ""
-    return (f"{v['estimate']:+.{d}f}{' nats' if unit == 'nats' else ''} [{v['low']:+.{d}f}, "
+    return (f"{v['estimate']:+.{d}f}{' ' + unit if unit in FLOAT_UNITS else ''} [{v['low']:+.{d}f}, "
             f"{v['high']:+.{d}f}] ({v['seeds']} seed{'' if v['seeds'] == 1 else 's'}{images})")
 
 

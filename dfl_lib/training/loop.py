@@ -22,7 +22,12 @@ from ..numerics import stat_dtype
 from .distributed import Shard, all_sum
 
 __all__ = ["batch_indices", "to_float", "train_epoch", "EpochSetup", "Adversary", "TrainStep",
-           "predict", "accuracy"]
+           "predict", "accuracy", "GRADIENT_PROBES", "gradient_norms"]
+
+# the modules whose gradient norms each epoch records: the first (the stem, the same 3x3 conv
+# and BatchNorm at every depth) and the last (the classifier head); a vanishing gradient shows
+# as a stem gradient that shrinks with depth (the paper's Section 1 claim)
+GRADIENT_PROBES = ("stem", "head")
 
 
 def _forward(model: nn.Module, x: torch.Tensor, loss: nn.Module, y: torch.Tensor):
@@ -31,6 +36,21 @@ def _forward(model: nn.Module, x: torch.Tensor, loss: nn.Module, y: torch.Tensor
     if hasattr(loss, "components"):
         return logits, loss.components(logits, y, feats)
     return logits, {"loss": loss(logits, y, feats)}
+
+
+def gradient_norms(model: nn.Module) -> dict[str, torch.Tensor]:
+    """{probe: L2 norm of the gradients of `model.<probe>`'s parameters} for the probes
+    (`GRADIENT_PROBES`) the model has, as 0-d tensors on its device; {} for a model without
+    them (a user's own network). Read after backward, before the optimiser step."""
+    out = {}
+    for name in GRADIENT_PROBES:
+        module = getattr(model, name, None)
+        grads = ([p.grad for p in module.parameters() if p.grad is not None]
+                 if isinstance(module, nn.Module) else [])
+        if grads:  # the norm of the concatenated gradients, in fp32 at least
+            out[name] = torch.linalg.vector_norm(torch.stack(
+                [torch.linalg.vector_norm(g.to(stat_dtype(g))) for g in grads]))
+    return out
 
 
 def _total(parts: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -116,7 +136,9 @@ def train_epoch(model: nn.Module, loss: nn.Module, x: torch.Tensor, y: torch.Ten
     the loss of clean and attacked samples with their true labels.
 
     Returns {"loss", "acc", "n", "seconds", "terms": {term: mean}} averaged over samples (over
-    the global batch under several processes).
+    the global batch under several processes), and "gradients": {probe: mean over batches of
+    the probe's gradient L2 norm} (`gradient_norms`; {} for a model without the probes; the
+    same on every process: DistributedDataParallel averages the gradients before the step).
     """
     s = setup
     model.train()
@@ -136,6 +158,7 @@ def train_epoch(model: nn.Module, loss: nn.Module, x: torch.Tensor, y: torch.Ten
             value = _total(parts)
         s.optimizer.zero_grad(set_to_none=True)
         value.backward()
+        sums.add_gradients(gradient_norms(model))
         s.optimizer.step()
         if s.scheduler is not None:
             s.scheduler.step()
@@ -180,7 +203,13 @@ class _Sums:
 
     def __init__(self):
         self.loss, self.correct, self.seen, self.terms = 0.0, 0, 0, {}
+        self.gradients, self.steps = {}, 0
         self.start = time.perf_counter()
+
+    def add_gradients(self, norms: dict) -> None:
+        for name, norm in norms.items():
+            self.gradients[name] = self.gradients.get(name, 0.0) + float(norm)
+        self.steps += 1
 
     def add(self, value, parts, logits, yb) -> None:
         self.loss += float(value.detach()) * len(yb)
@@ -198,7 +227,8 @@ class _Sums:
             terms = dict(zip(names, sums))
         return {"loss": loss / max(seen, 1), "acc": correct / max(seen, 1), "n": seen,
                 "seconds": time.perf_counter() - self.start,
-                "terms": {name: v / max(seen, 1) for name, v in terms.items()}}
+                "terms": {name: v / max(seen, 1) for name, v in terms.items()},
+                "gradients": {name: v / max(self.steps, 1) for name, v in self.gradients.items()}}
 
 
 @torch.no_grad()

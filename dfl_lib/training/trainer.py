@@ -215,7 +215,8 @@ def _train_in(rdir: Path, model, loss, data, cfg: RunConfig, *, resume, progress
         sched.step()
         row.update(train_loss=stats["loss"], train_acc=stats["acc"], train_error=1 - stats["acc"],
                    train_seconds=stats["seconds"],
-                   **{f"train_{name}": v for name, v in stats["terms"].items()})
+                   **{f"train_{name}": v for name, v in stats["terms"].items()},
+                   **{f"train_grad_{name}": v for name, v in stats["gradients"].items()})
         if not main:  # rank 0 validates and writes; the others go on to the next epoch
             continue
         # evaluate: clean and PGD validation, catastrophic-overfitting flag
