@@ -227,9 +227,9 @@ def depth_verdicts(profile: str, *, records: list[dict], regime: str | None = No
             continue
         if c.columns[0] not in samples:  # a quantity the runs' histories do not hold
             out.append(claim_verdict(c, unavailable=(
-                f"not measured: the depth runs' histories hold no {c.columns[0]} (each epoch "
-                "records it since dfl_lib/training/loop.py measured gradient norms; runs "
-                "trained before then lack it): the depth study re-run measures it")))
+                f"not measured: the depth runs' histories hold no {c.columns[0]} (training "
+                "records it at every epoch; these runs were made by code that did not): a "
+                "re-run of the depth study measures it")))
             continue
         out.append(claim_verdict(c, samples=samples.get(c.columns[0], {}), clean=clean,
                                  min_seeds=min_seeds, regime=regime))
