@@ -63,6 +63,8 @@ def test_the_committed_depth_report_is_re_judged_on_every_depth_claim(tmp_path):
         assert v["verdict"] == "not testable here", v["claim"]
         if v["quantity"] == "autoattack":  # the report's runs had no end evaluation
             assert "no end evaluation" in v["reason"] and v["estimate"] is None
+        elif v["quantity"] == "train_grad_stem":  # nor gradient norms in their histories
+            assert "hold no train_grad_stem" in v["reason"] and v["estimate"] is None
         else:
             assert "no AutoAttack evaluation" in v["reason"] and v["estimate"] is not None
     assert out["provenance"]["source_commit"] == metrics["provenance"]["git_commit"]
