@@ -124,7 +124,13 @@ def test_depth_notebook_curves_and_verdicts(study):
                                                       "val_adv_error", "val_adv_acc"}
     # one depth seed at smoke, the verdicts need 2: each says why it is not testable
     assert all(v["verdict"] == "not testable here" and v["reason"] for v in m["verdicts"])
-    assert {"figure2-pipeline.png", "figure1-warmup-control.png"} <= set(m["figures"])
+    assert {"figure2-pipeline.png", "figure1-warmup-control.png",
+            "gradients-per-depth.png"} <= set(m["figures"])
+    # the plan's runs record the stem's gradient at every epoch: the vanishing-gradient
+    # claim is measured (at smoke size it is not testable for another reason)
+    grad = next(v for v in m["verdicts"] if v["quantity"] == "train_grad_stem")
+    assert "hold no train_grad_stem" not in grad["reason"]
+    assert all(e["train_grad_stem"] > 0 for h in m["curves"].values() for e in h)
 
 
 def test_tables_notebook_has_one_row_per_paper_cell(study):

@@ -207,8 +207,9 @@ class _Sums:
         self.start = time.perf_counter()
 
     def add_gradients(self, norms: dict) -> None:
+        # summed as tensors on the device: no host synchronisation per batch for a record
         for name, norm in norms.items():
-            self.gradients[name] = self.gradients.get(name, 0.0) + float(norm)
+            self.gradients[name] = self.gradients.get(name, 0.0) + norm.detach()
         self.steps += 1
 
     def add(self, value, parts, logits, yb) -> None:
@@ -228,7 +229,8 @@ class _Sums:
         return {"loss": loss / max(seen, 1), "acc": correct / max(seen, 1), "n": seen,
                 "seconds": time.perf_counter() - self.start,
                 "terms": {name: v / max(seen, 1) for name, v in terms.items()},
-                "gradients": {name: v / max(self.steps, 1) for name, v in self.gradients.items()}}
+                "gradients": {name: float(v) / max(self.steps, 1)
+                              for name, v in self.gradients.items()}}
 
 
 @torch.no_grad()
