@@ -91,7 +91,7 @@ def test_a_pending_claim_judged_by_a_study_prints_what_it_was_judged_against(tmp
                 if li.startswith(f"| {label}"))
     assert "| **inconclusive** | +1.5 [+0.5, +2.5] (3 seeds x 500 images) | > 0 |" in line
     untouched = next(li for li in study_report_lines(tmp_path, parts=PARTS)
-                     if li.startswith("| fig6_both_stable_better"))
+                     if li.startswith("| table2_fgsm_mustafa_better"))
     assert "| **not testable here** | - | - |" in untouched  # pending, no verdict: no claim
 
 

@@ -529,3 +529,44 @@ def test_the_depth_runs_end_evaluation_gives_autoattack_verdicts_and_the_regime_
     gated = depth_verdicts("quick-full", records=with_end(low))
     assert all(v["verdict"] == "not testable here" and v["reason"].startswith("below regime")
                for v in gated)
+
+
+def _component_records(curves: dict, *, n_val=1000):
+    """Figure 6a's records: {row: [val_acc per epoch]} at seeds 0-2, seed s adding 0.002 s."""
+    return [{"dataset": "mnist", "row": row, "seed": s, "n_val": n_val,
+             "history": [{"epoch": e + 1, "val_acc": a + 0.002 * s} for e, a in enumerate(acc)]}
+            for row, acc in curves.items() for s in (0, 1, 2)]
+
+
+def test_figure_6a_both_components_judged_on_the_last_epoch_and_the_worst_step():
+    """"combining both guarantees stable training and better performances": DFL + PCL's last
+    validation accuracy minus the better component's, and its largest epoch-to-epoch fall
+    against the steadier component's (a change in points: the higher, the steadier)."""
+    from dfl_lib.study.evidence import rise_verdicts, worst_step
+
+    assert worst_step([{"val_acc": 0.90}, {"val_acc": 0.95}, {"val_acc": 0.93}]) == \
+        pytest.approx(-2.0)
+    assert worst_step([{"val_acc": 0.9}]) is None
+    curves = {"dfl": [0.90, 0.96, 0.97, 0.975],          # steady: worst step +0.5
+              "pcl": [0.80, 0.97, 0.93, 0.98],           # a fall of 4 points at epoch 3
+              "dfl_pcl": [0.85, 0.95, 0.965, 0.985]}     # worst step +1.5, ends highest
+    got = {v["claim"]: v for v in rise_verdicts("quick-full", records=_component_records(curves))}
+    better = got["fig6_both_stable_better (better performances)"]
+    assert better["estimate"] == pytest.approx(0.5, abs=1e-6) and better["n"] == 1000
+    stable = got["fig6_both_stable_better (stable training)"]
+    assert stable["estimate"] == pytest.approx(1.0, abs=1e-6) and stable["n"] == 0
+    assert stable["verdict"] == "reproduced"  # no image noise, seeds agree exactly
+    # the PCL rises by 18 points, the DFL by 7.5: the paper's first sentence, unchanged
+    rises = got["fig6_pcl_rises_dfl_steady"]
+    assert rises["estimate"] == pytest.approx(10.5, abs=1e-6)
+    # a steadier component than both: pointing the other way
+    curves["dfl"] = [0.90, 0.93, 0.96, 0.99]
+    got = {v["claim"]: v for v in rise_verdicts("quick-full", records=_component_records(curves))}
+    assert got["fig6_both_stable_better (stable training)"]["verdict"] == "not reproduced"
+    # one epoch per run: no step to judge, the other readings still are
+    one = _component_records({row: acc[-1:] for row, acc in curves.items()})
+    got = {v["claim"]: v for v in rise_verdicts("quick-full", records=one)}
+    steps = got["fig6_both_stable_better (stable training)"]
+    assert steps["verdict"] == "not testable here" and "one epoch" in steps["reason"]
+    assert got["fig6_both_stable_better (better performances)"]["estimate"] == \
+        pytest.approx(-0.5, abs=1e-6)

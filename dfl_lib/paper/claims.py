@@ -13,8 +13,12 @@ Kinds of claim (the `kind` column):
             (`DEPTH_QUANTITIES`): training loss and error on the adversarial batches, validation
             loss, error and accuracy under the PGD-10 monitor; effect = ours minus the best
             baseline for an accuracy, the best (lowest) baseline minus ours for a loss or an
-            error: positive where ours is better, in points (nats for a loss)
-    rise    Figure 6a: (last minus first epoch's validation accuracy) of ours minus that of the
+            error: positive where ours is better, in points (nats for a loss, log10 for a
+            gradient norm)
+    rise    Figure 6a, from each run's clean validation accuracy per epoch: with `columns`
+            "first;last", (last minus first epoch) of ours minus that of the baseline; with
+            "last" (the last epoch) or "worst_step" (the largest fall from one epoch to the
+            next, as a change in points: the higher, the steadier), ours minus the best
             baseline
     none    not testable by its nature; `untestable` says why
     pending testable, measured (or measurable) by the study, but no verdict is computed for it
@@ -110,7 +114,7 @@ class Claim:
     def effect(self, acc: dict) -> float:
         """The claim's effect (points, positive in the claim's direction) from accuracies
         {row: {cell: %}} holding every row of the claim and every cell of `cells`."""
-        if self.kind == "rise":
+        if self.kind == "rise" and set(self.columns) == {"first", "last"}:
             def rise(row):
                 return acc[row]["last"] - acc[row]["first"]
             return rise(self.ours) - max(rise(b) for b in self.baselines)

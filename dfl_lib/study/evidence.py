@@ -236,23 +236,40 @@ def depth_verdicts(profile: str, *, records: list[dict], regime: str | None = No
     return out
 
 
+def worst_step(history: list[dict]) -> float | None:
+    """The largest fall of the clean validation accuracy from one epoch to the next, as the
+    lowest epoch-to-epoch change in points (positive where it rose at every epoch); None for a
+    history of one epoch."""
+    acc = [100.0 * h["val_acc"] for h in history]
+    return min(b - a for a, b in zip(acc, acc[1:])) if len(acc) > 1 else None
+
+
 def rise_verdicts(profile: str, *, records: list[dict]) -> list[dict]:
-    """Figure 6a's claim from `records.component_records` on its dataset (every seed): the
-    validation accuracy's rise from the first to the last epoch, as (correct, images)."""
+    """Figure 6a's claims from `records.component_records` on its dataset (every seed), on
+    each run's clean validation accuracy: at the first and the last epoch, as (correct,
+    images), and its worst epoch-to-epoch step (`worst_step`, points, no image noise)."""
     min_seeds = get_profile(profile).min_seeds
     out = []
     for c in claims():
         if c.kind != "rise":
             continue
-        samples, clean = {}, {}
+        samples, clean, single = {}, {}, 0
         for r in records:
             if r["dataset"] != c.dataset or r["row"] not in c.rows:
                 continue
             n = r["n_val"]
-            samples.setdefault(r["row"], {})[r["seed"]] = {
-                "first": _final_count(r["history"], n_val=n, epoch=0),
-                "last": _final_count(r["history"], n_val=n)}
+            sample = {"first": _final_count(r["history"], n_val=n, epoch=0),
+                      "last": _final_count(r["history"], n_val=n),
+                      "worst_step": worst_step(r["history"])}
             clean.setdefault(r["row"], []).append(100.0 * r["history"][-1]["val_acc"])
+            if any(sample[cell] is None for cell in c.cells):  # one epoch: no step to judge
+                single += 1
+                continue
+            samples.setdefault(r["row"], {})[r["seed"]] = sample
+        if single and not samples:
+            out.append(claim_verdict(c, unavailable="every run has one epoch: no "
+                                                    "epoch-to-epoch step to judge"))
+            continue
         out.append(claim_verdict(c, samples=samples,
                                  clean={k: float(np.mean(v)) for k, v in clean.items()},
                                  min_seeds=min_seeds))
