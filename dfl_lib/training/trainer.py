@@ -144,7 +144,11 @@ def validate(model, loss, data, cfg: RunConfig) -> dict:
 def train(model: nn.Module, loss: nn.Module, data, cfg: RunConfig, *, runs_root=None,
           resume: bool = True, progress: bool = True,
           on_epoch_end: Callable[[int, Path], None] | None = None) -> list[dict]:
-    """Train `model` with `loss` on `data` as `cfg` says; returns the per-epoch history.
+    """Train `model` with `loss` on `data` as `cfg` says; returns the per-epoch history: one dict
+    per epoch with the training loss, its terms ("train_<term>"), accuracy and error on the
+    training batches as attacked, the gradient L2 norms at the stem and the head averaged over
+    the batches ("train_grad_stem", "train_grad_head"; `loop.gradient_norms`), the validation
+    monitor's clean and PGD accuracy and loss, and the catastrophic-overfitting flag.
 
     The run folder is keyed by the config, the data fingerprint and the training computation's
     declared version (`runs.versions`). A finished run is loaded, not trained again; an
