@@ -23,7 +23,9 @@ __all__ = ["VERSIONS", "computation_version"]
 VERSIONS = {
     # a trained run: data subsets and augmentation, models (the DFL), losses (PCL, the
     # baselines'), the training attacks, the defences' training steps, optimiser, schedule,
-    # precision, the per-epoch validation monitor (history.json)
+    # precision, the per-epoch validation monitor (history.json). A measurement added to the
+    # history that moves no weight and no recorded number (the gradient norms) keeps the
+    # version: runs made before lack the field, and its readers say so
     "train": 1,
     # a poisoned training set: the poisons' crafting (dfl_lib.poisoning), the reference model
     # they are crafted against, the poisoned subset
