@@ -382,6 +382,13 @@ def test_gradient_vanishing_is_judged_on_the_stems_gradient_norm_over_every_epoc
     stronger = _depth_records(pgd, clean, grad={"resnet18": 0.1, "resnet34": 1.0, "resnet50": 1.0})
     v = {v["claim"]: v for v in depth_verdicts("quick-full", regime="", records=stronger)}[label]
     assert v["verdict"] == "not reproduced" and v["estimate"] == pytest.approx(-1.0, abs=1e-6)
+    # Section 3.2: the DFL's skip connections carry the gradient to ResNet-50's first layer
+    rows = {row: 0.80 for row in ("resnet18", "resnet50", "resnet50+dfl")}
+    both = _depth_records(rows, {row: 0.99 for row in rows},
+                          grad={"resnet18": 1.0, "resnet50": 0.01, "resnet50+dfl": 0.1})
+    got = {v["claim"]: v for v in depth_verdicts("quick-full", regime="", records=both)}
+    dfl = got["dfl_prevents_gradient_vanishing (stem gradient, ResNet-50)"]
+    assert dfl["verdict"] == "reproduced" and dfl["estimate"] == pytest.approx(1.0, abs=1e-6)
     # histories from before the gradient norms were recorded: not measured, no numbers
     old = _depth_records(pgd, clean, grad={row: None for row in pgd})
     assert depth_sample(old[0], quantity="train_grad_stem") is None

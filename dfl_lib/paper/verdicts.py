@@ -212,6 +212,8 @@ _DEPTH_WORDS = {
         "training error on the adversarial batches by 12% of it (the Conclusion: 'by 12%')",
     "gradient_vanishing_deep (stem gradient)": "without the DFL, a weaker gradient reaches the "
         "deeper ResNets' first layer (log10 of its norm, ResNet-18 minus the deeper ones)",
+    "dfl_prevents_gradient_vanishing (stem gradient, ResNet-50)": "the DFL strengthens the "
+        "gradient reaching ResNet-50's first layer (log10 of its norm, with minus without)",
 }
 
 
