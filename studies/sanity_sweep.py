@@ -152,19 +152,19 @@ def _curve(entry: dict, sweep: str) -> list[tuple[float, float, int]]:
 
 
 def checks(entry: dict) -> list[dict]:
-    """The sanity checks of one model's sweeps, each {"check", "result" ("holds" / "does not
-    hold"), "numbers"}; a sweep it has not run is left out. One image is the tolerance (plus a
+    """The sanity checks of one model's sweeps, each {"key", "check", "result" ("holds" / "does
+    not hold"), "numbers"}; a sweep it has not run is left out. One image is the tolerance (plus a
     rounding margin: 91.2 - 91.0 is 0.2000000000000028 in floats)."""
     out = []
     eps = _curve(entry, "eps")
     if eps:
         tol = 100.0 / eps[0][2] + 1e-9
         last = eps[-1]
-        out.append({"check": f"reaches 0 by eps {last[0]:g}",
+        out.append({"key": "zero", "check": f"reaches 0 by eps {last[0]:g}",
                     "result": "holds" if last[1] <= tol else "does not hold",
                     "numbers": f"{last[1]:.1f}% at eps {last[0]:g}"})
         rises = [(a, b) for a, b in zip(eps, eps[1:]) if b[1] > a[1] + tol]
-        out.append({"check": "falls with eps",
+        out.append({"key": "falls", "check": "falls with eps",
                     "result": "does not hold" if rises else "holds",
                     "numbers": "; ".join(f"{b[1]:.1f}% at {b[0]:g} above {a[1]:.1f}% at {a[0]:g}"
                                          for a, b in rises) or
@@ -173,26 +173,48 @@ def checks(entry: dict) -> list[dict]:
     if steps:
         tol = 100.0 / steps[0][2] + 1e-9
         rises = [(a, b) for a, b in zip(steps, steps[1:]) if b[1] > a[1] + tol]
-        out.append({"check": "does not rise with PGD's iterations",
+        out.append({"key": "rise", "check": "does not rise with PGD's iterations",
                     "result": "does not hold" if rises else "holds",
                     "numbers": " -> ".join(f"{p[1]:.1f}" for p in steps)
                                + f" (k = {', '.join(f'{p[0]:g}' for p in steps)})"})
-        out.append({"check": "PGD converged by its longest run",
+        out.append({"key": "converged", "check": "PGD converged by its longest run",
                     "result": "holds" if steps[-2][1] - steps[-1][1] <= tol else "does not hold",
                     "numbers": f"PGD-{steps[-2][0]:g} {steps[-2][1]:.1f}% -> PGD-{steps[-1][0]:g} "
                                f"{steps[-1][1]:.1f}%"})
     restarts = _curve(entry, "restarts")
     if restarts:
         drop = restarts[0][1] - restarts[-1][1]
-        out.append({"check": "restarts gain little",
+        out.append({"key": "restarts", "check": "restarts gain little",
                     "result": "holds" if drop <= 1.0 + 1e-9 else "does not hold",
                     "numbers": f"{restarts[0][1]:.1f}% after 1 start, {restarts[-1][1]:.1f}% "
                                f"after {restarts[-1][0]:g} (-{drop:.1f} points; at most 1)"})
     return out
 
 
+def seed_table(report: dict) -> list[str]:
+    """Every model's checks side by side, one row per model (row, setting, seed), so the seeds
+    of one configuration read together: each check's result, with PGD's last two points and the
+    restarts' drop (points)."""
+    columns = {"zero": "reaches 0", "falls": "falls with eps", "rise": "does not rise",
+               "converged": "converged (PGD-50 -> 100)", "restarts": "restarts (1 -> 5)"}
+    lines = ["| model | seed | " + " | ".join(columns.values()) + " |",
+             "|---|---|" + "---|" * len(columns)]
+    for m in sorted(report["models"].values(), key=lambda m: (m["row"], m["setting"], m["seed"])):
+        found = {c["key"]: c for c in checks(m)}
+        steps, restarts = _curve(m, "steps"), _curve(m, "restarts")
+        extra = {"converged": f" ({steps[-2][1]:.1f} -> {steps[-1][1]:.1f})" if steps else "",
+                 "restarts": f" ({restarts[0][1]:.1f} -> {restarts[-1][1]:.1f})" if restarts
+                 else ""}
+        cells = ["-" if key not in found else
+                 ("holds" if found[key]["result"] == "holds" else "**does not hold**")
+                 + extra.get(key, "") for key in columns]
+        lines.append(f"| {m['row']}, {m['setting']} | {m['seed']} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(report: dict) -> str:
-    """The page: what was run, per model its curves' numbers and its checks."""
+    """The page: what was run, every model's checks side by side (`seed_table`), then per model
+    its curves' numbers and its checks."""
     g = report.get("grids", {})
     lines = [PAGE_TITLE, "",
              f"The {report['profile']} profile's headline models ({report['dataset']}, "
@@ -205,7 +227,7 @@ def markdown(report: dict) -> str:
              "claim. Every point's per-image mask is in `sweep.json`; `sweep.png` draws the "
              "curves. Made by `studies/sanity_sweep.py`.", "",
              "![Sanity sweeps: accuracy against eps, PGD iterations and restarts](sweep.png)",
-             ""]
+             "", "## Every model's checks", "", *seed_table(report), ""]
     for key, entry in report["models"].items():
         lines += [f"## {key} (run `{entry['run']}`)", ""]
         for sweep, what in (("eps", "eps"), ("steps", "PGD iterations"),

@@ -110,3 +110,24 @@ def test_the_command_answers_a_bad_option_in_one_line(capsys):
     assert sw.main(["--out", "x.json", "--rows", "resnet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and err.count("\n") == 1
+
+
+def test_the_seed_table_puts_every_models_checks_side_by_side():
+    """One row per model, sorted so the seeds of one configuration read together; a failed
+    check is bold, with the numbers behind the two drops."""
+    curves = dict(eps={0: 98, 0.3: 89, 0.5: 0}, steps={1: 93, 50: 89, 100: 89})
+    report = {"models": {
+        "dfl_pcl | adversarial training | s1": {"row": "dfl_pcl", "setting": "adversarial "
+                                                "training", "seed": 1,
+                                                **_entry(**curves, restarts={1: 92, 5: 89})},
+        "resnet | no defence | s0": {"row": "resnet", "setting": "no defence", "seed": 0,
+                                     **_entry(eps={0: 99, 0.3: 0, 0.5: 0})},
+        "dfl_pcl | adversarial training | s0": {"row": "dfl_pcl", "setting": "adversarial "
+                                                "training", "seed": 0,
+                                                **_entry(**curves, restarts={1: 90, 5: 89.5})}}}
+    header, _, *rows = sw.seed_table(report)
+    assert header.startswith("| model | seed | reaches 0")
+    assert [r.split(" | ")[1] for r in rows] == ["0", "1", "0"]
+    assert rows[0].endswith("| holds (89.0 -> 89.0) | holds (90.0 -> 89.5) |")
+    assert rows[1].endswith("| **does not hold** (92.0 -> 89.0) |")  # a 3-point gain
+    assert rows[2].startswith("| resnet, no defence | 0 | holds | holds | - | - | - |")

@@ -140,12 +140,17 @@ _SWEEP_PANELS = (("eps", "(a) accuracy against eps: must fall and reach 0",
                   "random restarts (robust only if every one fails)"))
 
 
+_SEED_STYLES = ("-", "--", ":", "-.")
+
+
 def sweep_curves(report: dict):
     """The sanity sweeps of `studies/sanity_sweep.py` (its JSON report: {"profile", "n",
     "eps", "models": {key: {"row", "setting", "seed", "sweeps": {sweep: {"points": {x:
     {"accuracy" (%), "n"}}}}}}}) as three panels, one line per model: accuracy against eps,
     against PGD's iterations (log x), against restarts. UsageError when no model has a sweep."""
-    models = [m for m in report["models"].values() if m.get("sweeps")]
+    # by seed, then model: the legend's columns fill one seed each
+    models = sorted((m for m in report["models"].values() if m.get("sweeps")),
+                    key=lambda m: (m["seed"], m["row"], m["setting"]))
     if not models:
         raise UsageError("the sweep report holds no model's sweep to draw")
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
@@ -154,14 +159,20 @@ def sweep_curves(report: dict):
                  f" n = {report['n']} test images per model, seed{'s' * (len(seeds) > 1)} "
                  f"{', '.join(map(str, seeds))}; the study's PGD, best iterate kept)")
     handles = {}
+    # one colour per model (row and setting), one line style per seed: a model's seeds read
+    # together, and twelve lines never run out of colours
+    configs = list(dict.fromkeys((m["row"], m["setting"]) for m in models))
     for ax, (sweep, title, xlabel) in zip(axes, _SWEEP_PANELS):
-        for i, m in enumerate(models):
+        for m in models:
             points = m["sweeps"].get(sweep, {}).get("points", {})
             if not points:
                 continue
             xs, ys = zip(*sorted((float(k), p["accuracy"]) for k, p in points.items()))
             label = f"{ROW_LABELS.get(m['row'], m['row'])}, {m['setting']} (seed {m['seed']})"
-            (line,) = ax.plot(xs, ys, marker="o", color=f"C{i}", label=label)
+            (line,) = ax.plot(xs, ys, marker="o", markersize=4,
+                              color=f"C{configs.index((m['row'], m['setting'])) % 10}",
+                              linestyle=_SEED_STYLES[seeds.index(m["seed"]) % len(_SEED_STYLES)],
+                              label=label)
             handles[label] = line
         if sweep == "eps":
             ax.axvline(report["eps"], color="grey", ls=":", lw=1)
@@ -182,7 +193,9 @@ def sweep_curves(report: dict):
             if ys:
                 ax.set_ylim(max(0.0, min(ys) - 3), min(100.0, max(ys) + 2))
             ax.set_ylabel("accuracy (%), axis zoomed")
-    fig.legend(list(handles.values()), list(handles), loc="lower center",
-               ncol=min(len(handles), 2), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.1, 1, 0.95))
+    ncol = min(len(handles), len(seeds) if len(seeds) > 1 else 2)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=ncol,
+               fontsize=8, frameon=False)
+    rows = -(-len(handles) // ncol)  # the legend's rows get their room below the panels
+    fig.tight_layout(rect=(0, min(0.05 + 0.045 * rows, 0.4), 1, 0.95))
     return fig
