@@ -47,9 +47,8 @@ def gradient_norms(model: nn.Module) -> dict[str, torch.Tensor]:
         module = getattr(model, name, None)
         grads = ([p.grad for p in module.parameters() if p.grad is not None]
                  if isinstance(module, nn.Module) else [])
-        if grads:  # the norm of the concatenated gradients, in fp32 at least
-            out[name] = torch.linalg.vector_norm(torch.stack(
-                [torch.linalg.vector_norm(g.to(stat_dtype(g))) for g in grads]))
+        if grads:  # the L2 norm of the concatenated gradients (torch's own, as clipping uses)
+            out[name] = torch.nn.utils.get_total_norm(grads, norm_type=2.0)
     return out
 
 
