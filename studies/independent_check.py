@@ -1,9 +1,10 @@
 """An independent re-check of the headline robust numbers: other attack implementations, on test
-images the study's evaluation never uses (issue 19).
+images the study's evaluation never uses.
 
-What it checks. For the MNIST headline cells with PGD training ("resnet" and "dfl_pcl", seed 0,
-`plan.cell_config`), the finished run is loaded (never trained: a missing run is an error) and
-attacked, at the run's eps, by three attacks that are not the study's own code:
+What it checks. For the MNIST headline cells with PGD training ("resnet" and "dfl_pcl", at the
+model seeds asked for, `plan.cell_config`), the finished run is loaded, else the report's
+committed weights (never trained: a missing model is an error), and attacked, at the run's
+eps, by three attacks that are not the study's own code:
   - APGD on the DLR loss (Croce & Hein 2020), torchattacks, 100 steps, 1 restart: the untargeted
     DLR loss is scale-invariant, so it is not fooled by logits that saturate cross-entropy;
   - PGD (Madry et al. 2018), torchattacks, 40 steps of 2.5 eps / 40, 3 random restarts (three
@@ -22,22 +23,29 @@ numbers holding only for the authors' own attacks, code or images are not result
 per-example worst case here falls clearly below the study's AutoAttack number, the study's
 evaluation is too weak (or its images unrepresentative) and the headline does not stand.
 
-    python studies/independent_check.py --profile quick --runs-dir runs/quick --n 200 \\
+    python studies/independent_check.py --profile quick --runs-dir runs/quick \
+        --record reports/quick --model-seeds 0,1,2 --n 200 \
         --out reports/quick/independent-check.json
-    # or one row per process (1 thread each), then joined:
-    OMP_NUM_THREADS=1 python studies/independent_check.py ... --rows resnet --out a.json &
-    OMP_NUM_THREADS=1 python studies/independent_check.py ... --rows dfl_pcl --out b.json; wait
-    python studies/independent_check.py --merge a.json b.json --out reports/quick/...json
+    # or one cell per process (1 thread each), then joined:
+    OMP_NUM_THREADS=1 python studies/independent_check.py ... --rows resnet --model-seeds 1 \
+        --out a.json &
+    OMP_NUM_THREADS=1 python studies/independent_check.py ... --rows dfl_pcl --model-seeds 1 \
+        --out b.json; wait
+    python studies/independent_check.py --merge a.json b.json ... --out reports/quick/...json
 
 Output (one JSON file, written atomically): {"check", "profile", "dataset", "setting", "n",
 "index_seed", "excluded": {"seeds", "n_eval"}, "indices": [test-set indices], "budgets",
-"cells": {row: {"run", "eps", "n_indices", "results", "study", "comparison"}}, "provenance"}.
-"results" is `independent_check`'s dict without its masks: "clean", "attacks" {name: row},
-"worst_case", each row {"accuracy", "ci_low", "ci_high" (95% Wilson), "n", "n_correct",
-"seconds", ...}. "study": the study's own clean, PGD-10, AutoAttack and worst-case rows from the
-run folder's metrics-<headline suite>.json and metrics-table.json where they exist (on the
-study's own subsets, so a comparison across image sets: expect agreement within the intervals);
-"comparison": the independent worst case beside the study's AutoAttack accuracy.
+"cells": {"<row> s<model seed>": {"row", "model_seed", "run", "source", "eps", "n_indices",
+"results", "masks", "study", "comparison"}}, "effect", "provenance"}. "results" is
+`independent_check`'s dict without its masks: "clean", "attacks" {name: row}, "worst_case", each
+row {"accuracy", "ci_low", "ci_high" (95% Wilson), "n", "n_correct", "seconds", ...}; "masks"
+holds them per example (hex, `headline.hex_mask`), so the effect re-derives from the file.
+"study": the study's own clean, PGD-10, AutoAttack and worst-case rows from the run's
+metrics-<headline suite>.json and metrics-table.json where they exist (its run folder, else the
+report's record; on the study's own subsets, so a comparison across image sets: expect
+agreement within the intervals); "comparison": the independent worst case beside the study's
+AutoAttack accuracy where it ran one, else beside its worst case. "effect": DFL + PCL minus the
+plain ResNet (points, paired by model seed, t interval).
 """
 from __future__ import annotations
 
@@ -48,16 +56,22 @@ import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
-from dfl_lib.attacks import LogitsOnly, frozen, logits_of
-from dfl_lib.data.datasets import balanced_indices, to_float
-from dfl_lib.errors import DataFileError, UsageError
-from dfl_lib.evaluation.robust import eval_subset_indices, wilson_interval
-from dfl_lib.profiles import get_profile
-from dfl_lib.study.plan import cell_config
-from dfl_lib.validation import (
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "studies"))
+
+from dfl_lib.attacks import LogitsOnly, frozen, logits_of  # noqa: E402
+from dfl_lib.data.datasets import balanced_indices, to_float  # noqa: E402
+from dfl_lib.errors import DataFileError, UsageError  # noqa: E402
+from dfl_lib.evaluation.robust import eval_subset_indices, wilson_interval  # noqa: E402
+from dfl_lib.profiles import get_profile  # noqa: E402
+from dfl_lib.runs import io as runio  # noqa: E402
+from dfl_lib.study.plan import cell_config  # noqa: E402
+from dfl_lib.validation import (  # noqa: E402
     check_images,
     check_labels,
     check_nonnegative,
@@ -65,14 +79,19 @@ from dfl_lib.validation import (
     require_eval,
 )
 
+import headline  # noqa: E402
+
 __all__ = [
     "APGD_STEPS",
     "PGD_RESTARTS",
     "PGD_STEPS",
     "SQUARE_QUERIES",
     "UNSEEN_SEED",
+    "cell_key",
     "check_cells",
     "independent_check",
+    "merge_reports",
+    "paired_effect",
     "study_n_evals",
     "unseen_indices",
     "without_masks",
@@ -270,19 +289,20 @@ def without_masks(result: dict) -> dict:
 
 # --------------------------------------------------------------------------- the headline cells
 
-def _study_numbers(rdir: Path, cfg, profile: str) -> dict:
+def _study_numbers(rdirs: Sequence[Path], cfg, profile: str) -> dict:
     """{suite: {"file", "n_eval", "eval_key", "computations", "rows": {name: numbers}}} of the
-    run's own metrics files that exist: clean, PGD-10 (the paper's PGD column), AutoAttack and
-    the worst-case rows."""
-    from dfl_lib.runs import io as runio
+    run's own metrics files that exist, read from the first of `rdirs` (its run folder, then the
+    report's record of it) that holds each: clean, PGD-10 (the paper's PGD column), AutoAttack
+    and the worst-case rows."""
     from dfl_lib.experiments.run import paper_column_rows
     from dfl_lib.study.plan import headline_suite
 
     pgd_name = paper_column_rows(cfg)["PGD"]
     out = {}
     for suite in dict.fromkeys((headline_suite(profile), "table")):
-        path = rdir / f"metrics-{suite}.json"
-        if not path.is_file():
+        path = next((d / f"metrics-{suite}.json" for d in rdirs
+                     if (d / f"metrics-{suite}.json").is_file()), None)
+        if path is None:
             continue
         saved = runio.read_json(path)
         rows = {r["name"]: {k: r.get(k) for k in ("attack", "accuracy", "ci_low", "ci_high", "n",
@@ -298,100 +318,139 @@ def _study_numbers(rdir: Path, cfg, profile: str) -> dict:
 
 
 def _comparison(result: dict, study: dict) -> dict | None:
-    """The independent worst case beside the study's AutoAttack number (headline suite first)."""
-    for suite in study.values():
-        aa = next((r for r in suite["rows"].values() if r["attack"] == "autoattack"), None)
-        if aa is None:
-            continue
-        ours = result["worst_case"]
-        return {"study_file": suite["file"], "study_autoattack": aa["accuracy"],
-                "study_ci": [aa["ci_low"], aa["ci_high"]],
-                "independent_worst_case": ours["accuracy"],
-                "independent_ci": [ours["ci_low"], ours["ci_high"]],
-                "difference": ours["accuracy"] - aa["accuracy"],
-                "intervals_overlap": ours["ci_high"] >= aa["ci_low"]
-                and aa["ci_high"] >= ours["ci_low"]}
+    """The independent worst case beside the study's strongest number for the run: its
+    AutoAttack row where it ran one (the headline suite first), else its own worst case."""
+    for kind in ("autoattack", "worst case"):
+        for suite in study.values():
+            row = next((r for r in suite["rows"].values() if r["attack"] == kind), None)
+            if row is None:
+                continue
+            ours = result["worst_case"]
+            return {"study_file": suite["file"], "study_row": kind,
+                    "study_accuracy": row["accuracy"], "study_ci": [row["ci_low"], row["ci_high"]],
+                    "independent_worst_case": ours["accuracy"],
+                    "independent_ci": [ours["ci_low"], ours["ci_high"]],
+                    "difference": ours["accuracy"] - row["accuracy"],
+                    "intervals_overlap": ours["ci_high"] >= row["ci_low"]
+                    and row["ci_high"] >= ours["ci_low"]}
     return None
+
+
+def cell_key(row: str, model_seed: int) -> str:
+    """A cell's key in the report: the headline row and the seed of its model, e.g. "resnet s1"."""
+    return f"{row} s{model_seed}"
 
 
 def check_cells(profile: str, *, runs_root, data_root=None, n: int = 200, seed: int = 0,
                 device: str = "auto", budgets: dict | None = None,
-                rows: Sequence[str] = HEADLINE_CELLS) -> dict:
+                rows: Sequence[str] = HEADLINE_CELLS, model_seeds: Sequence[int] = (0,),
+                record=None) -> dict:
     """The report of the independent check for the profile's MNIST headline cells with PGD
-    training (seed 0), or the `rows` of them asked for (each row's check is independent of the
-    others: two processes may check one each, `merge_reports` joins them). Every run must be
-    finished already: a missing one is a UsageError, never trained here. budgets:
-    `independent_check`'s keyword arguments (steps, pgd_steps, pgd_restarts, n_queries,
-    batch_size)."""
+    training, one cell per row in `rows` and model seed in `model_seeds` (each cell's check is
+    independent of the others: processes may check some each, `merge_reports` joins them).
+    Each model is the finished run in `runs_root`, else the committed weights in `record` (a
+    report folder, e.g. reports/quick: record/weights/<run>.pt), as `headline.model_source`
+    finds it; a missing one is a UsageError before any attack, never trained here. seed: the
+    attacks' seed. budgets: `independent_check`'s keyword arguments (steps, pgd_steps,
+    pgd_restarts, n_queries, batch_size).
+
+    Each cell: {"row", "model_seed", "run", "source" ("run" | "weights"), "eps", "n_indices",
+    "results" (`independent_check` without masks), "masks" {name: hex of the bool mask (N,),
+    `headline.hex_mask`}, "study", "comparison"}; "effect": DFL + PCL minus the plain ResNet's
+    worst case (points) paired by model seed with the claims' t interval
+    (`headline.paired_effect`), when both rows were checked at the same seeds (else None)."""
     unknown = [r for r in rows if r not in HEADLINE_CELLS]
     if unknown or not rows:
         raise UsageError(f"rows must be among {', '.join(HEADLINE_CELLS)}, got {list(rows)}")
+    if not model_seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0
+                              for s in model_seeds):
+        raise UsageError(f"model seeds must be non-negative ints, got {list(model_seeds)}")
     from dfl_lib.device import resolve_device
-    from dfl_lib.runs import io as runio
-    from dfl_lib.runs.folder import run_path
-    from dfl_lib.study.records import load_run
-    from dfl_lib.experiments.data import load_data
 
     budgets = dict(budgets or {})
     start = time.perf_counter()
     dev = resolve_device(device)
     seeds = tuple(sorted(set(get_profile(profile).seeds) | {0, 1, 2}))
-    configs = {row: cell_config(profile, dataset=DATASET, row=row, setting=SETTING, seed=0,
-                                device=device) for row in HEADLINE_CELLS if row in rows}
+    configs = {(row, s): cell_config(profile, dataset=DATASET, row=row, setting=SETTING, seed=s,
+                                     device=device)
+               for row in HEADLINE_CELLS if row in rows for s in sorted(set(model_seeds))}
     report = {"check": "independent re-check of the headline robust numbers",
               "profile": profile, "dataset": DATASET, "setting": SETTING, "n": n,
               "index_seed": UNSEEN_SEED,
               "excluded": {"seeds": list(seeds), "n_eval": list(study_n_evals(profile))},
               "budgets": budgets, "cells": {}}
-    for row, cfg in configs.items():  # refuse before any work when a run is missing
-        data = load_data(cfg, root=data_root)
-        rdir = run_path(cfg, data, runs_root=runs_root)
-        if not runio.is_finished(rdir):
-            why = "no done.json" if rdir.is_dir() else "no such folder"
-            raise UsageError(f"no finished {row!r} run at {rdir} ({why}); this check never "
-                             f"trains: run the study first (python -m dfl_lib study --profile "
-                             f"{profile})")
-    for row, cfg in configs.items():
-        run = load_run(cfg, runs_root=runs_root, data_root=data_root)
-        data, rdir = run["data"], Path(run["run_dir"])
+    # refuse before any work when a model is missing
+    sources = {key: headline.model_source(cfg, runs_root=runs_root, record=record,
+                                          data_root=data_root, profile=profile)
+               for key, cfg in configs.items()}
+    for (row, s), cfg in configs.items():
+        model, data, name = headline.load(cfg, source=sources[(row, s)], runs_root=runs_root,
+                                          data_root=data_root)
         idx = unseen_indices(data.y_test, n=n, profile=profile, seeds=seeds)
         report["indices"] = idx.tolist()  # the same images for every cell
         x = to_float(data.x_test[idx]).to(dev)
         y = torch.as_tensor(data.y_test)[idx].long().to(dev)
-        result = independent_check(run["model"].to(dev).eval(), x, y, eps=cfg.eps, seed=seed,
+        result = independent_check(model.to(dev).eval(), x, y, eps=cfg.eps, seed=seed,
                                    **budgets)
-        study = _study_numbers(rdir, cfg, profile)
-        report["cells"][row] = {"run": rdir.name, "eps": cfg.eps, "n_indices": len(idx),
-                                "results": without_masks(result), "study": study,
-                                "comparison": _comparison(result, study)}
+        rdirs = [Path(runs_root) / name] + ([Path(record) / "record" / "runs" / name]
+                                            if record else [])
+        study = _study_numbers(rdirs, cfg, profile)
+        report["cells"][cell_key(row, s)] = {
+            "row": row, "model_seed": s, "run": name, "source": sources[(row, s)][0],
+            "eps": cfg.eps, "n_indices": len(idx), "results": without_masks(result),
+            "masks": {k: headline.hex_mask(m) for k, m in result["masks"].items()},
+            "study": study, "comparison": _comparison(result, study)}
+    report["effect"] = paired_effect(report["cells"])
     report["provenance"] = runio.provenance(
         config={"profile": profile, "n": n, "budgets": budgets,
-                "cells": {row: cfg.to_dict() for row, cfg in configs.items()}},
+                "cells": {cell_key(*key): cfg.to_dict() for key, cfg in configs.items()}},
         seed=seed, device=str(dev), wall_seconds=time.perf_counter() - start)
     return report
 
 
+def paired_effect(cells: dict) -> dict | None:
+    """DFL + PCL minus the plain ResNet under the independent worst case (points), paired by
+    model seed, with the claims' t interval, from a report's cells (`headline.paired_effect`);
+    None unless both rows were checked at the same seeds."""
+    masks: dict[str, dict[int, np.ndarray]] = {}
+    for cell in cells.values():
+        if "masks" not in cell:  # a report written before masks were kept
+            return None
+        masks.setdefault(cell["row"], {})[cell["model_seed"]] = headline.unhex(
+            cell["masks"]["worst_case"], n=cell["n_indices"])
+    return headline.paired_effect(
+        masks, what="independent worst case (APGD-DLR, PGD with restarts, Square) on unseen "
+        "images")
+
+
+def _order(key: str) -> tuple:
+    row, _, s = key.rpartition(" s")
+    return (HEADLINE_CELLS.index(row), int(s))
+
+
 def merge_reports(reports: Sequence[dict]) -> dict:
-    """One report from reports of the same check on other rows (`check_cells(rows=...)`): the
-    cells joined, the wall time the longest of theirs. UsageError when they differ in anything
-    but their cells and provenance, or check a row twice."""
+    """One report from reports of the same check on other cells (`check_cells(rows=...,
+    model_seeds=...)`): the cells joined in row then seed order, the paired effect recomputed,
+    the wall time the longest of theirs. UsageError when they differ in anything but their
+    cells, effect and provenance, or check a cell twice."""
     first = reports[0]
-    same = {k: v for k, v in first.items() if k not in ("cells", "provenance")}
+    own = ("cells", "effect", "provenance")
+    same = {k: v for k, v in first.items() if k not in own}
     cells: dict = {}
     for r in reports:
-        if {k: v for k, v in r.items() if k not in ("cells", "provenance")} != same:
+        if {k: v for k, v in r.items() if k not in own} != same:
             raise UsageError("the reports to merge differ beyond their cells (profile, images, "
                              "budgets or seeds)")
         twice = set(cells) & set(r["cells"])
         if twice:
-            raise UsageError(f"row {sorted(twice)[0]!r} is in two of the reports to merge")
+            raise UsageError(f"cell {sorted(twice)[0]!r} is in two of the reports to merge")
         cells.update(r["cells"])
     provenance = dict(first["provenance"])
     provenance["config"] = {**provenance["config"], "cells": {
-        row: cfg for r in reports for row, cfg in r["provenance"]["config"]["cells"].items()}}
+        key: cfg for r in reports for key, cfg in r["provenance"]["config"]["cells"].items()}}
     provenance["wall_seconds"] = max(r["provenance"]["wall_seconds"] for r in reports)
-    return {**same, "cells": {row: cells[row] for row in HEADLINE_CELLS if row in cells},
-            "provenance": provenance}
+    cells = {key: cells[key] for key in sorted(cells, key=_order)}
+    return {**same, "cells": cells, "effect": paired_effect(cells), "provenance": provenance}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -410,11 +469,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--n-queries", type=int, default=SQUARE_QUERIES, help="Square's queries")
     p.add_argument("--rows", default=",".join(HEADLINE_CELLS),
                    help="the headline rows to check (comma-separated; default: both)")
+    p.add_argument("--model-seeds", default="0",
+                   help="the seeds of the models to check (comma-separated, e.g. 0,1,2)")
+    p.add_argument("--record", default=None, help="a report folder whose committed weights "
+                   "(record/weights) stand in for runs missing from --runs-dir, e.g. "
+                   "reports/quick")
     p.add_argument("--merge", nargs="+", metavar="JSON", help="join reports of the same check "
                    "on other rows into --out, and check nothing")
     args = p.parse_args(argv)
-    from dfl_lib.runs import io as runio
-
     if args.merge:
         try:
             merged = merge_reports([runio.read_json(path) for path in args.merge])
@@ -430,16 +492,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     budgets = {"steps": args.steps, "pgd_steps": args.pgd_steps,
                "pgd_restarts": args.pgd_restarts, "n_queries": args.n_queries}
     try:
+        model_seeds = tuple(int(s) for s in args.model_seeds.split(",") if s.strip())
+    except ValueError:
+        print(f"independent_check: --model-seeds must be comma-separated ints, got "
+              f"{args.model_seeds!r}", file=sys.stderr)
+        return 2
+    try:
         report = check_cells(args.profile, runs_root=args.runs_dir, data_root=args.data_dir,
                              n=args.n, seed=args.seed, device=args.device, budgets=budgets,
-                             rows=tuple(r for r in args.rows.split(",") if r))
+                             rows=tuple(r for r in args.rows.split(",") if r),
+                             model_seeds=model_seeds, record=args.record)
     except (UsageError, DataFileError) as err:  # a user's mistake: one line, no traceback
         print(f"independent_check: {err}", file=sys.stderr)
         return 2
     runio.write_json(args.out, report)
     for row, cell in report["cells"].items():
         res, cmp = cell["results"], cell["comparison"]
-        study = f"; study AutoAttack {cmp['study_autoattack']:.3f}" if cmp else ""
+        study = f"; study {cmp['study_row']} {cmp['study_accuracy']:.3f}" if cmp else ""
         print(f"{row}: clean {res['clean']['accuracy']:.3f}, worst case "
               f"{res['worst_case']['accuracy']:.3f} on {res['n']} unseen images{study}")
     print(f"wrote {args.out}")

@@ -1,7 +1,9 @@
-"""studies/independent_check.py (issue 19): its unseen test images are disjoint from every
-evaluation subset the quick profile draws, and its per-example worst case is what it claims."""
+"""studies/independent_check.py: its unseen test images are disjoint from every evaluation subset
+the quick profile draws, its per-example worst case is what it claims, and its cells (row x model
+seed) come from runs or committed weights, keep their masks and merge into one report."""
 import importlib.util
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -17,6 +19,7 @@ STUDY = Path(__file__).resolve().parents[1] / "studies" / "independent_check.py"
 _spec = importlib.util.spec_from_file_location("independent_check", STUDY)
 ic = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(ic)
+headline = ic.headline  # studies/headline.py, as the check imports it
 
 # small budgets: the test checks the bookkeeping, not the attacks' strength at their budgets
 FAST = {"steps": 5, "pgd_steps": 3, "pgd_restarts": 2, "n_queries": 30}
@@ -128,25 +131,101 @@ def test_a_missing_run_is_refused_in_one_line_not_trained(real_data_root, tmp_pa
     rc = ic.main(["--profile", "quick", "--runs-dir", str(runs), "--data-dir", str(real_data_root),
                   "--n", "20", "--out", str(tmp_path / "out.json"), "--device", "cpu"])
     err = capsys.readouterr().err
-    assert rc == 2 and len(err.strip().splitlines()) == 1 and "never trains" in err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "never train" in err
     assert not any(runs.iterdir()) and not (tmp_path / "out.json").exists()
 
 
-def test_reports_of_one_row_each_merge_into_the_report_of_both(tmp_path):
-    def report(row, wall):
-        return {"check": "c", "profile": "quick", "n": 200, "indices": [1, 2],
-                "cells": {row: {"run": f"run-{row}"}},
-                "provenance": {"config": {"profile": "quick", "cells": {row: {"seed": 0}}},
-                               "wall_seconds": wall, "seed": 0}}
+class _Cfg(SimpleNamespace):
+    def to_dict(self):
+        return dict(vars(self))
 
-    merged = ic.merge_reports([report("dfl_pcl", 10.0), report("resnet", 12.0)])
-    assert list(merged["cells"]) == ["resnet", "dfl_pcl"]  # the check's own order
+
+@pytest.fixture
+def fake_cells(tiny, tmp_path, monkeypatch):
+    """Every headline model comes from committed weights under tmp_path/report (no run is
+    finished): the plain ResNet is `tiny`, DFL + PCL is `tiny` with its head's bias moved, so the
+    two rows differ; the test set is 64 quadrant images, 16 of them unseen."""
+    import copy
+
+    import dfl_lib.experiments.data as data_mod
+    import dfl_lib.experiments.trained as trained
+    import dfl_lib.runs.folder as folder
+    x, y = quadrants(64, seed=3)
+    other = copy.deepcopy(tiny)
+    with torch.no_grad():
+        other.head.bias.add_(torch.linspace(-2, 2, other.head.bias.numel()))
+    monkeypatch.setattr(ic, "cell_config", lambda profile, **kw: _Cfg(eps=0.08, **kw))
+    monkeypatch.setattr(ic, "study_n_evals", lambda profile, dataset="mnist": (8,))
+    monkeypatch.setattr(ic, "_study_numbers", lambda rdirs, cfg, profile: {})
+    data = SimpleNamespace(x_test=(x * 255).to(torch.uint8), y_test=y)
+    monkeypatch.setattr(data_mod, "load_data", lambda cfg, root=None: data)
+    monkeypatch.setattr(folder, "run_path",
+                        lambda cfg, data, runs_root: tmp_path / f"run-{cfg.row}-s{cfg.seed}")
+    weights = tmp_path / "report" / "record" / "weights"
+    weights.mkdir(parents=True)
+    for row in ("resnet", "dfl_pcl"):
+        for s in (0, 1):
+            (weights / f"run-{row}-s{s}.pt").write_bytes(b"")
+    monkeypatch.setattr(trained, "load_model", lambda path: copy.deepcopy(
+        other if "dfl_pcl" in path.name else tiny))
+    return {"runs_root": tmp_path / "runs", "record": tmp_path / "report", "n": 16,
+            "budgets": FAST, "device": "cpu"}
+
+
+def test_cells_per_row_and_model_seed_keep_masks_and_a_paired_effect(fake_cells):
+    report = ic.check_cells("quick", **fake_cells, model_seeds=(1, 0))
+    assert list(report["cells"]) == ["resnet s0", "resnet s1", "dfl_pcl s0", "dfl_pcl s1"]
+    worst = {}
+    for key, cell in report["cells"].items():
+        assert key == ic.cell_key(cell["row"], cell["model_seed"])
+        assert cell["source"] == "weights" and cell["run"] == f"run-{cell['row']}-s" \
+            f"{cell['model_seed']}"
+        res = cell["results"]
+        # the committed masks re-derive every row's count
+        for name in ["clean", *res["attacks"], "worst_case"]:
+            mask = headline.unhex(cell["masks"][name], n=cell["n_indices"])
+            row = res["clean"] if name == "clean" else res["worst_case"] \
+                if name == "worst_case" else res["attacks"][name]
+            assert int(mask.sum()) == row["n_correct"] and len(mask) == row["n"] == 16
+        worst[(cell["row"], cell["model_seed"])] = res["worst_case"]["accuracy"]
+    effect = report["effect"]
+    assert effect["seeds"] == [0, 1]
+    expected = 100 * sum(worst[("dfl_pcl", s)] - worst[("resnet", s)] for s in (0, 1)) / 2
+    assert effect["effect"] == pytest.approx(expected)
+    assert effect["effect"] != 0  # the two rows' models differ, so the pairing is tested
+    assert effect["low"] <= effect["effect"] <= effect["high"]
+    assert set(report["provenance"]["config"]["cells"]) == set(report["cells"])
+
+
+def test_a_model_with_neither_run_nor_weights_is_refused_before_any_attack(fake_cells, capsys):
+    with pytest.raises(UsageError, match=r"no finished run at .*run-resnet-s2 and no weights"):
+        ic.check_cells("quick", **fake_cells, model_seeds=(0, 2))
+    with pytest.raises(UsageError, match="model seeds must be non-negative ints"):
+        ic.check_cells("quick", **fake_cells, model_seeds=(-1,))
+    rc = ic.main(["--runs-dir", "runs", "--out", "x.json", "--model-seeds", "0,one"])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "--model-seeds" in err
+
+
+def test_reports_of_one_cell_each_merge_into_the_report_of_all(fake_cells):
+    whole = ic.check_cells("quick", **fake_cells, model_seeds=(0, 1))
+    parts = [ic.check_cells("quick", **fake_cells, rows=(row,), model_seeds=(s,))
+             for s in (1, 0) for row in ("dfl_pcl", "resnet")]
+    assert all(p["effect"] is None for p in parts)  # one row each: nothing to pair
+    for p, wall in zip(parts, (10.0, 12.0, 3.0, 4.0)):
+        p["provenance"]["wall_seconds"] = wall
+    merged = ic.merge_reports(parts)
+    assert list(merged["cells"]) == list(whole["cells"])  # row, then seed order
+    for key, cell in whole["cells"].items():  # the same models, images and masks
+        assert {k: v for k, v in merged["cells"][key].items() if k != "results"} == \
+            {k: v for k, v in cell.items() if k != "results"}
+    assert merged["effect"] == whole["effect"]
     assert merged["provenance"]["wall_seconds"] == 12.0
-    assert set(merged["provenance"]["config"]["cells"]) == {"resnet", "dfl_pcl"}
-    other = {**report("dfl_pcl", 1.0), "indices": [3]}
+    assert set(merged["provenance"]["config"]["cells"]) == set(whole["cells"])
+    other = {**parts[0], "indices": [3]}
     with pytest.raises(UsageError, match="differ beyond their cells"):
-        ic.merge_reports([report("resnet", 1.0), other])
-    with pytest.raises(UsageError, match="'resnet' is in two"):
-        ic.merge_reports([report("resnet", 1.0), report("resnet", 2.0)])
+        ic.merge_reports([parts[1], other])
+    with pytest.raises(UsageError, match="'dfl_pcl s1' is in two"):
+        ic.merge_reports([parts[0], parts[0]])
     with pytest.raises(UsageError, match="rows must be among"):
-        ic.check_cells("quick", runs_root=tmp_path, rows=("wrn",))
+        ic.check_cells("quick", runs_root=fake_cells["runs_root"], rows=("wrn",))
