@@ -89,6 +89,7 @@ __all__ = [
     "UNSEEN_SEED",
     "cell_key",
     "check_cells",
+    "counts",
     "independent_check",
     "merge_reports",
     "paired_effect",
@@ -421,6 +422,23 @@ def paired_effect(cells: dict) -> dict | None:
     return headline.paired_effect(
         masks, what="independent worst case (APGD-DLR, PGD with restarts, Square) on unseen "
         "images")
+
+
+def counts(report: dict, *, from_masks: bool) -> dict:
+    """What `verify_pages` re-derives: {"cells": {key: {"clean" | attack | "worst_case":
+    n_correct}}, "effect"} read from each cell's masks (`from_masks=True`) or from its rows as
+    written; the effect recomputed from the masks or as written. None for a report written
+    before masks were kept."""
+    if any("masks" not in c for c in report["cells"].values()):
+        return None
+    cells = {}
+    for key, cell in report["cells"].items():
+        res = cell["results"]
+        rows = {"clean": res["clean"], **res["attacks"], "worst_case": res["worst_case"]}
+        cells[key] = {name: int(headline.unhex(cell["masks"][name], n=cell["n_indices"]).sum())
+                      if from_masks else row["n_correct"] for name, row in rows.items()}
+    effect = paired_effect(report["cells"]) if from_masks else report.get("effect")
+    return {"cells": cells, "effect": effect}
 
 
 def _order(key: str) -> tuple:

@@ -7,8 +7,10 @@ wrote it (provenance.script). Each is judged again here as its script judges it,
 committed files alone: the depth claims from the part's 01-depth curves, the poisoning claim
 from notebook 07's effects, the clean-accuracy claim from the part's record, the black-box and
 feature-space claims and the AutoAttack benchmark from the per-image masks in their JSON (the
-regime gate read from the committed AutoAttack check). A mismatch is a page made from other
-data or by other code than the committed: re-make it with its script.
+regime gate read from the committed AutoAttack check). Each part's independent re-check
+(`independent-check.json`) is held to its own per-example masks: every row's count and the
+paired effect. A mismatch is a page made from other data or by other code than the committed:
+re-make it with its script.
 
     python studies/verify_pages.py [--reports reports]    # exit 1 and one line per mismatch
 """
@@ -95,6 +97,16 @@ def verify_pages(reports) -> tuple[list[str], list[str]]:
         compare(again, page.get("verdicts"), where=str(path.relative_to(reports.parent)),
                 problems=problems)
         checked.append(str(path.parent.relative_to(reports.parent)))
+    for path in sorted(reports.glob("*/independent-check.json")):
+        import independent_check
+        report = runio.read_json(path)
+        again = independent_check.counts(report, from_masks=True)
+        if again is None:
+            continue  # written before the check kept its masks: nothing to re-derive from
+        compare(json.loads(json.dumps(again, default=runio.json_default)),
+                independent_check.counts(report, from_masks=False),
+                where=str(path.relative_to(reports.parent)), problems=problems)
+        checked.append(str(path.relative_to(reports.parent)))
     return checked, problems
 
 
@@ -112,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(line)
     if problems:
         return 1
-    print(f"{len(checked)} verdict pages re-derive from their committed data: "
+    print(f"{len(checked)} verdict pages and checks re-derive from their committed data: "
           + ", ".join(checked))
     return 0
 

@@ -229,3 +229,32 @@ def test_reports_of_one_cell_each_merge_into_the_report_of_all(fake_cells):
         ic.merge_reports([parts[0], parts[0]])
     with pytest.raises(UsageError, match="rows must be among"):
         ic.check_cells("quick", runs_root=fake_cells["runs_root"], rows=("wrn",))
+
+
+def test_verify_pages_holds_the_committed_check_to_its_masks(fake_cells, tmp_path):
+    import json
+
+    from dfl_lib.runs import io as runio
+    verify = importlib.util.module_from_spec(importlib.util.spec_from_file_location(
+        "verify_pages", STUDY.parent / "verify_pages.py"))
+    verify.__spec__.loader.exec_module(verify)
+    report = ic.check_cells("quick", **fake_cells, model_seeds=(0, 1))
+    part = tmp_path / "reports" / "quick"
+    part.mkdir(parents=True)
+    runio.write_json(part / "independent-check.json", report)
+    checked, problems = verify.verify_pages(tmp_path / "reports")
+    assert checked == ["reports/quick/independent-check.json"] and problems == []
+    # a row's count or the effect written by other code than the masks say is named
+    tampered = json.loads(json.dumps(report, default=runio.json_default))
+    tampered["cells"]["dfl_pcl s1"]["results"]["worst_case"]["n_correct"] += 1
+    tampered["effect"]["effect"] += 0.5
+    runio.write_json(part / "independent-check.json", tampered)
+    _, problems = verify.verify_pages(tmp_path / "reports")
+    assert len(problems) == 2
+    assert any("dfl_pcl s1.worst_case" in line for line in problems)
+    assert any("effect.effect" in line for line in problems)
+    # a file written before masks were kept has nothing to re-derive from: skipped, not failed
+    for cell in tampered["cells"].values():
+        cell.pop("masks")
+    runio.write_json(part / "independent-check.json", tampered)
+    assert verify.verify_pages(tmp_path / "reports") == ([], [])
