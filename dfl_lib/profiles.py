@@ -98,7 +98,8 @@ class Profile:
 
 _BF16 = ("training (its attack, forward and loss) under bf16 autocast where the device computes "
          "bf16 natively (a CPU with AVX512-BF16 or AMX, a CUDA GPU with bf16), fp32 elsewhere "
-         "(bf16 emulated on an AVX2 CPU runs 7-8x slower than fp32); weights in fp32, every "
+         "(bf16 emulated on an AVX2 CPU runs 7-15x slower than fp32: benchmarks/README.md, "
+         "section 7); weights in fp32, every "
          "evaluation in fp32. bf16 is 1.45x faster per PGD-training epoch on the AVX-512 CPU, "
          "and the robust accuracy of its models agrees with fp32 training within seed noise "
          "(3 seeds, MNIST: reports/benchmarks/bf16-agreement.json); each run's name, key and "
@@ -244,8 +245,9 @@ PROFILES: dict[str, Profile] = {
                    "05-feature-space", "06-explore", "07-data-poisoning", "08-forensics"),
         n_eval_per_dataset={"cifar10_jpeg": 250},
         plan_deviations=(
-            "MNIST only: CIFAR-10's regime (a PGD-trained ResNet at about 80% clean, 40% under "
-            "AutoAttack) is out of reach on 2 CPU cores; the CIFAR-10 claims run at the gpu "
+            "MNIST only: CIFAR-10's regime (the gate: a PGD-trained ResNet at 70% clean and 40% "
+            "under AutoAttack, where the field's reach 80-84% and 43-47%) is out of reach on 2 "
+            "CPU cores; the CIFAR-10 claims run at the gpu "
             "profile (and at illustration scale, without verdicts, in quick-full)",
             "ResNet-18 (width 16) stands for the paper's ResNet-50 in Tables 1-5; the depth "
             "study (Figures 1, 3, 5: ResNet-18/34/50) is quick-full-depth's",

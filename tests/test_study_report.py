@@ -155,7 +155,7 @@ def test_the_readmes_first_screen_gives_the_answer_its_figure_and_the_report():
     first = "\n".join(lines[:40])
     assert "](reports/README.md)" in first
     assert re.search(r"!\[[^\]]+\]\(reports/[^)]+\.png\)", first)
-    assert "**not reproduced**" in first and "not tested soundly yet" in first
+    assert "**not reproduced**" in first and "**not testable here** yet" in first
     assert re.search(r"\[[+-]\d+\.\d, [+-]\d+\.\d\]", first)  # an interval, not only words
     figure = next(i for i, li in enumerate(lines) if li.startswith("!["))
     command = next(i for i, li in enumerate(lines) if li.startswith("make "))

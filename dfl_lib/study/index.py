@@ -21,7 +21,7 @@ from ..profiles import get_profile
 from ..runs import io as runio
 from .kernel import project_kernel
 from .notebook import CIFAR_NOTE
-from .plan import plan_deviations, study_plan
+from .plan import datasets, plan_deviations, study_plan
 from .report import OLD_INTERVAL
 
 __all__ = ["NOTEBOOKS", "PAPER_ITEMS", "profile_notebooks", "run_notebooks", "write_index",
@@ -323,7 +323,9 @@ def write_index(profile: str, *, out_dir, plan_seconds: dict[str, float],
              "", f"Made by `{command}` ({get_profile(profile).summary}). Executed notebooks are "
              "the `NN-*.ipynb` files here; each notebook's figures (PNG and PDF) and "
              "`metrics.json` (with provenance: git commit, versions, device, wall time) are in "
-             "its folder.", "", f"**{CIFAR_NOTE}**", ""]
+             "its folder.", ""]
+    if "cifar10_jpeg" in datasets(profile):  # the note belongs where the JPEG copy is used
+        lines += [f"**{CIFAR_NOTE}**", ""]
     lines += findings(out_dir)
     lines += ["## Deviations of this profile from the paper", ""]
     lines += [f"- {d}" for d in profile_deviations(profile) + plan_deviations(profile)]

@@ -23,8 +23,8 @@ from .plan import datasets, plan_deviations, study_plan, table_backbone
 __all__ = ["Notebook", "CIFAR_NOTE", "set_threads"]
 
 CIFAR_NOTE = ("CIFAR-10 here is a JPEG-decoded copy of the original test and training images "
-              "(../shared/data/README.md), not the original PNG/pickle batches: its numbers are "
-              "not directly comparable with published CIFAR-10 numbers.")
+              "(the `cifar10_jpeg` dataset), not the original PNG/pickle batches: its numbers "
+              "are not directly comparable with published CIFAR-10 numbers.")
 
 
 def _in_kernel() -> bool:

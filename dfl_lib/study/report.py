@@ -53,8 +53,9 @@ FIGURES = (
     ("quick-full-depth", "01-depth/figure5-accuracies.png",
      "Figure 5: accuracies of ResNet-18/34/50 with and without the DFL under PGD training"),
     ("quick", "03-robustness-tables/sanity-curves.png",
-     "Sanity curves of the headline evaluations: accuracy reaches 0 at eps 1, does not rise "
-     "with a stronger attack, and black-box attacks are no stronger than white-box ones"),
+     "Sanity curves of the headline evaluations (seed 0): accuracy against eps up to 1, "
+     "against the attack's strength, and black-box against white-box attacks (whether each "
+     "check holds, with its numbers, on the quick page)"),
     ("quick", "sanity-sweep/sweep.png",
      "Sanity sweeps of the headline models: accuracy against eps, against PGD's iterations "
      "and against random restarts (the checks on its page)"),
