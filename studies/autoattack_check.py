@@ -339,9 +339,11 @@ def benchmark_verdict(report: dict, *, min_seeds: int = MIN_SEEDS) -> dict:
     regime = regime_reason(dataset=DATASET, baseline_autoattack=(
         float(np.mean([r["accuracy"] for r in plain])) if plain else None),
         n=plain[0]["n"] if plain else 0)
+    noise = ("the interval holds image noise only" if len(ours) == 1 else
+             "too few seeds for the interval to state an effect")
     few = (f"AutoAttack (standard) has finished on {len(ours)} of {min_seeds} seeds of the "
-           f"PGD-trained DFL + PCL (seed(s) {', '.join(map(str, sorted(ours)))}; the interval "
-           "holds image noise only)" if len(ours) < min_seeds else "")
+           f"PGD-trained DFL + PCL (seed(s) {', '.join(map(str, sorted(ours)))}; {noise})"
+           if len(ours) < min_seeds else "")
     reasons = "; ".join(r for r in (regime, few) if r)
     reasons = f"{reasons}; {context}" if reasons else ""
     verdict = NOT_TESTABLE if reasons else outcome(low=low, high=high, claimed=0.0)
@@ -359,8 +361,8 @@ def effect_text(effect: dict | None, *, min_seeds: int = MIN_SEEDS) -> str:
               "image noise")
     return (f"{effect['effect']:+.1f} points, 95% interval [{effect['low']:+.1f}, "
             f"{effect['high']:+.1f}] ({method}: `paper.intervals.effect_interval`)" +
-            (f"; {_count(len(effect['seeds']), 'seed')} of {min_seeds}: the interval holds "
-             "image noise only, too few seeds to state an effect" if few else "") + ".")
+            (f"; {_count(len(effect['seeds']), 'seed')} of {min_seeds}: too few seeds to "
+             "state an effect" if few else "") + ".")
 
 
 def regime_text(report: dict) -> str:
