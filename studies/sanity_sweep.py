@@ -21,6 +21,12 @@ curve re-derives from the file. Checks per model, beside their numbers: reaches 
 image at eps 0.5), falls with eps (no point above the one before by more than one image), does
 not rise with iterations (same tolerance), and the drops from PGD-50 to PGD-100 and from 1 to 5
 restarts.
+  - escalation (a model whose eps curve fails "reaches 0" or "falls with eps"): the curve's tail,
+    every eps from the first where PGD-20 leaves at most 5% correct, re-attacked with AutoAttack
+    (standard: APGD-CE, APGD-T, FAB-T, Square-5000; torchattacks) on PGD-20's survivors, each
+    point the worst case of the two. Carlini et al. ask for a stronger attack before a curve
+    that does not reach 0 is read as robustness: if the worst case reaches 0 and falls, PGD-20
+    was too weak there (a fault of the attack, not a defence); if not, the model masks.
 
     OMP_NUM_THREADS=1 python studies/sanity_sweep.py --runs-dir runs/quick \\
         --out reports/quick/sanity-sweep/sweep.json
@@ -36,6 +42,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "studies"))
@@ -48,7 +56,8 @@ from dfl_lib.study.plan import cell_config  # noqa: E402
 import headline  # noqa: E402
 from headline import DATASET, PGD  # noqa: E402
 
-__all__ = ["EPS_GRID", "STEPS_GRID", "RESTARTS", "sweep_model", "run", "checks", "markdown",
+__all__ = ["EPS_GRID", "STEPS_GRID", "RESTARTS", "ESCALATED", "sweep_model", "tail", "escalate",
+           "needs_escalation", "run", "checks", "markdown",
            "main"]
 
 EPS, N = 0.3, 500
@@ -57,6 +66,8 @@ EPS_STEPS = 20
 STEPS_GRID = (1, 2, 5, 10, 20, 50, 100)
 RESTARTS, RESTART_STEPS = 5, 10
 SWEEPS = ("eps", "steps", "restarts")
+ESCALATED = "eps_autoattack"  # the eps curve's tail under AutoAttack on PGD-20's survivors
+TAIL = 5.0  # %: a point of the eps curve at or below it is in the tail, where all should fall
 PAGE_TITLE = "# Sanity sweeps of the headline models"
 _SETTINGS = ("profile", "dataset", "n", "eps")
 
@@ -96,6 +107,44 @@ def sweep_model(model, x, y, *, sweep: str, seed: int, eps: float = EPS,
     raise UsageError(f"sweep must be one of {', '.join(SWEEPS)}, got {sweep!r}")
 
 
+def tail(points: dict, *, below: float = TAIL) -> list[str]:
+    """The eps keys of an eps sweep's tail: every eps (not the clean "0") from the first whose
+    accuracy is at most `below` % onward, in order of eps; [] when no point is that low."""
+    keys = sorted((k for k in points if float(k) > 0), key=float)
+    first = next((i for i, k in enumerate(keys) if points[k]["accuracy"] <= below), None)
+    return [] if first is None else keys[first:]
+
+
+def escalate(model, x, y, *, eps_points: dict, seed: int, below: float = TAIL) -> dict:
+    """The tail of an eps sweep (`tail`) re-attacked with AutoAttack (standard version, L-inf,
+    torchattacks, Square at 5,000 queries) on the images PGD-20 left correct: {eps: point},
+    each point's mask PGD-20's AND AutoAttack's (the worst case of the two attacks), accuracy
+    in %. x (N, C, H, W) in [0, 1], y (N,), the images `eps_points` was measured on; a point
+    with no survivor is PGD's own. Source: Carlini et al. (2019), Section 5 (a curve that does
+    not reach 0 calls for a stronger attack); Croce & Hein (2020) for AutoAttack."""
+    out = {}
+    for key in tail(eps_points, below=below):
+        pgd = eps_points[key]
+        alive = torch.from_numpy(headline.unhex(pgd["mask"], n=pgd["n"]).copy())
+        idx = alive.nonzero().flatten()
+        if len(idx):
+            aa = robust_accuracy(model, x[idx], y[idx], attack="autoattack", eps=float(key),
+                                 seed=seed)
+            alive[idx] = aa["correct"]
+        out[key] = {"mask": headline.hex_mask(alive), "accuracy": 100.0 * float(
+            alive.float().mean()), "n": pgd["n"], "max_linf": pgd["max_linf"],
+            "re_attacked": int(len(idx))}
+    return out
+
+
+def needs_escalation(entry: dict) -> bool:
+    """Whether a model's eps curve fails "reaches 0" or "falls with eps" and has no escalated
+    tail yet."""
+    if ESCALATED in entry.get("sweeps", {}) or "eps" not in entry.get("sweeps", {}):
+        return False
+    return any(c["result"] != "holds" for c in checks(entry) if c["key"] in ("zero", "falls"))
+
+
 def _key(m: tuple[str, str, int]) -> str:
     return f"{m[0]} | {m[1]} | s{m[2]}"
 
@@ -121,9 +170,9 @@ def run(profile: str, *, runs_root, out: Path, seeds: Sequence[int] | None = Non
     if not wanted:
         raise UsageError(f"no headline model of {profile} at seeds {list(seeds or [])}")
     for m in wanted:
-        todo = [s for s in (SWEEPS if m[1] == PGD else ("eps",))
-                if s not in report["models"].get(_key(m), {}).get("sweeps", {})]
-        if not todo:
+        held = report["models"].get(_key(m), {"sweeps": {}})
+        todo = [s for s in (SWEEPS if m[1] == PGD else ("eps",)) if s not in held["sweeps"]]
+        if not todo and not needs_escalation(held):
             continue
         cfg = cell_config(profile, dataset=DATASET, row=m[0], setting=m[1], seed=m[2],
                           device="cpu")
@@ -142,6 +191,15 @@ def run(profile: str, *, runs_root, out: Path, seeds: Sequence[int] | None = Non
             report["provenance"] = runio.provenance(config=fixed, seed=0, device="cpu")
             runio.write_json(out, report)
             progress(f"{_key(m)} | {s}: {entry['sweeps'][s]['seconds']:.0f} s")
+        if needs_escalation(entry):
+            start = time.perf_counter()
+            entry["sweeps"][ESCALATED] = {
+                "points": escalate(model, x, y, eps_points=entry["sweeps"]["eps"]["points"],
+                                   seed=m[2]),
+                "seconds": time.perf_counter() - start,
+                "git_commit": runio.git_state()["commit"]}
+            runio.write_json(out, report)
+            progress(f"{_key(m)} | {ESCALATED}: {entry['sweeps'][ESCALATED]['seconds']:.0f} s")
     return report
 
 
@@ -169,6 +227,22 @@ def checks(entry: dict) -> list[dict]:
                     "numbers": "; ".join(f"{b[1]:.1f}% at {b[0]:g} above {a[1]:.1f}% at {a[0]:g}"
                                          for a, b in rises) or
                                " -> ".join(f"{p[1]:.1f}" for p in eps)})
+    strong = _curve(entry, ESCALATED)
+    if eps and strong:  # the same two checks on the worst case of PGD-20 and AutoAttack
+        worst = dict((p[0], p) for p in eps) | dict((p[0], p) for p in strong)
+        curve = sorted(worst.values())
+        last = curve[-1]
+        rises = [(a, b) for a, b in zip(curve, curve[1:]) if b[1] > a[1] + tol]
+        out += [{"key": "zero_aa", "check": f"reaches 0 by eps {last[0]:g} under AutoAttack "
+                                            "on PGD-20's survivors",
+                 "result": "holds" if last[1] <= tol else "does not hold",
+                 "numbers": f"{last[1]:.1f}% at eps {last[0]:g}"},
+                {"key": "falls_aa", "check": "falls with eps under AutoAttack on PGD-20's "
+                                             "survivors",
+                 "result": "does not hold" if rises else "holds",
+                 "numbers": "; ".join(f"{b[1]:.1f}% at {b[0]:g} above {a[1]:.1f}% at {a[0]:g}"
+                                      for a, b in rises) or
+                            " -> ".join(f"{p[1]:.1f}" for p in curve)}]
     steps = _curve(entry, "steps")
     if steps:
         tol = 100.0 / steps[0][2] + 1e-9
@@ -191,12 +265,25 @@ def checks(entry: dict) -> list[dict]:
     return out
 
 
+def _escalation_reading(entry: dict) -> str:
+    """What the escalated checks say of a failing PGD-20 curve, in one sentence."""
+    found = {c["key"]: c["result"] for c in checks(entry)}
+    if found.get("zero_aa") == "holds" and found.get("falls_aa") == "holds":
+        return ("the worst case reaches 0 and falls with eps, so PGD-20 was too weak at those "
+                "eps (a fault of the attack there, not robustness)")
+    return ("the worst case still does not reach 0 or still rises with eps: the model resists "
+            "both attacks there, which at these eps marks gradient masking or an attack "
+            "failure common to both, not robustness")
+
+
 def seed_table(report: dict) -> list[str]:
     """Every model's checks side by side, one row per model (row, setting, seed), so the seeds
     of one configuration read together: each check's result, with PGD's last two points and the
     restarts' drop (points)."""
     columns = {"zero": "reaches 0", "falls": "falls with eps", "rise": "does not rise",
                "converged": "converged (PGD-50 -> 100)", "restarts": "restarts (1 -> 5)"}
+    if any(ESCALATED in m["sweeps"] for m in report["models"].values()):
+        columns["zero_aa"] = "reaches 0 and falls, AutoAttack on PGD's survivors"
     lines = ["| model | seed | " + " | ".join(columns.values()) + " |",
              "|---|---|" + "---|" * len(columns)]
     for m in sorted(report["models"].values(), key=lambda m: (m["row"], m["setting"], m["seed"])):
@@ -205,6 +292,10 @@ def seed_table(report: dict) -> list[str]:
         extra = {"converged": f" ({steps[-2][1]:.1f} -> {steps[-1][1]:.1f})" if steps else "",
                  "restarts": f" ({restarts[0][1]:.1f} -> {restarts[-1][1]:.1f})" if restarts
                  else ""}
+        if "zero_aa" in found:  # one column for the escalated pair: both must hold
+            pair = (found["zero_aa"], found["falls_aa"])
+            found["zero_aa"] = {"result": "holds" if all(c["result"] == "holds" for c in pair)
+                                else "does not hold"}
         cells = ["-" if key not in found else
                  ("holds" if found[key]["result"] == "holds" else "**does not hold**")
                  + extra.get(key, "") for key in columns]
@@ -230,14 +321,20 @@ def markdown(report: dict) -> str:
              "", "## Every model's checks", "", *seed_table(report), ""]
     for key, entry in report["models"].items():
         lines += [f"## {key} (run `{entry['run']}`)", ""]
-        for sweep, what in (("eps", "eps"), ("steps", "PGD iterations"),
-                            ("restarts", "restarts")):
+        for sweep, what in (("eps", "eps"), (ESCALATED, "eps, its tail's PGD-20 survivors "
+                                                       "re-attacked with AutoAttack"),
+                            ("steps", "PGD iterations"), ("restarts", "restarts")):
             curve = _curve(entry, sweep)
             if curve:
                 lines.append(f"- accuracy (%) by {what}: " + ", ".join(
                     f"{x:g}: {a:.1f}" for x, a, _ in curve))
         lines += [f"- check: {c['check']}: **{c['result']}** ({c['numbers']})"
                   for c in checks(entry)]
+        strong = entry["sweeps"].get(ESCALATED, {}).get("points", {})
+        if strong:
+            lines.append("- AutoAttack re-attacked " + ", ".join(
+                f"{p['re_attacked']} at eps {k}" for k, p in strong.items()) + " images: "
+                + _escalation_reading(entry))
         restarts = _curve(entry, "restarts")
         if restarts:  # what a random start alone moves, to read the single-run curves against
             lines.append(f"- a random start alone moves this model's PGD accuracy by up to "

@@ -131,3 +131,56 @@ def test_the_seed_table_puts_every_models_checks_side_by_side():
     assert rows[0].endswith("| holds (89.0 -> 89.0) | holds (90.0 -> 89.5) |")
     assert rows[1].endswith("| **does not hold** (92.0 -> 89.0) |")  # a 3-point gain
     assert rows[2].startswith("| resnet, no defence | 0 | holds | holds | - | - | - |")
+
+
+def _point(mask: torch.Tensor, accuracy: float | None = None) -> dict:
+    return {"mask": headline.hex_mask(mask), "n": len(mask), "max_linf": 0.0,
+            "accuracy": 100.0 * float(mask.float().mean()) if accuracy is None else accuracy}
+
+
+def test_the_tail_starts_where_pgd_leaves_at_most_five_percent():
+    pts = {k: {"accuracy": a} for k, a in
+           {"0": 99.0, "0.1": 80.0, "0.2": 4.0, "0.3": 0.0, "0.35": 2.4, "0.5": 1.8}.items()}
+    assert sw.tail(pts) == ["0.2", "0.3", "0.35", "0.5"]
+    assert sw.tail({"0": {"accuracy": 99.0}, "0.3": {"accuracy": 60.0}}) == []
+
+
+def test_escalation_attacks_only_pgds_survivors_and_keeps_the_worst_case(tiny_task):
+    """AutoAttack re-attacks the images PGD left correct; an image PGD already broke stays
+    broken; a point with no survivor is PGD's own; accuracy is the mask's."""
+    model, x, y = tiny_task
+    n = len(y)
+    alive = torch.zeros(n, dtype=torch.bool)
+    alive[:6] = True
+    points = {"0": _point(torch.ones(n, dtype=torch.bool)),
+              "0.6": _point(alive, accuracy=1.0),   # PGD "left" 6 images at eps 0.6
+              "0.7": _point(torch.zeros(n, dtype=torch.bool))}
+    out = sw.escalate(model, x, y, eps_points=points, seed=0)
+    assert list(out) == ["0.6", "0.7"]
+    assert out["0.6"]["re_attacked"] == 6 and out["0.7"]["re_attacked"] == 0
+    masks = {k: headline.unhex(p["mask"], n=n) for k, p in out.items()}
+    assert not masks["0.6"][6:].any() and out["0.6"]["accuracy"] == 0.0  # eps 0.6 breaks all
+    assert out["0.7"]["mask"] == points["0.7"]["mask"]
+    for p in out.values():
+        assert headline.unhex(p["mask"], n=n).mean() * 100 == pytest.approx(p["accuracy"])
+
+
+def test_a_failing_curve_is_escalated_once_and_judged_on_the_worst_case():
+    pgd = {"eps": {0: 98, 0.2: 0.8, 0.3: 0, 0.35: 0.4, 0.4: 0.6, 0.45: 2.4, 0.5: 1.8}}
+    entry = _entry(n=500, **pgd)
+    assert sw.needs_escalation(entry)
+    assert not sw.needs_escalation(_entry(eps={0: 98, 0.3: 0, 0.5: 0}))  # sound: never run
+    fixed = _entry(n=500, **pgd, **{sw.ESCALATED: {0.2: 0, 0.3: 0, 0.35: 0, 0.4: 0, 0.45: 0,
+                                                   0.5: 0}})
+    assert not sw.needs_escalation(fixed)  # held: not run again
+    found = {c["key"]: c["result"] for c in sw.checks(fixed)}
+    assert found["zero"] == found["falls"] == "does not hold"  # PGD-20's own curve, kept
+    assert found["zero_aa"] == found["falls_aa"] == "holds"
+    still = _entry(n=500, **pgd, **{sw.ESCALATED: {0.2: 0, 0.3: 0, 0.35: 0, 0.4: 0, 0.45: 1.0,
+                                                   0.5: 1.0}})
+    found = {c["key"]: c["result"] for c in sw.checks(still)}
+    assert found["zero_aa"] == found["falls_aa"] == "does not hold"
+    header, _, row = sw.seed_table({"models": {"m": {"row": "dfl_pcl", "setting": "no defence",
+                                                     "seed": 1, **still}}})
+    assert header.endswith("AutoAttack on PGD's survivors |")
+    assert row.endswith("| **does not hold** |")

@@ -147,7 +147,8 @@ def sweep_curves(report: dict):
     """The sanity sweeps of `studies/sanity_sweep.py` (its JSON report: {"profile", "n",
     "eps", "models": {key: {"row", "setting", "seed", "sweeps": {sweep: {"points": {x:
     {"accuracy" (%), "n"}}}}}}}) as three panels, one line per model: accuracy against eps,
-    against PGD's iterations (log x), against restarts. UsageError when no model has a sweep."""
+    against PGD's iterations (log x), against restarts; an eps curve's tail re-attacked with
+    AutoAttack ("eps_autoattack") as black crosses. UsageError when no model has a sweep."""
     # by seed, then model: the legend's columns fill one seed each
     models = sorted((m for m in report["models"].values() if m.get("sweeps")),
                     key=lambda m: (m["seed"], m["row"], m["setting"]))
@@ -174,7 +175,13 @@ def sweep_curves(report: dict):
                               linestyle=_SEED_STYLES[seeds.index(m["seed"]) % len(_SEED_STYLES)],
                               label=label)
             handles[label] = line
-        if sweep == "eps":
+        if sweep == "eps":  # a tail re-attacked with AutoAttack (the sweep's escalation)
+            for m in models:
+                strong = m["sweeps"].get("eps_autoattack", {}).get("points", {})
+                if strong:
+                    xs, ys = zip(*sorted((float(k), p["accuracy"]) for k, p in strong.items()))
+                    (mark,) = ax.plot(xs, ys, "kx", markersize=7, zorder=5)
+                    handles["tail re-attacked: AutoAttack on PGD-20's survivors"] = mark
             ax.axvline(report["eps"], color="grey", ls=":", lw=1)
             ax.text(report["eps"], 50, f" threat eps {report['eps']:g}", color="grey",
                     fontsize=8)
