@@ -316,7 +316,10 @@ def markdown(report: dict) -> str:
              f"of PGD-{g.get('restart_steps', RESTART_STEPS)} (robust only if an image survives "
              "every one), the checks Carlini et al. (2019, Section 5) ask of a robustness "
              "claim. Every point's per-image mask is in `sweep.json`; `sweep.png` draws the "
-             "curves. Made by `studies/sanity_sweep.py`.", "",
+             "curves. A model whose eps curve does not reach 0 or rises has that curve's tail (every "
+             f"eps from the first where PGD-20 leaves at most {TAIL:g}%) re-attacked with "
+             "AutoAttack (standard) on the images PGD-20 left correct, and the two checks "
+             "judged again on the worst case. Made by `studies/sanity_sweep.py`.", "",
              "![Sanity sweeps: accuracy against eps, PGD iterations and restarts](sweep.png)",
              "", "## Every model's checks", "", *seed_table(report), ""]
     for key, entry in report["models"].items():
@@ -332,8 +335,8 @@ def markdown(report: dict) -> str:
                   for c in checks(entry)]
         strong = entry["sweeps"].get(ESCALATED, {}).get("points", {})
         if strong:
-            lines.append("- AutoAttack re-attacked " + ", ".join(
-                f"{p['re_attacked']} at eps {k}" for k, p in strong.items()) + " images: "
+            lines.append("- AutoAttack re-attacked PGD-20's survivors (" + ", ".join(
+                f"{p['re_attacked']} images at eps {k}" for k, p in strong.items()) + "): "
                 + _escalation_reading(entry))
         restarts = _curve(entry, "restarts")
         if restarts:  # what a random start alone moves, to read the single-run curves against
