@@ -24,6 +24,15 @@ PGD-trained ResNet under the standard AutoAttack: reports/<profile>/autoattack-c
     python studies/blackbox_seeds.py --runs-dir runs/quick --attacks transfer \
         --out reports/quick/blackbox-seeds/blackbox.json
 
+Square on the PGD-trained models costs an hour each (below); the independent re-check already
+ran the same Square (torchattacks, 5,000 queries, one restart, eps 0.3) on each of them with its
+per-image masks, on its own 200 unseen test images. `--square-from` takes those as the
+PGD-trained models' Square (marked as such on the page, paired by seed as any other):
+
+    python studies/blackbox_seeds.py --runs-dir runs/quick --attacks transfer,square \
+        --square-from reports/quick/independent-check.json \
+        --out reports/quick/blackbox-seeds/blackbox.json
+
 Resumable: the report is written after every model and attack, and a model's attack already in
 --out is not run again; --setting pgd|none gives a process one setting's models. Cost on one
 thread of an AVX2 EPYC: transfer about 70 s per model (PGD-50 on the surrogate); Square 20-40 s
@@ -56,8 +65,8 @@ import headline  # noqa: E402
 from feature_seeds import _regime  # noqa: E402
 from headline import DATASET, PGD, UNDEFENDED  # noqa: E402
 
-__all__ = ["CLAIM", "ATTACKS", "surrogate_seed", "measure", "run", "verdicts", "markdown",
-           "write_page", "main"]
+__all__ = ["CLAIM", "ATTACKS", "surrogate_seed", "measure", "run", "import_square", "verdicts",
+           "markdown", "write_page", "main"]
 
 CLAIM = "blackbox_robustness"
 EPS, N, MIN_SEEDS = 0.3, 500, 3
@@ -162,6 +171,44 @@ def run(profile: str, *, runs_root, out: Path, attacks: Sequence[str], record=No
     return report
 
 
+def import_square(report: dict, *, independent: dict, source: str) -> dict:
+    """Square on the PGD-trained models taken from the independent re-check
+    (`studies/independent_check.py`, its JSON `independent`): per cell ("<row> s<seed>") its
+    Square mask (torchattacks Square, 5,000 queries, one restart, L-inf eps 0.3), on that check's
+    own unseen test images (the same for every model, so still paired by seed), saved as the
+    model's "square" with its image count, the images it used and `source` (the file's path in
+    the repository). A model's own Square already in `report` is kept. Square on a robust model
+    spends every query on most images (an hour per model on 500 images of one AVX2 core); the
+    check already paid for it on 200. UsageError where `independent` is of another profile, eps,
+    setting or Square budget than this check's."""
+    want = ATTACKS["square"][0]
+    budget = independent.get("budgets", {}).get("n_queries")
+    fields = {"profile": (independent.get("profile"), report["profile"]),
+              "eps": (next(iter(independent.get("cells", {}).values()), {}).get("eps"),
+                      report["eps"]),
+              "setting": (independent.get("setting"), PGD),
+              "Square's queries": (budget, want["n_queries"])}
+    differ = [f"{k} {a!r} (this check: {b!r})" for k, (a, b) in fields.items() if a != b]
+    if differ:
+        raise UsageError(f"{source} does not match this check: {'; '.join(differ)}")
+    name = f"Square-{want['n_queries']}"
+    images = (f"the independent check's {independent['n']} unseen test images (index seed "
+              f"{independent['index_seed']}, none of the study's evaluation subsets)")
+    for cell in independent["cells"].values():
+        m = (cell["row"], PGD, cell["model_seed"])
+        entry = report["models"].setdefault(_key(m), {"row": m[0], "setting": m[1],
+                                                      "seed": m[2], "run": cell["run"],
+                                                      "attacks": {}})
+        if "square" in entry["attacks"] or name not in cell["masks"]:
+            continue
+        got = cell["results"]["attacks"][name]
+        entry["attacks"]["square"] = {
+            "mask": cell["masks"][name], "accuracy": 100.0 * got["accuracy"], "n": got["n"],
+            "max_linf": got["max_linf"], "seconds": got["seconds"], "images": images,
+            "from": source, "git_commit": independent.get("provenance", {}).get("git_commit")}
+    return report
+
+
 def _clean(model, x, y) -> dict:
     r = robust_accuracy(model, x, y, attack="clean")
     return {"mask": headline.hex_mask(r["correct"]), "accuracy": 100.0 * r["accuracy"],
@@ -244,9 +291,16 @@ def markdown(report: dict, *, judged: list[dict]) -> str:
              "|---|---|---|---|" + "---|" * len(ran)]
     for m in sorted(report["models"].values(), key=lambda m: (m["setting"], m["row"],
                                                               m["seed"])):
-        cells = [f"{m['attacks'][a]['accuracy']:.1f}" if a in m["attacks"] else "-" for a in ran]
-        lines.append(f"| {m['row']} | {m['setting']} | {m['seed']} | "
-                     f"{m['clean']['accuracy']:.1f} | " + " | ".join(cells) + " |")
+        cells = [f"{m['attacks'][a]['accuracy']:.1f}" + (" *" if "from" in m["attacks"][a]
+                                                          else "")
+                 if a in m["attacks"] else "-" for a in ran]
+        clean = f"{m['clean']['accuracy']:.1f}" if "clean" in m else "-"
+        lines.append(f"| {m['row']} | {m['setting']} | {m['seed']} | {clean} | "
+                     + " | ".join(cells) + " |")
+    imported = {(a["from"], a["images"], a["n"]) for m in report["models"].values()
+                for a in m["attacks"].values() if "from" in a}
+    lines += [f"\n\\* from `{src}` (its Square-5000 row and per-image masks): {n} images, "
+              f"{images}, paired by seed as here" for src, images, n in sorted(imported)]
     lines += ["", "The paper's claim this study judges (the study report reads it from "
               "`metrics.json` here):", "", verdict_lines(judged)]
     return "\n".join(lines) + "\n"
@@ -271,11 +325,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help=f"comma-separated, among {', '.join(ATTACKS)}")
     p.add_argument("--setting", default=None, choices=("pgd", "none"),
                    help="only the PGD-trained models (pgd) or only the undefended ones (none)")
+    p.add_argument("--square-from", default=None,
+                   help="an independent check's JSON (studies/independent_check.py) whose "
+                        "Square masks stand for Square on the PGD-trained models, e.g. "
+                        "reports/quick/independent-check.json")
     p.set_defaults(n=N)
     args = p.parse_args(argv)
     try:
         headline.one_process_only(args)
         out = Path(args.out)
+        if args.square_from:  # before run(): a model whose Square is imported is not attacked
+            src = Path(args.square_from)
+            if not src.is_file():
+                raise UsageError(f"--square-from: no file {src}")
+            report = runio.read_json(out) if out.is_file() else None
+            if report is None:
+                raise UsageError(f"--square-from adds to an existing report; {out} is missing")
+            import_square(report, independent=runio.read_json(src),
+                          source=str(src.resolve().relative_to(ROOT)) if src.resolve()
+                          .is_relative_to(ROOT) else str(src))
+            runio.write_json(out, report)
         report = run(args.profile, runs_root=headline.runs_dir(args), out=out,
                      attacks=[a for a in args.attacks.split(",") if a],
                      record=args.record or ROOT / "reports" / args.profile,

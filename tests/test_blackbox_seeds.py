@@ -148,3 +148,44 @@ def test_a_rerun_attacks_nothing_twice_and_the_study_report_reads_the_page(tiny_
     (out.parent / "README.md").write_text("# another page\n")
     with pytest.raises(bb.UsageError, match="not this study's page"):
         bb.write_page(report, folder=out.parent)
+
+
+def _independent(accuracy: dict, *, n: int = 200, queries: int = 5000) -> dict:
+    """An independent check's JSON: {row: [Square accuracy % per seed]} as cells with masks."""
+    rng = np.random.default_rng(1)
+    cells = {}
+    for row, values in accuracy.items():
+        for s, a in enumerate(values):
+            mask = torch.from_numpy(rng.permutation(n) < round(a * n / 100))
+            cells[f"{row} s{s}"] = {
+                "row": row, "model_seed": s, "run": f"run-{row}-{s}", "eps": 0.3,
+                "masks": {"Square-5000": headline.hex_mask(mask)},
+                "results": {"attacks": {"Square-5000": {"accuracy": a / 100, "n": n,
+                                                        "max_linf": 0.3, "seconds": 1.0}}}}
+    return {"profile": "quick", "setting": headline.PGD, "n": n, "index_seed": 12345,
+            "budgets": {"n_queries": queries}, "cells": cells,
+            "provenance": {"git_commit": "abc"}}
+
+
+def test_square_on_the_pgd_trained_models_can_come_from_the_independent_check():
+    """The check's Square masks become each PGD-trained model's "square", judged paired by
+    seed on the check's images; a model's own Square is kept; another budget is refused."""
+    report = _report({("resnet", headline.PGD): [90.0] * 3, ("dfl_pcl", headline.PGD): [90.0] * 3})
+    for m in report["models"].values():
+        del m["attacks"]["square"]
+    independent = _independent({"resnet": [85.0, 86.0, 84.0], "dfl_pcl": [88.0, 89.0, 88.5]})
+    bb.import_square(report, independent=independent, source="reports/x/independent-check.json")
+    square = _judged(report)[f"{bb.CLAIM} (square, {headline.PGD})"]
+    assert square["seeds"] == 3 and square["n"] == 200
+    assert square["estimate"] == pytest.approx(3.5, abs=0.01) and square["reason"] == ""
+    assert square["low"] < 3.5 < square["high"]  # judged, with the image noise of 200 images
+    page = bb.markdown(report, judged=list(_judged(report).values()))
+    assert "85.0 *" in page and "from `reports/x/independent-check.json`" in page
+    own = report["models"][f"resnet | {headline.PGD} | s0"]["attacks"]
+    own["square"] = {**own["square"], "accuracy": 1.0}
+    del own["square"]["from"]
+    bb.import_square(report, independent=independent, source="reports/x/independent-check.json")
+    assert own["square"]["accuracy"] == 1.0  # the model's own Square is not overwritten
+    with pytest.raises(bb.UsageError, match="Square's queries 1000"):
+        bb.import_square(report, independent=_independent({"resnet": [1.0]}, queries=1000),
+                         source="x.json")
