@@ -299,8 +299,8 @@ def markdown(report: dict, *, judged: list[dict]) -> str:
                      + " | ".join(cells) + " |")
     imported = {(a["from"], a["images"], a["n"]) for m in report["models"].values()
                 for a in m["attacks"].values() if "from" in a}
-    lines += [f"\n\\* from `{src}` (its Square-5000 row and per-image masks): {n} images, "
-              f"{images}, paired by seed as here" for src, images, n in sorted(imported)]
+    lines += [f"\n\\* from `{src}` (its Square-5000 row and per-image masks), on "
+              f"{images}, paired by seed as here" for src, images, _ in sorted(imported)]
     lines += ["", "The paper's claim this study judges (the study report reads it from "
               "`metrics.json` here):", "", verdict_lines(judged)]
     return "\n".join(lines) + "\n"
