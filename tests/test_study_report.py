@@ -179,3 +179,20 @@ def test_a_baseline_not_run_in_one_part_is_named_where_another_ran_it():
     line = next(li for li in (ROOT / "reports" / "README.md").read_text().splitlines()
                 if li.startswith("| conclusion_margins_75_55 (adversarial training)"))
     assert "not run at this profile" not in line or "is run in" in line
+
+
+def test_each_part_says_which_commands_and_machine_made_its_runs(tmp_path):
+    """The parts list carries each part's own sentence on its invocations (commits, machine),
+    so a report made on two machine kinds says which part ran where; a part without one says
+    nothing rather than guessing."""
+    _part(tmp_path, "alpha", "03-robustness-tables", [], "a" * 40)
+    _part(tmp_path, "beta", "01-depth", [], "b" * 40)
+    (tmp_path / "alpha" / "run-times.json").write_text(json.dumps(
+        {"invocations": "These runs were made by 1 invocation of the study command, at commit "
+                        "abc1234, on 2 CPU cores, AVX2, precision fp32."}))
+    lines = study_report_lines(tmp_path, parts=PARTS)
+    alpha = next(li for li in lines if li.startswith("- [`alpha/`]"))
+    beta = next(li for li in lines if li.startswith("- [`beta/`]"))
+    assert alpha.endswith("on 2 CPU cores, AVX2, precision fp32.")
+    assert "CPU" not in beta and "invocation" not in beta
+    assert any("the better of A and B" in li for li in lines)  # the effects' legend

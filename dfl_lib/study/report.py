@@ -220,7 +220,12 @@ def study_report_lines(reports_root, *, parts=PARTS) -> list[str]:
               "claimed effect), **direction only** (excludes zero, below the claim), "
               "**inconclusive** (covers both zero and the claim), **not reproduced** (below the "
               "claim, not excluding zero, or pointing the other way), **not testable here** "
-              "(with the reason: below the field's regime, or not run yet).", ""]
+              "(with the reason: below the field's regime, or not run yet).", "",
+              "Effects: \"X minus A and B\" is X minus the better of A and B in each column (the "
+              "lower, for an error or a loss), \"X minus the best baseline\" the same over three "
+              "or more; over a claim's several columns (FGSM / PGD-10 / C&W) the smallest "
+              "margin, or their mean where the claim speaks of a mean. Each part's machine "
+              "(CPU cores and vector capability, or GPU) is under [The parts](#the-parts).", ""]
     for part, path, caption in FIGURES:
         if (root / part / path).exists():
             lines += [f"![{caption}]({part}/{path})", "", f"*{caption} ([{part}]({part}/"
@@ -269,11 +274,23 @@ def study_report_lines(reports_root, *, parts=PARTS) -> list[str]:
             continue
         notebooks = sorted(p.name for p in (root / part).glob("*.ipynb"))
         links = ", ".join(f"[{n[:-6]}]({part}/{n})" for n in notebooks) or "-"
-        lines.append(f"- [`{part}/`]({part}/README.md): {what}. Notebooks: {links}.")
+        made = _invocations(root / part)
+        lines.append(f"- [`{part}/`]({part}/README.md): {what}. Notebooks: {links}."
+                     + (f" {made}" if made else ""))
     lines += ["", "Other folders:", ""]
     lines += [f"- [`{name}/`]({name}/{'README.md' if (root / name / 'README.md').exists() else ''}"
               f"): {what}." for name, what in OTHER if (root / name).is_dir()]
     return lines + [""]
+
+
+def _invocations(folder: Path) -> str:
+    """The part's own sentence on the study commands that made its runs, with their commits and
+    machine (its run-times.json, written by the study runner: `invocations.invocation_summary`);
+    "" where it has none."""
+    path = folder / "run-times.json"
+    if not path.is_file():
+        return ""
+    return str(json.loads(path.read_text()).get("invocations") or "")
 
 
 def write_study_report(reports_root, *, parts=PARTS) -> Path:
