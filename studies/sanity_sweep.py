@@ -57,8 +57,7 @@ import headline  # noqa: E402
 from headline import DATASET, PGD  # noqa: E402
 
 __all__ = ["EPS_GRID", "STEPS_GRID", "RESTARTS", "ESCALATED", "sweep_model", "tail", "escalate",
-           "needs_escalation", "run", "checks", "markdown",
-           "main"]
+           "needs_escalation", "run", "checks", "markdown", "main"]
 
 EPS, N = 0.3, 500
 EPS_GRID = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
