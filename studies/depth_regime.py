@@ -38,6 +38,7 @@ PGD-50 and APGD-CE on 500 images a few minutes per model; APGD-T about 9 times A
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -154,6 +155,10 @@ def run(*, models: Sequence[str], seeds: Sequence[int], out: Path, runs_root, qu
     report = runio.read_json(out) if Path(out).is_file() else {
         "check": "depth regime pilot", "profile": PROFILE, "recipe": RECIPE, "n": n,
         "eps": EPS, "models": {}}
+    # the machine that first wrote the report (a rerun elsewhere that adds models says so)
+    machine = f"{os.cpu_count()} CPU cores, {torch.backends.cpu.get_cpu_capability()}"
+    if report.setdefault("machine", machine) != machine:
+        report["machine"] += f"; later also {machine}"
     if (report["n"], report["eps"]) != (n, EPS):
         raise UsageError(f"{out} was made at n={report['n']}, eps={report['eps']}; write to "
                          "another file")
@@ -178,7 +183,8 @@ def run(*, models: Sequence[str], seeds: Sequence[int], out: Path, runs_root, qu
                                                       "attacks": {}})
             history = _history(source, record=record)
             entry.update(run=run_name, source=source[0], precision=cfg.precision,
-                         history=history, last={q: history[-1].get(q) for q in QUANTITIES})
+                         history=history, last={q: history[-1].get(q) for q in QUANTITIES},
+                         train_minutes=sum(h.get("train_seconds", 0.0) for h in history) / 60)
             x, y = eval_subset(data, n=n, seed=seed)
 
             def save(done, entry=entry):
@@ -212,11 +218,13 @@ def markdown(report: dict) -> str:
              "plain ResNet-18 is the quick profile's table cell (under the standard AutoAttack "
              "on 1,000 images: 88.2 / 89.7 / 89.3% at seeds 0 / 1 / 2, "
              "[autoattack-check](../../quick/autoattack-check/README.md)). Made by "
-             "`studies/depth_regime.py`; every mask is in `pilot.json`.", "",
+             "`studies/depth_regime.py`; every mask is in `pilot.json`. Training minutes are "
+             "each run's own (the sum of its epochs' training time, one thread; "
+             f"{report.get('machine', 'machine not recorded')}).", "",
              "| model | seed | run | training loss | training error % | clean val % | "
              "PGD-10 monitor % | clean % | " + " | ".join(f"{ATTACKS[a][1]} %" for a in ran)
-             + " | worst case % |", "|---|---|---|---|---|---|---|---|" + "---|" * len(ran)
-             + "---|"]
+             + " | worst case % | training, min |", "|---|---|---|---|---|---|---|---|"
+             + "---|" * len(ran) + "---|---|"]
     for key in sorted(report["models"], key=lambda k: (report["models"][k]["seed"],
                                                        MODELS.index(report["models"][k]
                                                                     ["model"]))):
@@ -228,7 +236,8 @@ def markdown(report: dict) -> str:
             f"| {_label(m['model'])} | {m['seed']} | `{m['run']}` | {last['train_loss']:.3f} | "
             f"{100 * last['train_error']:.1f} | {100 * last['val_acc']:.1f} | "
             f"{100 * last['val_adv_acc']:.1f} | {m['attacks']['clean']['accuracy']:.1f} | "
-            + " | ".join(cells) + f" | {worst.get('accuracy', float('nan')):.1f} |")
+            + " | ".join(cells) + f" | {worst.get('accuracy', float('nan')):.1f} | "
+            f"{m.get('train_minutes', float('nan')):.0f} |")
     lines += ["", "![Training curves per epoch](curves.png)", "",
               "What it shows: whether each depth, with and without the DFL, trains into the "
               "regime at the recipe where the plain ResNet-18 does (about 98.5% clean and "
