@@ -157,7 +157,7 @@ def run(*, models: Sequence[str], seeds: Sequence[int], out: Path, runs_root, qu
         "eps": EPS, "models": {}}
     # the machine that first wrote the report (a rerun elsewhere that adds models says so)
     machine = f"{os.cpu_count()} CPU cores, {torch.backends.cpu.get_cpu_capability()}"
-    if report.setdefault("machine", machine) != machine:
+    if machine not in report.setdefault("machine", machine):
         report["machine"] += f"; later also {machine}"
     if (report["n"], report["eps"]) != (n, EPS):
         raise UsageError(f"{out} was made at n={report['n']}, eps={report['eps']}; write to "
