@@ -290,8 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-        torch.manual_seed(0)
+        if not all(s.strip().isdigit() for s in args.seeds.split(",")):
+            raise UsageError(f"--seeds must be comma-separated integers, got {args.seeds!r}")
+        seeds = [int(s) for s in args.seeds.split(",")]
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         report = run(models=[m for m in args.models.split(",") if m], seeds=seeds, out=out,
@@ -299,9 +300,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                      data_root=args.data_dir, attacks=[a for a in args.attacks.split(",") if a],
                      train=args.train, n=args.n)
         write_page(report, out=out)
-    except ValueError as err:  # a seed that is not a number
-        print(f"error: --seeds must be comma-separated integers ({err})", file=sys.stderr)
-        return 2
     except headline.USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
