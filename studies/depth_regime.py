@@ -260,12 +260,12 @@ def write_page(report: dict, *, out: Path) -> None:
     if records:
         fig = curve_grid(records, rows="setting", hue="depth", style="variant",
                          percent=("train_error", "val_adv_error"), log=("train_loss",),
-                         metrics={"train_loss": "(a) training loss (adversarial batches)",
-                                  "train_error": "(b) training error (adversarial batches)",
-                                  "val_adv_error": "(c) validation error under PGD-10 "
-                                                   "(monitor)"},
+                         metrics={"train_loss": "(a) training loss",
+                                  "train_error": "(b) training error",
+                                  "val_adv_error": "(c) val. error, PGD-10"},
                          title=f"Depth at the table cells' recipe (MNIST, PGD-10 training, "
-                               f"{report['recipe']['n_train']:,} images x 6 epochs)")
+                               f"{report['recipe']['n_train']:,} images x 6 epochs; training loss and error on the "
+                               "adversarial batches, validation error under the PGD-10 monitor)")
         fig.savefig(folder / "curves.png", dpi=120, bbox_inches="tight")
     (folder / "README.md").write_text(markdown(report) + "\n")
 
