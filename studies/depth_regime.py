@@ -165,17 +165,18 @@ def run(*, models: Sequence[str], seeds: Sequence[int], out: Path, runs_root, qu
     for seed in seeds:
         for name in models:
             cfg = config(name, seed=seed)
-            if train:
+            try:  # a model already trained (or quick's ResNet-18) is found once, not twice
+                source, root = _source(cfg, runs_root=runs_root, quick_runs=quick_runs,
+                                       record=record, data_root=data_root)
+            except UsageError:
+                if not train:
+                    raise
                 from dfl_lib.experiments.run import train_run
 
-                try:
-                    _source(cfg, runs_root=runs_root, quick_runs=quick_runs, record=record,
-                            data_root=data_root)
-                except UsageError:
-                    progress(f"{name} s{seed}: training")
-                    train_run(cfg, data_root=data_root, runs_root=runs_root, progress=False)
-            source, root = _source(cfg, runs_root=runs_root, quick_runs=quick_runs,
-                                   record=record, data_root=data_root)
+                progress(f"{name} s{seed}: training")
+                train_run(cfg, data_root=data_root, runs_root=runs_root, progress=False)
+                source, root = _source(cfg, runs_root=runs_root, quick_runs=quick_runs,
+                                       record=record, data_root=data_root)
             model, data, run_name = headline.load(cfg, source=source, runs_root=root,
                                                   data_root=data_root)
             key = f"{name} s{seed}"
